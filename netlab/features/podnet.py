@@ -1,0 +1,45 @@
+"""The pod network on each node, as flannel's bridge CNI plugin builds it: a `cni0`
+bridge holding the pod gateway, and per pod a veth pair (host end on cni0, hairpin on)
+with the pod's address and a default route via the gateway."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from netlab import names
+from netlab.features.underlay import HOST_SYSCTLS
+from netlab.intents import Address, Intent, Link, Netns, Peer, Route
+from netlab.plan import NodePlan, Plan, PodPlan
+
+
+def render_node_bridge(plan: Plan, node: NodePlan) -> list[Intent]:
+    prefix = ipaddress.IPv4Network(node.pod_cidr).prefixlen
+    return [
+        Link(node.netns, names.NODE_BRIDGE, names.INDEX_NODE_BRIDGE, "bridge",
+             mtu=plan.cluster.pod_mtu),
+        Address(node.netns, names.NODE_BRIDGE, names.INDEX_NODE_BRIDGE,
+                f"{node.gateway}/{prefix}"),
+    ]
+
+
+def render_pod_netns(pod: PodPlan) -> list[Intent]:
+    return [Netns(pod.netns, hostname=pod.hostname, sysctls=HOST_SYSCTLS)]
+
+
+def render_pod_veth(plan: Plan, pod: PodPlan) -> list[Intent]:
+    """The host end, made in the node namespace; its peer is born in the pod namespace."""
+    node = plan.node(pod.node)
+    return [Link(node.netns, pod.veth, pod.veth_index, "veth", mtu=plan.cluster.pod_mtu,
+                 master=names.INDEX_NODE_BRIDGE, hairpin=True,
+                 peer=Peer(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0))]
+
+
+def render_pod_inside(plan: Plan, pod: PodPlan) -> list[Intent]:
+    node = plan.node(pod.node)
+    prefix = ipaddress.IPv4Network(node.pod_cidr).prefixlen
+    return [
+        Link(pod.netns, "lo", 1, "", up=True),
+        Link(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0, "", mtu=plan.cluster.pod_mtu),
+        Address(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0, f"{pod.ip}/{prefix}"),
+        Route(pod.netns, "default", names.POD_IFACE, names.INDEX_POD_ETH0, gateway=node.gateway),
+    ]

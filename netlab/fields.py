@@ -1,0 +1,168 @@
+"""Reading one YAML mapping with errors that name the file, the object and the field.
+
+A `Fields` wraps a mapping at a path (`spec.containers[0]`). Every getter checks the
+type; `unread()` lists the keys nobody asked for, so the loader can warn about fields
+the lab does not model instead of silently misreading them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from netlab.errors import InputError
+from netlab.names import is_dns1123_label
+
+
+@dataclass
+class Where:
+    file: str
+    line: int | None
+    obj: str
+    warnings: list[str] = field(default_factory=list)
+
+    def error(self, path: str, message: str) -> InputError:
+        return InputError(message, file=self.file, obj=self.obj, field=path or None, line=self.line)
+
+
+_MISSING = object()
+
+
+class Fields:
+    def __init__(self, data: Any, path: str, where: Where) -> None:
+        self.where = where
+        self.path = path
+        if not isinstance(data, dict):
+            raise where.error(path, f"must be a mapping, not {_kind(data)}")
+        self.data = data
+        self._read: set[str] = set()
+
+    def _p(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, key: str, message: str) -> InputError:
+        return self.where.error(self._p(key) if key else self.path, message)
+
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        self._read.add(key)
+        value = self.data.get(key)
+        if value is None:
+            if default is _MISSING:
+                raise self.error(key, "is required")
+            return default
+        return value
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def str(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.error(key, f"must be a string, not {_kind(value)}")
+        return str(value)
+
+    def int(self, key: str, default: Any = _MISSING, lo: int | None = None,
+            hi: int | None = None) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be an integer, not {_kind(value)} {value!r}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.error(key, f"{value} is out of range {lo}-{hi}")
+        return value
+
+    def bool(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, not {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
+        value = self.str(key, default)
+        if value is not default and value not in choices:
+            raise self.error(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def int_or_str(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self.error(key, f"must be a number or a name, not {_kind(value)}")
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not 1 <= value <= 65535:
+            raise self.error(key, f"{value} is out of range 1-65535")
+        if isinstance(value, str) and not is_port_name(value):
+            raise self.error(key, f"{value!r} is not a valid port name (IANA_SVC_NAME: at most 15 "
+                                  "lower-case letters, digits and '-', with a letter)")
+        return value
+
+    def sub(self, key: str, required: bool = False) -> Fields | None:
+        value = self.raw(key, _MISSING if required else None)
+        return None if value is None else Fields(value, self._p(key), self.where)
+
+    def list(self, key: str, required: bool = False) -> list[Any]:
+        value = self.raw(key, _MISSING if required else [])
+        if not isinstance(value, list):
+            raise self.error(key, f"must be a list, not {_kind(value)}")
+        return value
+
+    def items(self, key: str, required: bool = False) -> list[Fields]:
+        return [Fields(v, f"{self._p(key)}[{i}]", self.where)
+                for i, v in enumerate(self.list(key, required))]
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        out = []
+        for i, v in enumerate(self.list(key)):
+            if isinstance(v, bool) or not isinstance(v, str | int | float):
+                raise self.where.error(f"{self._p(key)}[{i}]", f"must be a string, not {_kind(v)}")
+            out.append(str(v))
+        return tuple(out)
+
+    def str_map(self, key: str) -> dict[str, str]:
+        value = self.raw(key, {})
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a mapping, not {_kind(value)}")
+        out = {}
+        for k, v in value.items():
+            if v is None or isinstance(v, dict | list):
+                raise self.where.error(f"{self._p(key)}.{k}", f"must be a string, not {_kind(v)}")
+            out[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
+        return out
+
+    def name(self, key: str, what: str = "name") -> str:
+        value = self.str(key)
+        if not is_dns1123_label(value):
+            raise self.error(key, f"{value!r} is not a valid {what}: a DNS-1123 label is at most "
+                                  "63 lower-case letters, digits and '-', starting and ending "
+                                  "with a letter or digit")
+        return value
+
+    def ignore(self, *keys: str) -> None:
+        """Fields deliberately read as meaningless for the lab (no warning)."""
+        self._read.update(keys)
+
+    def unread(self) -> list[str]:
+        return [self._p(k) for k in self.data if k not in self._read]
+
+    def done(self) -> None:
+        for path in self.unread():
+            self.where.warnings.append(f"{self.where.obj}: {path} is not modelled by netlab and "
+                                       "is ignored")
+
+
+def is_port_name(value: str) -> bool:
+    import re
+
+    return (len(value) <= 15 and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", value) is not None
+            and "--" not in value and any(c.isalpha() for c in value))
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "empty"}.get(type(value),
+                                                                           type(value).__name__)

@@ -1,0 +1,222 @@
+"""The gateway to the kernel: the only code that creates or removes namespaces, links,
+addresses, routes and processes. Features hand it intents; it never decides what to build.
+
+Every object it makes is in a namespace named `netlab.<lab>.*` or under the lab's state
+directory, so `destroy_lab` can find all of it from the names alone (after a crash too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import socket
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from netlab import names
+from netlab.errors import KernelError
+from netlab.intents import Intent, Link, Netns, Process
+from netlab.kernel import ns, procs, rtnl
+
+Progress = Callable[[int], None]
+
+
+def netns_path(name: str) -> Path:
+    return names.NETNS_DIR / name
+
+
+def uts_path(lab: str, netns: str) -> Path:
+    return names.lab_dir(lab) / "uts" / netns
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Kernel:
+    """Applies intents for one lab. Not thread-safe; one per operation."""
+
+    MAX_OPEN_SOCKETS = 256
+
+    def __init__(self, lab: str) -> None:
+        self.lab = lab
+        self._socks: OrderedDict[str, socket.socket] = OrderedDict()
+        _raise_fd_limit()
+        ns.ensure_shared_dir(names.NETNS_DIR)
+        ns.ensure_shared_dir(names.STATE_ROOT)
+        (names.lab_dir(lab) / "uts").mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.started: list[tuple[Process, procs.Started]] = []
+
+    # --- sockets -----------------------------------------------------------------------
+
+    def _remember(self, netns: str, sock: socket.socket) -> None:
+        self._socks[netns] = sock
+        while len(self._socks) > self.MAX_OPEN_SOCKETS:
+            _, old = self._socks.popitem(last=False)
+            old.close()
+
+    def _socket(self, netns: str) -> socket.socket:
+        if netns in self._socks:
+            self._socks.move_to_end(netns)
+            return self._socks[netns]
+        with ns.entered(str(netns_path(netns))):
+            sock = rtnl.open_socket()
+        self._remember(netns, sock)
+        return sock
+
+    def close(self) -> None:
+        for sock in self._socks.values():
+            sock.close()
+        self._socks.clear()
+
+    # --- applying intents ---------------------------------------------------------------
+
+    def apply(self, intents: Sequence[Intent], progress: Progress | None = None,
+              spawn: Callable[[Process], None] | None = None) -> None:
+        """Apply intents in order. Consecutive netlink intents for one namespace go to the
+        kernel as one batch. Processes are started by `spawn` (the orchestrator knows
+        their files); namespaces are created here."""
+        batch: list[Intent] = []
+
+        def flush() -> None:
+            if batch:
+                self._send(batch)
+                if progress:
+                    progress(len(batch))
+                batch.clear()
+
+        for intent in intents:
+            if isinstance(intent, Netns):
+                flush()
+                self.create_netns(intent)
+                if progress:
+                    progress(1)
+            elif isinstance(intent, Process):
+                flush()
+                if spawn is None:
+                    raise KernelError(f"{intent.text()}: no process launcher")
+                spawn(intent)
+                if progress:
+                    progress(1)
+            else:
+                if batch and batch[-1].netns != intent.netns:
+                    flush()
+                batch.append(intent)
+        flush()
+
+    def create_netns(self, intent: Netns) -> None:
+        path = netns_path(intent.name)
+        uts = uts_path(self.lab, intent.name) if intent.hostname else None
+        try:
+            sock = ns.create(path, uts, intent.hostname, intent.sysctls, rtnl.open_socket)
+        except FileExistsError as e:
+            raise KernelError(f"{intent.text()}: {path} already exists (a lab of that name is "
+                              "up, or left over: run `netlab down` for it)") from e
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                ns.remove_bound(path)
+                if uts:
+                    ns.remove_bound(uts)
+            raise KernelError(f"{intent.text()}: {e}") from e
+        self._remember(intent.name, sock)
+
+    def _send(self, batch: list[Intent]) -> None:
+        netns = batch[0].netns
+        peer_fds: dict[str, int] = {}
+        try:
+            for intent in batch:
+                if isinstance(intent, Link) and intent.peer and intent.peer.netns not in peer_fds:
+                    peer_fds[intent.peer.netns] = os.open(netns_path(intent.peer.netns),
+                                                          os.O_RDONLY | os.O_CLOEXEC)
+            rtnl.send_batch(self._socket(netns), rtnl.encode(batch, peer_fds))
+        except FileNotFoundError as e:
+            raise KernelError(f"namespace missing while configuring {netns}: {e}") from e
+        finally:
+            for fd in peer_fds.values():
+                os.close(fd)
+
+    def delete_links(self, netns: str, indices: Sequence[tuple[str, int]]) -> None:
+        """Remove links by (name, index); a veth takes its peer with it."""
+        from pyroute2.netlink.rtnl import RTM_DELLINK
+        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+        msgs = []
+        for name, index in indices:
+            m = ifinfmsg()
+            m["index"] = index
+            m["header"]["type"] = RTM_DELLINK
+            m["header"]["flags"] = rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK
+            m.encode()
+            msgs.append((bytes(m.data), Link(netns, name, index, "", up=False)))
+        with contextlib.suppress(KernelError):  # already gone is fine
+            rtnl.send_batch(self._socket(netns), msgs)
+
+    def remove_netns(self, names_: Sequence[str]) -> None:
+        for name in names_:
+            sock = self._socks.pop(name, None)
+            if sock:
+                sock.close()
+            ns.remove_bound(netns_path(name))
+            ns.remove_bound(uts_path(self.lab, name))
+
+
+# --- finding and destroying what a lab owns ----------------------------------------------
+
+
+def lab_netns(lab: str) -> list[str]:
+    prefix = names.lab_prefix(lab)
+    if not names.NETNS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in names.NETNS_DIR.iterdir() if p.name.startswith(prefix))
+
+
+def all_labs() -> list[str]:
+    """Every lab with a namespace or a state directory on this machine."""
+    found: set[str] = set()
+    if names.NETNS_DIR.is_dir():
+        for p in names.NETNS_DIR.iterdir():
+            lab = names.lab_of_netns(p.name)
+            if lab:
+                found.add(lab)
+    if names.STATE_ROOT.is_dir():
+        found.update(p.name for p in names.STATE_ROOT.iterdir()
+                     if p.is_dir() and names.is_dns1123_label(p.name))
+    return sorted(found)
+
+
+def lab_mounts(lab: str) -> list[str]:
+    """Mount points of this lab (namespace files), from /proc/self/mountinfo."""
+    prefixes = (str(names.NETNS_DIR / names.lab_prefix(lab)), str(names.lab_dir(lab)) + "/")
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point.startswith(prefixes):
+                out.append(point)
+    return out
+
+
+def lab_pids(lab: str) -> list[int]:
+    inodes = {i for i in (ns.inode(netns_path(n)) for n in lab_netns(lab)) if i}
+    return procs.pids_in_netns(inodes) if inodes else []
+
+
+def destroy_lab(lab: str, recorded: Sequence[procs.Started] = ()) -> None:
+    """Remove everything of `lab`: processes (recorded pids, then every process inside its
+    namespaces), namespaces, UTS namespace files, state. Safe to run at any time, twice."""
+    netns_names = lab_netns(lab)
+    inodes = {i for i in (ns.inode(netns_path(n)) for n in netns_names) if i}
+    procs.kill_verified(list(recorded), inodes)
+    # Node namespaces hold the pod veths' host ends; removing pods first keeps each
+    # namespace's teardown small. Order does not matter for correctness.
+    for name in sorted(netns_names, key=lambda n: ".pod." not in n):
+        ns.remove_bound(netns_path(name))
+    for point in sorted(lab_mounts(lab), reverse=True):
+        ns.umount(point)
+    if names.lab_dir(lab).exists():
+        shutil.rmtree(names.lab_dir(lab), ignore_errors=True)

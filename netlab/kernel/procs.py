@@ -1,0 +1,113 @@
+"""Processes in pods: started through nsenter/unshare (util-linux), found and stopped
+only by pid, and only pids that are verifiably the lab's (inside one of its network
+namespaces, or recorded at start with their start time)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Runs inside the pod's network and UTS namespaces, in a mount namespace of its own whose
+# mounts follow the host's (slave), so the pod sees its own /etc/resolv.conf and /etc/hosts
+# while the host's /etc stays untouched. Arguments: EXITFILE SRC DST ... -- ARGV...
+LAUNCHER = r'''x="$1"; shift
+while [ "$1" != "--" ]; do
+  if [ -e "$2" ]; then mount --bind "$1" "$2" || exit 126; fi; shift 2
+done; shift
+[ -z "$x" ] && exec "$@"
+"$@"; rc=$?; echo "$rc" > "$x"; exit "$rc"'''
+
+BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": "/root"}
+
+
+@dataclass(frozen=True)
+class Started:
+    pid: int
+    starttime: int
+
+
+def launcher_argv(netns: Path, uts: Path | None, argv: tuple[str, ...] | list[str],
+                  binds: tuple[tuple[str, str], ...] = (), exit_file: str = "") -> list[str]:
+    cmd = ["nsenter", f"--net={netns}"]
+    if uts is not None:
+        cmd.append(f"--uts={uts}")
+    cmd += ["--", "unshare", "--mount", "--propagation", "slave", "--",
+            "/bin/sh", "-c", LAUNCHER, "netlab-launch", exit_file]
+    for src, dst in binds:
+        cmd += [src, dst]
+    return [*cmd, "--", *argv]
+
+
+def spawn(netns: Path, uts: Path | None, argv: tuple[str, ...], env: dict[str, str],
+          binds: tuple[tuple[str, str], ...], log: Path, exit_file: Path) -> Started:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            launcher_argv(netns, uts, argv, binds, str(exit_file)), stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, env={**BASE_ENV, **env},
+            start_new_session=True, close_fds=True)
+    _children[proc.pid] = proc
+    return Started(proc.pid, starttime(proc.pid) or 0)
+
+
+_children: dict[int, subprocess.Popen] = {}
+
+
+def starttime(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: with the pid, it names one process for its lifetime."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def alive(pid: int, start: int) -> bool:
+    return start != 0 and starttime(pid) == start
+
+
+def pids_in_netns(inodes: set[int]) -> list[int]:
+    """Every process whose network namespace is one of `inodes`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry.name}/ns/net").st_ino in inodes:
+                found.append(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+def kill_verified(recorded: list[Started], netns_inodes: set[int], timeout: float = 5.0) -> None:
+    """SIGKILL the recorded process groups that are still the same processes, then every
+    process left inside the lab's namespaces; wait until they are gone."""
+    for s in recorded:
+        if alive(s.pid, s.starttime):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(s.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = pids_in_netns(netns_inodes) if netns_inodes else []
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _reap()
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+
+
+def _reap() -> None:
+    for pid, proc in list(_children.items()):
+        if proc.poll() is not None:
+            del _children[pid]

@@ -1,0 +1,495 @@
+"""The Python API. The CLI is a thin face over it; tests (ours and other people's) use it
+directly.
+
+    from netlab import Lab
+
+    with Lab.up("scenarios/quickstart.yaml", name="demo") as lab:   # torn down on exit
+        a, b = lab.pod("pod-a"), lab.pod("pod-b")
+        assert lab.ping("pod-a", "pod-b").ok
+        print(lab.exec("pod-a", ["hostname"]).stdout)               # pod-a
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netlab import names, state
+from netlab.errors import (
+    InputError,
+    LabExistsError,
+    LabNotFoundError,
+    NotRootError,
+    PodNotFoundError,
+)
+from netlab.kernel import all_labs, destroy_lab, lab_netns, netns_path, procs, uts_path
+from netlab.loader import RawDoc, as_docs, build, describe, object_key, read_files
+from netlab.orchestrator import (
+    ChangeSummary,
+    Converger,
+    ProgressFn,
+    create_lab,
+    merge_docs,
+    remove_docs,
+)
+from netlab.plan import NodePlan, Plan, PodPlan
+
+Manifest = str | dict | Path
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotRootError("netlab needs root to create network namespaces: run it with sudo "
+                           "(e.g. `sudo netlab up -f scenarios/quickstart.yaml`)")
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    name: str
+    command: tuple[str, ...]
+    state: str  # running | exited | idle (no command to run)
+    exit_code: int | None = None
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """A pod as the lab runs it."""
+
+    namespace: str
+    name: str
+    node: str
+    ip: str
+    labels: dict[str, str]
+    containers: tuple[ContainerStatus, ...]
+    host_ip: str
+    owner: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def ready(self) -> str:
+        up = sum(c.state in ("running", "idle") for c in self.containers)
+        return f"{up}/{len(self.containers)}"
+
+    @property
+    def status(self) -> str:
+        states = [c.state for c in self.containers]
+        if any(s == "exited" and c.exit_code not in (0, None)
+               for s, c in zip(states, self.containers, strict=True)):
+            return "Error"
+        if states and all(s == "exited" for s in states):
+            return "Completed"
+        return "Running"
+
+    def to_k8s(self) -> dict[str, Any]:
+        """The pod shaped like `kubectl get pod -o json`."""
+        meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace,
+                                "labels": dict(self.labels)}
+        if self.owner:
+            kind, _, owner = self.owner.partition("/")
+            meta["ownerReferences"] = [{"kind": kind, "name": owner}]
+        return {
+            "apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"nodeName": self.node,
+                     "containers": [{"name": c.name, "command": list(c.command)}
+                                    for c in self.containers]},
+            "status": {
+                "phase": {"Completed": "Succeeded", "Error": "Failed"}.get(self.status,
+                                                                          "Running"),
+                "podIP": self.ip, "podIPs": [{"ip": self.ip}], "hostIP": self.host_ip,
+                "containerStatuses": [
+                    {"name": c.name, "ready": c.state in ("running", "idle"),
+                     "state": {"running": {}} if c.state != "exited"
+                     else {"terminated": {"exitCode": c.exit_code}}}
+                    for c in self.containers]},
+        }
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    internal_ip: str
+    pod_cidr: str
+    gateway: str
+    backend: str
+    vtep_mac: str | None
+    pods: int
+
+    def to_k8s(self) -> dict[str, Any]:
+        annotations = {"flannel.alpha.coreos.com/backend-type": self.backend,
+                       "flannel.alpha.coreos.com/public-ip": self.internal_ip}
+        if self.vtep_mac:
+            annotations["flannel.alpha.coreos.com/backend-data"] = (
+                f'{{"VNI":1,"VtepMAC":"{self.vtep_mac}"}}')
+        return {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": self.name, "labels": {"kubernetes.io/hostname": self.name},
+                         "annotations": annotations},
+            "spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]},
+            "status": {"addresses": [{"type": "InternalIP", "address": self.internal_ip},
+                                     {"type": "Hostname", "address": self.name}],
+                       "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass(frozen=True)
+class PingResult:
+    src: str
+    dst: str
+    dst_ip: str
+    transmitted: int
+    received: int
+    output: str
+    returncode: int
+
+    @property
+    def ok(self) -> bool:
+        return self.received > 0 and self.received == self.transmitted
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    name: str
+    phase: str  # ready | creating | broken (namespaces without state)
+    backend: str | None = None
+    nodes: int = 0
+    pods: int = 0
+    namespaces: int = 0  # network namespaces on this machine
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "phase": self.phase, "backend": self.backend,
+                "nodes": self.nodes, "pods": self.pods, "netns": self.namespaces}
+
+
+def _default_name(docs: Sequence[RawDoc], files: Sequence[Any]) -> str:
+    for d in docs:
+        if d.kind == "Cluster":
+            name = (d.doc.get("metadata") or {}).get("name")
+            if name:
+                return names.check_lab_name(str(name))
+    for f in files:
+        if isinstance(f, str | Path) and Path(f).exists():
+            stem = re.sub(r"[^a-z0-9-]+", "-", Path(f).stem.lower()).strip("-")[:40].strip("-")
+            if stem:
+                return stem
+    return "lab"
+
+
+class Lab:
+    """A running lab. Get one with `Lab.up(...)` (creates; as a context manager it is torn
+    down on exit) or `Lab.open(name)` (attaches to a running lab; never torn down by exit)."""
+
+    def __init__(self, name: str, *, owned: bool = False) -> None:
+        self.name = names.check_lab_name(name)
+        self.owned = owned
+        self.warnings: list[str] = []
+
+    # --- life cycle -------------------------------------------------------------------
+
+    @classmethod
+    def up(cls, *files: str | Path, manifests: Iterable[Manifest] = (), name: str | None = None,
+           progress: ProgressFn | None = None) -> Lab:
+        """Create a lab from files (a directory means its *.yaml) and/or manifests (YAML
+        text or dicts). Raises InputError before anything is created if the input is bad;
+        removes everything it made if creation fails."""
+        docs = read_files(files) + as_docs(manifests)
+        build(docs)  # validate before touching anything (and before requiring root)
+        lab_name = names.check_lab_name(name) if name else _default_name(docs, files)
+        require_root()
+        if lab_name in all_labs():
+            raise LabExistsError(f"lab {lab_name!r} is already up: use `netlab apply --lab "
+                                 f"{lab_name}` to change it, or `netlab down {lab_name}` first")
+        st = state.LabState(lab_name)
+        with state.locked(lab_name):
+            summary = create_lab(st, docs, progress)
+        lab = cls(lab_name, owned=True)
+        lab.warnings = summary.warnings
+        return lab
+
+    @classmethod
+    def open(cls, name: str | None = None) -> Lab:
+        """Attach to a running lab; without a name, to the only one."""
+        if name is None:
+            labs = all_labs()
+            if not labs:
+                raise LabNotFoundError("no lab is up: start one with `netlab up -f FILE`")
+            if len(labs) > 1:
+                raise LabNotFoundError(f"{len(labs)} labs are up ({', '.join(labs)}): "
+                                       "choose one with --lab NAME")
+            name = labs[0]
+        if not state.exists(name):
+            if name in all_labs():
+                raise LabNotFoundError(f"lab {name!r} has namespaces but no state (its `up` "
+                                       f"was interrupted): remove it with `netlab down {name}`")
+            raise LabNotFoundError(f"no lab named {name!r} is up (`netlab status` lists labs)")
+        return cls(name)
+
+    @staticmethod
+    def list() -> list[LabStatus]:
+        out = []
+        for lab in all_labs():
+            netns = len(lab_netns(lab))
+            try:
+                st = state.load(lab)
+            except LabNotFoundError:
+                out.append(LabStatus(lab, "broken", namespaces=netns))
+                continue
+            plan = st.plan
+            out.append(LabStatus(lab, st.phase, plan.cluster.backend if plan else None,
+                                 len(plan.nodes) if plan else 0,
+                                 len(plan.pods) if plan else 0, netns))
+        return out
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owned:
+            self.down()
+
+    def down(self) -> None:
+        """Remove every namespace, device and process of this lab."""
+        down(self.name)
+
+    # --- changing a running lab -----------------------------------------------------------
+
+    def _state(self) -> state.LabState:
+        return state.load(self.name)
+
+    @property
+    def plan(self) -> Plan:
+        st = self._state()
+        if st.plan is None:
+            raise LabNotFoundError(f"lab {self.name!r} is still being created")
+        return st.plan
+
+    def apply(self, *files: str | Path, manifests: Iterable[Manifest] = (),
+              progress: ProgressFn | None = None) -> ChangeSummary:
+        """kubectl apply: create or replace the objects given; the rest stay."""
+        require_root()
+        incoming = read_files(files) + as_docs(manifests)
+        build(incoming)
+        with state.locked(self.name):
+            st = self._state()
+            return Converger(st, progress).converge(merge_docs(st.docs, incoming))
+
+    def delete(self, *files: str | Path, manifests: Iterable[Manifest] = (),
+               progress: ProgressFn | None = None) -> ChangeSummary:
+        """kubectl delete -f: remove the objects the files name."""
+        require_root()
+        doomed = read_files(files) + as_docs(manifests)
+        for d in doomed:
+            if d.kind:
+                object_key(d)
+        with state.locked(self.name):
+            st = self._state()
+            kept, missing = remove_docs(st.docs, doomed)
+            summary = Converger(st, progress).converge(kept)
+        summary.warnings += [f"{m} not found" for m in missing]
+        return summary
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def nodes(self) -> list[NodeInfo]:
+        plan = self.plan
+        counts: dict[str, int] = {}
+        for p in plan.pods.values():
+            counts[p.node] = counts.get(p.node, 0) + 1
+        vxlan = plan.cluster.backend == "vxlan"
+        return [NodeInfo(n.name, n.underlay_ip, n.pod_cidr, n.gateway, plan.cluster.backend,
+                         n.vtep_mac if vxlan else None, counts.get(n.name, 0))
+                for n in plan.nodes]
+
+    def pods(self, namespace: str | None = None) -> list[PodInfo]:
+        """Pods of one namespace, or of all namespaces when `namespace` is None."""
+        st = self._state()
+        assert st.plan is not None
+        return [self._info(st, p) for p in st.plan.pods.values()
+                if namespace is None or p.namespace == namespace]
+
+    def pod(self, ref: str) -> PodInfo:
+        st = self._state()
+        return self._info(st, self._resolve(st, ref))
+
+    def _resolve(self, st: state.LabState, ref: str) -> PodPlan:
+        assert st.plan is not None
+        pods = st.plan.pods
+        if "/" in ref:
+            if ref in pods:
+                return pods[ref]
+        else:
+            if f"default/{ref}" in pods:
+                return pods[f"default/{ref}"]
+            matches = [p for p in pods.values() if p.name == ref]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise PodNotFoundError(f"pod name {ref!r} exists in several namespaces "
+                                       f"({', '.join(p.namespace for p in matches)}): write "
+                                       "NAMESPACE/NAME")
+        near = sorted(k for k in pods if ref.split("/")[-1] in k)[:5]
+        hint = f" (did you mean {', '.join(near)}?)" if near else \
+            " (`netlab get pods -A` lists them)"
+        raise PodNotFoundError(f"lab {self.name}: no pod {ref!r}{hint}")
+
+    def _info(self, st: state.LabState, p: PodPlan) -> PodInfo:
+        assert st.plan is not None
+        records = {r.container: r for r in st.processes.get(p.key, [])}
+        d = names.pod_dir(self.name, p.namespace, p.name)
+        statuses = []
+        for c in p.containers:
+            r = records.get(c.name)
+            if not c.argv:
+                statuses.append(ContainerStatus(c.name, (), "idle"))
+            elif r and procs.alive(r.pid, r.starttime):
+                statuses.append(ContainerStatus(c.name, c.argv, "running", pid=r.pid))
+            else:
+                try:
+                    code: int | None = int((d / f"{c.name}.exit").read_text())
+                except (FileNotFoundError, ValueError):
+                    code = None
+                statuses.append(ContainerStatus(c.name, c.argv, "exited", code))
+        return PodInfo(p.namespace, p.name, p.node, p.ip, dict(p.labels), tuple(statuses),
+                       st.plan.node(p.node).underlay_ip, p.owner)
+
+    def logs(self, pod: str, container: str | None = None) -> str:
+        st = self._state()
+        p = self._resolve(st, pod)
+        names_ = [c.name for c in p.containers]
+        if container is None:
+            if len(names_) > 1:
+                raise InputError(f"pod {p.key} has {len(names_)} containers "
+                                 f"({', '.join(names_)}): choose one with -c")
+            container = names_[0]
+        if container not in names_:
+            raise InputError(f"pod {p.key} has no container {container!r} "
+                             f"(containers: {', '.join(names_)})")
+        log = names.pod_dir(self.name, p.namespace, p.name) / f"{container}.log"
+        return log.read_text(errors="replace") if log.exists() else ""
+
+    # --- doing things inside the lab ----------------------------------------------------------
+
+    def _target(self, ref: str) -> tuple[Path, Path | None, tuple[tuple[str, str], ...],
+                                         dict[str, str]]:
+        """Namespaces, bind mounts and environment for running something in a pod, a node
+        (`node/NAME`) or the fabric (`fabric`)."""
+        st = self._state()
+        assert st.plan is not None
+        if ref.startswith("node/"):
+            node = _find_node(st.plan, ref[5:])
+            return netns_path(node.netns), uts_path(self.name, node.netns), (), {
+                "HOSTNAME": node.name}
+        if ref == "fabric":
+            return netns_path(names.fabric_netns(self.name)), None, (), {}
+        p = self._resolve(st, ref)
+        d = names.pod_dir(self.name, p.namespace, p.name)
+        binds = ((str(d / "resolv.conf"), "/etc/resolv.conf"), (str(d / "hosts"), "/etc/hosts"))
+        env = {"HOSTNAME": p.hostname}
+        for c in p.containers:
+            env.update(dict(c.env))
+        return netns_path(p.netns), uts_path(self.name, p.netns), binds, env
+
+    def exec_argv(self, target: str, argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment that run `argv` inside `target` (for callers
+        that need their own process handling, like an interactive shell)."""
+        netns, uts, binds, env = self._target(target)
+        extra = {k: os.environ[k] for k in ("TERM",) if k in os.environ}
+        return procs.launcher_argv(netns, uts, list(argv), binds), {
+            **procs.BASE_ENV, **extra, **env}
+
+    def exec(self, target: str, argv: Sequence[str], *, input: str | None = None,
+             timeout: float | None = 60) -> ExecResult:
+        """Run a command in a pod (`NAME`, `NS/NAME`) or node (`node/NAME`) and capture it."""
+        require_root()
+        cmd, env = self.exec_argv(target, argv)
+        try:
+            r = subprocess.run(cmd, input=input, capture_output=True, text=True, env=env,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            return ExecResult(124, _text(e.stdout), _text(e.stderr) + f"timed out after {timeout}s")
+        return ExecResult(r.returncode, r.stdout, r.stderr)
+
+    def address_of(self, ref: str) -> str:
+        """An IP address, a pod's address, or a node's underlay address (`node/NAME`)."""
+        try:
+            return str(ipaddress.IPv4Address(ref))
+        except ValueError:
+            pass
+        st = self._state()
+        assert st.plan is not None
+        if ref.startswith("node/"):
+            return _find_node(st.plan, ref[5:]).underlay_ip
+        return self._resolve(st, ref).ip
+
+    def ping(self, src: str, dst: str, count: int = 3, timeout: float = 1.0) -> PingResult:
+        """Real ICMP echo from `src` (pod or node/NAME) to `dst` (pod, node/NAME or IP)."""
+        ip = self.address_of(dst)
+        r = self.exec(src, ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", str(timeout), ip],
+                      timeout=count * (timeout + 0.5) + 5)
+        m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", r.stdout)
+        tx, rx = (int(m.group(1)), int(m.group(2))) if m else (count, 0)
+        return PingResult(src, dst, ip, tx, rx, r.stdout + r.stderr, r.returncode)
+
+
+def _text(b: bytes | str | None) -> str:
+    if b is None:
+        return ""
+    return b if isinstance(b, str) else b.decode(errors="replace")
+
+
+def _find_node(plan: Plan, name: str) -> NodePlan:
+    for n in plan.nodes:
+        if n.name == name:
+            return n
+    raise InputError(f"no node {name!r} (nodes: {', '.join(n.name for n in plan.nodes)})")
+
+
+def down(name: str) -> bool:
+    """Remove lab `name` completely, from its state if any and from its names regardless.
+    Returns False if there was nothing of it."""
+    require_root()
+    names.check_lab_name(name)
+    if name not in all_labs():
+        return False
+    recorded = []
+    try:
+        recorded = state.load(name).recorded()
+    except LabNotFoundError:
+        pass
+    destroy_lab(name, recorded)
+    return True
+
+
+def down_all() -> list[str]:
+    labs = all_labs()
+    for lab in labs:
+        down(lab)
+    return labs
+
+
+def load_manifests(*files: str | Path, manifests: Iterable[Manifest] = ()) -> list[str]:
+    """Validate input without root; returns the objects found (for `netlab up --dry-run`)."""
+    docs = read_files(files) + as_docs(manifests)
+    m = build(docs)
+    return [describe(k) for k in m.raw]

@@ -1,0 +1,719 @@
+"""Load manifests: YAML files -> raw documents -> the typed model (`Manifests`).
+
+Raw documents are kept (they are what the state file stores and what `apply` merges),
+so the lab can always be re-planned from exactly what the user wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from netlab.errors import InputError
+from netlab.fields import Fields, Where
+from netlab.model import (
+    Cluster,
+    Container,
+    ContainerPort,
+    Deployment,
+    Ingress,
+    IngressBackend,
+    IngressPath,
+    IngressRule,
+    IngressTLS,
+    IPBlock,
+    LabelSelector,
+    LabelSelectorRequirement,
+    Manifests,
+    Namespace,
+    NetworkPolicy,
+    NodeSpec,
+    ObjectKey,
+    Pod,
+    PodSpec,
+    PolicyPeer,
+    PolicyPort,
+    PolicyRule,
+    Secret,
+    Service,
+    ServicePort,
+    Source,
+)
+
+CLUSTER_API = "netlab.dev/v1alpha1"
+API_VERSIONS = {
+    "Namespace": ("v1",),
+    "Pod": ("v1",),
+    "Service": ("v1",),
+    "Secret": ("v1",),
+    "Deployment": ("apps/v1",),
+    "NetworkPolicy": ("networking.k8s.io/v1",),
+    "Ingress": ("networking.k8s.io/v1",),
+    "Cluster": (CLUSTER_API,),
+}
+CLUSTER_SCOPED = {"Namespace", "Cluster"}
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+BUILTIN_NAMESPACES = ("default", "kube-system")
+
+
+@dataclass(frozen=True)
+class RawDoc:
+    """One YAML document as written, with where it came from."""
+
+    doc: dict
+    file: str
+    line: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return str(self.doc.get("kind", ""))
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "line": self.line, "doc": self.doc}
+
+    @classmethod
+    def from_json(cls, data: dict) -> RawDoc:
+        return cls(doc=data["doc"], file=data["file"], line=data.get("line"))
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given; a directory means every *.yaml / *.yml in it, sorted."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
+            if not found:
+                raise InputError(f"directory {p} holds no *.yaml files")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or directory")
+    return out
+
+
+def read_files(paths: Iterable[str | Path]) -> list[RawDoc]:
+    docs: list[RawDoc] = []
+    for path in expand_paths(paths):
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise InputError(f"cannot read {path}: {e.strerror}") from e
+        docs.extend(read_text(text, str(path)))
+    return docs
+
+
+def read_text(text: str, file: str = "<inline>") -> list[RawDoc]:
+    """Parse multi-document YAML, keeping the line each document starts on."""
+    docs: list[RawDoc] = []
+    try:
+        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+            if node is None:
+                continue
+            data = yaml.SafeLoader(yaml.serialize(node)).get_single_data()
+            line = node.start_mark.line + 1
+            if data is None:
+                continue
+            if not isinstance(data, dict):
+                raise InputError("a document must be a mapping with apiVersion, kind and metadata",
+                                  file=file, line=line)
+            if data.get("kind") == "List" and isinstance(data.get("items"), list):
+                docs.extend(RawDoc(item, file, line) for item in data["items"])
+            else:
+                docs.append(RawDoc(data, file, line))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e)
+        raise InputError(f"invalid YAML: {problem}", file=file,
+                         line=mark.line + 1 if mark else None) from e
+    return docs
+
+
+def object_key(doc: RawDoc) -> ObjectKey:
+    """(kind, namespace, name) of a document, validating the metadata it needs."""
+    kind = doc.kind
+    where = Where(doc.file, doc.line, kind or "document")
+    top = Fields(doc.doc, "", where)
+    if not kind:
+        raise where.error("kind", "is required")
+    if kind == "Cluster":
+        meta = top.sub("metadata")
+        return ("Cluster", "", meta.str("name", "cluster") if meta else "cluster")
+    meta = top.sub("metadata", required=True)
+    assert meta is not None
+    name = meta.name("name", f"{kind} name")
+    ns = "" if kind in CLUSTER_SCOPED else meta.name("namespace", "namespace") \
+        if meta.has("namespace") else "default"
+    return (kind, ns, name)
+
+
+def describe(key: ObjectKey) -> str:
+    kind, ns, name = key
+    return f"{kind} {ns}/{name}" if ns else f"{kind} {name}"
+
+
+def build(docs: Iterable[RawDoc]) -> Manifests:
+    """Turn raw documents into the typed model, or raise one InputError."""
+    m = Manifests()
+    seen: dict[ObjectKey, RawDoc] = {}
+    for doc in docs:
+        kind = doc.kind
+        if kind and kind not in API_VERSIONS:
+            m.warnings.append(f"{doc.file}:{doc.line}: kind {kind!r} is not modelled by netlab; "
+                              "document skipped")
+            continue
+        key = object_key(doc)
+        if key in seen:
+            first = seen[key]
+            raise InputError(f"duplicate object: also defined at {first.file}:{first.line}",
+                             file=doc.file, line=doc.line, obj=describe(key))
+        seen[key] = doc
+        where = Where(doc.file, doc.line, describe(key), m.warnings)
+        top = Fields(doc.doc, "", where)
+        api = top.str("apiVersion")
+        if api not in API_VERSIONS[kind]:
+            raise top.error("apiVersion", f"{api!r} is not supported for {kind}: use "
+                                          f"{' or '.join(API_VERSIONS[kind])}")
+        top.ignore("kind", "status")
+        PARSERS[kind](m, key, top, Source(doc.file, doc.line))
+        m.raw[key] = doc.doc
+    _add_namespaces(m)
+    return m
+
+
+# --- metadata and selectors -------------------------------------------------------------
+
+
+def _meta(top: Fields) -> tuple[Fields, dict[str, str], dict[str, str]]:
+    meta = top.sub("metadata", required=True)
+    assert meta is not None
+    meta.ignore("name", "namespace", "uid", "resourceVersion", "creationTimestamp",
+                "generation", "managedFields", "selfLink")
+    labels = meta.str_map("labels")
+    for k in labels:
+        if len(k) > 317 or not k:
+            raise meta.error(f"labels.{k}", "is not a valid label key")
+    return meta, labels, meta.str_map("annotations")
+
+
+def _selector(f: Fields | None) -> LabelSelector:
+    if f is None:
+        return LabelSelector()
+    reqs = []
+    for e in f.items("matchExpressions"):
+        op = e.choice("operator", ("In", "NotIn", "Exists", "DoesNotExist"))
+        values = e.str_list("values")
+        if op in ("In", "NotIn") and not values:
+            raise e.error("values", f"must not be empty for operator {op}")
+        if op in ("Exists", "DoesNotExist") and values:
+            raise e.error("values", f"must be empty for operator {op}")
+        reqs.append(LabelSelectorRequirement(e.str("key"), op, values))
+        e.done()
+    sel = LabelSelector(tuple(sorted(f.str_map("matchLabels").items())), tuple(reqs))
+    f.done()
+    return sel
+
+
+# --- workloads -----------------------------------------------------------------------
+
+
+def _pod_spec(spec: Fields) -> PodSpec:
+    containers = []
+    port_names: dict[str, str] = {}
+    names: set[str] = set()
+    items = spec.items("containers", required=True)
+    if not items:
+        raise spec.error("containers", "must list at least one container")
+    for c in items:
+        name = c.name("name", "container name")
+        if name in names:
+            raise c.error("name", f"duplicate container name {name!r}")
+        names.add(name)
+        ports = []
+        seen_ports: set[tuple[int, str]] = set()
+        for p in c.items("ports"):
+            number = p.int("containerPort", lo=1, hi=65535)
+            proto = p.choice("protocol", PROTOCOLS, "TCP")
+            pname = p.str("name", None)
+            if pname is not None:
+                from netlab.fields import is_port_name
+
+                if not is_port_name(pname):
+                    raise p.error("name", f"{pname!r} is not a valid port name (at most 15 "
+                                          "lower-case letters, digits and '-', with a letter)")
+                if pname in port_names:
+                    raise p.error("name", f"port name {pname!r} is already used by "
+                                          f"{port_names[pname]}")
+                port_names[pname] = f"container {name}"
+            if (number, proto) in seen_ports:
+                raise p.error("containerPort", f"{number}/{proto} is listed twice")
+            seen_ports.add((number, proto))
+            p.ignore("hostPort", "hostIP")
+            ports.append(ContainerPort(number, proto, pname))
+            p.done()
+        env = []
+        for e in c.items("env"):
+            if e.has("value") or not e.has("valueFrom"):
+                env.append((e.str("name"), e.str("value", "")))
+            else:
+                e.ignore("valueFrom")
+                e.where.warnings.append(f"{e.where.obj}: {e.path}.valueFrom is not modelled; "
+                                        "variable not set")
+            e.done()
+        c.ignore("imagePullPolicy", "resources", "terminationMessagePath",
+                 "terminationMessagePolicy")
+        containers.append(Container(name, c.str("image", None), c.str_list("command"),
+                                    c.str_list("args"), tuple(ports), tuple(env)))
+        c.done()
+    for key in ("initContainers",):
+        if spec.has(key):
+            spec.ignore(key)
+            spec.where.warnings.append(f"{spec.where.obj}: {spec.path}.{key} are not run")
+    node_name = spec.name("nodeName", "node name") if spec.has("nodeName") else None
+    hostname = spec.name("hostname", "hostname") if spec.has("hostname") else None
+    subdomain = spec.name("subdomain", "subdomain") if spec.has("subdomain") else None
+    dns_policy = spec.choice("dnsPolicy", ("ClusterFirst", "ClusterFirstWithHostNet", "Default",
+                                           "None"), None)
+    dns_config = spec.raw("dnsConfig", None)
+    if dns_config is not None:
+        dc = Fields(dns_config, spec._p("dnsConfig"), spec.where)
+        dc.str_list("nameservers")
+        dc.str_list("searches")
+        for o in dc.items("options"):
+            o.str("name")
+            o.str("value", None)
+            o.done()
+        dc.done()
+    if dns_policy == "None" and not dns_config:
+        raise spec.error("dnsConfig", "is required when dnsPolicy is None")
+    spec.ignore("restartPolicy", "terminationGracePeriodSeconds", "schedulerName",
+                "securityContext", "serviceAccountName", "serviceAccount", "volumes",
+                "imagePullSecrets", "enableServiceLinks", "priority")
+    spec.done()
+    return PodSpec(tuple(containers), node_name, hostname, subdomain, dns_policy, dns_config)
+
+
+def _pod(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    _, labels, annotations = _meta(top)
+    spec = top.sub("spec", required=True)
+    assert spec is not None
+    m.pods[f"{key[1]}/{key[2]}"] = Pod(key[1], key[2], _pod_spec(spec), labels, annotations,
+                                       source=src)
+    top.done()
+
+
+def _deployment(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    _, labels, _ = _meta(top)
+    spec = top.sub("spec", required=True)
+    assert spec is not None
+    replicas = spec.int("replicas", 1, lo=0, hi=100000)
+    sel_f = spec.sub("selector", required=True)
+    selector = _selector(sel_f)
+    template = spec.sub("template", required=True)
+    assert template is not None
+    tmeta = template.sub("metadata", required=True)
+    assert tmeta is not None
+    tlabels = tmeta.str_map("labels")
+    tannotations = tmeta.str_map("annotations")
+    tmeta.ignore("name", "creationTimestamp")
+    tmeta.done()
+    if not selector.match_labels and not selector.match_expressions:
+        raise spec.error("selector", "must not be empty")
+    if not selector.matches(tlabels):
+        raise spec.error("selector", "does not match template.metadata.labels: the Deployment "
+                                     "would never find its own pods")
+    tspec = template.sub("spec", required=True)
+    assert tspec is not None
+    pod_spec = _pod_spec(tspec)
+    template.done()
+    spec.ignore("strategy", "revisionHistoryLimit", "progressDeadlineSeconds", "minReadySeconds",
+                "paused")
+    spec.done()
+    top.done()
+    m.deployments[f"{key[1]}/{key[2]}"] = Deployment(
+        key[1], key[2], replicas, selector, tlabels, tannotations, pod_spec, labels, src)
+
+
+def _namespace(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    _, labels, _ = _meta(top)
+    top.ignore("spec")
+    top.done()
+    labels = {**labels, "kubernetes.io/metadata.name": key[2]}
+    m.namespaces[key[2]] = Namespace(key[2], labels, src)
+
+
+def _add_namespaces(m: Manifests) -> None:
+    """`default` and `kube-system` always exist; a namespace used but not declared is
+    created, with a warning (kubectl would refuse the object)."""
+    for ns in BUILTIN_NAMESPACES:
+        m.namespaces.setdefault(ns, Namespace(ns, {"kubernetes.io/metadata.name": ns}))
+    used = {k[1] for k in m.raw if k[1]}
+    for ns in sorted(used - set(m.namespaces)):
+        m.warnings.append(f"namespace {ns!r} is used but not declared; netlab creates it")
+        m.namespaces[ns] = Namespace(ns, {"kubernetes.io/metadata.name": ns})
+
+
+# --- services ---------------------------------------------------------------------------
+
+
+def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    _, labels, _ = _meta(top)
+    spec = top.sub("spec", required=True)
+    assert spec is not None
+    stype = spec.choice("type", ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"),
+                        "ClusterIP")
+    ports = []
+    items = spec.items("ports")
+    if not items and stype != "ExternalName":
+        raise spec.error("ports", "must list at least one port")
+    names: set[str] = set()
+    seen: set[tuple[int, str]] = set()
+    for p in items:
+        port = p.int("port", lo=1, hi=65535)
+        proto = p.choice("protocol", PROTOCOLS, "TCP")
+        name = p.name("name", "port name") if p.has("name") else None
+        if len(items) > 1 and name is None:
+            raise p.error("name", "is required when a Service has more than one port")
+        if name in names:
+            raise p.error("name", f"duplicate port name {name!r}")
+        if (port, proto) in seen:
+            raise p.error("port", f"{port}/{proto} is listed twice")
+        seen.add((port, proto))
+        names.add(name or "")
+        node_port = p.int("nodePort", None, lo=30000, hi=32767)
+        if node_port is not None and stype not in ("NodePort", "LoadBalancer"):
+            raise p.error("nodePort", f"may not be set for type {stype}")
+        p.ignore("appProtocol")
+        ports.append(ServicePort(port, proto, name, p.int_or_str("targetPort", None), node_port))
+        p.done()
+    cluster_ip = spec.str("clusterIP", None)
+    if cluster_ip is not None and cluster_ip not in ("None", ""):
+        try:
+            ipaddress.IPv4Address(cluster_ip)
+        except ValueError as e:
+            raise spec.error("clusterIP", f"{cluster_ip!r} is not an IPv4 address or None") from e
+    spec.ignore("clusterIPs", "ipFamilies", "ipFamilyPolicy", "allocateLoadBalancerNodePorts")
+    external_name = spec.str("externalName", None)
+    if stype == "ExternalName" and not external_name:
+        raise spec.error("externalName", "is required for type ExternalName")
+    selector = spec.str_map("selector") if spec.has("selector") else None
+    affinity = spec.choice("sessionAffinity", ("None", "ClientIP"), "None")
+    timeout = 10800
+    cfg = spec.sub("sessionAffinityConfig")
+    if cfg is not None:
+        cip = cfg.sub("clientIP")
+        if cip is not None:
+            timeout = cip.int("timeoutSeconds", 10800, lo=1, hi=86400)
+            cip.done()
+        cfg.done()
+    etp = spec.choice("externalTrafficPolicy", ("Cluster", "Local"), "Cluster")
+    if spec.has("externalTrafficPolicy") and stype not in ("NodePort", "LoadBalancer"):
+        raise spec.error("externalTrafficPolicy", f"may only be set for NodePort or "
+                                                  f"LoadBalancer, not {stype}")
+    itp = spec.choice("internalTrafficPolicy", ("Cluster", "Local"), "Cluster")
+    lb_ip = spec.str("loadBalancerIP", None)
+    publish = spec.bool("publishNotReadyAddresses", False)
+    spec.done()
+    top.done()
+    m.services[f"{key[1]}/{key[2]}"] = Service(
+        key[1], key[2], stype, tuple(ports), selector, cluster_ip, external_name, affinity,
+        timeout, etp, itp, lb_ip, publish, labels, src)
+
+
+# --- network policy -------------------------------------------------------------------
+
+
+def _cidr(f: Fields, key: str) -> str:
+    value = f.str(key)
+    try:
+        return str(ipaddress.IPv4Network(value, strict=False))
+    except ValueError as e:
+        raise f.error(key, f"{value!r} is not a valid IPv4 CIDR") from e
+
+
+def _peer(p: Fields) -> PolicyPeer:
+    pod_sel = _selector(p.sub("podSelector")) if p.has("podSelector") else None
+    ns_sel = _selector(p.sub("namespaceSelector")) if p.has("namespaceSelector") else None
+    block = None
+    ib = p.sub("ipBlock")
+    if ib is not None:
+        if pod_sel is not None or ns_sel is not None:
+            raise p.error("ipBlock", "may not be combined with podSelector or namespaceSelector "
+                                     "in the same peer")
+        cidr = _cidr(ib, "cidr")
+        excepts = []
+        for i, e in enumerate(ib.str_list("except")):
+            try:
+                net = ipaddress.IPv4Network(e, strict=False)
+            except ValueError as err:
+                raise ib.error(f"except[{i}]", f"{e!r} is not a valid IPv4 CIDR") from err
+            if not net.subnet_of(ipaddress.IPv4Network(cidr)):
+                raise ib.error(f"except[{i}]", f"{e} is not inside cidr {cidr}")
+            excepts.append(str(net))
+        ib.done()
+        block = IPBlock(cidr, tuple(excepts))
+    if pod_sel is None and ns_sel is None and block is None:
+        p.done()
+        raise p.error("", "a peer needs podSelector, namespaceSelector or ipBlock")
+    p.done()
+    return PolicyPeer(pod_sel, ns_sel, block)
+
+
+def _policy_rules(spec: Fields, key: str, peers_key: str) -> tuple[PolicyRule, ...]:
+    rules = []
+    for r in spec.items(key):
+        peers = tuple(_peer(p) for p in r.items(peers_key))
+        ports = []
+        for p in r.items("ports"):
+            proto = p.choice("protocol", PROTOCOLS, "TCP")
+            port = p.int_or_str("port", None)
+            end = p.int("endPort", None, lo=1, hi=65535)
+            if end is not None:
+                if not isinstance(port, int):
+                    raise p.error("endPort", "needs a numeric port")
+                if end < port:
+                    raise p.error("endPort", f"{end} is below port {port}")
+            ports.append(PolicyPort(proto, port, end))
+            p.done()
+        rules.append(PolicyRule(peers, tuple(ports)))
+        r.done()
+    return tuple(rules)
+
+
+def _network_policy(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    _meta(top)
+    spec = top.sub("spec", required=True)
+    assert spec is not None
+    if not spec.has("podSelector") and "podSelector" not in spec.data:
+        raise spec.error("podSelector", "is required (use {} to select every pod)")
+    spec.ignore("podSelector")
+    pod_selector = _selector(Fields(spec.data.get("podSelector") or {}, spec._p("podSelector"),
+                                    spec.where))
+    ingress = _policy_rules(spec, "ingress", "from")
+    egress = _policy_rules(spec, "egress", "to")
+    types = spec.str_list("policyTypes")
+    for i, t in enumerate(types):
+        if t not in ("Ingress", "Egress"):
+            raise spec.error(f"policyTypes[{i}]", f"{t!r} is not Ingress or Egress")
+    if not types:  # documented default: Ingress always, Egress when egress rules exist
+        types = ("Ingress", "Egress") if spec.data.get("egress") else ("Ingress",)
+    spec.done()
+    top.done()
+    m.network_policies[f"{key[1]}/{key[2]}"] = NetworkPolicy(
+        key[1], key[2], pod_selector, tuple(dict.fromkeys(types)), ingress, egress, src)
+
+
+# --- ingress and secrets ----------------------------------------------------------------
+
+
+def _backend(b: Fields) -> IngressBackend:
+    svc = b.sub("service")
+    res = b.sub("resource")
+    if svc is None and res is None:
+        raise b.error("service", "is required")
+    if svc is not None:
+        name = svc.name("name", "Service name")
+        port = svc.sub("port", required=True)
+        assert port is not None
+        number = port.int("number", None, lo=1, hi=65535)
+        pname = port.str("name", None)
+        if (number is None) == (pname is None):
+            raise port.error("", "needs exactly one of number or name")
+        port.done()
+        svc.done()
+        b.done()
+        return IngressBackend(name, number, pname)
+    assert res is not None
+    res.ignore("apiGroup")
+    kind = res.str("kind")
+    rname = res.str("name")
+    res.done()
+    b.done()
+    return IngressBackend(resource=f"{kind}/{rname}")
+
+
+def _host(f: Fields, key: str, value: str) -> str:
+    import re
+
+    label = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+    if not re.fullmatch(rf"(\*\.)?{label}(\.{label})*", value):
+        raise f.error(key, f"{value!r} is not a valid host: a DNS name, optionally starting "
+                           "with '*.'; no IP addresses, ports or upper case")
+    return value
+
+
+def _ingress(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    _, _, annotations = _meta(top)
+    spec = top.sub("spec", required=True)
+    assert spec is not None
+    class_name = spec.str("ingressClassName", None)
+    db = spec.sub("defaultBackend")
+    default_backend = _backend(db) if db is not None else None
+    rules = []
+    for r in spec.items("rules"):
+        host = _host(r, "host", r.str("host")) if r.has("host") else None
+        http = r.sub("http")
+        paths = []
+        if http is not None:
+            for p in http.items("paths", required=True):
+                ptype = p.choice("pathType", ("Prefix", "Exact", "ImplementationSpecific"))
+                path = p.str("path", None)
+                if ptype in ("Prefix", "Exact") and (path is None or not path.startswith("/")):
+                    raise p.error("path", f"must be an absolute path starting with '/' for "
+                                          f"pathType {ptype}")
+                backend = p.sub("backend", required=True)
+                assert backend is not None
+                paths.append(IngressPath(path, ptype, _backend(backend)))
+                p.done()
+            http.done()
+        rules.append(IngressRule(host, tuple(paths)))
+        r.done()
+    tls = []
+    for t in spec.items("tls"):
+        hosts = tuple(_host(t, f"hosts[{i}]", h) for i, h in enumerate(t.str_list("hosts")))
+        tls.append(IngressTLS(hosts, t.str("secretName", None)))
+        t.done()
+    if not rules and default_backend is None:
+        raise spec.error("rules", "an Ingress needs rules or a defaultBackend")
+    spec.done()
+    top.done()
+    m.ingresses[f"{key[1]}/{key[2]}"] = Ingress(key[1], key[2], class_name, tuple(rules),
+                                                default_backend, tuple(tls), annotations, src)
+
+
+def _secret(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    _meta(top)
+    stype = top.str("type", "Opaque")
+    data: dict[str, bytes] = {}
+    for k, v in top.str_map("data").items():
+        try:
+            data[k] = base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise top.error(f"data.{k}", "is not valid base64") from e
+    for k, v in top.str_map("stringData").items():
+        data[k] = v.encode()
+    if stype == "kubernetes.io/tls":
+        for needed in ("tls.crt", "tls.key"):
+            if needed not in data:
+                raise top.error("data", f"a kubernetes.io/tls Secret needs {needed!r}")
+    top.ignore("immutable")
+    top.done()
+    m.secrets[f"{key[1]}/{key[2]}"] = Secret(key[1], key[2], stype, data, src)
+
+
+# --- the Cluster document ---------------------------------------------------------------
+
+
+def _network(f: Fields, key: str, default: str) -> ipaddress.IPv4Network:
+    value = f.str(key, default)
+    try:
+        return ipaddress.IPv4Network(value)
+    except ValueError as e:
+        raise f.error(key, f"{value!r} is not a valid IPv4 CIDR (e.g. 10.244.0.0/16, with no "
+                           "host bits set)") from e
+
+
+def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    if m.cluster is not None:
+        raise top.error("kind", "only one Cluster document is allowed")
+    meta = top.sub("metadata")
+    if meta is not None:
+        meta.ignore("name")
+        meta.done()
+    spec = top.sub("spec") or Fields({}, "spec", top.where)
+    d = Cluster()
+    pod_net = _network(spec, "podCIDR", d.pod_cidr)
+    mask = spec.int("podCIDRMaskSize", d.node_cidr_mask, lo=pod_net.prefixlen, hi=29)
+    svc_net = _network(spec, "serviceCIDR", d.service_cidr)
+    underlay = _network(spec, "underlayCIDR", d.underlay_cidr)
+    nets = {"podCIDR": pod_net, "serviceCIDR": svc_net, "underlayCIDR": underlay}
+    names = list(nets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if nets[a].overlaps(nets[b]):
+                raise spec.error(b, f"{nets[b]} overlaps {a} {nets[a]}")
+    backend = spec.choice("backend", ("vxlan", "host-gw"), d.backend)
+    mtu = spec.int("mtu", d.mtu, lo=1280, hi=9000)
+    dns = spec.str("clusterDNS", d.cluster_dns)
+    try:
+        if ipaddress.IPv4Address(dns) not in svc_net:
+            raise spec.error("clusterDNS", f"{dns} is not inside serviceCIDR {svc_net}")
+    except ValueError as e:
+        raise spec.error("clusterDNS", f"{dns!r} is not an IPv4 address") from e
+    domain = spec.str("clusterDomain", d.cluster_domain)
+    nodes_raw = spec.raw("nodes", 2)
+    nodes: list[NodeSpec] = []
+    if isinstance(nodes_raw, int) and not isinstance(nodes_raw, bool):
+        if not 1 <= nodes_raw <= 64:
+            raise spec.error("nodes", f"{nodes_raw} is out of range 1-64")
+        nodes = [NodeSpec(f"node-{i + 1}") for i in range(nodes_raw)]
+    elif isinstance(nodes_raw, list) and nodes_raw:
+        for i, item in enumerate(nodes_raw):
+            path = f"nodes[{i}]"
+            if isinstance(item, str):
+                item = {"name": item}
+            n = Fields(item, f"spec.{path}", top.where)
+            name = n.name("name", "node name")
+            cidr = None
+            if n.has("podCIDR"):
+                net = _network(n, "podCIDR", "")
+                if not net.subnet_of(pod_net):
+                    raise n.error("podCIDR", f"{net} is outside the cluster podCIDR {pod_net}")
+                if net.prefixlen > 29:
+                    raise n.error("podCIDR", f"{net} is too small for pods (/29 at most)")
+                for other in nodes:
+                    if other.pod_cidr and ipaddress.IPv4Network(other.pod_cidr).overlaps(net):
+                        raise n.error("podCIDR", f"{net} overlaps node {other.name}'s "
+                                                 f"{other.pod_cidr}")
+                cidr = str(net)
+            if any(o.name == name for o in nodes):
+                raise n.error("name", f"duplicate node name {name!r}")
+            n.done()
+            nodes.append(NodeSpec(name, cidr))
+    else:
+        raise spec.error("nodes", "must be a node count or a list of node names / "
+                                  "{name, podCIDR} entries")
+    if len(nodes) > 64:
+        raise spec.error("nodes", "at most 64 nodes")
+    if underlay.num_addresses - 16 < len(nodes):
+        raise spec.error("underlayCIDR", f"{underlay} is too small for {len(nodes)} nodes")
+    spec.done()
+    top.done()
+    m.cluster = Cluster(tuple(nodes), str(pod_net), mask, str(svc_net), str(underlay), backend,
+                        mtu, dns, domain, src)
+
+
+PARSERS = {
+    "Namespace": _namespace,
+    "Pod": _pod,
+    "Deployment": _deployment,
+    "Service": _service,
+    "NetworkPolicy": _network_policy,
+    "Ingress": _ingress,
+    "Secret": _secret,
+    "Cluster": _cluster,
+}
+
+
+def load(paths: Iterable[str | Path]) -> Manifests:
+    return build(read_files(paths))
+
+
+def as_docs(items: Iterable[Any]) -> list[RawDoc]:
+    """Manifests given to the API: YAML strings, dicts, or paths."""
+    docs: list[RawDoc] = []
+    for n, item in enumerate(items):
+        if isinstance(item, dict):
+            docs.append(RawDoc(item, f"<manifest {n}>"))
+        elif isinstance(item, str) and ("\n" in item or ":" in item):
+            docs.extend(read_text(item, f"<manifest {n}>"))
+        else:
+            docs.extend(read_files([item]))
+    return docs

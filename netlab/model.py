@@ -1,0 +1,290 @@
+"""The typed model: Kubernetes objects as the lab understands them, plus netlab's Cluster.
+
+Pure data. `netlab.loader` builds it from YAML and is the only place that knows the
+YAML shape; everything downstream works on these dataclasses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+Protocol = Literal["TCP", "UDP", "SCTP"]
+Backend = Literal["vxlan", "host-gw"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an object came from, for error messages."""
+
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True)
+class LabelSelectorRequirement:
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """metav1.LabelSelector. An empty selector matches everything."""
+
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        for k, v in self.match_labels:
+            if labels.get(k) != v:
+                return False
+        for req in self.match_expressions:
+            present = req.key in labels
+            if req.operator == "In" and not (present and labels[req.key] in req.values):
+                return False
+            if req.operator == "NotIn" and present and labels[req.key] in req.values:
+                return False
+            if req.operator == "Exists" and not present:
+                return False
+            if req.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class ContainerPort:
+    container_port: int
+    protocol: Protocol = "TCP"
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    image: str | None = None
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    ports: tuple[ContainerPort, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """What the container runs. Without `command` there is no image entrypoint to
+        fall back on, so nothing runs (a later issue adds a built-in responder)."""
+        return (*self.command, *self.args) if self.command else ()
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    containers: tuple[Container, ...]
+    node_name: str | None = None
+    hostname: str | None = None
+    subdomain: str | None = None
+    dns_policy: str | None = None
+    dns_config: dict | None = None
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    name: str
+    spec: PodSpec
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False)
+    owner: str | None = None  # "Deployment/<name>" for generated pods
+    source: Source | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    namespace: str
+    name: str
+    replicas: int
+    selector: LabelSelector
+    template_labels: dict[str, str]
+    template_annotations: dict[str, str]
+    template_spec: PodSpec
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    port: int
+    protocol: Protocol = "TCP"
+    name: str | None = None
+    target_port: int | str | None = None  # None = same as port
+    node_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Service:
+    namespace: str
+    name: str
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]
+    ports: tuple[ServicePort, ...]
+    selector: dict[str, str] | None = None
+    cluster_ip: str | None = None  # an address, "None" (headless) or None (allocate)
+    external_name: str | None = None
+    session_affinity: Literal["None", "ClientIP"] = "None"
+    affinity_timeout: int = 10800
+    external_traffic_policy: Literal["Cluster", "Local"] = "Cluster"
+    internal_traffic_policy: Literal["Cluster", "Local"] = "Cluster"
+    load_balancer_ip: str | None = None
+    publish_not_ready: bool = False
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class IPBlock:
+    cidr: str
+    except_: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyPeer:
+    pod_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
+    ip_block: IPBlock | None = None
+
+
+@dataclass(frozen=True)
+class PolicyPort:
+    protocol: Protocol = "TCP"
+    port: int | str | None = None
+    end_port: int | None = None
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    peers: tuple[PolicyPeer, ...] = ()  # empty = all peers
+    ports: tuple[PolicyPort, ...] = ()  # empty = all ports
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    namespace: str
+    name: str
+    pod_selector: LabelSelector
+    policy_types: tuple[Literal["Ingress", "Egress"], ...]
+    ingress: tuple[PolicyRule, ...] = ()
+    egress: tuple[PolicyRule, ...] = ()
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class IngressBackend:
+    service: str | None = None
+    port_number: int | None = None
+    port_name: str | None = None
+    resource: str | None = None
+
+
+@dataclass(frozen=True)
+class IngressPath:
+    path: str | None
+    path_type: Literal["Prefix", "Exact", "ImplementationSpecific"]
+    backend: IngressBackend
+
+
+@dataclass(frozen=True)
+class IngressRule:
+    host: str | None
+    paths: tuple[IngressPath, ...]
+
+
+@dataclass(frozen=True)
+class IngressTLS:
+    hosts: tuple[str, ...]
+    secret_name: str | None
+
+
+@dataclass(frozen=True)
+class Ingress:
+    namespace: str
+    name: str
+    class_name: str | None
+    rules: tuple[IngressRule, ...] = ()
+    default_backend: IngressBackend | None = None
+    tls: tuple[IngressTLS, ...] = ()
+    annotations: dict[str, str] = field(default_factory=dict, hash=False)
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Secret:
+    namespace: str
+    name: str
+    type: str
+    data: dict[str, bytes] = field(default_factory=dict, hash=False)
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    pod_cidr: str | None = None  # None: allocated from the cluster podCIDR
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """netlab's own `Cluster` document (apiVersion netlab.dev/v1alpha1)."""
+
+    nodes: tuple[NodeSpec, ...] = (NodeSpec("node-1"), NodeSpec("node-2"))
+    pod_cidr: str = "10.244.0.0/16"
+    node_cidr_mask: int = 24
+    service_cidr: str = "10.96.0.0/12"
+    underlay_cidr: str = "172.18.0.0/24"
+    backend: Backend = "vxlan"
+    mtu: int = 1500
+    cluster_dns: str = "10.96.0.10"
+    cluster_domain: str = "cluster.local"
+    source: Source | None = field(default=None, compare=False)
+
+    @property
+    def pod_network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.pod_cidr)
+
+    @property
+    def pod_mtu(self) -> int:
+        """MTU of cni0 and pod interfaces: VXLAN costs 50 bytes (flannel's rule)."""
+        return self.mtu - 50 if self.backend == "vxlan" else self.mtu
+
+
+ObjectKey = tuple[str, str, str]  # (kind, namespace, name); namespace "" for cluster-scoped
+
+
+@dataclass
+class Manifests:
+    """Everything one or more files declared, keyed by (kind, namespace, name)."""
+
+    cluster: Cluster | None = None
+    namespaces: dict[str, Namespace] = field(default_factory=dict)
+    pods: dict[str, Pod] = field(default_factory=dict)
+    deployments: dict[str, Deployment] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    network_policies: dict[str, NetworkPolicy] = field(default_factory=dict)
+    ingresses: dict[str, Ingress] = field(default_factory=dict)
+    secrets: dict[str, Secret] = field(default_factory=dict)
+    raw: dict[ObjectKey, dict] = field(default_factory=dict)  # the documents as written
+    warnings: list[str] = field(default_factory=list)
+
+    def keys(self) -> list[ObjectKey]:
+        return list(self.raw)

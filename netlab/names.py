@@ -1,0 +1,123 @@
+"""Names of everything a lab creates, and the markers that tie them to their lab.
+
+Every network namespace of lab L is /run/netns/netlab.L.<role>[.<more>]. Lab,
+namespace and pod names are DNS-1123 labels (no dots), so the dotted form is
+unambiguous, and `netlab down` can find all of a lab by prefix even when its
+state file was never written. Interface names live inside lab namespaces only
+and are kept within the kernel's 15-character limit (IFNAMSIZ - 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+NETNS_DIR = Path("/run/netns")
+STATE_ROOT = Path(os.environ.get("NETLAB_STATE_DIR", "/run/netlab"))
+NETNS_PREFIX = "netlab."
+IFNAMSIZ = 15
+
+# Interface names inside node and pod namespaces (fixed, like a real node's).
+POD_IFACE = "eth0"
+NODE_UNDERLAY_IFACE = "eth0"
+NODE_BRIDGE = "cni0"
+NODE_VXLAN = "flannel.1"
+FABRIC_BRIDGE = "underlay"
+
+# Interface indices requested at creation. Knowing every index in advance lets the
+# gateway send a namespace's whole configuration as one netlink batch, with no
+# lookups in between (the kernel honours `ifi_index` on RTM_NEWLINK, `ip link add
+# index N`). Values are above anything the kernel gives fallback devices.
+INDEX_UNDERLAY_BRIDGE = 100
+INDEX_NODE_ETH0 = 100
+INDEX_NODE_BRIDGE = 101
+INDEX_NODE_VXLAN = 102
+INDEX_POD_ETH0 = 100
+INDEX_PORT_BASE = 1000  # fabric ports: 1000 + node number; node veths: 1000 + pod slot
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LAB_NAME_MAX = 40
+
+
+def is_dns1123_label(name: str) -> bool:
+    return len(name) <= 63 and bool(DNS1123_LABEL.match(name))
+
+
+def check_lab_name(name: str) -> str:
+    """Return `name` if it is a usable lab name, else raise InputError."""
+    from netlab.errors import InputError
+
+    if not is_dns1123_label(name) or len(name) > LAB_NAME_MAX:
+        raise InputError(
+            f"lab name {name!r} is not valid: use at most {LAB_NAME_MAX} lower-case letters, "
+            "digits and '-', starting and ending with a letter or digit"
+        )
+    return name
+
+
+def lab_prefix(lab: str) -> str:
+    return f"{NETNS_PREFIX}{lab}."
+
+
+def fabric_netns(lab: str) -> str:
+    return f"{lab_prefix(lab)}fabric"
+
+
+def node_netns(lab: str, node: str) -> str:
+    return f"{lab_prefix(lab)}node.{node}"
+
+
+def host_netns(lab: str, host: str) -> str:
+    """A machine outside the cluster on the underlay (`external`, `internet`)."""
+    return f"{lab_prefix(lab)}host.{host}"
+
+
+def pod_netns(lab: str, namespace: str, pod: str) -> str:
+    return f"{lab_prefix(lab)}pod.{namespace}.{pod}"
+
+
+def lab_of_netns(netns: str) -> str | None:
+    """The lab a namespace name belongs to, or None if it is not netlab's."""
+    if not netns.startswith(NETNS_PREFIX):
+        return None
+    rest = netns[len(NETNS_PREFIX):]
+    lab, _, role = rest.partition(".")
+    return lab if role and is_dns1123_label(lab) else None
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def pod_veth(namespace: str, pod: str, salt: int = 0) -> str:
+    """Node-side veth of a pod: `veth` + 8 hex digits, like flannel's bridge CNI."""
+    suffix = f"/{salt}" if salt else ""
+    return "veth" + _digest(namespace, pod + suffix)[:8]
+
+
+def fabric_port(node: str) -> str:
+    """Fabric-side veth of a node's eth0."""
+    return "n" + _digest("node", node)[:8]
+
+
+def host_port(host: str) -> str:
+    return "h" + _digest("host", host)[:8]
+
+
+def vtep_mac(lab: str, node: str) -> str:
+    """The VXLAN device's MAC, chosen by the plan and published to the other nodes
+    (flannel publishes it in the node's annotations; nothing learns it from the wire).
+    Locally administered, unicast."""
+    d = bytes.fromhex(_digest("vtep", lab, node)[:12])
+    first = (d[0] & 0xFC) | 0x02
+    return ":".join(f"{b:02x}" for b in (first, *d[1:]))
+
+
+def lab_dir(lab: str) -> Path:
+    return STATE_ROOT / lab
+
+
+def pod_dir(lab: str, namespace: str, pod: str) -> Path:
+    return lab_dir(lab) / "pods" / f"{namespace}.{pod}"

@@ -1,0 +1,117 @@
+"""Lab state on disk: /run/netlab/<lab>/state.json, root-only, replaced atomically.
+
+It records what the user applied (the documents as written), the plan, and the pids of
+the processes the lab started, so any later `netlab` process can operate on the lab.
+Teardown never depends on it alone: namespaces carry the lab's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netlab import names
+from netlab.errors import LabNotFoundError
+from netlab.kernel.procs import Started
+from netlab.loader import RawDoc
+from netlab.plan import Plan
+
+VERSION = 1
+
+
+@dataclass
+class ProcessRecord:
+    container: str
+    pid: int
+    starttime: int
+
+    @property
+    def started(self) -> Started:
+        return Started(self.pid, self.starttime)
+
+
+@dataclass
+class LabState:
+    lab: str
+    phase: str = "creating"  # creating | ready
+    created: float = field(default_factory=time.time)
+    docs: list[RawDoc] = field(default_factory=list)
+    plan: Plan | None = None
+    processes: dict[str, list[ProcessRecord]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "version": VERSION, "lab": self.lab, "phase": self.phase, "created": self.created,
+            "docs": [d.to_json() for d in self.docs],
+            "plan": self.plan.to_json() if self.plan else None,
+            "processes": {k: [vars(r) for r in v] for k, v in self.processes.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> LabState:
+        return cls(
+            lab=data["lab"], phase=data["phase"], created=data["created"],
+            docs=[RawDoc.from_json(d) for d in data["docs"]],
+            plan=Plan.from_json(data["plan"]) if data.get("plan") else None,
+            processes={k: [ProcessRecord(**r) for r in v]
+                       for k, v in data.get("processes", {}).items()})
+
+    def recorded(self) -> list[Started]:
+        return [r.started for rs in self.processes.values() for r in rs]
+
+
+def state_file(lab: str) -> Path:
+    return names.lab_dir(lab) / "state.json"
+
+
+def save(state: LabState) -> None:
+    path = state_file(state.lab)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(names.STATE_ROOT, 0o700)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(state.to_json(), f, separators=(",", ":"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load(lab: str) -> LabState:
+    try:
+        data = json.loads(state_file(lab).read_text())
+    except FileNotFoundError as e:
+        raise LabNotFoundError(f"lab {lab!r} has no state (is it up? `netlab status` lists "
+                               "labs)") from e
+    except json.JSONDecodeError as e:
+        raise LabNotFoundError(f"lab {lab!r} has a damaged state file {state_file(lab)}: "
+                               f"{e}; `netlab down {lab}` removes the lab") from e
+    return LabState.from_json(data)
+
+
+def exists(lab: str) -> bool:
+    return state_file(lab).exists()
+
+
+def labs_with_state() -> list[str]:
+    if not names.STATE_ROOT.is_dir():
+        return []
+    return sorted(p.parent.name for p in names.STATE_ROOT.glob("*/state.json"))
+
+
+@contextlib.contextmanager
+def locked(lab: str) -> Iterator[None]:
+    """One writer per lab at a time (a second `netlab apply` waits for the first)."""
+    d = names.lab_dir(lab)
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(d / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
