@@ -1,0 +1,355 @@
+"""The `netlab` command: a thin face over netlab.Lab. Parse, call the API, format."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from netlab import lab as api
+from netlab.errors import InputError, NetlabError
+
+app = typer.Typer(
+    name="netlab", no_args_is_help=True, rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Kubernetes networking on a real Linux kernel.\n\n"
+         "Turns Kubernetes manifests into network namespaces, veths, bridges and a VXLAN "
+         "overlay on this machine, then lets you poke the result with real packets.\n\n"
+         "[bold]Start here:[/bold]\n\n"
+         "  sudo netlab up -f scenarios/quickstart.yaml\n\n"
+         "  sudo netlab get pods -o wide\n\n"
+         "  sudo netlab ping pod-a pod-b\n\n"
+         "  sudo netlab down")
+# kubectl never truncates columns; neither do we when piped (rich would assume 80 columns).
+out = Console(width=None if sys.stdout.isatty() else 250)
+err = Console(stderr=True)
+
+LabOpt = Annotated[str | None, typer.Option("--lab", "-l", help="Lab to act on (needed only "
+                                            "when more than one lab is up).", show_default=False)]
+FilesOpt = Annotated[list[Path], typer.Option("--file", "-f", help="Manifest file (multi-document "
+                                              "YAML) or a directory of *.yaml; repeatable.")]
+
+
+class Output(str, Enum):
+    table = "table"
+    wide = "wide"
+    json = "json"
+
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table, wide or json.")]
+
+
+def _fail(e: NetlabError) -> None:
+    err.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+    raise typer.Exit(e.exit_code)
+
+
+def _warn(warnings: list[str]) -> None:
+    for w in warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False, soft_wrap=True)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar per stage on a terminal; nothing when piped or asked for JSON."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("{task.description:>6}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+        yield update
+
+
+def _open(lab: str | None) -> api.Lab:
+    return api.Lab.open(lab)
+
+
+def _summary(s: Any) -> str:
+    parts = [f"{len(s.created)} created", f"{len(s.deleted)} deleted"]
+    if s.relabelled:
+        parts.append(f"{len(s.relabelled)} relabelled")
+    parts.append(f"{len(s.unchanged)} unchanged")
+    return "pods: " + ", ".join(parts)
+
+
+@app.command()
+def up(files: FilesOpt,
+       name: Annotated[str | None, typer.Option("--name", "--lab", "-n", help="Lab name (default: "
+                                                "the Cluster's metadata.name, else the first "
+                                                "file's name).")] = None,
+       dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the kernel "
+                                             "objects that would be made; needs no root.")] = False,
+       output: OutputOpt = Output.table) -> None:
+    """Build a lab from Kubernetes manifests: nodes, pod network, overlay, workloads.
+
+    Example: sudo netlab up -f scenarios/quickstart.yaml
+    """
+    try:
+        if dry_run:
+            from netlab.intents import render_text
+            from netlab.loader import build, read_files
+            from netlab.orchestrator import render_all
+            from netlab.plan import make_plan
+
+            m = build(read_files(files))
+            _warn(m.warnings)
+            from netlab.model import Cluster
+
+            plan = make_plan(name or "dry-run", m, m.cluster or Cluster())
+            sys.stdout.write(render_text(render_all(plan)))
+            return
+        t0 = time.monotonic()
+        with _progress(output != Output.json) as progress:
+            lab = api.Lab.up(*files, name=name, progress=progress)
+        _warn(lab.warnings)
+        elapsed = time.monotonic() - t0
+        if output == Output.json:
+            _print_json({"lab": lab.name, "seconds": round(elapsed, 3),
+                         "items": [p.to_k8s() for p in lab.pods()]})
+            return
+        nodes = lab.nodes()
+        out.print(f"lab [bold]{lab.name}[/bold] is up: {len(nodes)} nodes "
+                  f"({nodes[0].backend}), {sum(n.pods for n in nodes)} pods in {elapsed:.2f}s",
+                  highlight=False)
+        _pods_table(lab.pods(), all_namespaces=True, wide=True)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def apply(files: FilesOpt, lab: LabOpt = None) -> None:
+    """Change a running lab to match the files: create, replace or remove what differs.
+
+    Objects in the files replace those with the same kind/namespace/name; others stay
+    (like kubectl apply). A changed Deployment replica count adds or removes pods.
+    """
+    try:
+        with _progress(True) as progress:
+            s = _open(lab).apply(*files, progress=progress)
+        _warn(s.warnings)
+        out.print(_summary(s), highlight=False)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def delete(files: FilesOpt, lab: LabOpt = None) -> None:
+    """Remove from a running lab the objects the files name (like kubectl delete -f)."""
+    try:
+        s = _open(lab).delete(*files)
+        _warn(s.warnings)
+        out.print(_summary(s), highlight=False)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def down(name: Annotated[str | None, typer.Argument(help="Lab to remove.")] = None,
+         lab: LabOpt = None,
+         all_: Annotated[bool, typer.Option("--all", help="Remove every lab.")] = False) -> None:
+    """Remove a lab: its processes, namespaces, devices and state. Works after a crash."""
+    try:
+        api.require_root()
+        if all_:
+            removed = api.down_all()
+            out.print(f"removed {len(removed)} lab(s){': ' + ', '.join(removed) if removed else ''}",
+                      highlight=False)
+            return
+        target = name or lab
+        if target is None:
+            from netlab.kernel import all_labs
+
+            labs = all_labs()
+            if len(labs) != 1:
+                raise api.LabNotFoundError("no lab is up" if not labs else
+                                           f"{len(labs)} labs are up ({', '.join(labs)}): name "
+                                           "one, or use --all")
+            target = labs[0]
+        if api.down(target):
+            out.print(f"lab {target} removed", highlight=False)
+        else:
+            out.print(f"no lab {target!r}: nothing to remove", highlight=False)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def status(output: OutputOpt = Output.table) -> None:
+    """List the labs on this machine."""
+    try:
+        labs = api.Lab.list()
+        if output == Output.json:
+            _print_json({"items": [s.to_json() for s in labs]})
+            return
+        if not labs:
+            out.print("no labs are up")
+            return
+        t = Table(box=None, header_style="bold")
+        for col in ("NAME", "STATE", "BACKEND", "NODES", "PODS", "NETNS"):
+            t.add_column(col)
+        for s in labs:
+            t.add_row(s.name, s.phase, s.backend or "-", str(s.nodes), str(s.pods),
+                      str(s.namespaces))
+        out.print(t)
+    except NetlabError as e:
+        _fail(e)
+
+
+class Resource(str, Enum):
+    pods = "pods"
+    pod = "pod"
+    po = "po"
+    nodes = "nodes"
+    node = "node"
+    no = "no"
+
+
+@app.command()
+def get(resource: Annotated[Resource, typer.Argument(help="pods or nodes.")],
+        namespace: Annotated[str | None, typer.Option("--namespace", "-n",
+                                                      help="Namespace (default: default).")] = None,
+        all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+        output: OutputOpt = Output.table, lab: LabOpt = None) -> None:
+    """Show pods or nodes, like kubectl get (-o wide for more columns, -o json for data)."""
+    try:
+        lab_ = _open(lab)
+        if resource.value in ("pods", "pod", "po"):
+            pods = lab_.pods(None if all_namespaces else (namespace or "default"))
+            if output == Output.json:
+                _print_json({"apiVersion": "v1", "kind": "List",
+                             "items": [p.to_k8s() for p in pods]})
+            else:
+                _pods_table(pods, all_namespaces, output == Output.wide)
+        else:
+            nodes = lab_.nodes()
+            if output == Output.json:
+                _print_json({"apiVersion": "v1", "kind": "List",
+                             "items": [n.to_k8s() for n in nodes]})
+                return
+            t = Table(box=None, header_style="bold")
+            cols = ["NAME", "STATUS", "INTERNAL-IP", "POD-CIDR", "PODS"]
+            if output == Output.wide:
+                cols += ["BACKEND", "VTEP-MAC"]
+            for c in cols:
+                t.add_column(c)
+            for n in nodes:
+                row = [n.name, "Ready", n.internal_ip, n.pod_cidr, str(n.pods)]
+                if output == Output.wide:
+                    row += [n.backend, n.vtep_mac or "-"]
+                t.add_row(*row)
+            out.print(t)
+    except NetlabError as e:
+        _fail(e)
+
+
+def _pods_table(pods: list[api.PodInfo], all_namespaces: bool, wide: bool) -> None:
+    if not pods:
+        out.print("no pods")
+        return
+    t = Table(box=None, header_style="bold")
+    cols = (["NAMESPACE"] if all_namespaces else []) + ["NAME", "READY", "STATUS", "IP", "NODE"]
+    if wide:
+        cols.append("LABELS")
+    for c in cols:
+        t.add_column(c)
+    for p in pods:
+        row = ([p.namespace] if all_namespaces else []) + [p.name, p.ready, p.status, p.ip, p.node]
+        if wide:
+            row.append(",".join(f"{k}={v}" for k, v in p.labels.items()) or "<none>")
+        t.add_row(*row)
+    out.print(t)
+
+
+@app.command(name="exec", context_settings={"allow_interspersed_args": False})
+def exec_(target: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME) or node/NAME.")],
+          command: Annotated[list[str], typer.Argument(help="Command and arguments, after --.")],
+          lab: LabOpt = None) -> None:
+    """Run a command inside a pod's namespaces (network, hostname, /etc/resolv.conf).
+
+    Example: sudo netlab exec pod-a -- ip addr     (or: -- sh for a shell)
+    """
+    try:
+        api.require_root()
+        if command and command[0] == "--":
+            command = command[1:]
+        if not command:
+            raise InputError("no command given: write it after --, e.g. "
+                             f"`netlab exec {target} -- ip addr`")
+        argv, env = _open(lab).exec_argv(target, command)
+        sys.stdout.flush()
+        os.execvpe(argv[0], argv, env)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def ping(src: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME) or node/NAME.")],
+         dst: Annotated[str, typer.Argument(help="Pod, node/NAME or an IP address.")],
+         count: Annotated[int, typer.Option("--count", "-c", min=1, max=1000)] = 3,
+         lab: LabOpt = None) -> None:
+    """Ping from a pod to a pod or address with real ICMP; exit 1 if any reply is missing."""
+    try:
+        r = _open(lab).ping(src, dst, count)
+        sys.stdout.write(r.output)
+        raise typer.Exit(0 if r.ok else 1)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def logs(pod: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME).")],
+         container: Annotated[str | None, typer.Option("--container", "-c")] = None,
+         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new "
+                                              "output.")] = False,
+         lab: LabOpt = None) -> None:
+    """Print what a pod's container wrote to stdout and stderr."""
+    try:
+        lab_ = _open(lab)
+        text = lab_.logs(pod, container)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        seen = len(text)
+        while follow:
+            time.sleep(0.5)
+            text = lab_.logs(pod, container)
+            sys.stdout.write(text[seen:])
+            sys.stdout.flush()
+            seen = len(text)
+    except NetlabError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def main() -> None:
+    try:
+        app()
+    except InputError as e:  # raised outside a command (should not happen), still for people
+        err.print(f"error: {e}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
