@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab import names, state
+from netlab.capture import Capture, CapturePoint
 from netlab.errors import (
     InputError,
     LabExistsError,
@@ -429,6 +430,29 @@ class Lab:
         except subprocess.TimeoutExpired as e:
             return ExecResult(124, _text(e.stdout), _text(e.stderr) + f"timed out after {timeout}s")
         return ExecResult(r.returncode, r.stdout, r.stderr)
+
+    def capture(self, *targets: str, bpf: str | None = None) -> Capture:
+        """Capture points for `with lab.capture(...) as cap:` (then `cap.packets`, a list
+        of (label, scapy packet)). Targets: `underlay` (every node's port on the underlay
+        switch), `node/NAME[:IFACE]` (default eth0), `POD[:IFACE]` (default eth0)."""
+        st = self._state()
+        assert st.plan is not None
+        points = []
+        for target in targets:
+            if target == "underlay":
+                points += [CapturePoint(netns_path(names.fabric_netns(self.name)), n.fabric_port,
+                                        f"underlay:{n.name}") for n in st.plan.nodes]
+                continue
+            ref, _, iface = target.partition(":")
+            if ref.startswith("node/"):
+                node = _find_node(st.plan, ref[5:])
+                points.append(CapturePoint(netns_path(node.netns), iface or "eth0",
+                                           f"{ref}:{iface or 'eth0'}"))
+            else:
+                pod = self._resolve(st, ref)
+                points.append(CapturePoint(netns_path(pod.netns), iface or "eth0",
+                                           f"{pod.key}:{iface or 'eth0'}"))
+        return Capture(points, bpf)
 
     def address_of(self, ref: str) -> str:
         """An IP address, a pod's address, or a node's underlay address (`node/NAME`)."""

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what netlab needs on Debian 12, idempotently: system packages (only those
+# missing) and a virtualenv in .venv with netlab and its test tools. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# iproute2: ip/bridge for inspection; nftables: Services and NetworkPolicy (later issues);
+# libpcap0.8: BPF filters for scapy captures; iputils-ping: `netlab ping`;
+# util-linux: nsenter/unshare to start processes in pods; python3-venv: the virtualenv.
+PACKAGES=(iproute2 nftables libpcap0.8 iputils-ping util-linux procps python3-venv)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/setup.sh must run as root (it installs packages): sudo $0" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.netlab-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi
