@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,7 +41,7 @@ FilesOpt = Annotated[list[Path], typer.Option("--file", "-f", help="Manifest fil
                                               "YAML) or a directory of *.yaml; repeatable.")]
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     table = "table"
     wide = "wide"
     json = "json"
@@ -174,8 +174,8 @@ def down(name: Annotated[str | None, typer.Argument(help="Lab to remove.")] = No
         api.require_root()
         if all_:
             removed = api.down_all()
-            out.print(f"removed {len(removed)} lab(s){': ' + ', '.join(removed) if removed else ''}",
-                      highlight=False)
+            listing = f": {', '.join(removed)}" if removed else ""
+            out.print(f"removed {len(removed)} lab(s){listing}", highlight=False)
             return
         target = name or lab
         if target is None:
@@ -217,7 +217,7 @@ def status(output: OutputOpt = Output.table) -> None:
         _fail(e)
 
 
-class Resource(str, Enum):
+class Resource(StrEnum):
     pods = "pods"
     pod = "pod"
     po = "po"

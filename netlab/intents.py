@@ -138,7 +138,8 @@ class Fdb:
     dst: str
 
     def text(self) -> str:
-        return f"[{_short(self.netns)}] fdb append {self.mac} dev {self.dev} dst {self.dst} self permanent"
+        return (f"[{_short(self.netns)}] fdb append {self.mac} dev {self.dev} dst {self.dst} "
+                "self permanent")
 
 
 @dataclass(frozen=True)

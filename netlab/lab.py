@@ -11,6 +11,7 @@ directly.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -497,10 +498,8 @@ def down(name: str) -> bool:
     if name not in all_labs():
         return False
     recorded = []
-    try:
+    with contextlib.suppress(LabNotFoundError):
         recorded = state.load(name).recorded()
-    except LabNotFoundError:
-        pass
     destroy_lab(name, recorded)
     return True
 
