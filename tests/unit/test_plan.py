@@ -60,7 +60,8 @@ def test_addresses_stay_and_are_not_reused_while_in_use():
 def test_capacity_and_unknown_node():
     cluster = Cluster(nodes=(NodeSpec("node-1"),), node_cidr_mask=29)  # 8 - 3 = 5 pods
     plan_of(pods_yaml(5, "node-1"), cluster)
-    with pytest.raises(InputError, match=r"node node-1 is full: its podCIDR 10\.244\.0\.0/29 holds 5"):
+    full = r"node node-1 is full: its podCIDR 10\.244\.0\.0/29 holds 5"
+    with pytest.raises(InputError, match=full):
         plan_of(pods_yaml(6, "node-1"), cluster)
     with pytest.raises(InputError, match="no node has room"):
         plan_of(pods_yaml(6), cluster)
