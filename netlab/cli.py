@@ -282,7 +282,7 @@ def _pods_table(pods: list[api.PodInfo], all_namespaces: bool, wide: bool) -> No
     out.print(t)
 
 
-@app.command(name="exec", context_settings={"allow_interspersed_args": False})
+@app.command(name="exec")
 def exec_(target: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME) or node/NAME.")],
           command: Annotated[list[str], typer.Argument(help="Command and arguments, after --.")],
           lab: LabOpt = None) -> None:

@@ -87,6 +87,10 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files as given; a directory means every *.yaml / *.yml in it, sorted."""
     out: list[Path] = []
     for p in map(Path, paths):
+        try:
+            p.stat()
+        except OSError as e:
+            raise InputError(f"{p}: {e.strerror.lower() if e.strerror else e}") from e
         if p.is_dir():
             found = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
             if not found:
