@@ -218,8 +218,8 @@ def test_commands_say_they_need_root(tmp_path):
     scenario = readable / "s.yaml"
     scenario.write_text(cluster() + pod("a"))
     readable.chmod(0o755)
-    r = subprocess.run([*nobody, *NETLAB, "up", "-f", str(scenario)], capture_output=True, text=True,
-                       env={**os.environ, "HOME": "/tmp"})
+    r = subprocess.run([*nobody, *NETLAB, "up", "-f", str(scenario)], capture_output=True,
+                       text=True, env={**os.environ, "HOME": "/tmp"})
     assert r.returncode == 1, r.stderr
     shutil.rmtree(readable)
     assert "needs root" in r.stderr and "Traceback" not in r.stderr

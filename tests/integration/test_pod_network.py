@@ -4,11 +4,10 @@ crosses the underlay (VXLAN in UDP 8472, or plain IP for host-gw)."""
 from __future__ import annotations
 
 import pytest
+from manifests import cluster, pod, wait_until
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import bind_layers
-
-from manifests import cluster, pod, wait_until
 
 bind_layers(UDP, VXLAN, dport=8472)  # flannel's port; scapy only knows IANA's 4789
 
