@@ -216,7 +216,7 @@ class Lab:
         text or dicts). Raises InputError before anything is created if the input is bad;
         removes everything it made if creation fails."""
         docs = read_files(files) + as_docs(manifests)
-        build(docs)  # validate before touching anything (and before requiring root)
+        built = build(docs)  # validate before touching anything (and before requiring root)
         lab_name = names.check_lab_name(name) if name else _default_name(docs, files)
         require_root()
         if lab_name in all_labs():
@@ -224,7 +224,7 @@ class Lab:
                                  f"{lab_name}` to change it, or `netlab down {lab_name}` first")
         st = state.LabState(lab_name)
         with state.locked(lab_name):
-            summary = create_lab(st, docs, progress)
+            summary = create_lab(st, docs, progress, built)
         lab = cls(lab_name, owned=True)
         lab.warnings = summary.warnings
         return lab

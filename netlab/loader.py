@@ -61,6 +61,7 @@ API_VERSIONS = {
 CLUSTER_SCOPED = {"Namespace", "Cluster"}
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 BUILTIN_NAMESPACES = ("default", "kube-system")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 
 
 @dataclass(frozen=True)
@@ -117,17 +118,17 @@ def read_files(paths: Iterable[str | Path]) -> list[RawDoc]:
 def read_text(text: str, file: str = "<inline>") -> list[RawDoc]:
     """Parse multi-document YAML, keeping the line each document starts on."""
     docs: list[RawDoc] = []
+    loader = _Loader(text)
     try:
-        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
-            if node is None:
-                continue
-            data = yaml.SafeLoader(yaml.serialize(node)).get_single_data()
+        while loader.check_node():
+            node = loader.get_node()
             line = node.start_mark.line + 1
+            data = loader.construct_document(node)
             if data is None:
                 continue
             if not isinstance(data, dict):
                 raise InputError("a document must be a mapping with apiVersion, kind and metadata",
-                                  file=file, line=line)
+                                 file=file, line=line)
             if data.get("kind") == "List" and isinstance(data.get("items"), list):
                 docs.extend(RawDoc(item, file, line) for item in data["items"])
             else:
@@ -137,6 +138,8 @@ def read_text(text: str, file: str = "<inline>") -> list[RawDoc]:
         problem = getattr(e, "problem", None) or str(e)
         raise InputError(f"invalid YAML: {problem}", file=file,
                          line=mark.line + 1 if mark else None) from e
+    finally:
+        loader.dispose()
     return docs
 
 

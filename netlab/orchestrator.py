@@ -132,8 +132,9 @@ class Converger:
                 self.progress(stage, min(done, total), total)
         return advance
 
-    def converge(self, docs: list[RawDoc]) -> ChangeSummary:
-        m = build(docs)
+    def converge(self, docs: list[RawDoc], built: Manifests | None = None) -> ChangeSummary:
+        """Make the lab what `docs` say (`built`: the same docs already loaded)."""
+        m = built or build(docs)
         cluster = effective_cluster(m, self.state)
         previous = self.state.plan
         plan = make_plan(self.lab, m, cluster, previous)
@@ -227,11 +228,11 @@ def _plan_with(plan: Plan, old: dict[str, PodPlan], gone: list[PodPlan]) -> Plan
     return Plan(plan.lab, plan.cluster, plan.nodes, kept, plan.underlay_gateway, plan.namespaces)
 
 
-def create_lab(state: LabState, docs: list[RawDoc], progress: ProgressFn | None = None
-               ) -> ChangeSummary:
+def create_lab(state: LabState, docs: list[RawDoc], progress: ProgressFn | None = None,
+               built: Manifests | None = None) -> ChangeSummary:
     """Bring a lab up from nothing; on any failure (or Ctrl-C) remove all of it."""
     try:
-        return Converger(state, progress).converge(docs)
+        return Converger(state, progress).converge(docs, built)
     except BaseException:
         destroy_lab(state.lab, state.recorded())
         raise

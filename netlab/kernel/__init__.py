@@ -48,7 +48,7 @@ class Kernel:
         self._socks: OrderedDict[str, socket.socket] = OrderedDict()
         _raise_fd_limit()
         ns.ensure_shared_dir(names.NETNS_DIR)
-        ns.ensure_shared_dir(names.STATE_ROOT)
+        ns.ensure_state_tmpfs(names.STATE_ROOT)
         (names.lab_dir(lab) / "uts").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.started: list[tuple[Process, procs.Started]] = []
 

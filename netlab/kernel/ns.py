@@ -38,9 +38,10 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
-def mount(source: str, target: str, fstype: str | None, flags: int) -> None:
-    _check(_libc.mount(source.encode(), target.encode(),
-                       fstype.encode() if fstype else None, flags, None),
+def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None
+          ) -> None:
+    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+                       flags, data.encode() if data else None),
            f"mount {source} on {target}")
 
 
@@ -68,6 +69,16 @@ def ensure_shared_dir(path: Path) -> None:
             raise
         mount(str(path), str(path), "none", MS_BIND | MS_REC)
         mount("", str(path), "none", MS_SHARED | MS_REC)
+
+
+def ensure_state_tmpfs(path: Path) -> None:
+    """Lab state lives on a tmpfs, like the rest of /run on most systems: it disappears
+    with the namespaces it describes at reboot, and a pod's files cost no disk writes
+    (on a machine whose /run is on disk, that is most of the cost of a pod)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not os.path.ismount(path):
+        mount("netlab", str(path), "tmpfs", 0, "mode=0700")
+    mount("", str(path), "none", MS_SHARED | MS_REC)
 
 
 @contextlib.contextmanager
