@@ -26,12 +26,13 @@ def test_marker_skips_with_the_reason_when_not_root(pytester: pytest.Pytester):
         def test_needs_lab():
             assert os.geteuid() == 0
     """)
-    # run the inner suite as if unprivileged: the plugin asks os.geteuid
+    # run the inner suite as if unprivileged (the plugin asks os.geteuid), in a process of
+    # its own so that the pretence does not leak into this one
     pytester.makeconftest("""
         import os
         os.geteuid = lambda: 1000
     """)
-    result = pytester.runpytest("-q", "-rs", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-q", "-rs", "-p", "no:cacheprovider")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*netlab labs need root*"])
 
