@@ -346,9 +346,10 @@ def logs(pod: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME)."
 def main() -> None:
     try:
         app()
-    except InputError as e:  # raised outside a command (should not happen), still for people
-        err.print(f"error: {e}")
-        sys.exit(2)
+    except KeyboardInterrupt:
+        # `up` has already removed what it made (rollback runs on any exception)
+        err.print("interrupted")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from netlab.errors import (
 )
 from netlab.kernel import all_labs, destroy_lab, lab_netns, netns_path, procs, uts_path
 from netlab.loader import RawDoc, as_docs, build, describe, object_key, read_files
+from netlab.model import Cluster
 from netlab.orchestrator import (
     ChangeSummary,
     Converger,
@@ -40,7 +41,7 @@ from netlab.orchestrator import (
     merge_docs,
     remove_docs,
 )
-from netlab.plan import NodePlan, Plan, PodPlan
+from netlab.plan import NodePlan, Plan, PodPlan, make_plan
 
 Manifest = str | dict | Path
 
@@ -218,6 +219,7 @@ class Lab:
         docs = read_files(files) + as_docs(manifests)
         built = build(docs)  # validate before touching anything (and before requiring root)
         lab_name = names.check_lab_name(name) if name else _default_name(docs, files)
+        make_plan(lab_name, built, built.cluster or Cluster())  # capacity, nodeName, CIDRs
         require_root()
         if lab_name in all_labs():
             raise LabExistsError(f"lab {lab_name!r} is already up: use `netlab apply --lab "
@@ -258,7 +260,8 @@ class Lab:
                 out.append(LabStatus(lab, "broken", namespaces=netns))
                 continue
             plan = st.plan
-            out.append(LabStatus(lab, st.phase, plan.cluster.backend if plan else None,
+            phase = "broken" if plan and not netns else st.phase  # namespaces gone under it
+            out.append(LabStatus(lab, phase, plan.cluster.backend if plan else None,
                                  len(plan.nodes) if plan else 0,
                                  len(plan.pods) if plan else 0, netns))
         return out

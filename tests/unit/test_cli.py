@@ -46,3 +46,18 @@ def test_dry_run_renders_intents():
     assert r.exit_code == 0, r.output
     assert "[node.node-1] link add flannel.1 index 102 type vxlan id 1" in r.output
     assert "[pod.default.pod-a] addr add 10.244.0.2/24 dev eth0" in r.output
+
+
+def test_plan_errors_are_exit_2_before_root(write):
+    bad = write("pinned.yaml", """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: a}
+        spec:
+          nodeName: node-9
+          containers: [{name: c}]
+        """)
+    r = runner.invoke(app, ["up", "-f", str(bad)])
+    assert r.exit_code == 2
+    assert "Pod default/a: spec.nodeName: node 'node-9' does not exist (nodes: node-1, " \
+           "node-2)" in " ".join(r.output.split())
