@@ -110,15 +110,19 @@ def up(files: FilesOpt,
         if dry_run:
             from netlab.intents import render_text
             from netlab.loader import build, read_files
-            from netlab.orchestrator import render_all
-            from netlab.plan import make_plan
+            from netlab.orchestrator import full_plan, render_all
 
             m = build(read_files(files))
             _warn(m.warnings)
             from netlab.model import Cluster
 
-            plan = make_plan(name or "dry-run", m, m.cluster or Cluster())
+            plan = full_plan(name or "dry-run", m, m.cluster or Cluster())
             sys.stdout.write(render_text(render_all(plan)))
+            from netlab.features.kubeproxy import render_tables
+
+            for node in plan.nodes:
+                sys.stdout.write(f"# nft -f - in node {node.name}\n")
+                sys.stdout.write("".join(t.full() for t in render_tables(plan, node)))
             return
         t0 = time.monotonic()
         with _progress(output != Output.json) as progress:

@@ -151,9 +151,11 @@ class Process:
     netns: str
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    builtin: bool = False  # argv are the arguments of netlab's responder, not a command
 
     def text(self) -> str:
-        return f"[{_short(self.netns)}] run {self.container}: {' '.join(self.argv)}"
+        what = "responder " if self.builtin else ""
+        return f"[{_short(self.netns)}] run {self.container}: {what}{' '.join(self.argv)}"
 
 
 Intent = Netns | Link | Address | Route | Neighbour | Fdb | Process

@@ -16,12 +16,14 @@ import ipaddress
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from netlab import names, state
+from netlab import probe as probe_mod
 from netlab.capture import Capture, CapturePoint
 from netlab.errors import (
     InputError,
@@ -38,10 +40,12 @@ from netlab.orchestrator import (
     Converger,
     ProgressFn,
     create_lab,
+    full_plan,
     merge_docs,
     remove_docs,
 )
-from netlab.plan import NodePlan, Plan, PodPlan, make_plan
+from netlab.plan import NodePlan, Plan, PodPlan
+from netlab.probe import ProbeResult
 
 Manifest = str | dict | Path
 
@@ -185,6 +189,93 @@ class LabStatus:
                 "nodes": self.nodes, "pods": self.pods, "netns": self.namespaces}
 
 
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A Service as the lab runs it: its addresses and, per port, its endpoints."""
+
+    namespace: str
+    name: str
+    type: str
+    cluster_ip: str | None
+    external_ip: str | None  # the LoadBalancer address
+    announced_by: str | None  # the node answering ARP for it
+    selector: dict[str, str] | None
+    ports: tuple[Any, ...]  # features.services.ServicePortPlan
+    external_name: str | None = None
+    external_traffic_policy: str = "Cluster"
+    internal_traffic_policy: str = "Cluster"
+    affinity_timeout: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Distinct ip:port of every endpoint, over all ports."""
+        return sorted({f"{ep.ip}:{ep.port}" for p in self.ports for ep in p.endpoints})
+
+    def to_k8s(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": self.type, "ports": []}
+        if self.type == "ExternalName":
+            spec["externalName"] = self.external_name
+        else:
+            spec["clusterIP"] = self.cluster_ip or "None"
+            spec["clusterIPs"] = [self.cluster_ip or "None"]
+        if self.selector is not None:
+            spec["selector"] = dict(self.selector)
+        for p in self.ports:
+            port = {"name": p.name, "port": p.port, "protocol": p.protocol,
+                    "targetPort": p.target}
+            if p.node_port:
+                port["nodePort"] = p.node_port
+            spec["ports"].append({k: v for k, v in port.items() if v is not None})
+        spec["sessionAffinity"] = "ClientIP" if self.affinity_timeout else "None"
+        if self.type in ("NodePort", "LoadBalancer"):
+            spec["externalTrafficPolicy"] = self.external_traffic_policy
+        spec["internalTrafficPolicy"] = self.internal_traffic_policy
+        status: dict[str, Any] = {"loadBalancer": {}}
+        if self.external_ip:
+            status["loadBalancer"] = {"ingress": [{"ip": self.external_ip, "ipMode": "VIP"}]}
+        return {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": spec, "status": status}
+
+    def endpoints_k8s(self) -> dict[str, Any]:
+        """The Service's Endpoints object, as `kubectl get endpoints -o json` shows it."""
+        by_pod: dict[str, list] = {}
+        pods: dict[str, Any] = {}
+        for p in self.ports:
+            for ep in p.endpoints:
+                by_pod.setdefault(ep.pod, []).append(
+                    {k: v for k, v in (("name", p.name), ("port", ep.port),
+                                       ("protocol", p.protocol)) if v is not None})
+                pods[ep.pod] = ep
+        subsets: dict[str, dict] = {}
+        for pod, ports in sorted(by_pod.items()):
+            sig = repr(ports)
+            ep = pods[pod]
+            ns, name = pod.split("/")
+            subsets.setdefault(sig, {"addresses": [], "ports": ports})["addresses"].append(
+                {"ip": ep.ip, "nodeName": ep.node,
+                 "targetRef": {"kind": "Pod", "namespace": ns, "name": name}})
+        return {"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "subsets": list(subsets.values())}
+
+    def why_no_endpoints(self) -> str | None:
+        """For a person: why this Service has no endpoints, or None if it has some."""
+        if self.type == "ExternalName" or self.endpoints:
+            return None
+        if self.selector is None:
+            return f"Service {self.key} has no selector: its endpoints are managed by hand"
+        wanted = ",".join(f"{k}={v}" for k, v in self.selector.items())
+        return (f"Service {self.key} has no endpoints: no pod in namespace {self.namespace} "
+                f"has labels {wanted}" + ("" if self.ports and all(
+                    isinstance(p.target, int) for p in self.ports) else
+                    " (or none declares the named targetPort)"))
+
+
 def _default_name(docs: Sequence[RawDoc], files: Sequence[Any]) -> str:
     for d in docs:
         if d.kind == "Cluster":
@@ -219,7 +310,7 @@ class Lab:
         docs = read_files(files) + as_docs(manifests)
         built = build(docs)  # validate before touching anything (and before requiring root)
         lab_name = names.check_lab_name(name) if name else _default_name(docs, files)
-        make_plan(lab_name, built, built.cluster or Cluster())  # capacity, nodeName, CIDRs
+        full_plan(lab_name, built, built.cluster or Cluster())  # capacity, nodeName, IPs
         require_root()
         if lab_name in all_labs():
             raise LabExistsError(f"lab {lab_name!r} is already up: use `netlab apply --lab "
@@ -378,6 +469,91 @@ class Lab:
         return PodInfo(p.namespace, p.name, p.node, p.ip, dict(p.labels), tuple(statuses),
                        st.plan.node(p.node).underlay_ip, p.owner)
 
+    def services(self, namespace: str | None = None) -> list[ServiceInfo]:
+        """Services of one namespace, or of all when `namespace` is None."""
+        return [_service_info(s) for s in self.plan.services.values()
+                if namespace is None or s.namespace == namespace]
+
+    def service(self, ref: str) -> ServiceInfo:
+        ns, _, name = ref.rpartition("/")
+        services = self.plan.services
+        key = f"{ns or 'default'}/{name}"
+        if key not in services:
+            matches = [k for k in services if k.endswith(f"/{name}")] if not ns else []
+            if len(matches) != 1:
+                raise InputError(f"no Service {ref!r} (`netlab get svc -A` lists them)")
+            key = matches[0]
+        return _service_info(services[key])
+
+    def probe(self, src: str, dst: str, port: int | None = None, protocol: str | None = None,
+              timeout: float = 2.0) -> ProbeResult:
+        """Real traffic from `src` (pod, node/NAME, external, internet) to `dst` (pod,
+        svc/[NS/]NAME, node/NAME, internet, external, or an IP); what came back."""
+        require_root()
+        netns, address, port_, proto = self._probe_target(src, dst, port, protocol)
+        if proto == "icmp":
+            t0 = time.monotonic()
+            r = self.ping(src, address, count=1, timeout=timeout)
+            return ProbeResult(src, dst, address, None, "icmp",
+                               "connected" if r.ok else "timeout",
+                               None, None, r.output.strip().splitlines()[-1] if r.output else "",
+                               round(time.monotonic() - t0, 4))
+        return probe_mod.run(src, dst, netns, address, port_, proto, timeout)
+
+    def probe_many(self, probes: Sequence[tuple], workers: int = 16) -> list[ProbeResult]:
+        """Several probes at once: each item is (src, dst[, port[, protocol]])."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda args: self.probe(*args), probes))
+
+    def _probe_target(self, src: str, dst: str, port: int | None, protocol: str | None
+                      ) -> tuple[Path, str, int, str]:
+        st = self._state()
+        plan = st.plan
+        assert plan is not None
+        if protocol is not None and protocol.lower() not in probe_mod.PROTOCOLS:
+            raise InputError(f"protocol {protocol!r} is not one of "
+                             f"{', '.join(probe_mod.PROTOCOLS)}")
+        proto = protocol.lower() if protocol else None
+        netns = self._target(src)[0]
+        outside = src in names.HOSTS
+        if dst.startswith("svc/"):
+            svc = self.service(dst[4:])
+            address = (svc.external_ip if outside and svc.external_ip else svc.cluster_ip)
+            if address is None:
+                raise InputError(f"Service {svc.key} has no virtual IP ({svc.type}"
+                                 f"{', headless' if svc.type != 'ExternalName' else ''}): "
+                                 "probe its pods instead")
+            chosen = next((p for p in svc.ports if port is None or p.port == port), None)
+            if chosen is None:
+                raise InputError(f"Service {svc.key} has no port {port} (ports: "
+                                 f"{', '.join(str(p.port) for p in svc.ports)})")
+            return netns, address, chosen.port, proto or chosen.protocol.lower()
+        if dst in ("internet", "external"):
+            address = plan.internet_ip if dst == "internet" else plan.external_ip
+            return netns, address, port or 80, proto or "tcp"
+        if dst.startswith("node/"):
+            address = self.address_of(dst)
+            if port is None and proto != "icmp":
+                raise InputError("a node has no default port: give --port (a NodePort)")
+            return netns, address, port or 0, proto or "tcp"
+        try:
+            address = str(ipaddress.IPv4Address(dst))
+            if port is None and proto != "icmp":
+                raise InputError(f"give --port for {dst}")
+            return netns, address, port or 0, proto or "tcp"
+        except ValueError:
+            pass
+        pod = self._resolve(st, dst)
+        if port is None and proto != "icmp":
+            if not pod.serves:
+                raise InputError(f"pod {pod.key} declares no port: give --port (its responder "
+                                 "answers only on declared ports and Service targetPorts)")
+            proto_, port = pod.serves[0][0].lower(), pod.serves[0][1]
+            proto = proto or proto_
+        return netns, pod.ip, port or 0, proto or "tcp"
+
     def logs(self, pod: str, container: str | None = None) -> str:
         st = self._state()
         p = self._resolve(st, pod)
@@ -407,6 +583,9 @@ class Lab:
                 "HOSTNAME": node.name}
         if ref == "fabric":
             return netns_path(names.fabric_netns(self.name)), None, (), {}
+        if ref in names.HOSTS:
+            netns = names.host_netns(self.name, ref)
+            return netns_path(netns), uts_path(self.name, netns), (), {"HOSTNAME": ref}
         p = self._resolve(st, ref)
         d = names.pod_dir(self.name, p.namespace, p.name)
         binds = ((str(d / "resolv.conf"), "/etc/resolv.conf"), (str(d / "hosts"), "/etc/hosts"))
@@ -478,6 +657,12 @@ class Lab:
         m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", r.stdout)
         tx, rx = (int(m.group(1)), int(m.group(2))) if m else (count, 0)
         return PingResult(src, dst, ip, tx, rx, r.stdout + r.stderr, r.returncode)
+
+
+def _service_info(s: Any) -> ServiceInfo:
+    return ServiceInfo(s.namespace, s.name, s.type, s.cluster_ip, s.lb_ip, s.announcer,
+                       s.selector, s.ports, s.external_name, s.external_traffic_policy,
+                       s.internal_traffic_policy, s.affinity_timeout)
 
 
 def _text(b: bytes | str | None) -> str:

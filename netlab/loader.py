@@ -655,6 +655,21 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     except ValueError as e:
         raise spec.error("clusterDNS", f"{dns!r} is not an IPv4 address") from e
     domain = spec.str("clusterDomain", d.cluster_domain)
+    pool = spec.str("loadBalancerPool", d.load_balancer_pool)
+    try:
+        lo_s, _, hi_s = pool.partition("-")
+        lo, hi = ipaddress.IPv4Address(lo_s.strip()), ipaddress.IPv4Address((hi_s or lo_s).strip())
+    except ValueError as e:
+        raise spec.error("loadBalancerPool", f"{pool!r} is not an address range like "
+                                             "172.18.0.200-172.18.0.250") from e
+    if lo > hi or lo not in underlay or hi not in underlay:
+        raise spec.error("loadBalancerPool", f"{pool} must be a range inside underlayCIDR "
+                                             f"{underlay}")
+    pool = f"{lo}-{hi}"
+    internet = _network(spec, "internetCIDR", d.internet_cidr)
+    for other_name, other in nets.items():
+        if internet.overlaps(other):
+            raise spec.error("internetCIDR", f"{internet} overlaps {other_name} {other}")
     nodes_raw = spec.raw("nodes", 2)
     nodes: list[NodeSpec] = []
     if isinstance(nodes_raw, int) and not isinstance(nodes_raw, bool):
@@ -694,7 +709,7 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     spec.done()
     top.done()
     m.cluster = Cluster(tuple(nodes), str(pod_net), mask, str(svc_net), str(underlay), backend,
-                        mtu, dns, domain, src)
+                        mtu, dns, domain, pool, str(internet), src)
 
 
 PARSERS = {

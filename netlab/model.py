@@ -256,7 +256,14 @@ class Cluster:
     mtu: int = 1500
     cluster_dns: str = "10.96.0.10"
     cluster_domain: str = "cluster.local"
+    load_balancer_pool: str = "172.18.0.200-172.18.0.250"  # on the underlay (MetalLB L2 style)
+    internet_cidr: str = "203.0.113.0/24"  # the `internet` host's network, behind the underlay
     source: Source | None = field(default=None, compare=False)
+
+    def lb_pool(self) -> list[ipaddress.IPv4Address]:
+        first, _, last = self.load_balancer_pool.partition("-")
+        lo, hi = ipaddress.IPv4Address(first), ipaddress.IPv4Address(last or first)
+        return [ipaddress.IPv4Address(i) for i in range(int(lo), int(hi) + 1)]
 
     @property
     def pod_network(self) -> ipaddress.IPv4Network:

@@ -34,6 +34,14 @@ INDEX_UNDERLAY_BRIDGE = 100
 INDEX_NODE_ETH0 = 100
 INDEX_NODE_BRIDGE = 101
 INDEX_NODE_VXLAN = 102
+# LoadBalancer addresses a node announces, and the internet host's outside address, sit on
+# `lo` (/32): this kernel has no dummy devices (CONFIG_DUMMY is off), and a local address
+# on lo is enough for the kernel to answer ARP for it on eth0 (arp_ignore=0).
+INDEX_NODE_LB = 1
+INDEX_HOST_ETH0 = 100
+INDEX_HOST_WAN = 1
+NODE_LB = "lo"
+HOSTS = ("internet", "external")  # machines outside the cluster, on the underlay
 INDEX_POD_ETH0 = 100
 INDEX_PORT_BASE = 1000  # fabric ports: 1000 + node number; node veths: 1000 + pod slot
 

@@ -10,20 +10,32 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from netlab import names
-from netlab.errors import InputError
-from netlab.features import overlay, pod_files, podnet, underlay, workloads
+from netlab.errors import InputError, KernelError
+from netlab.features import (
+    kubeproxy,
+    loadbalancer,
+    overlay,
+    pod_files,
+    podnet,
+    services,
+    underlay,
+    workloads,
+)
 from netlab.intents import Intent, Link, Netns, Process
 from netlab.kernel import Kernel, destroy_lab, netns_path, procs, uts_path
 from netlab.loader import RawDoc, build, describe, object_key
 from netlab.model import Cluster, Manifests
-from netlab.plan import Plan, PodPlan, make_plan
+from netlab.plan import NodePlan, Plan, PodPlan, make_plan
 from netlab.state import LabState, ProcessRecord, save
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+RESPONDER_SCRIPT = Path(__file__).with_name("responder.py")
 
 
 @dataclass
@@ -37,13 +49,29 @@ class ChangeSummary:
     warnings: list[str] = field(default_factory=list)
 
 
+def full_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None) -> Plan:
+    """Pods placed and addressed, then Services (addresses, endpoints, responder ports)."""
+    return services.plan_services(m, make_plan(lab, m, cluster, previous), previous)
+
+
 def render_cluster(plan: Plan) -> list[Intent]:
     out = underlay.render_fabric(plan)
     for node in plan.nodes:
         out += underlay.render_node(plan, node)
         out += podnet.render_node_bridge(plan, node)
         out += overlay.render_node(plan, node)
+    out += underlay.render_hosts(plan)
     return order(out)
+
+
+def render_services(plan: Plan, previous: Plan | None, node: NodePlan) -> tuple[str, str]:
+    """(the transaction to load into the node, the full ruleset to fall back on)."""
+    tables = kubeproxy.render_tables(plan, node)
+    full = "".join(t.full() for t in tables)
+    if previous is None:
+        return full, full
+    old = kubeproxy.render_tables(previous, node)
+    return "".join(t.diff(o) for t, o in zip(tables, old, strict=True)), full
 
 
 def render_pods(plan: Plan, pods: Sequence[PodPlan]) -> list[Intent]:
@@ -70,6 +98,8 @@ def _stage(intent: Intent) -> tuple[int, str]:
     role = intent.netns[len(names.NETNS_PREFIX):].split(".", 2)[1]
     if role == "fabric":
         return (1, intent.netns)
+    if role == "host":
+        return (2, intent.netns)
     if role == "node":
         makes_pod = isinstance(intent, Link) and intent.peer is not None
         return (3 if makes_pod else 2, intent.netns)
@@ -86,12 +116,7 @@ def effective_cluster(m: Manifests, state: LabState) -> Cluster:
     current = state.plan.cluster
     if m.cluster is not None:
         new = m.cluster
-        same = (new.nodes, new.pod_cidr, new.node_cidr_mask, new.service_cidr, new.underlay_cidr,
-                new.backend, new.mtu, new.cluster_dns, new.cluster_domain) == (
-            current.nodes, current.pod_cidr, current.node_cidr_mask, current.service_cidr,
-            current.underlay_cidr, current.backend, current.mtu, current.cluster_dns,
-            current.cluster_domain)
-        if not same:
+        if new != current:
             raise InputError("the Cluster of a running lab cannot change (nodes, CIDRs, backend "
                              f"and MTU are fixed at `up`): run `netlab down {state.lab}` and "
                              "`netlab up` again", file=str(new.source) if new.source else None,
@@ -137,7 +162,7 @@ class Converger:
         m = built or build(docs)
         cluster = effective_cluster(m, self.state)
         previous = self.state.plan
-        plan = make_plan(self.lab, m, cluster, previous)
+        plan = full_plan(self.lab, m, cluster, previous)
         summary = ChangeSummary(warnings=list(m.warnings))
         old = previous.pods if previous else {}
         gone = [p for k, p in old.items()
@@ -147,18 +172,23 @@ class Converger:
             if k in old and old[k].spec_hash == p.spec_hash:
                 (summary.relabelled if old[k].labels != p.labels else summary.unchanged).append(k)
 
+        restart = [p for k, p in plan.pods.items()
+                   if k in old and old[k].spec_hash == p.spec_hash and old[k].serves != p.serves]
         self.kernel = Kernel(self.lab)
         try:
             if previous is None:
                 self.state.docs, self.state.plan = docs, None
                 save(self.state)
                 intents = render_cluster(plan)
-                self.kernel.apply(intents, self._tick("nodes", len(intents)))
+                self.kernel.apply(intents, self._tick("nodes", len(intents)),
+                                  spawn=lambda p: self._spawn(plan, p))
             self.remove_pods(previous, gone)
             if previous is not None:
                 self.state.plan = _plan_with(plan, old, gone)  # reality until the new pods exist
                 save(self.state)
             self.create_pods(plan, new)
+            self.restart_responders(plan, restart)
+            self.sync_services(plan, previous)
         finally:
             self.kernel.close()
         self.state.docs, self.state.plan, self.state.phase = docs, plan, "ready"
@@ -187,16 +217,55 @@ class Converger:
             raise
 
     def _spawn(self, plan: Plan, intent: Process) -> None:
-        pod = plan.pods[intent.pod]
-        d = names.pod_dir(self.lab, pod.namespace, pod.name)
-        env = {"HOSTNAME": pod.hostname, "NETLAB_LAB": self.lab, "NETLAB_POD": pod.key,
-               **dict(intent.env)}
+        if intent.pod.startswith("host/"):
+            host = intent.pod.split("/", 1)[1]
+            d = names.lab_dir(self.lab) / "hosts" / host
+            d.mkdir(parents=True, exist_ok=True)
+            binds: tuple[tuple[str, str], ...] = ()
+            env = {"HOSTNAME": host}
+        else:
+            pod = plan.pods[intent.pod]
+            d = names.pod_dir(self.lab, pod.namespace, pod.name)
+            binds = ((str(d / "resolv.conf"), "/etc/resolv.conf"),
+                     (str(d / "hosts"), "/etc/hosts"))
+            env = {"HOSTNAME": pod.hostname}
+        env |= {"NETLAB_LAB": self.lab, "NETLAB_POD": intent.pod, **dict(intent.env)}
+        argv = intent.argv
+        if intent.builtin:  # stdlib-only script, run isolated from the user's site-packages
+            argv = (sys.executable, "-I", "-S", str(RESPONDER_SCRIPT), *argv)
         started = procs.spawn(
-            netns_path(pod.netns), uts_path(self.lab, pod.netns), intent.argv, env,
-            ((str(d / "resolv.conf"), "/etc/resolv.conf"), (str(d / "hosts"), "/etc/hosts")),
+            netns_path(intent.netns), uts_path(self.lab, intent.netns), argv, env, binds,
             d / f"{intent.container}.log", d / f"{intent.container}.exit")
-        self.state.processes.setdefault(pod.key, []).append(
+        self.state.processes.setdefault(intent.pod, []).append(
             ProcessRecord(intent.container, started.pid, started.starttime))
+
+    def restart_responders(self, plan: Plan, pods: list[PodPlan]) -> None:
+        """A Service now targets other ports of these pods: restart only their responder."""
+        for pod in pods:
+            records = self.state.processes.get(pod.key, [])
+            doomed = [r for r in records if r.container == workloads.RESPONDER]
+            procs.kill_verified([r.started for r in doomed], set())
+            self.state.processes[pod.key] = [r for r in records if r not in doomed]
+            for intent in workloads.render_responder(pod):
+                self._spawn(plan, intent)
+
+    def sync_services(self, plan: Plan, previous: Plan | None) -> None:
+        """Each node's Service rules in one nft transaction (only the difference when the
+        lab is running), and LoadBalancer addresses on the announcing node."""
+        assert self.kernel is not None
+        for node in plan.nodes:
+            script, full = render_services(plan, previous, node)
+            if script:
+                try:
+                    self.kernel.nft(node.netns, script)
+                except KernelError:
+                    if script == full:
+                        raise
+                    self.kernel.nft(node.netns, full)  # out of step: reload it whole
+            want = set(loadbalancer.announced(plan, node))
+            had = set(loadbalancer.announced(previous, node)) if previous else set()
+            self.kernel.delete_addresses(node.netns, sorted(had - want, key=str))
+            self.kernel.apply(sorted(want - had, key=str))
 
     def remove_pods(self, plan: Plan | None, pods: list[PodPlan]) -> None:
         if not pods or plan is None:

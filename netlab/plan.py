@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from netlab import names
 from netlab.errors import InputError
@@ -53,6 +54,10 @@ class PodPlan:
     containers: tuple[ContainerPlan, ...] = ()
     spec_hash: str = ""
     owner: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict, hash=False)
+    container_ports: tuple[tuple[str, int], ...] = ()  # (protocol, number)
+    named_ports: tuple[tuple[str, str, int], ...] = ()  # (name, protocol, number)
+    serves: tuple[tuple[str, int], ...] = ()  # what the responder answers on (services.py)
 
     @property
     def key(self) -> str:
@@ -67,6 +72,9 @@ class Plan:
     pods: dict[str, PodPlan]
     underlay_gateway: str
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
+    services: dict[str, Any] = field(default_factory=dict)  # key -> services.ServicePlan
+    external_ip: str = ""  # the `external` client host on the underlay
+    internet_ip: str = ""  # the `internet` host (its underlay side is underlay_gateway)
 
     def node(self, name: str) -> NodePlan:
         return next(n for n in self.nodes if n.name == name)
@@ -88,9 +96,20 @@ class Plan:
             p["containers"] = tuple(ContainerPlan(c_["name"], tuple(c_["argv"]),
                                                   tuple(map(tuple, c_["env"])))
                                     for c_ in p["containers"])
+            for f in ("container_ports", "named_ports", "serves"):
+                p[f] = tuple(map(tuple, p.get(f, ())))
             pods[k] = PodPlan(**p)
+        from netlab.features.services import Endpoint, ServicePlan, ServicePortPlan
+
+        services = {}
+        for k, s in data.get("services", {}).items():
+            ports = tuple(ServicePortPlan(**{**p, "endpoints": tuple(Endpoint(**e) for e in
+                                                                      p["endpoints"])})
+                          for p in s["ports"])
+            services[k] = ServicePlan(**{**s, "ports": ports})
         return cls(data["lab"], Cluster(**c), [NodePlan(**n) for n in data["nodes"]], pods,
-                   data["underlay_gateway"], data.get("namespaces", {}))
+                   data["underlay_gateway"], data.get("namespaces", {}), services,
+                   data.get("external_ip", ""), data.get("internet_ip", ""))
 
 
 def _hash(obj: object, n: int) -> str:
@@ -215,8 +234,8 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
     for p in sorted(pods, key=lambda p: (p.spec.node_name is None, p.namespace, p.name)):
         if p.key in kept:
             old = kept[p.key]
-            planned[p.key] = PodPlan(**{**asdict(old), "labels": dict(p.labels),
-                                        "containers": old.containers})
+            planned[p.key] = replace(old, labels=dict(p.labels),
+                                     annotations=dict(p.annotations))
             continue
         node = place(p)
         offset = next(i for i in range(2, cidrs[node].num_addresses - 1) if i not in used[node])
@@ -232,7 +251,14 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
             veth_index=names.INDEX_PORT_BASE + offset, hostname=p.spec.hostname or p.name,
             labels=dict(p.labels),
             containers=tuple(ContainerPlan(c.name, c.argv, c.env) for c in p.spec.containers),
-            spec_hash=spec_hash(p.spec), owner=p.owner)
+            spec_hash=spec_hash(p.spec), owner=p.owner, annotations=dict(p.annotations),
+            container_ports=tuple(sorted({(cp.protocol, cp.container_port)
+                                          for c in p.spec.containers for cp in c.ports})),
+            named_ports=tuple(sorted((cp.name, cp.protocol, cp.container_port)
+                                     for c in p.spec.containers for cp in c.ports if cp.name)))
     ordered = dict(sorted(planned.items()))
     namespaces = {n: dict(ns.labels) for n, ns in sorted(m.namespaces.items())}
-    return Plan(lab, cluster, nodes, ordered, underlay_gw, namespaces)
+    underlay = ipaddress.IPv4Network(cluster.underlay_cidr)
+    internet = ipaddress.IPv4Network(cluster.internet_cidr)
+    return Plan(lab, cluster, nodes, ordered, underlay_gw, namespaces, {},
+                str(underlay.broadcast_address - 1), str(internet.network_address + 1))

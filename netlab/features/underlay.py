@@ -6,11 +6,16 @@ from __future__ import annotations
 import ipaddress
 
 from netlab import names
-from netlab.intents import Address, Intent, Link, Netns, Peer
+from netlab.intents import Address, Intent, Link, Netns, Peer, Process, Route
 from netlab.plan import NodePlan, Plan
 
 # Namespaces of routers: forwarding on, IPv6 off (no NDP/MLD noise in captures).
-ROUTER_SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.disable_ipv6", "1"),
+# arp_ignore=0 (answer ARP for any local address) is the kernel default, set explicitly because
+# IPv4 settings of a new namespace are inherited from the host's: LoadBalancer addresses rely
+# on it.
+ROUTER_SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.arp_ignore", "0"),
+                  ("net.ipv4.conf.default.arp_ignore", "0"),
+                  ("net.ipv6.conf.all.disable_ipv6", "1"),
                   ("net.ipv6.conf.default.disable_ipv6", "1"))
 HOST_SYSCTLS = (("net.ipv6.conf.all.disable_ipv6", "1"),
                 ("net.ipv6.conf.default.disable_ipv6", "1"))
@@ -21,6 +26,42 @@ def render_fabric(plan: Plan) -> list[Intent]:
     return [Netns(fabric, sysctls=HOST_SYSCTLS),
             Link(fabric, names.FABRIC_BRIDGE, names.INDEX_UNDERLAY_BRIDGE, "bridge",
                  mtu=plan.cluster.mtu)]
+
+
+def render_hosts(plan: Plan) -> list[Intent]:
+    """Two machines outside the cluster on the underlay. `internet` is also the underlay's
+    gateway (the nodes' default route) and holds an address of the outside world
+    (internetCIDR) with a responder on it; `external` is a client (NodePort, LoadBalancer)."""
+    from netlab.features.workloads import RESPONDER
+
+    fabric = names.fabric_netns(plan.lab)
+    prefix = ipaddress.IPv4Network(plan.cluster.underlay_cidr).prefixlen
+    out: list[Intent] = []
+    for number, (host, ip) in enumerate((("internet", plan.underlay_gateway),
+                                         ("external", plan.external_ip)), start=1):
+        netns = names.host_netns(plan.lab, host)
+        out += [
+            Netns(netns, hostname=host, sysctls=HOST_SYSCTLS),
+            Link(fabric, names.host_port(host), names.INDEX_PORT_BASE - number, "veth",
+                 mtu=plan.cluster.mtu, master=names.INDEX_UNDERLAY_BRIDGE,
+                 peer=Peer(netns, "eth0", names.INDEX_HOST_ETH0)),
+            Link(netns, "lo", 1, "", up=True),
+            Link(netns, "eth0", names.INDEX_HOST_ETH0, "", mtu=plan.cluster.mtu),
+            Address(netns, "eth0", names.INDEX_HOST_ETH0, f"{ip}/{prefix}"),
+        ]
+    internet = names.host_netns(plan.lab, "internet")
+    wan_prefix = ipaddress.IPv4Network(plan.cluster.internet_cidr).prefixlen
+    out += [
+        Address(internet, "lo", names.INDEX_HOST_WAN, f"{plan.internet_ip}/{wan_prefix}"),
+        Route(names.host_netns(plan.lab, "external"), plan.cluster.internet_cidr, "eth0",
+              names.INDEX_HOST_ETH0, gateway=plan.underlay_gateway),
+        Process("host/internet", RESPONDER, internet,
+                ("--name", "internet", "--hostname", "internet", *INTERNET_PORTS), builtin=True),
+    ]
+    return out
+
+
+INTERNET_PORTS = ("tcp:80", "tcp:443", "udp:80")
 
 
 def render_node(plan: Plan, node: NodePlan) -> list[Intent]:
@@ -37,4 +78,6 @@ def render_node(plan: Plan, node: NodePlan) -> list[Intent]:
              mtu=plan.cluster.mtu),
         Address(node.netns, names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
                 f"{node.underlay_ip}/{prefix}"),
+        Route(node.netns, "default", names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
+              gateway=plan.underlay_gateway),
     ]

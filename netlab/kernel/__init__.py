@@ -12,13 +12,14 @@ import os
 import resource
 import shutil
 import socket
+import subprocess
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from netlab import names
 from netlab.errors import KernelError
-from netlab.intents import Intent, Link, Netns, Process
+from netlab.intents import Address, Intent, Link, Netns, Process
 from netlab.kernel import ns, procs, rtnl
 
 Progress = Callable[[int], None]
@@ -155,6 +156,28 @@ class Kernel:
             msgs.append((bytes(m.data), Link(netns, name, index, "", up=False)))
         with contextlib.suppress(KernelError):  # already gone is fine
             rtnl.send_batch(self._socket(netns), msgs)
+
+    def delete_addresses(self, netns: str, addresses: Sequence[Address]) -> None:
+        from pyroute2.netlink.rtnl import RTM_DELADDR
+
+        msgs = []
+        for a in addresses:
+            m, _ = rtnl._address(a)
+            m["header"]["type"] = RTM_DELADDR
+            m["header"]["flags"] = rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK
+            m.encode()
+            msgs.append((bytes(m.data), a))
+        if msgs:
+            rtnl.send_batch(self._socket(netns), msgs)
+
+    def nft(self, netns: str, script: str) -> None:
+        """Load an nftables script into a namespace: one `nft -f` run, one transaction
+        (all of it applies, or none of it)."""
+        with ns.entered(str(netns_path(netns))):
+            r = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True,
+                               check=False)
+        if r.returncode != 0:
+            raise KernelError(f"nft in {netns}: {r.stderr.strip()}")
 
     def remove_netns(self, names_: Sequence[str]) -> None:
         for name in names_:

@@ -13,8 +13,7 @@ import pytest
 from netlab.intents import render_text
 from netlab.loader import load
 from netlab.model import Cluster
-from netlab.orchestrator import render_all
-from netlab.plan import make_plan
+from netlab.orchestrator import full_plan, render_all
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -24,7 +23,7 @@ def rendered(backend: str) -> str:
     m = load([ROOT / "scenarios" / "quickstart.yaml"])
     assert m.cluster is not None
     cluster = Cluster(**{**m.cluster.__dict__, "backend": backend})
-    return render_text(render_all(make_plan("quickstart", m, cluster)))
+    return render_text(render_all(full_plan("quickstart", m, cluster)))
 
 
 @pytest.mark.parametrize("backend", ["vxlan", "host-gw"])

@@ -1,0 +1,174 @@
+"""Services in nftables, the way kube-proxy's nftables mode does it (pkg/proxy/nftables):
+one `ip kube-proxy` table per node; verdict maps from address . protocol . port to a chain
+per Service port; `numgen random` over per-endpoint chains that DNAT; a mark and a
+`masquerade` for traffic that must be source-NATed; reject for Services without endpoints.
+
+Per Service port (ID = base32 hash + ns/name/proto/port, as kube-proxy names them):
+  service-ID      all endpoints ("cluster" policy); first masquerades off-cluster sources
+  local-ID        this node's endpoints only (internalTrafficPolicy / externalTrafficPolicy
+                  Local); drops when there is none
+  external-ID     NodePort and LoadBalancer entry: Cluster masquerades and uses service-ID;
+                  Local keeps the client address and uses local-ID
+  endpoint-ID__IP/PORT   masquerade hairpin traffic, remember ClientIP affinity, DNAT
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from netlab.features.services import Endpoint, ServicePlan, ServicePortPlan
+from netlab.nftables import Table
+from netlab.plan import NodePlan, Plan
+
+TABLE = "kube-proxy"
+MASQ_MARK = "0x00004000"
+
+
+def _id(prefix: str, svc: ServicePlan, port: ServicePortPlan) -> str:
+    proto = port.protocol.lower()
+    base = f"{svc.namespace}/{svc.name}/{proto}/{port.label}"
+    digest = base64.b32encode(hashlib.sha256(base.encode()).digest()).decode()[:8]
+    return f"{prefix}-{digest}-{base}"
+
+
+def _ep_chain(svc: ServicePlan, port: ServicePortPlan, ep: Endpoint) -> str:
+    return _id("endpoint", svc, port) + f"__{ep.ip}/{ep.port}"
+
+
+def _affinity_set(svc: ServicePlan, port: ServicePortPlan, ep: Endpoint) -> str:
+    return _id("affinity", svc, port) + f"__{ep.ip}/{ep.port}"
+
+
+def _balance(t: Table, svc: ServicePlan, port: ServicePortPlan, eps: tuple[Endpoint, ...],
+             rules: list[str]) -> None:
+    if svc.affinity_timeout:
+        rules += [f"ip saddr @{_affinity_set(svc, port, ep)} goto {_ep_chain(svc, port, ep)}"
+                  for ep in eps]
+    if len(eps) == 1:
+        rules.append(f"goto {_ep_chain(svc, port, eps[0])}")
+    else:
+        arms = ", ".join(f"{i} : goto {_ep_chain(svc, port, ep)}" for i, ep in enumerate(eps))
+        rules.append(f"numgen random mod {len(eps)} vmap {{ {arms} }}")
+
+
+def render_node(plan: Plan, node: NodePlan) -> Table:
+    pod_cidr = plan.cluster.pod_cidr
+    t = Table("ip", TABLE)
+    t.maps["service-ips"] = ("type ipv4_addr . inet_proto . inet_service : verdict ;", {})
+    t.maps["service-nodeports"] = ("type inet_proto . inet_service : verdict ;", {})
+    t.maps["no-endpoint-services"] = ("type ipv4_addr . inet_proto . inet_service : verdict ;",
+                                      {})
+    t.maps["no-endpoint-nodeports"] = ("type inet_proto . inet_service : verdict ;", {})
+    t.sets["cluster-ips"] = ("type ipv4_addr ;", [])
+    t.chain("nat-prerouting", ["jump services"],
+            "type nat hook prerouting priority dstnat ; policy accept ;")
+    t.chain("nat-output", ["jump services"], "type nat hook output priority -100 ; policy accept ;")
+    t.chain("nat-postrouting", ["jump masquerading"],
+            "type nat hook postrouting priority srcnat ; policy accept ;")
+    t.chain("filter-forward", ["ct state new jump service-endpoints-check",
+                               "ct state new jump cluster-ips-check"],
+            "type filter hook forward priority -110 ; policy accept ;")
+    t.chain("filter-input", ["ct state new jump nodeport-endpoints-check",
+                             "ct state new jump service-endpoints-check"],
+            "type filter hook input priority -110 ; policy accept ;")
+    t.chain("filter-output", ["ct state new jump service-endpoints-check"],
+            "type filter hook output priority -110 ; policy accept ;")
+    t.chain("filter-output-post-dnat", ["ct state new jump cluster-ips-check"],
+            "type filter hook output priority -90 ; policy accept ;")
+    t.chain("services", [
+        "ip daddr . meta l4proto . th dport vmap @service-ips",
+        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport "
+        "vmap @service-nodeports"])
+    t.chain("service-endpoints-check",
+            ["ip daddr . meta l4proto . th dport vmap @no-endpoint-services"])
+    t.chain("nodeport-endpoints-check",
+            ["fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport "
+             "vmap @no-endpoint-nodeports"])
+    t.chain("cluster-ips-check", [
+        'ip daddr @cluster-ips reject comment "reject traffic to invalid ports of ClusterIPs"',
+        f'ip daddr {plan.cluster.service_cidr} drop comment "drop traffic to unallocated '
+        'ClusterIPs"'])
+    t.chain("reject-chain", ['reject comment "a Service without endpoints"'])
+    t.chain("mark-for-masquerade", [f"meta mark set meta mark | {MASQ_MARK}"])
+    t.chain("masquerading", [f"meta mark & {MASQ_MARK} == 0 return",
+                             f"meta mark set meta mark ^ {MASQ_MARK}",
+                             "masquerade fully-random"])
+    service_ips, nodeports = t.maps["service-ips"][1], t.maps["service-nodeports"][1]
+    no_ep, no_ep_nodeports = t.maps["no-endpoint-services"][1], t.maps["no-endpoint-nodeports"][1]
+    cluster_ips = t.sets["cluster-ips"][1]
+
+    for svc in plan.services.values():
+        if not svc.cluster_ip:
+            continue  # headless and ExternalName: no virtual IP (DNS serves them)
+        cluster_ips.append(svc.cluster_ip)
+        for port in svc.ports:
+            proto = port.protocol.lower()
+            all_eps = port.endpoints
+            local_eps = tuple(ep for ep in all_eps if ep.node == node.name)
+            cip_key = f"{svc.cluster_ip} . {proto} . {port.port}"
+            lb_key = f"{svc.lb_ip} . {proto} . {port.port}" if svc.lb_ip else None
+            np_key = f"{proto} . {port.node_port}" if port.node_port else None
+            if not all_eps:
+                no_ep[cip_key] = "goto reject-chain"
+                if lb_key:
+                    no_ep[lb_key] = "goto reject-chain"
+                if np_key:
+                    no_ep_nodeports[np_key] = "goto reject-chain"
+                continue
+            svc_chain, local_chain = _id("service", svc, port), _id("local", svc, port)
+            rules = [f"ip daddr {svc.cluster_ip} {proto} dport {port.port} ip saddr != {pod_cidr} "
+                     "jump mark-for-masquerade"]
+            _balance(t, svc, port, all_eps, rules)
+            t.chain(svc_chain, rules)
+            needs_local = (svc.internal_traffic_policy == "Local"
+                           or (svc.external_traffic_policy == "Local" and (lb_key or np_key)))
+            if needs_local:
+                local_rules: list[str] = []
+                if local_eps:
+                    _balance(t, svc, port, local_eps, local_rules)
+                else:
+                    local_rules.append(f'drop comment "{svc.key} has no local endpoints"')
+                t.chain(local_chain, local_rules)
+            service_ips[cip_key] = (f"goto {local_chain}"
+                                    if svc.internal_traffic_policy == "Local"
+                                    else f"goto {svc_chain}")
+            if lb_key or np_key:
+                ext = _id("external", svc, port)
+                if svc.external_traffic_policy == "Local":
+                    t.chain(ext, ["fib saddr type local jump mark-for-masquerade",
+                                  f"fib saddr type local goto {svc_chain}",
+                                  f"goto {local_chain}"])
+                else:
+                    t.chain(ext, ["jump mark-for-masquerade", f"goto {svc_chain}"])
+                if lb_key:
+                    service_ips[lb_key] = f"goto {ext}"
+                if np_key:
+                    nodeports[np_key] = f"goto {ext}"
+            for ep in all_eps:
+                ep_rules = [f"ip saddr {ep.ip} jump mark-for-masquerade"]
+                if svc.affinity_timeout:
+                    aset = _affinity_set(svc, port, ep)
+                    t.sets[aset] = (f"type ipv4_addr ; flags dynamic,timeout ; "
+                                    f"timeout {svc.affinity_timeout}s ;", [])
+                    ep_rules.append(f"update @{aset} {{ ip saddr }}")
+                ep_rules.append(f"meta l4proto {proto} dnat to {ep.ip}:{ep.port}")
+                t.chain(_ep_chain(svc, port, ep), ep_rules)
+    return t
+
+
+def render_egress(plan: Plan, node: NodePlan) -> Table:
+    """flannel's ip-masq: pod traffic leaving the pod network takes the node's address;
+    traffic between pods (also after a Service's DNAT) keeps the pod address."""
+    cidr = plan.cluster.pod_cidr
+    t = Table("ip", "flannel-ipv4")
+    t.chain("postrtg", [
+        f"ip saddr {cidr} ip daddr {cidr} return",
+        f"ip saddr {cidr} ip daddr 224.0.0.0/4 return",
+        f"ip saddr {cidr} masquerade fully-random"],
+        "type nat hook postrouting priority srcnat + 1 ; policy accept ;")
+    return t
+
+
+def render_tables(plan: Plan, node: NodePlan) -> list[Table]:
+    return [render_node(plan, node), render_egress(plan, node)]

@@ -1,0 +1,225 @@
+"""Services, planned: virtual addresses (ClusterIP, NodePort, LoadBalancer), endpoints,
+and the ports each pod's responder must answer on. Pure.
+
+Allocation is deterministic and stable: a Service keeps its addresses and node ports for as
+long as it exists in the lab; new ones take the lowest free value (the API server picks at
+random; a lab prefers reproducible addresses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field, replace
+
+from netlab.errors import InputError
+from netlab.model import Manifests, Service
+from netlab.plan import Plan, PodPlan
+
+NODE_PORT_RANGE = (30000, 32767)
+RESPONDER_OFF = "netlab.dev/responder"  # annotation: "off" disables a pod's responder
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    pod: str  # namespace/name
+    ip: str
+    node: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ServicePortPlan:
+    name: str | None
+    protocol: str
+    port: int
+    target: int | str
+    node_port: int | None
+    endpoints: tuple[Endpoint, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.port)
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    namespace: str
+    name: str
+    type: str
+    cluster_ip: str | None  # None for headless and ExternalName
+    ports: tuple[ServicePortPlan, ...]
+    selector: dict[str, str] | None = field(default=None, hash=False)
+    lb_ip: str | None = None
+    announcer: str | None = None  # node answering ARP for lb_ip
+    affinity_timeout: int | None = None  # seconds, with sessionAffinity ClientIP
+    external_traffic_policy: str = "Cluster"
+    internal_traffic_policy: str = "Cluster"
+    external_name: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def headless(self) -> bool:
+        return self.cluster_ip is None and self.type != "ExternalName"
+
+
+def _where(svc: Service, field_: str) -> dict:
+    return {"file": str(svc.source) if svc.source else None, "obj": f"Service {svc.namespace}/"
+            f"{svc.name}", "field": field_}
+
+
+def _resolve_target(port_target: int | str | None, port: int, pod_ports: dict[tuple[str, str], int],
+                    protocol: str) -> int | None:
+    if port_target is None:
+        return port
+    if isinstance(port_target, int):
+        return port_target
+    return pod_ports.get((port_target, protocol))
+
+
+def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None) -> Plan:
+    """Return `plan` with services and each pod's responder ports filled in."""
+    cluster = plan.cluster
+    svc_net = ipaddress.IPv4Network(cluster.service_cidr)
+    prev = previous.services if previous else {}
+    pods = list(plan.pods.values())
+    pod_ports = {p.key: {(cp[0], cp[1]): cp[2] for cp in p.named_ports} for p in pods}
+
+    # Addresses: manifest values first (checked), then what existing Services had, then new.
+    used_ips = {str(svc_net.network_address + 1), cluster.cluster_dns}
+    used_ports: set[int] = set()
+    used_lb: set[str] = set()
+    wanted: dict[str, str | None] = {}
+    for key, svc in sorted(m.services.items()):
+        if svc.type == "ExternalName" or svc.cluster_ip == "None":
+            wanted[key] = None
+            continue
+        if svc.cluster_ip:
+            ip = ipaddress.IPv4Address(svc.cluster_ip)
+            if ip not in svc_net:
+                raise InputError(f"{ip} is not inside serviceCIDR {svc_net}",
+                                 **_where(svc, "spec.clusterIP"))
+            taken = [k for k, v in wanted.items() if v == str(ip)]
+            if taken or (str(ip) in used_ips and not _is_dns(svc, cluster.cluster_dns)):
+                raise InputError(f"{ip} is already allocated"
+                                 f"{' to Service ' + taken[0] if taken else ''}",
+                                 **_where(svc, "spec.clusterIP"))
+            wanted[key] = str(ip)
+        for p in svc.ports:
+            if p.node_port is not None:
+                if p.node_port in used_ports:
+                    raise InputError(f"nodePort {p.node_port} is already allocated",
+                                     **_where(svc, "spec.ports.nodePort"))
+                used_ports.add(p.node_port)
+    used_ips |= {v for v in wanted.values() if v}
+    for key, old in prev.items():
+        svc = m.services.get(key)
+        if svc is None:
+            continue
+        if key not in wanted and svc.type != "ExternalName" and svc.cluster_ip is None \
+                and old.cluster_ip and old.cluster_ip not in used_ips:
+            wanted[key] = old.cluster_ip
+            used_ips.add(old.cluster_ip)
+        for p in old.ports:
+            if p.node_port:
+                used_ports.add(p.node_port)
+        if old.lb_ip:
+            used_lb.add(old.lb_ip)
+    hosts = svc_net.hosts()
+    pool = [str(a) for a in cluster.lb_pool()]
+    services: dict[str, ServicePlan] = {}
+    for key, svc in sorted(m.services.items()):
+        if key not in wanted:
+            for ip in hosts:
+                if str(ip) not in used_ips:
+                    wanted[key] = str(ip)
+                    used_ips.add(str(ip))
+                    break
+            else:
+                raise InputError(f"serviceCIDR {svc_net} is full", **_where(svc, "spec.clusterIP"))
+        old = prev.get(key)
+        old_ports = {(p.protocol, p.port): p.node_port for p in old.ports} if old else {}
+        selected = ([] if svc.selector is None or svc.type == "ExternalName" else
+                    [p for p in pods if p.namespace == svc.namespace
+                     and all(p.labels.get(k) == v for k, v in svc.selector.items())])
+        ports = []
+        for sp in svc.ports:
+            node_port = None
+            if svc.type in ("NodePort", "LoadBalancer"):
+                node_port = sp.node_port or old_ports.get((sp.protocol, sp.port))
+                if node_port is None:
+                    node_port = next((n for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1)
+                                      if n not in used_ports), None)
+                    if node_port is None:
+                        raise InputError("no free nodePort left", **_where(svc, "spec.ports"))
+                used_ports.add(node_port)
+            target = sp.target_port if sp.target_port is not None else sp.port
+            endpoints = []
+            for p in selected:
+                number = _resolve_target(sp.target_port, sp.port, pod_ports[p.key], sp.protocol)
+                if number is not None:  # a pod without the named port is not an endpoint
+                    endpoints.append(Endpoint(p.key, p.ip, p.node, number))
+            ports.append(ServicePortPlan(sp.name, sp.protocol, sp.port, target, node_port,
+                                         tuple(endpoints)))
+        lb_ip = None
+        if svc.type == "LoadBalancer":
+            lb_ip = old.lb_ip if old and old.lb_ip else None
+            if svc.load_balancer_ip:
+                if svc.load_balancer_ip not in pool:
+                    raise InputError(f"{svc.load_balancer_ip} is not in the load balancer pool "
+                                     f"{cluster.load_balancer_pool}",
+                                     **_where(svc, "spec.loadBalancerIP"))
+                lb_ip = svc.load_balancer_ip
+            if lb_ip is None:
+                lb_ip = next((a for a in pool if a not in used_lb), None)
+            if lb_ip is not None:
+                used_lb.add(lb_ip)
+        services[key] = ServicePlan(
+            svc.namespace, svc.name, svc.type, wanted.get(key), tuple(ports),
+            dict(svc.selector) if svc.selector is not None else None, lb_ip,
+            _announcer(plan, key, tuple(ports), svc.external_traffic_policy) if lb_ip else None,
+            svc.affinity_timeout if svc.session_affinity == "ClientIP" else None,
+            svc.external_traffic_policy, svc.internal_traffic_policy, svc.external_name)
+
+    # Each pod answers on its container ports and on numeric targetPorts aimed at it.
+    serves: dict[str, set[tuple[str, int]]] = {p.key: set(p.container_ports) for p in pods}
+    for s in services.values():
+        for sp in s.ports:
+            for ep in sp.endpoints:
+                serves[ep.pod].add((sp.protocol, ep.port))
+    new_pods = {}
+    for p in pods:
+        off = p.annotations.get(RESPONDER_OFF, "").lower() in ("off", "false", "disabled")
+        new_pods[p.key] = replace(p, serves=() if off else tuple(sorted(serves[p.key])))
+    return replace(plan, pods=new_pods, services=services)
+
+
+def _is_dns(svc: Service, dns_ip: str) -> bool:
+    return svc.cluster_ip == dns_ip
+
+
+def _announcer(plan: Plan, key: str, ports: tuple[ServicePortPlan, ...], etp: str) -> str | None:
+    """The node that answers ARP for a LoadBalancer address, like MetalLB's L2 mode: chosen
+    by a hash of the Service among eligible nodes (with ETP Local, only nodes that have a
+    local endpoint)."""
+    nodes = [n.name for n in plan.nodes]
+    if etp == "Local":
+        local = {ep.node for p in ports for ep in p.endpoints}
+        nodes = [n for n in nodes if n in local]
+    if not nodes:
+        return None
+    return min(nodes, key=lambda n: hashlib.sha256(f"{n}/{key}".encode()).hexdigest())
+
+
+def endpoints_for(svc: ServicePlan, port: ServicePortPlan, node: str, local_only: bool
+                  ) -> tuple[Endpoint, ...]:
+    if local_only:
+        return tuple(ep for ep in port.endpoints if ep.node == node)
+    return port.endpoints
+
+
+__all__ = ["Endpoint", "PodPlan", "ServicePlan", "ServicePortPlan", "endpoints_for",
+           "plan_services"]
