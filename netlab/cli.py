@@ -228,6 +228,16 @@ class Resource(StrEnum):
     nodes = "nodes"
     node = "node"
     no = "no"
+    services = "services"
+    service = "service"
+    svc = "svc"
+    endpoints = "endpoints"
+    ep = "ep"
+
+
+KINDS = {"pods": "pods", "pod": "pods", "po": "pods", "nodes": "nodes", "node": "nodes",
+         "no": "nodes", "services": "services", "service": "services", "svc": "services",
+         "endpoints": "endpoints", "ep": "endpoints"}
 
 
 @app.command()
@@ -236,10 +246,19 @@ def get(resource: Annotated[Resource, typer.Argument(help="pods or nodes.")],
                                                       help="Namespace (default: default).")] = None,
         all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
         output: OutputOpt = Output.table, lab: LabOpt = None) -> None:
-    """Show pods or nodes, like kubectl get (-o wide for more columns, -o json for data)."""
+    """Show pods, nodes, services or endpoints, like kubectl get (-o wide, -o json)."""
     try:
         lab_ = _open(lab)
-        if resource.value in ("pods", "pod", "po"):
+        kind = KINDS[resource.value]
+        if kind in ("services", "endpoints"):
+            svcs = lab_.services(None if all_namespaces else (namespace or "default"))
+            if output == Output.json:
+                items = [s.to_k8s() if kind == "services" else s.endpoints_k8s() for s in svcs]
+                _print_json({"apiVersion": "v1", "kind": "List", "items": items})
+            else:
+                _services_table(svcs, kind, all_namespaces, output == Output.wide)
+            return
+        if kind == "pods":
             pods = lab_.pods(None if all_namespaces else (namespace or "default"))
             if output == Output.json:
                 _print_json({"apiVersion": "v1", "kind": "List",
@@ -266,6 +285,54 @@ def get(resource: Annotated[Resource, typer.Argument(help="pods or nodes.")],
             out.print(t)
     except NetlabError as e:
         _fail(e)
+
+
+def _ports(s: api.ServiceInfo) -> str:
+    out = []
+    for p in s.ports:
+        out.append(f"{p.port}:{p.node_port}/{p.protocol}" if p.node_port
+                   else f"{p.port}/{p.protocol}")
+    return ",".join(out) or "<none>"
+
+
+def _services_table(svcs: list[api.ServiceInfo], kind: str, all_namespaces: bool,
+                    wide: bool) -> None:
+    if not svcs:
+        out.print("no services")
+        return
+    t = Table(box=None, header_style="bold")
+    if kind == "services":
+        cols = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "ENDPOINTS"]
+        if wide:
+            cols += ["SELECTOR", "ANNOUNCED-BY"]
+    else:
+        cols = ["NAME", "ENDPOINTS"]
+    for c in (["NAMESPACE"] if all_namespaces else []) + cols:
+        t.add_column(c)
+    hints = []
+    for s in svcs:
+        eps = s.endpoints
+        shown = ",".join(eps[:3]) + (f" + {len(eps) - 3} more" if len(eps) > 3 else "") \
+            if eps else "<none>"
+        row = [s.namespace] if all_namespaces else []
+        if kind == "services":
+            external = s.external_ip or (s.external_name if s.type == "ExternalName" else None)
+            if s.type == "LoadBalancer" and not external:
+                external = "<pending>"
+            row += [s.name, s.type, s.cluster_ip or "None", external or "<none>", _ports(s),
+                    shown if s.type != "ExternalName" else "-"]
+            if wide:
+                row += [",".join(f"{k}={v}" for k, v in (s.selector or {}).items()) or "<none>",
+                        s.announced_by or "-"]
+        else:
+            row += [s.name, shown]
+        t.add_row(*row)
+        hint = s.why_no_endpoints()
+        if hint:
+            hints.append(hint)
+    out.print(t)
+    for h in hints:
+        err.print(f"[yellow]note:[/yellow] {h}", highlight=False, soft_wrap=True)
 
 
 def _pods_table(pods: list[api.PodInfo], all_namespaces: bool, wide: bool) -> None:
@@ -318,6 +385,57 @@ def ping(src: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME) o
         r = _open(lab).ping(src, dst, count)
         sys.stdout.write(r.output)
         raise typer.Exit(0 if r.ok else 1)
+    except NetlabError as e:
+        _fail(e)
+
+
+class Proto(StrEnum):
+    tcp = "tcp"
+    udp = "udp"
+    sctp = "sctp"
+    icmp = "icmp"
+
+
+@app.command()
+def probe(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, external or "
+                                             "internet.")],
+          dst: Annotated[str, typer.Argument(help="Pod, svc/[NS/]NAME, node/NAME (with a "
+                                             "NodePort), internet, external, or an IP.")],
+          port: Annotated[int | None, typer.Option("--port", "-p", min=1, max=65535,
+                                                   help="Default: the Service's first port, "
+                                                   "the pod's first port, 80 for internet.")
+                          ] = None,
+          proto: Annotated[Proto | None, typer.Option("--proto", help="tcp, udp, sctp or "
+                                                      "icmp (default: the port's).")] = None,
+          timeout: Annotated[float, typer.Option("--timeout", min=0.1)] = 2.0,
+          output: OutputOpt = Output.table, lab: LabOpt = None) -> None:
+    """Send real traffic from SRC to DST and say what came back: which pod answered and
+    which client address it saw. Exit 0 when connected, 1 when not.
+
+    Examples: netlab probe pod-a svc/web;  netlab probe external node/node-1 --port 30080
+    """
+    try:
+        lab_ = _open(lab)
+        r = lab_.probe(src, dst, port, proto.value if proto else None, timeout)
+        if output == Output.json:
+            _print_json(r.to_json())
+        else:
+            where = f"{r.address}:{r.port}/{r.protocol}" if r.port else \
+                f"{r.address}/{r.protocol}"
+            if r.connected:
+                who = f" answered by {r.answered_by}" if r.answered_by else ""
+                seen = f", which saw the client as {r.client_ip}" if r.client_ip else ""
+                out.print(f"{src} -> {dst} ({where}): [green]connected[/green]{who}{seen} "
+                          f"in {r.seconds * 1000:.1f} ms", highlight=False)
+            else:
+                out.print(f"{src} -> {dst} ({where}): [red]{r.result}[/red]: {r.detail}",
+                          highlight=False)
+                if dst.startswith("svc/"):
+                    hint = lab_.service(dst[4:]).why_no_endpoints()
+                    if hint:
+                        err.print(f"[yellow]hint:[/yellow] {hint}", highlight=False,
+                                  soft_wrap=True)
+        raise typer.Exit(0 if r.connected else 1)
     except NetlabError as e:
         _fail(e)
 

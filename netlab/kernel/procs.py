@@ -14,8 +14,11 @@ from pathlib import Path
 
 # Runs inside the pod's network and UTS namespaces, in a mount namespace of its own whose
 # mounts follow the host's (slave), so the pod sees its own /etc/resolv.conf and /etc/hosts
-# while the host's /etc stays untouched. Arguments: EXITFILE SRC DST ... -- ARGV...
+# while the host's /etc stays untouched, and a /sys of its own network namespace (as
+# `ip netns exec` does: /sys/class/net lists the pod's interfaces, not the host's).
+# Arguments: EXITFILE SRC DST ... -- ARGV...
 LAUNCHER = r'''x="$1"; shift
+umount -l /sys 2>/dev/null && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys
 while [ "$1" != "--" ]; do
   if [ -e "$2" ]; then mount --bind "$1" "$2" || exit 126; fi; shift 2
 done; shift

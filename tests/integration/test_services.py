@@ -1,0 +1,197 @@
+"""Services with real traffic: ClusterIP, spreading, affinity, NodePort and LoadBalancer
+from outside, traffic policies and the client address, hairpin, no endpoints, egress NAT,
+and changes on a running lab."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+from manifests import cluster
+
+from netlab import Lab
+
+
+def web(name: str, node: str, app: str = "web", port: int = 8080) -> str:
+    return (f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: {app}}}}}\n"
+            f"spec:\n  nodeName: {node}\n  containers:\n  - name: web\n    image: agnhost\n"
+            f"    ports: [{{name: http, containerPort: {port}}}]\n")
+
+
+def client(name: str, node: str) -> str:
+    return (f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n"
+            f"  nodeName: {node}\n  containers: [{{name: c, image: busybox, "
+            f"command: [sleep, '3600']}}]\n")
+
+
+def service(name: str, spec: str, app: str = "web") -> str:
+    return (f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n"
+            f"  selector: {{app: {app}}}\n{spec}")
+
+
+BASE = (cluster() + web("web-1", "node-1") + web("web-2", "node-2", port=9090)
+        + client("c1", "node-1") + client("c2", "node-2"))
+PORTS = "  ports: [{port: 80, targetPort: http}]\n"
+
+
+def wait_for_responders(lab: Lab) -> None:
+    """The responders are processes: give them the moment they need to listen."""
+    deadline = time.monotonic() + 5
+    for pod in ("web-1", "web-2"):
+        while not lab.probe("c1", pod, timeout=0.5).connected:
+            assert time.monotonic() < deadline, f"{pod}'s responder did not start"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def web_lab(netlab_lab) -> Lab:
+    lab = netlab_lab(yaml=BASE + service("web", PORTS)
+                     + service("web-np", "  type: NodePort\n  ports: [{port: 80, targetPort: "
+                               "http, nodePort: 30080}]\n")
+                     + service("web-local", "  type: NodePort\n  externalTrafficPolicy: Local\n"
+                               "  ports: [{port: 80, targetPort: http, nodePort: 30081}]\n")
+                     + service("web-lb", "  type: LoadBalancer\n" + PORTS)
+                     + service("sticky", "  sessionAffinity: ClientIP\n" + PORTS)
+                     + service("nobody", "  ports: [{port: 80}]\n", app="nobody"))
+    wait_for_responders(lab)
+    return lab
+
+
+def test_cluster_ip_from_every_node_spreads_over_endpoints(web_lab):
+    pods = {p.key: p for p in web_lab.pods()}
+    for src in ("c1", "c2"):
+        results = web_lab.probe_many([(src, "svc/web")] * 50)
+        assert all(r.connected for r in results), [r.detail for r in results if not r.connected]
+        seen = Counter(r.answered_by for r in results)
+        assert set(seen) == {"default/web-1", "default/web-2"}, seen
+        # pod-to-Service traffic is not source-NATed: the endpoint sees the pod
+        assert {r.client_ip for r in results} == {pods[f"default/{src}"].ip}
+
+
+def test_client_ip_affinity(web_lab):
+    results = web_lab.probe_many([("c1", "svc/sticky")] * 20, workers=1)
+    assert all(r.connected for r in results)
+    assert len({r.answered_by for r in results}) == 1
+
+
+def test_named_target_port_per_pod(web_lab):
+    svc = web_lab.service("web")
+    assert sorted(svc.endpoints) == sorted([f"{web_lab.pod('web-1').ip}:8080",
+                                            f"{web_lab.pod('web-2').ip}:9090"])
+
+
+def test_node_port_from_outside(web_lab):
+    nodes = {n.name: n for n in web_lab.nodes()}
+    for node in ("node-1", "node-2"):
+        results = web_lab.probe_many([("external", f"node/{node}", 30080)] * 20)
+        assert all(r.connected for r in results)
+        remote = [r for r in results if r.answered_by != f"default/web-{node[-1]}"]
+        # externalTrafficPolicy Cluster: the client address is replaced by the node's
+        assert all(r.client_ip != "172.18.0.254" for r in results)
+        assert remote, "Cluster policy never sent traffic to the other node"
+    assert nodes["node-1"].internal_ip == "172.18.0.2"
+
+
+def test_external_traffic_policy_local_keeps_the_client(web_lab):
+    for node, pod in (("node-1", "default/web-1"), ("node-2", "default/web-2")):
+        results = web_lab.probe_many([("external", f"node/{node}", 30081)] * 10)
+        assert all(r.connected for r in results)
+        assert {r.answered_by for r in results} == {pod}  # only the local endpoint
+        assert {r.client_ip for r in results} == {"172.18.0.254"}  # the real client
+
+
+def test_load_balancer_from_outside(web_lab):
+    svc = web_lab.service("web-lb")
+    assert svc.external_ip == "172.18.0.200" and svc.announced_by in ("node-1", "node-2")
+    r = web_lab.probe("external", "svc/web-lb")
+    assert r.connected and r.address == "172.18.0.200"
+    # exactly one node answers ARP for it
+    arp = web_lab.exec("external", ["sh", "-c", "ip neigh flush all; ping -c1 -W1 172.18.0.200 "
+                                                ">/dev/null; ip neigh show 172.18.0.200"])
+    announcer = web_lab.exec(f"node/{svc.announced_by}", ["cat", "/sys/class/net/eth0/address"])
+    assert announcer.stdout.strip() in arp.stdout, arp.stdout
+    assert svc.to_k8s()["status"]["loadBalancer"]["ingress"][0]["ip"] == "172.18.0.200"
+
+
+def test_service_without_endpoints_is_refused_quickly(web_lab):
+    r = web_lab.probe("c1", "svc/nobody")
+    assert r.result == "refused" and r.seconds < 0.5
+    assert "no pod in namespace default has labels app=nobody" in \
+        web_lab.service("nobody").why_no_endpoints()
+
+
+def test_hairpin(web_lab):
+    r = web_lab.probe_many([("web-1", "svc/web")] * 20)
+    assert all(x.connected for x in r)
+    itself = [x for x in r if x.answered_by == "default/web-1"]
+    assert itself, "web-1 never reached itself through its Service"
+    # hairpin traffic is masqueraded to the bridge address, or the reply would bypass NAT
+    assert {x.client_ip for x in itself} == {"10.244.0.1"}
+
+
+def test_egress_to_the_internet_is_masqueraded(web_lab):
+    r = web_lab.probe("c2", "internet")
+    assert r.connected and r.answered_by == "internet"
+    assert r.client_ip == "172.18.0.3"  # node-2's address
+    direct = web_lab.probe("c2", "web-1")
+    assert direct.client_ip == web_lab.pod("c2").ip  # pod to pod: no NAT
+
+
+def test_udp_and_internal_traffic_policy_local(netlab_lab):
+    lab = netlab_lab(yaml=cluster() + client("c1", "node-1") + client("c2", "node-2") + """---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns-1, labels: {app: dns}}
+spec:
+  nodeName: node-2
+  containers: [{name: d, ports: [{containerPort: 53, protocol: UDP}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dns}
+spec:
+  selector: {app: dns}
+  ports: [{port: 53, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dns-local}
+spec:
+  internalTrafficPolicy: Local
+  selector: {app: dns}
+  ports: [{port: 53, protocol: UDP}]
+""")
+    deadline = time.monotonic() + 5
+    while not lab.probe("c2", "svc/dns", timeout=0.5).connected:
+        assert time.monotonic() < deadline
+    r = lab.probe("c1", "svc/dns")
+    assert r.connected and r.protocol == "udp" and r.answered_by == "default/dns-1"
+    assert lab.probe("c2", "svc/dns-local").connected  # local endpoint
+    assert lab.probe("c1", "svc/dns-local", timeout=0.5).result == "timeout"  # none on node-1
+
+
+def test_apply_changed_selector_moves_traffic(web_lab):
+    before = web_lab.probe_many([("c1", "svc/web")] * 10)
+    assert {r.answered_by for r in before} <= {"default/web-1", "default/web-2"}
+    t0 = time.monotonic()
+    web_lab.apply(manifests=[web("other", "node-2", app="other", port=7070)
+                             + service("web", PORTS, app="other")])
+    elapsed = time.monotonic() - t0
+    deadline = time.monotonic() + 5
+    while not web_lab.probe("c1", "other", timeout=0.5).connected:
+        assert time.monotonic() < deadline
+    after = web_lab.probe_many([("c1", "svc/web")] * 10)
+    assert {r.answered_by for r in after} == {"default/other"}
+    assert web_lab.service("web").endpoints == [f"{web_lab.pod('other').ip}:7070"]
+    assert elapsed < 5
+    # the other Services did not move
+    assert web_lab.probe("external", "node/node-1", 30080).connected
+
+
+def test_get_svc_json_is_kubectl_shaped(web_lab):
+    items = {s.name: s.to_k8s() for s in web_lab.services()}
+    assert items["web-np"]["spec"]["ports"][0]["nodePort"] == 30080
+    assert items["web"]["spec"]["clusterIP"].startswith("10.96.")
+    ep = web_lab.service("web").endpoints_k8s()
+    assert ep["kind"] == "Endpoints" and len(ep["subsets"]) == 2  # two port numbers
