@@ -545,6 +545,10 @@ class Lab:
             return netns, address, port or 0, proto or "tcp"
         except ValueError:
             pass
+        if "." in dst and "/" not in dst:
+            raise InputError(f"{dst!r} looks like a DNS name: names are resolved by the cluster "
+                             "DNS, which this version does not run yet; probe svc/NAME, a pod "
+                             "or an address")
         pod = self._resolve(st, dst)
         if port is None and proto != "icmp":
             if not pod.serves:

@@ -183,7 +183,7 @@ class Converger:
                 self.kernel.apply(intents, self._tick("nodes", len(intents)),
                                   spawn=lambda p: self._spawn(plan, p))
             self.remove_pods(previous, gone)
-            if previous is not None:
+            if previous is not None and gone:
                 self.state.plan = _plan_with(plan, old, gone)  # reality until the new pods exist
                 save(self.state)
             self.create_pods(plan, new)
@@ -251,21 +251,31 @@ class Converger:
 
     def sync_services(self, plan: Plan, previous: Plan | None) -> None:
         """Each node's Service rules in one nft transaction (only the difference when the
-        lab is running), and LoadBalancer addresses on the announcing node."""
-        assert self.kernel is not None
-        for node in plan.nodes:
+        lab is running), all nodes at once, then LoadBalancer addresses on the announcing
+        node."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        kernel = self.kernel
+        assert kernel is not None
+
+        def load(node: NodePlan) -> None:
             script, full = render_services(plan, previous, node)
-            if script:
-                try:
-                    self.kernel.nft(node.netns, script)
-                except KernelError:
-                    if script == full:
-                        raise
-                    self.kernel.nft(node.netns, full)  # out of step: reload it whole
+            if not script:
+                return
+            try:
+                kernel.nft(node.netns, script)
+            except KernelError:
+                if script == full:
+                    raise
+                kernel.nft(node.netns, full)  # out of step with the kernel: reload it whole
+
+        with ThreadPoolExecutor(max_workers=min(8, len(plan.nodes))) as pool:
+            list(pool.map(load, plan.nodes))
+        for node in plan.nodes:
             want = set(loadbalancer.announced(plan, node))
             had = set(loadbalancer.announced(previous, node)) if previous else set()
-            self.kernel.delete_addresses(node.netns, sorted(had - want, key=str))
-            self.kernel.apply(sorted(want - had, key=str))
+            kernel.delete_addresses(node.netns, sorted(had - want, key=str))
+            kernel.apply(sorted(want - had, key=str))
 
     def remove_pods(self, plan: Plan | None, pods: list[PodPlan]) -> None:
         if not pods or plan is None:

@@ -75,8 +75,9 @@ def save(state: LabState) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(names.STATE_ROOT, 0o700)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
+    text = json.dumps(state.to_json(), separators=(",", ":"))  # C encoder; json.dump is not
     with open(tmp, "w") as f:
-        json.dump(state.to_json(), f, separators=(",", ":"))
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

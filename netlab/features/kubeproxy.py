@@ -15,6 +15,7 @@ Per Service port (ID = base32 hash + ns/name/proto/port, as kube-proxy names the
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 
 from netlab.features.services import Endpoint, ServicePlan, ServicePortPlan
@@ -94,67 +95,82 @@ def render_node(plan: Plan, node: NodePlan) -> Table:
     t.chain("masquerading", [f"meta mark & {MASQ_MARK} == 0 return",
                              f"meta mark set meta mark ^ {MASQ_MARK}",
                              "masquerade fully-random"])
-    service_ips, nodeports = t.maps["service-ips"][1], t.maps["service-nodeports"][1]
-    no_ep, no_ep_nodeports = t.maps["no-endpoint-services"][1], t.maps["no-endpoint-nodeports"][1]
     cluster_ips = t.sets["cluster-ips"][1]
-
     for svc in plan.services.values():
         if not svc.cluster_ip:
             continue  # headless and ExternalName: no virtual IP (DNS serves them)
         cluster_ips.append(svc.cluster_ip)
-        for port in svc.ports:
-            proto = port.protocol.lower()
-            all_eps = port.endpoints
-            local_eps = tuple(ep for ep in all_eps if ep.node == node.name)
-            cip_key = f"{svc.cluster_ip} . {proto} . {port.port}"
-            lb_key = f"{svc.lb_ip} . {proto} . {port.port}" if svc.lb_ip else None
-            np_key = f"{proto} . {port.node_port}" if port.node_port else None
-            if not all_eps:
-                no_ep[cip_key] = "goto reject-chain"
-                if lb_key:
-                    no_ep[lb_key] = "goto reject-chain"
-                if np_key:
-                    no_ep_nodeports[np_key] = "goto reject-chain"
-                continue
-            svc_chain, local_chain = _id("service", svc, port), _id("local", svc, port)
-            rules = [f"ip daddr {svc.cluster_ip} {proto} dport {port.port} ip saddr != {pod_cidr} "
-                     "jump mark-for-masquerade"]
-            _balance(t, svc, port, all_eps, rules)
-            t.chain(svc_chain, rules)
-            needs_local = (svc.internal_traffic_policy == "Local"
-                           or (svc.external_traffic_policy == "Local" and (lb_key or np_key)))
-            if needs_local:
-                local_rules: list[str] = []
-                if local_eps:
-                    _balance(t, svc, port, local_eps, local_rules)
-                else:
-                    local_rules.append(f'drop comment "{svc.key} has no local endpoints"')
-                t.chain(local_chain, local_rules)
-            service_ips[cip_key] = (f"goto {local_chain}"
-                                    if svc.internal_traffic_policy == "Local"
-                                    else f"goto {svc_chain}")
-            if lb_key or np_key:
-                ext = _id("external", svc, port)
-                if svc.external_traffic_policy == "Local":
-                    t.chain(ext, ["fib saddr type local jump mark-for-masquerade",
-                                  f"fib saddr type local goto {svc_chain}",
-                                  f"goto {local_chain}"])
-                else:
-                    t.chain(ext, ["jump mark-for-masquerade", f"goto {svc_chain}"])
-                if lb_key:
-                    service_ips[lb_key] = f"goto {ext}"
-                if np_key:
-                    nodeports[np_key] = f"goto {ext}"
-            for ep in all_eps:
-                ep_rules = [f"ip saddr {ep.ip} jump mark-for-masquerade"]
-                if svc.affinity_timeout:
-                    aset = _affinity_set(svc, port, ep)
-                    t.sets[aset] = (f"type ipv4_addr ; flags dynamic,timeout ; "
-                                    f"timeout {svc.affinity_timeout}s ;", [])
-                    ep_rules.append(f"update @{aset} {{ ip saddr }}")
-                ep_rules.append(f"meta l4proto {proto} dnat to {ep.ip}:{ep.port}")
-                t.chain(_ep_chain(svc, port, ep), ep_rules)
+        uses_node = svc.internal_traffic_policy == "Local" or (
+            svc.external_traffic_policy == "Local" and svc.type in ("NodePort", "LoadBalancer"))
+        chains, sets, elements = _service_rules(svc, node.name if uses_node else "", pod_cidr)
+        t.chains.update(chains)
+        t.sets.update(sets)
+        for map_name, key, verdict in elements:
+            t.maps[map_name][1][key] = verdict
     return t
+
+
+@functools.lru_cache(maxsize=65536)
+def _service_rules(svc: ServicePlan, node: str, pod_cidr: str
+                   ) -> tuple[dict[str, list[str]], dict[str, tuple[str, list[str]]],
+                              tuple[tuple[str, str, str], ...]]:
+    """One Service's chains, affinity sets and map elements. Cached: a Service that did not
+    change renders once per process, whatever the number of nodes and syncs (`node` is ""
+    when its rules are the same on every node)."""
+    t = Table("ip", TABLE)
+    elements: list[tuple[str, str, str]] = []
+    for port in svc.ports:
+        proto = port.protocol.lower()
+        all_eps = port.endpoints
+        local_eps = tuple(ep for ep in all_eps if ep.node == node)
+        cip_key = f"{svc.cluster_ip} . {proto} . {port.port}"
+        lb_key = f"{svc.lb_ip} . {proto} . {port.port}" if svc.lb_ip else None
+        np_key = f"{proto} . {port.node_port}" if port.node_port else None
+        if not all_eps:
+            elements.append(("no-endpoint-services", cip_key, "goto reject-chain"))
+            if lb_key:
+                elements.append(("no-endpoint-services", lb_key, "goto reject-chain"))
+            if np_key:
+                elements.append(("no-endpoint-nodeports", np_key, "goto reject-chain"))
+            continue
+        svc_chain, local_chain = _id("service", svc, port), _id("local", svc, port)
+        rules = [f"ip daddr {svc.cluster_ip} {proto} dport {port.port} ip saddr != {pod_cidr} "
+                 "jump mark-for-masquerade"]
+        _balance(t, svc, port, all_eps, rules)
+        t.chain(svc_chain, rules)
+        needs_local = (svc.internal_traffic_policy == "Local"
+                       or (svc.external_traffic_policy == "Local" and (lb_key or np_key)))
+        if needs_local:
+            local_rules: list[str] = []
+            if local_eps:
+                _balance(t, svc, port, local_eps, local_rules)
+            else:
+                local_rules.append(f'drop comment "{svc.key} has no local endpoints"')
+            t.chain(local_chain, local_rules)
+        elements.append(("service-ips", cip_key, f"goto {local_chain}"
+                         if svc.internal_traffic_policy == "Local" else f"goto {svc_chain}"))
+        if lb_key or np_key:
+            ext = _id("external", svc, port)
+            if svc.external_traffic_policy == "Local":
+                t.chain(ext, ["fib saddr type local jump mark-for-masquerade",
+                              f"fib saddr type local goto {svc_chain}",
+                              f"goto {local_chain}"])
+            else:
+                t.chain(ext, ["jump mark-for-masquerade", f"goto {svc_chain}"])
+            if lb_key:
+                elements.append(("service-ips", lb_key, f"goto {ext}"))
+            if np_key:
+                elements.append(("service-nodeports", np_key, f"goto {ext}"))
+        for ep in all_eps:
+            ep_rules = [f"ip saddr {ep.ip} jump mark-for-masquerade"]
+            if svc.affinity_timeout:
+                aset = _affinity_set(svc, port, ep)
+                t.sets[aset] = (f"type ipv4_addr ; flags dynamic,timeout ; "
+                                f"timeout {svc.affinity_timeout}s ;", [])
+                ep_rules.append(f"update @{aset} {{ ip saddr }}")
+            ep_rules.append(f"meta l4proto {proto} dnat to {ep.ip}:{ep.port}")
+            t.chain(_ep_chain(svc, port, ep), ep_rules)
+    return t.chains, t.sets, tuple(elements)
 
 
 def render_egress(plan: Plan, node: NodePlan) -> Table:

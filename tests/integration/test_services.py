@@ -195,3 +195,64 @@ def test_get_svc_json_is_kubectl_shaped(web_lab):
     assert items["web"]["spec"]["clusterIP"].startswith("10.96.")
     ep = web_lab.service("web").endpoints_k8s()
     assert ep["kind"] == "Endpoints" and len(ep["subsets"]) == 2  # two port numbers
+
+
+def _http(lab: Lab, src: str, address: str, port: int, path: str) -> str:
+    """An HTTP/1.1 request from inside a pod, with a plain socket."""
+    import socket
+
+    from netlab.kernel import netns_path, ns
+
+    with ns.entered(str(netns_path(lab.plan.pods[f"default/{src}"].netns))):
+        sock = socket.create_connection((address, port), timeout=2)
+    with sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: web\r\nUser-Agent: test\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    return data.decode()
+
+
+def test_responder_speaks_http(web_lab):
+    svc = web_lab.service("web")
+    reply = _http(web_lab, "c1", svc.cluster_ip, 80, "/hostname")
+    assert reply.startswith("HTTP/1.1 200 OK")
+    assert reply.rstrip().splitlines()[-1] in ("web-1", "web-2")
+    reply = _http(web_lab, "c1", web_lab.pod("web-1").ip, 8080, "/")
+    assert '"pod": "default/web-1"' in reply and f'"client": "{web_lab.pod("c1").ip}:' in reply
+    assert "X-Netlab-Pod: default/web-1" in reply
+
+
+def test_responder_can_be_turned_off(netlab_lab):
+    lab = netlab_lab(yaml=cluster() + client("c1", "node-1") + """---
+apiVersion: v1
+kind: Pod
+metadata: {name: quiet, annotations: {netlab.dev/responder: "off"}}
+spec:
+  nodeName: node-2
+  containers: [{name: c, ports: [{containerPort: 80}]}]
+""")
+    time.sleep(0.3)
+    assert lab.plan.pods["default/quiet"].serves == ()
+    r = lab.probe("c1", "quiet", port=80)
+    assert r.result == "refused"  # the kernel answers with a reset: nothing listens
+
+
+def test_sctp_where_the_kernel_has_it(netlab_lab):
+    import socket
+
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+    except OSError as e:
+        pytest.skip(f"this kernel has no SCTP ({e.strerror})")
+    lab = netlab_lab(yaml=cluster() + client("c1", "node-1") + """---
+apiVersion: v1
+kind: Pod
+metadata: {name: s}
+spec:
+  nodeName: node-2
+  containers: [{name: c, ports: [{containerPort: 9999, protocol: SCTP}]}]
+""")
+    time.sleep(0.5)
+    r = lab.probe("c1", "s")
+    assert r.connected and r.protocol == "sctp" and r.answered_by == "default/s"
