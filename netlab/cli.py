@@ -118,11 +118,12 @@ def up(files: FilesOpt,
 
             plan = full_plan(name or "dry-run", m, m.cluster or Cluster())
             sys.stdout.write(render_text(render_all(plan)))
-            from netlab.features.kubeproxy import render_tables
+            from netlab.orchestrator import node_tables
 
             for node in plan.nodes:
                 sys.stdout.write(f"# nft -f - in node {node.name}\n")
-                sys.stdout.write("".join(t.full() for t in render_tables(plan, node)))
+                tables = node_tables(plan, list(m.network_policies.values()), node)
+                sys.stdout.write("".join(t.full() for t in tables))
             return
         t0 = time.monotonic()
         with _progress(output != Output.json) as progress:

@@ -20,6 +20,7 @@ from netlab.errors import InputError, KernelError
 from netlab.features import (
     kubeproxy,
     loadbalancer,
+    netpol,
     overlay,
     pod_files,
     podnet,
@@ -30,7 +31,8 @@ from netlab.features import (
 from netlab.intents import Intent, Link, Netns, Process
 from netlab.kernel import Kernel, destroy_lab, netns_path, procs, uts_path
 from netlab.loader import RawDoc, build, describe, object_key
-from netlab.model import Cluster, Manifests
+from netlab.model import Cluster, Manifests, NetworkPolicy
+from netlab.nftables import Table
 from netlab.plan import NodePlan, Plan, PodPlan, make_plan
 from netlab.state import LabState, ProcessRecord, save
 
@@ -64,13 +66,19 @@ def render_cluster(plan: Plan) -> list[Intent]:
     return order(out)
 
 
-def render_services(plan: Plan, previous: Plan | None, node: NodePlan) -> tuple[str, str]:
+def node_tables(plan: Plan, policies: list[NetworkPolicy], node: NodePlan) -> list[Table]:
+    """Every nftables table of a node: kube-proxy's, flannel's egress NAT, NetworkPolicy."""
+    return [*kubeproxy.render_tables(plan, node), netpol.render_node(plan, node, policies)]
+
+
+def render_rules(plan: Plan, policies: list[NetworkPolicy], previous: Plan | None,
+                 old_policies: list[NetworkPolicy], node: NodePlan) -> tuple[str, str]:
     """(the transaction to load into the node, the full ruleset to fall back on)."""
-    tables = kubeproxy.render_tables(plan, node)
+    tables = node_tables(plan, policies, node)
     full = "".join(t.full() for t in tables)
     if previous is None:
         return full, full
-    old = kubeproxy.render_tables(previous, node)
+    old = node_tables(previous, old_policies, node)
     return "".join(t.diff(o) for t, o in zip(tables, old, strict=True)), full
 
 
@@ -186,9 +194,18 @@ class Converger:
             if previous is not None and gone:
                 self.state.plan = _plan_with(plan, old, gone)  # reality until the new pods exist
                 save(self.state)
+            old_policies = (list(build(self.state.docs).network_policies.values())
+                            if previous is not None else [])
             self.create_pods(plan, new)
+            try:
+                # Rules first, workloads after: a new pod is isolated before it runs anything.
+                self.sync_rules(plan, list(m.network_policies.values()), previous, old_policies)
+                self.start_workloads(plan, new)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.remove_pods(plan, new)
+                raise
             self.restart_responders(plan, restart)
-            self.sync_services(plan, previous)
         finally:
             self.kernel.close()
         self.state.docs, self.state.plan, self.state.phase = docs, plan, "ready"
@@ -206,15 +223,20 @@ class Converger:
             d.mkdir(parents=True, exist_ok=True)
             (d / "hosts").write_text(pod_files.hosts(pod))
             (d / "resolv.conf").write_text(pod_files.resolv_conf(plan.cluster, pod))
-        intents = render_pods(plan, pods)
+        intents = [i for i in render_pods(plan, pods) if not isinstance(i, Process)]
         try:
-            self.kernel.apply(intents, self._tick("pods", len(intents)),
-                              spawn=lambda p: self._spawn(plan, p))
+            self.kernel.apply(intents, self._tick("pods", len(intents)))
         except BaseException:
             # Undo this step only: the pods that were being created.
             with contextlib.suppress(Exception):
                 self.remove_pods(plan, pods)
             raise
+
+    def start_workloads(self, plan: Plan, pods: list[PodPlan]) -> None:
+        for pod in pods:
+            for intent in workloads.render_pod(pod):
+                assert isinstance(intent, Process)
+                self._spawn(plan, intent)
 
     def _spawn(self, plan: Plan, intent: Process) -> None:
         if intent.pod.startswith("host/"):
@@ -249,17 +271,18 @@ class Converger:
             for intent in workloads.render_responder(pod):
                 self._spawn(plan, intent)
 
-    def sync_services(self, plan: Plan, previous: Plan | None) -> None:
-        """Each node's Service rules in one nft transaction (only the difference when the
-        lab is running), all nodes at once, then LoadBalancer addresses on the announcing
-        node."""
+    def sync_rules(self, plan: Plan, policies: list[NetworkPolicy], previous: Plan | None,
+                   old_policies: list[NetworkPolicy]) -> None:
+        """Each node's nftables (Services, egress NAT, NetworkPolicy) in one transaction per
+        node (only the difference when the lab is running), all nodes at once; then
+        LoadBalancer addresses on the announcing node."""
         from concurrent.futures import ThreadPoolExecutor
 
         kernel = self.kernel
         assert kernel is not None
 
         def load(node: NodePlan) -> None:
-            script, full = render_services(plan, previous, node)
+            script, full = render_rules(plan, policies, previous, old_policies, node)
             if not script:
                 return
             try:

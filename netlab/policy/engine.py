@@ -1,0 +1,215 @@
+"""The policy engine: networking.k8s.io/v1 NetworkPolicy semantics, pure (no kernel).
+
+For a source (a pod, or an address outside the pod network), a destination, a port and a
+protocol it decides whether Kubernetes allows the connection, and why: which policies
+isolate each end, and which rule of which policy allows it.
+
+Semantics (https://kubernetes.io/docs/concepts/services-networking/network-policies/):
+- A pod is isolated for ingress (egress) when a policy in its namespace selects it and
+  lists Ingress (Egress) in policyTypes; otherwise that direction is open.
+- Policies are additive: an isolated direction admits what any selecting policy's rules
+  admit. A connection needs the source's egress and the destination's ingress.
+- Peers: podSelector (in the policy's namespace), namespaceSelector, both in one peer (AND),
+  several peers (OR), ipBlock (cidr minus except). No peers: everyone. No ports: every port.
+- Ports: protocol (TCP by default), a number, a named port resolved on the destination pod,
+  or a range with endPort. A port with a protocol admits only that protocol.
+- Traffic a pod sends to itself never leaves it and is not subject to policy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from netlab.model import IPBlock, LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
+
+
+@dataclass(frozen=True)
+class PodRef:
+    namespace: str
+    name: str
+    ip: str
+    labels: dict[str, str] = field(hash=False)
+    named_ports: tuple[tuple[str, str, int], ...] = ()  # (name, protocol, number)
+    node: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def port_named(self, name: str, protocol: str) -> int | None:
+        return next((n for pn, proto, n in self.named_ports
+                     if pn == name and proto == protocol), None)
+
+
+Endpoint = PodRef | str  # a pod, or an IP address outside the pod network
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    policy: str  # namespace/name
+    direction: str  # ingress | egress
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.policy} {self.direction}[{self.index}]"
+
+
+@dataclass(frozen=True)
+class DirectionDecision:
+    direction: str
+    isolated: bool
+    allowed: bool
+    isolated_by: tuple[str, ...] = ()  # policies selecting the pod for this direction
+    allowed_by: tuple[RuleRef, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    ingress: DirectionDecision
+    egress: DirectionDecision
+    reason: str = ""
+
+    def explain(self, src: str, dst: str, port: int | None, protocol: str) -> list[str]:
+        what = f"{protocol.upper()}/{port}" if port else protocol.upper()
+        lines = []
+        if self.reason:
+            lines.append(self.reason)
+        for d, end, other in ((self.egress, src, dst), (self.ingress, dst, src)):
+            way = "to" if d.direction == "egress" else "from"
+            if d.direction == "egress" and "/" not in end:
+                continue
+            if not d.isolated:
+                lines.append(f"{d.direction} of {end}: not isolated (no NetworkPolicy selects it "
+                             f"for {d.direction.capitalize()}): allowed")
+            elif d.allowed:
+                by = ", ".join(str(r) for r in d.allowed_by)
+                lines.append(f"{d.direction} of {end}: isolated by {', '.join(d.isolated_by)}; "
+                             f"{what} {way} {other} allowed by {by}")
+            else:
+                lines.append(f"{d.direction} of {end}: isolated by {', '.join(d.isolated_by)}; "
+                             f"no rule of these allows {what} {way} {other}: denied")
+        lines.append(f"verdict: {'ALLOWED' if self.allowed else 'DENIED'}")
+        return lines
+
+
+def _in_block(ip: str, block: IPBlock) -> bool:
+    addr = ipaddress.IPv4Address(ip)
+    return addr in ipaddress.IPv4Network(block.cidr) and not any(
+        addr in ipaddress.IPv4Network(e) for e in block.except_)
+
+
+class PolicyEngine:
+    def __init__(self, pods: Iterable[PodRef], namespaces: dict[str, dict[str, str]],
+                 policies: Iterable[NetworkPolicy],
+                 node_addresses: dict[str, set[str]] | None = None) -> None:
+        self.node_addresses = node_addresses or {}
+        self.pods = {p.key: p for p in pods}
+        self.by_ip = {p.ip: p for p in self.pods.values()}
+        self.namespaces = namespaces
+        self.policies = sorted(policies, key=lambda p: (p.namespace, p.name))
+
+    # --- selection ---------------------------------------------------------------------
+
+    def selecting(self, pod: PodRef, direction: str) -> list[NetworkPolicy]:
+        """Policies that isolate `pod` for `direction` ("Ingress" or "Egress")."""
+        return [p for p in self.policies
+                if p.namespace == pod.namespace and direction in p.policy_types
+                and p.pod_selector.matches(pod.labels)]
+
+    def peer_matches(self, peer: PolicyPeer, policy_ns: str, other: Endpoint) -> bool:
+        if peer.ip_block is not None:
+            ip = other.ip if isinstance(other, PodRef) else other
+            return _in_block(ip, peer.ip_block)
+        if not isinstance(other, PodRef):
+            return False  # pod and namespace selectors select pods only
+        if peer.namespace_selector is not None:
+            ns_labels = self.namespaces.get(other.namespace, {})
+            if not peer.namespace_selector.matches(ns_labels):
+                return False
+        elif other.namespace != policy_ns:
+            return False  # a podSelector alone means the policy's own namespace
+        return peer.pod_selector is None or peer.pod_selector.matches(other.labels)
+
+    @staticmethod
+    def port_matches(ports: tuple[PolicyPort, ...], dst: Endpoint, port: int | None,
+                     protocol: str) -> bool:
+        if not ports:
+            return True
+        if protocol not in ("TCP", "UDP", "SCTP") or port is None:
+            return False  # a rule with ports admits only those protocols
+        for p in ports:
+            if p.protocol != protocol:
+                continue
+            if p.port is None:
+                return True
+            if isinstance(p.port, str):
+                number = dst.port_named(p.port, protocol) if isinstance(dst, PodRef) else None
+                if number == port:
+                    return True
+            elif p.end_port is not None:
+                if p.port <= port <= p.end_port:
+                    return True
+            elif p.port == port:
+                return True
+        return False
+
+    def _rule_allows(self, rule: PolicyRule, policy: NetworkPolicy, peer: Endpoint,
+                     dst: Endpoint, port: int | None, protocol: str) -> bool:
+        peers_ok = not rule.peers or any(self.peer_matches(p, policy.namespace, peer)
+                                         for p in rule.peers)
+        return peers_ok and self.port_matches(rule.ports, dst, port, protocol)
+
+    def _direction(self, direction: str, pod: Endpoint, peer: Endpoint, dst: Endpoint,
+                   port: int | None, protocol: str) -> DirectionDecision:
+        name = direction.lower()
+        if not isinstance(pod, PodRef):
+            return DirectionDecision(name, False, True)
+        policies = self.selecting(pod, direction)
+        if not policies:
+            return DirectionDecision(name, False, True)
+        allowed_by = []
+        for policy in policies:
+            rules = policy.ingress if direction == "Ingress" else policy.egress
+            for i, rule in enumerate(rules):
+                if self._rule_allows(rule, policy, peer, dst, port, protocol):
+                    allowed_by.append(RuleRef(f"{policy.namespace}/{policy.name}", name, i))
+        return DirectionDecision(name, True, bool(allowed_by),
+                                 tuple(f"{p.namespace}/{p.name}" for p in policies),
+                                 tuple(allowed_by))
+
+    def resolve(self, end: Endpoint) -> Endpoint:
+        """An address that belongs to a pod is that pod."""
+        if isinstance(end, str) and end in self.by_ip:
+            return self.by_ip[end]
+        return end
+
+    def decide(self, src: Endpoint, dst: Endpoint, port: int | None, protocol: str) -> Decision:
+        src, dst = self.resolve(src), self.resolve(dst)
+        protocol = protocol.upper()
+        if isinstance(src, PodRef) and isinstance(dst, PodRef) and src.key == dst.key:
+            open_ = DirectionDecision("ingress", False, True)
+            return Decision(True, open_, DirectionDecision("egress", False, True),
+                            "a pod's traffic to itself never leaves it: policy does not apply")
+        if isinstance(src, str) and isinstance(dst, PodRef) \
+                and src in self.node_addresses.get(dst.node, ()):
+            open_ = DirectionDecision("ingress", False, True)
+            return Decision(True, open_, DirectionDecision("egress", False, True),
+                            f"{src} is {dst.key}'s own node, which can always reach its pods")
+        egress = self._direction("Egress", src, dst, dst, port, protocol)
+        ingress = self._direction("Ingress", dst, src, dst, port, protocol)
+        return Decision(egress.allowed and ingress.allowed, ingress, egress)
+
+
+def engine_for(plan, policies: Iterable[NetworkPolicy]) -> PolicyEngine:
+    """An engine over a lab's plan (pods, their labels and ports, namespace labels)."""
+    pods = [PodRef(p.namespace, p.name, p.ip, dict(p.labels), tuple(p.named_ports), p.node)
+            for p in plan.pods.values()]
+    nodes = {n.name: {n.underlay_ip, n.gateway, n.vtep_ip} for n in plan.nodes}
+    return PolicyEngine(pods, plan.namespaces, policies, nodes)
+
+
+__all__ = ["Decision", "DirectionDecision", "LabelSelector", "PodRef", "PolicyEngine",
+           "RuleRef", "engine_for"]
