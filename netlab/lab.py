@@ -25,6 +25,7 @@ from typing import Any
 from netlab import names, state
 from netlab import probe as probe_mod
 from netlab.capture import Capture, CapturePoint
+from netlab.check import CheckProbe, CheckReport, observed
 from netlab.errors import (
     InputError,
     LabExistsError,
@@ -34,7 +35,7 @@ from netlab.errors import (
 )
 from netlab.kernel import all_labs, destroy_lab, lab_netns, netns_path, procs, uts_path
 from netlab.loader import RawDoc, as_docs, build, describe, object_key, read_files
-from netlab.model import Cluster
+from netlab.model import Cluster, NetworkPolicy
 from netlab.orchestrator import (
     ChangeSummary,
     Converger,
@@ -45,6 +46,7 @@ from netlab.orchestrator import (
     remove_docs,
 )
 from netlab.plan import NodePlan, Plan, PodPlan
+from netlab.policy.engine import PolicyEngine, engine_for
 from netlab.probe import ProbeResult
 
 Manifest = str | dict | Path
@@ -558,6 +560,71 @@ class Lab:
             proto = proto or proto_
         return netns, pod.ip, port or 0, proto or "tcp"
 
+    # --- NetworkPolicy -----------------------------------------------------------------------
+
+    def policies(self) -> list[NetworkPolicy]:
+        return sorted(build(self._state().docs).network_policies.values(),
+                      key=lambda p: (p.namespace, p.name))
+
+    def engine(self) -> PolicyEngine:
+        """The policy engine over this lab: what Kubernetes semantics allow (no kernel)."""
+        return engine_for(self.plan, self.policies())
+
+    def check(self, timeout: float = 1.0, workers: int = 128, external: bool | None = None
+              ) -> CheckReport:
+        """Probe every ordered pair of pods on every port and protocol the destination
+        declares (and from `external` when a policy has an ipBlock, or when asked) and
+        compare each result with the engine's decision."""
+        require_root()
+        t0 = time.monotonic()
+        plan, policies = self.plan, self.policies()
+        engine = engine_for(plan, policies)
+        if external is None:
+            external = any(peer.ip_block for p in policies for r in p.ingress for peer in r.peers)
+        pods = sorted(plan.pods.values(), key=lambda p: p.key)
+        sources: list[tuple[str, str]] = [(p.key, p.ip) for p in pods]
+        if external:
+            sources.append(("external", plan.external_ip))
+        jobs = []
+        for src_name, src_ip in sources:
+            for dst in pods:
+                if dst.key == src_name:
+                    continue  # a pod's traffic to itself never meets the network
+                for proto, port in dst.container_ports:
+                    if proto == "SCTP" and not _sctp_available():
+                        continue
+                    jobs.append((src_name, src_ip, dst, port, proto))
+
+        def run(job: tuple) -> CheckProbe:
+            src_name, src_ip, dst, port, proto = job
+            decision = engine.decide(engine.pods.get(src_name, src_ip), engine.pods[dst.key],
+                                     port, proto)
+            r = self.probe(src_name, dst.key, port, proto.lower(), timeout)
+            return CheckProbe(src_name, dst.key, port, proto,
+                              "allowed" if decision.allowed else "denied", observed(r.result),
+                              r.result, r.answered_by, r.detail)
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            probes = list(pool.map(run, jobs))
+        return CheckReport(probes, time.monotonic() - t0)
+
+    def explain(self, src: str, dst: str, port: int | None = None, protocol: str = "tcp"
+                ) -> Explanation:
+        """The engine's reasoning for one connection, next to a real probe of it."""
+        plan = self.plan
+        engine = engine_for(plan, self.policies())
+        st = self._state()
+        src_end = engine.pods[self._resolve(st, src).key] if src not in names.HOSTS \
+            else (plan.external_ip if src == "external" else plan.internet_ip)
+        _, address, port_, proto = self._probe_target(src, dst, port, protocol)
+        dst_end = engine.resolve(address)
+        decision = engine.decide(src_end, dst_end, port_, proto.upper())
+        r = self.probe(src, dst, port, protocol)
+        return Explanation(src, dst, port_, proto, decision,
+                           decision.explain(src, dst, port_, proto), r)
+
     def logs(self, pod: str, container: str | None = None) -> str:
         st = self._state()
         p = self._resolve(st, pod)
@@ -661,6 +728,31 @@ class Lab:
         m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", r.stdout)
         tx, rx = (int(m.group(1)), int(m.group(2))) if m else (count, 0)
         return PingResult(src, dst, ip, tx, rx, r.stdout + r.stderr, r.returncode)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    src: str
+    dst: str
+    port: int | None
+    protocol: str
+    decision: Any  # policy.engine.Decision
+    reasoning: list[str]
+    probe: ProbeResult
+
+    @property
+    def agrees(self) -> bool:
+        return self.decision.allowed == (self.probe.result == "connected")
+
+
+def _sctp_available() -> bool:
+    import socket as _socket
+
+    try:
+        _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM, _socket.IPPROTO_SCTP).close()
+        return True
+    except OSError:
+        return False
 
 
 def _service_info(s: Any) -> ServiceInfo:

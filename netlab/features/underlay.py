@@ -55,6 +55,10 @@ def render_hosts(plan: Plan) -> list[Intent]:
         Address(internet, "lo", names.INDEX_HOST_WAN, f"{plan.internet_ip}/{wan_prefix}"),
         Route(names.host_netns(plan.lab, "external"), plan.cluster.internet_cidr, "eth0",
               names.INDEX_HOST_ETH0, gateway=plan.underlay_gateway),
+        # The external client's router knows the pod routes (as with Calico's BGP peering or
+        # flannel's host-gw): it can reach pods directly, and ipBlock policies can be tried.
+        *(Route(names.host_netns(plan.lab, "external"), n.pod_cidr, "eth0",
+                names.INDEX_HOST_ETH0, gateway=n.underlay_ip) for n in plan.nodes),
         Process("host/internet", RESPONDER, internet,
                 ("--name", "internet", "--hostname", "internet", *INTERNET_PORTS), builtin=True),
     ]
