@@ -441,6 +441,130 @@ def probe(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, e
         _fail(e)
 
 
+def _short_pod(key: str) -> str:
+    return key
+
+
+@app.command()
+def check(output: OutputOpt = Output.table,
+          timeout: Annotated[float, typer.Option("--timeout", min=0.1,
+                                                 help="Seconds a probe waits.")] = 1.0,
+          external: Annotated[bool | None, typer.Option(
+              "--external/--no-external", help="Also probe from the external host "
+              "(default: when a policy has an ipBlock).")] = None,
+          lab: LabOpt = None) -> None:
+    """Compare NetworkPolicy semantics with the kernel: probe every pod pair on every
+    declared port and protocol with real traffic, and check each result against the
+    policy engine. Prints a truth table per port/protocol; exit 1 on any mismatch.
+
+    In the tables: [green]Y[/green] allowed, [dim].[/dim] denied, [bold red]![/bold red] the kernel
+    disagrees with Kubernetes semantics (see -o json, or netlab explain SRC DST).
+    """
+    try:
+        lab_ = _open(lab)
+        with err.status("probing...") if err.is_terminal and output != Output.json else \
+                _nullcontext():
+            report = lab_.check(timeout=timeout, external=external)
+        if output == Output.json:
+            _print_json(report.to_json())
+            raise typer.Exit(0 if report.ok else 1)
+        for (port, proto), cells in report.tables().items():
+            srcs = list(dict.fromkeys(s for s, _ in cells))
+            dsts = sorted({d for _, d in cells})
+            t = Table(title=f"{proto}/{port}", box=None, header_style="bold",
+                      title_justify="left")
+            t.add_column("from \\ to")
+            for d in dsts:
+                t.add_column(d, justify="center")
+            for s in srcs:
+                row = [s]
+                for d in dsts:
+                    p = cells.get((s, d))
+                    if p is None:
+                        row.append("")
+                    elif not p.match:
+                        row.append("[bold red]![/bold red]")
+                    else:
+                        row.append("[green]Y[/green]" if p.observed == "allowed" else
+                                   "[dim].[/dim]")
+                t.add_row(*row)
+            out.print(t)
+            out.print()
+        summary = report.to_json()["summary"]
+        for p in report.mismatches:
+            out.print(f"[bold red]mismatch[/bold red] {p.src} -> {p.dst} {p.protocol}/{p.port}: "
+                      f"Kubernetes says {p.expected}, the kernel {p.observed} ({p.result})",
+                      highlight=False)
+        verdict = "[green]kernel matches NetworkPolicy semantics[/green]" if report.ok else \
+            f"[bold red]{len(report.mismatches)} mismatches[/bold red]"
+        out.print(f"{summary['probes']} probes: {summary['allowed']} allowed, "
+                  f"{summary['denied']} denied, in {summary['seconds']:.2f}s: {verdict}",
+                  highlight=False)
+        raise typer.Exit(0 if report.ok else 1)
+    except NetlabError as e:
+        _fail(e)
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+@app.command()
+def explain(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), external or internet.")],
+            dst: Annotated[str, typer.Argument(help="Pod, svc/[NS/]NAME or an IP.")],
+            port: Annotated[int | None, typer.Option("--port", "-p", min=1, max=65535)] = None,
+            proto: Annotated[Proto, typer.Option("--proto")] = Proto.tcp,
+            output: OutputOpt = Output.table, lab: LabOpt = None) -> None:
+    """Why is SRC allowed (or not) to reach DST? The policy engine's reasoning in plain
+    words, next to what a real probe did."""
+    try:
+        e = _open(lab).explain(src, dst, port, proto.value)
+        if output == Output.json:
+            _print_json({"src": e.src, "dst": e.dst, "port": e.port, "protocol": e.protocol,
+                         "expected": "allowed" if e.decision.allowed else "denied",
+                         "reasoning": e.reasoning, "probe": e.probe.to_json(),
+                         "agrees": e.agrees})
+        else:
+            out.print(f"[bold]{src} -> {dst} {e.protocol.upper()}/{e.port}[/bold]",
+                      highlight=False)
+            for line in e.reasoning:
+                out.print(f"  {line}", highlight=False)
+            p = e.probe
+            seen = f" (answered by {p.answered_by}, client seen as {p.client_ip})" \
+                if p.connected else f" ({p.detail})"
+            out.print(f"  kernel: probe {p.result}{seen}", highlight=False)
+            out.print("  [green]the kernel agrees[/green]" if e.agrees else
+                      "  [bold red]the kernel disagrees with the policy semantics[/bold red]")
+        raise typer.Exit(0 if e.agrees else 1)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def label(pod: Annotated[str, typer.Argument(help="Pod ([NS/]NAME).")],
+          changes: Annotated[list[str], typer.Argument(help="key=value to set, key- to remove.")],
+          lab: LabOpt = None) -> None:
+    """Change a running pod's labels (like kubectl label --overwrite); Services and
+    NetworkPolicies follow at once."""
+    try:
+        sets: dict[str, str | None] = {}
+        for c in changes:
+            if c.endswith("-") and "=" not in c:
+                sets[c[:-1]] = None
+            elif "=" in c:
+                k, _, v = c.partition("=")
+                sets[k] = v
+            else:
+                raise InputError(f"{c!r}: write key=value to set a label, key- to remove one")
+        info = _open(lab).label(pod, sets)
+        out.print(f"pod {info.key} labelled: " + (",".join(
+            f"{k}={v}" for k, v in info.labels.items()) or "<none>"), highlight=False)
+    except NetlabError as e:
+        _fail(e)
+
+
 @app.command()
 def logs(pod: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME).")],
          container: Annotated[str | None, typer.Option("--container", "-c")] = None,

@@ -560,6 +560,22 @@ class Lab:
             proto = proto or proto_
         return netns, pod.ip, port or 0, proto or "tcp"
 
+    def label(self, pod: str, changes: dict[str, str | None]) -> PodInfo:
+        """Set (value) or remove (None) labels of a running pod, like `kubectl label
+        --overwrite`. Endpoints and NetworkPolicy rules follow in the same step."""
+        require_root()
+        for k in changes:
+            if not k or len(k) > 317 or " " in k:
+                raise InputError(f"{k!r} is not a valid label key")
+        with state.locked(self.name):
+            st = self._state()
+            key = self._resolve(st, pod).key
+            overrides = dict(st.label_overrides.get(key, {}))
+            overrides.update(changes)
+            st.label_overrides[key] = overrides
+            Converger(st).converge(st.docs)
+        return self.pod(key)
+
     # --- NetworkPolicy -----------------------------------------------------------------------
 
     def policies(self) -> list[NetworkPolicy]:

@@ -291,6 +291,7 @@ class Manifests:
     ingresses: dict[str, Ingress] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
     raw: dict[ObjectKey, dict] = field(default_factory=dict)  # the documents as written
+    label_overrides: dict[str, dict[str, str | None]] = field(default_factory=dict)  # netlab label
     warnings: list[str] = field(default_factory=list)
 
     def keys(self) -> list[ObjectKey]:

@@ -168,6 +168,7 @@ class Converger:
     def converge(self, docs: list[RawDoc], built: Manifests | None = None) -> ChangeSummary:
         """Make the lab what `docs` say (`built`: the same docs already loaded)."""
         m = built or build(docs)
+        m.label_overrides = self.state.label_overrides
         cluster = effective_cluster(m, self.state)
         previous = self.state.plan
         plan = full_plan(self.lab, m, cluster, previous)

@@ -137,6 +137,15 @@ def desired_pods(m: Manifests) -> list[Pod]:
             labels = {**d.template_labels, "pod-template-hash": template_hash}
             pods.append(Pod(d.namespace, name, d.template_spec, labels,
                             dict(d.template_annotations), f"Deployment/{d.name}", d.source))
+    if m.label_overrides:  # `netlab label` on a running lab, over what the manifests say
+        relabelled = []
+        for p in pods:
+            changes = m.label_overrides.get(p.key)
+            if changes:
+                labels = {k: v for k, v in {**p.labels, **changes}.items() if v is not None}
+                p = Pod(p.namespace, p.name, p.spec, labels, p.annotations, p.owner, p.source)
+            relabelled.append(p)
+        pods = relabelled
     seen: dict[str, Pod] = {}
     for p in pods:
         if p.key in seen:

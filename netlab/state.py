@@ -44,6 +44,7 @@ class LabState:
     docs: list[RawDoc] = field(default_factory=list)
     plan: Plan | None = None
     processes: dict[str, list[ProcessRecord]] = field(default_factory=dict)
+    label_overrides: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -51,6 +52,7 @@ class LabState:
             "docs": [d.to_json() for d in self.docs],
             "plan": self.plan.to_json() if self.plan else None,
             "processes": {k: [vars(r) for r in v] for k, v in self.processes.items()},
+            "label_overrides": self.label_overrides,
         }
 
     @classmethod
@@ -60,7 +62,8 @@ class LabState:
             docs=[RawDoc.from_json(d) for d in data["docs"]],
             plan=Plan.from_json(data["plan"]) if data.get("plan") else None,
             processes={k: [ProcessRecord(**r) for r in v]
-                       for k, v in data.get("processes", {}).items()})
+                       for k, v in data.get("processes", {}).items()},
+            label_overrides=data.get("label_overrides", {}))
 
     def recorded(self) -> list[Started]:
         return [r.started for rs in self.processes.values() for r in rs]
