@@ -523,7 +523,7 @@ def explain(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), external o
         e = _open(lab).explain(src, dst, port, proto.value)
         if output == Output.json:
             _print_json({"src": e.src, "dst": e.dst, "port": e.port, "protocol": e.protocol,
-                         "expected": "allowed" if e.decision.allowed else "denied",
+                         "expected": e.expected,
                          "reasoning": e.reasoning, "probe": e.probe.to_json(),
                          "agrees": e.agrees})
         else:

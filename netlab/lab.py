@@ -628,18 +628,35 @@ class Lab:
 
     def explain(self, src: str, dst: str, port: int | None = None, protocol: str = "tcp"
                 ) -> Explanation:
-        """The engine's reasoning for one connection, next to a real probe of it."""
+        """The engine's reasoning for one connection, next to a real probe of it. For a
+        Service, policy applies after DNAT: each endpoint (pod, target port) is reasoned
+        about, since the kernel picks one of them."""
         plan = self.plan
         engine = engine_for(plan, self.policies())
         st = self._state()
         src_end = engine.pods[self._resolve(st, src).key] if src not in names.HOSTS \
             else (plan.external_ip if src == "external" else plan.internet_ip)
         _, address, port_, proto = self._probe_target(src, dst, port, protocol)
-        dst_end = engine.resolve(address)
-        decision = engine.decide(src_end, dst_end, port_, proto.upper())
+        targets: list[tuple[str, Any, int | None]] = []
+        if dst.startswith("svc/"):
+            svc = self.service(dst[4:])
+            sp = next(p for p in svc.ports if p.port == port_)
+            targets = [(f"{ep.pod} port {ep.port}", engine.pods[ep.pod], ep.port)
+                       for ep in sp.endpoints]
+        else:
+            targets = [(dst, engine.resolve(address), port_)]
+        reasoning: list[str] = []
+        decisions = []
+        for label, end, p in targets:
+            d = engine.decide(src_end, end, p, proto.upper())
+            decisions.append(d)
+            if len(targets) > 1 or dst.startswith("svc/"):
+                reasoning.append(f"to endpoint {label}:")
+            reasoning += d.explain(src, label.split(" ")[0], p, proto)
+        if not targets:
+            reasoning.append(f"{dst} has no endpoints: the kernel rejects the connection")
         r = self.probe(src, dst, port, protocol)
-        return Explanation(src, dst, port_, proto, decision,
-                           decision.explain(src, dst, port_, proto), r)
+        return Explanation(src, dst, port_, proto, decisions, reasoning, r)
 
     def logs(self, pod: str, container: str | None = None) -> str:
         st = self._state()
@@ -752,13 +769,22 @@ class Explanation:
     dst: str
     port: int | None
     protocol: str
-    decision: Any  # policy.engine.Decision
+    decisions: list[Any]  # policy.engine.Decision, one per destination (endpoint)
     reasoning: list[str]
     probe: ProbeResult
 
     @property
+    def expected(self) -> str:
+        """allowed, denied, or depends (a Service whose endpoints differ)."""
+        verdicts = {d.allowed for d in self.decisions}
+        if verdicts == {True}:
+            return "allowed"
+        return "denied" if verdicts in ({False}, set()) else "depends"
+
+    @property
     def agrees(self) -> bool:
-        return self.decision.allowed == (self.probe.result == "connected")
+        return self.expected == "depends" or (
+            (self.expected == "allowed") == (self.probe.result == "connected"))
 
 
 def _sctp_available() -> bool:

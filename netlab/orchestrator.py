@@ -207,6 +207,7 @@ class Converger:
                     self.remove_pods(plan, new)
                 raise
             self.restart_responders(plan, restart)
+            self.wait_for_responders(plan, [*new, *restart])
         finally:
             self.kernel.close()
         self.state.docs, self.state.plan, self.state.phase = docs, plan, "ready"
@@ -232,6 +233,32 @@ class Converger:
             with contextlib.suppress(Exception):
                 self.remove_pods(plan, pods)
             raise
+
+    def wait_for_responders(self, plan: Plan, pods: list[PodPlan], timeout: float = 10.0
+                            ) -> None:
+        """Return when every responder just started listens on all its ports (it logs one
+        line per port), like a pod turning Ready; so that a probe right after `up` or `apply`
+        meets a server. A responder that died is not waited for."""
+        import time
+
+        pending = {p.key: (names.pod_dir(self.lab, p.namespace, p.name)
+                           / f"{workloads.RESPONDER}.log", len(p.serves))
+                   for p in pods if p.serves}
+        records = {k: r for k in pending for r in self.state.processes.get(k, [])
+                   if r.container == workloads.RESPONDER}
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for key, (log, ports) in list(pending.items()):
+                try:
+                    text = log.read_text()
+                except FileNotFoundError:
+                    text = ""
+                done = text.count("listening on ") + text.count("cannot listen on ")
+                rec = records.get(key)
+                if done >= ports or (rec and not procs.alive(rec.pid, rec.starttime)):
+                    del pending[key]
+            if pending:
+                time.sleep(0.01)
 
     def start_workloads(self, plan: Plan, pods: list[PodPlan]) -> None:
         for pod in pods:
