@@ -525,6 +525,7 @@ def explain(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), external o
             _print_json({"src": e.src, "dst": e.dst, "port": e.port, "protocol": e.protocol,
                          "expected": e.expected,
                          "reasoning": e.reasoning, "probe": e.probe.to_json(),
+                         "kernel_verdicts": e.kernel_verdicts,
                          "agrees": e.agrees})
         else:
             out.print(f"[bold]{src} -> {dst} {e.protocol.upper()}/{e.port}[/bold]",
@@ -535,6 +536,8 @@ def explain(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), external o
             seen = f" (answered by {p.answered_by}, client seen as {p.client_ip})" \
                 if p.connected else f" ({p.detail})"
             out.print(f"  kernel: probe {p.result}{seen}", highlight=False)
+            for v in e.kernel_verdicts:
+                out.print(f"    nft trace {v}", highlight=False, soft_wrap=True)
             out.print("  [green]the kernel agrees[/green]" if e.agrees else
                       "  [bold red]the kernel disagrees with the policy semantics[/bold red]")
         raise typer.Exit(0 if e.agrees else 1)

@@ -33,7 +33,15 @@ from netlab.errors import (
     NotRootError,
     PodNotFoundError,
 )
-from netlab.kernel import all_labs, destroy_lab, lab_netns, netns_path, procs, uts_path
+from netlab.kernel import (
+    NftTrace,
+    all_labs,
+    destroy_lab,
+    lab_netns,
+    netns_path,
+    procs,
+    uts_path,
+)
 from netlab.loader import RawDoc, as_docs, build, describe, object_key, read_files
 from netlab.model import Cluster, NetworkPolicy
 from netlab.orchestrator import (
@@ -655,8 +663,13 @@ class Lab:
             reasoning += d.explain(src, label.split(" ")[0], p, proto)
         if not targets:
             reasoning.append(f"{dst} has no endpoints: the kernel rejects the connection")
-        r = self.probe(src, dst, port, protocol)
-        return Explanation(src, dst, port_, proto, decisions, reasoning, r)
+        # the probe again, with the kernel tracing it on every node (nft monitor trace)
+        src_ip = src_end if isinstance(src_end, str) else src_end.ip
+        nodes = {n.netns for n in plan.nodes}
+        with NftTrace({n: f"ip saddr {src_ip}" for n in nodes}) as trace:
+            r = self.probe(src, dst, port, protocol)
+        verdicts = _policy_verdicts(trace.lines, plan)
+        return Explanation(src, dst, port_, proto, decisions, reasoning, r, verdicts)
 
     def logs(self, pod: str, container: str | None = None) -> str:
         st = self._state()
@@ -772,6 +785,7 @@ class Explanation:
     decisions: list[Any]  # policy.engine.Decision, one per destination (endpoint)
     reasoning: list[str]
     probe: ProbeResult
+    kernel_verdicts: list[str] = field(default_factory=list)  # from nft monitor trace
 
     @property
     def expected(self) -> str:
@@ -785,6 +799,23 @@ class Explanation:
     def agrees(self) -> bool:
         return self.expected == "depends" or (
             (self.expected == "allowed") == (self.probe.result == "connected"))
+
+
+def _policy_verdicts(lines: list[tuple[str, str]], plan: Plan) -> list[str]:
+    """The verdicts netlab-policy and kube-proxy rules gave the traced packets, per node:
+    `node-1: ip netlab-policy ingress-x/a rule drop ... (verdict drop)`."""
+    node_of = {n.netns: n.name for n in plan.nodes}
+    out = []
+    for netns, line in lines:
+        if " rule " not in line or "(verdict" not in line:
+            continue
+        if "netlab-policy" not in line and "dnat" not in line:
+            continue
+        text = line.split(" ", 3)[3]  # drop "trace id XXXX": one line per distinct verdict
+        entry = f"{node_of.get(netns, netns)}: {text}"
+        if entry not in out:
+            out.append(entry)
+    return out
 
 
 def _sctp_available() -> bool:

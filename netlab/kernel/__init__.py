@@ -173,6 +173,10 @@ class Kernel:
     def nft(self, netns: str, script: str) -> None:
         """Load an nftables script into a namespace: one `nft -f` run, one transaction
         (all of it applies, or none of it)."""
+        Kernel.nft_in(netns, script)
+
+    @staticmethod
+    def nft_in(netns: str, script: str) -> None:
         with ns.entered(str(netns_path(netns))):
             r = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True,
                                check=False)
@@ -186,6 +190,52 @@ class Kernel:
                 sock.close()
             ns.remove_bound(netns_path(name))
             ns.remove_bound(uts_path(self.lab, name))
+
+
+class NftTrace:
+    """`meta nftrace` for matching packets in some namespaces, and what `nft monitor trace`
+    printed meanwhile: `with NftTrace({netns: match}) as t: ...send...`, then `t.lines`
+    (netns, line). The trace table is removed afterwards; the monitors are our own
+    children, stopped by pid."""
+
+    TABLE = "netlab-trace"
+
+    def __init__(self, matches: dict[str, str]) -> None:
+        self.matches = matches
+        self.lines: list[tuple[str, str]] = []
+        self._monitors: list[tuple[str, subprocess.Popen]] = []
+
+    def __enter__(self) -> NftTrace:
+        import time
+
+        for netns in self.matches:
+            with ns.entered(str(netns_path(netns))):
+                mon = subprocess.Popen(["nft", "monitor", "trace"], stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, text=True)
+            self._monitors.append((netns, mon))
+        time.sleep(0.15)  # let the monitors subscribe before anything is traced
+        for netns, match in self.matches.items():
+            script = (f"add table ip {self.TABLE}\n"
+                      f"add chain ip {self.TABLE} pre {{ type filter hook prerouting priority "
+                      f"-400 ; }}\n"
+                      f"add rule ip {self.TABLE} pre {match} meta nftrace set 1\n"
+                      f"add chain ip {self.TABLE} out {{ type filter hook output priority "
+                      f"-400 ; }}\n"
+                      f"add rule ip {self.TABLE} out {match} meta nftrace set 1\n")
+            Kernel.nft_in(netns, script)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import time
+
+        time.sleep(0.1)
+        for netns in self.matches:
+            with contextlib.suppress(KernelError):
+                Kernel.nft_in(netns, f"delete table ip {self.TABLE}\n")
+        for netns, mon in self._monitors:
+            mon.terminate()
+            out, _ = mon.communicate(timeout=5)
+            self.lines += [(netns, line) for line in out.splitlines() if line.startswith("trace")]
 
 
 # --- finding and destroying what a lab owns ----------------------------------------------
