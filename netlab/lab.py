@@ -308,6 +308,7 @@ class Lab:
         self.name = names.check_lab_name(name)
         self.owned = owned
         self.warnings: list[str] = []
+        self._cache: tuple[tuple[int, int, int], state.LabState] | None = None
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -380,8 +381,20 @@ class Lab:
 
     # --- changing a running lab -----------------------------------------------------------
 
-    def _state(self) -> state.LabState:
-        return state.load(self.name)
+    def _state(self, fresh: bool = False) -> state.LabState:
+        """The lab's state; reads are cached until the state file is replaced (a `check`
+        resolves thousands of probe targets against one state). Writers take it fresh."""
+        try:
+            st = state.state_file(self.name).stat()
+        except FileNotFoundError:
+            return state.load(self.name)  # raises the helpful LabNotFoundError
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if fresh or self._cache is None or self._cache[0] != key:
+            self._cache = (key, state.load(self.name))
+            if fresh:
+                loaded, self._cache = self._cache[1], None
+                return loaded
+        return self._cache[1]
 
     @property
     def plan(self) -> Plan:
@@ -397,7 +410,7 @@ class Lab:
         incoming = read_files(files) + as_docs(manifests)
         build(incoming)
         with state.locked(self.name):
-            st = self._state()
+            st = self._state(fresh=True)
             return Converger(st, progress).converge(merge_docs(st.docs, incoming))
 
     def delete(self, *files: str | Path, manifests: Iterable[Manifest] = (),
@@ -409,7 +422,7 @@ class Lab:
             if d.kind:
                 object_key(d)
         with state.locked(self.name):
-            st = self._state()
+            st = self._state(fresh=True)
             kept, missing = remove_docs(st.docs, doomed)
             summary = Converger(st, progress).converge(kept)
         summary.warnings += [f"{m} not found" for m in missing]
@@ -510,12 +523,23 @@ class Lab:
                                round(time.monotonic() - t0, 4))
         return probe_mod.run(src, dst, netns, address, port_, proto, timeout)
 
-    def probe_many(self, probes: Sequence[tuple], workers: int = 16) -> list[ProbeResult]:
-        """Several probes at once: each item is (src, dst[, port[, protocol]])."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(lambda args: self.probe(*args), probes))
+    def probe_many(self, probes: Sequence[tuple], timeout: float = 2.0) -> list[ProbeResult]:
+        """Many probes at once, each (src, dst[, port[, protocol]]); all of them in flight
+        together, so the whole batch takes about as long as its slowest probe."""
+        require_root()
+        jobs, icmp = [], []
+        for n, args in enumerate(probes):
+            src, dst = args[0], args[1]
+            port = args[2] if len(args) > 2 else None
+            proto = args[3] if len(args) > 3 else None
+            netns, address, port_, proto_ = self._probe_target(src, dst, port, proto)
+            if proto_ == "icmp":
+                icmp.append(n)
+            jobs.append((src, dst, netns, address, port_, proto_))
+        tcp_udp = [j for n, j in enumerate(jobs) if n not in icmp]
+        done = iter(probe_mod.run_many(tcp_udp, timeout))
+        return [self.probe(*probes[n][:2], None, "icmp", timeout) if n in icmp else next(done)
+                for n in range(len(jobs))]
 
     def _probe_target(self, src: str, dst: str, port: int | None, protocol: str | None
                       ) -> tuple[Path, str, int, str]:
@@ -576,7 +600,7 @@ class Lab:
             if not k or len(k) > 317 or " " in k:
                 raise InputError(f"{k!r} is not a valid label key")
         with state.locked(self.name):
-            st = self._state()
+            st = self._state(fresh=True)
             key = self._resolve(st, pod).key
             overrides = dict(st.label_overrides.get(key, {}))
             overrides.update(changes)
@@ -594,8 +618,7 @@ class Lab:
         """The policy engine over this lab: what Kubernetes semantics allow (no kernel)."""
         return engine_for(self.plan, self.policies())
 
-    def check(self, timeout: float = 1.0, workers: int = 128, external: bool | None = None
-              ) -> CheckReport:
+    def check(self, timeout: float = 1.0, external: bool | None = None) -> CheckReport:
         """Probe every ordered pair of pods on every port and protocol the destination
         declares (and from `external` when a policy has an ipBlock, or when asked) and
         compare each result with the engine's decision."""
@@ -619,19 +642,15 @@ class Lab:
                         continue
                     jobs.append((src_name, src_ip, dst, port, proto))
 
-        def run(job: tuple) -> CheckProbe:
-            src_name, src_ip, dst, port, proto = job
+        results = self.probe_many([(s, d.key, port, proto.lower()) for s, _, d, port, proto
+                                   in jobs], timeout)
+        probes = []
+        for (src_name, src_ip, dst, port, proto), r in zip(jobs, results, strict=True):
             decision = engine.decide(engine.pods.get(src_name, src_ip), engine.pods[dst.key],
                                      port, proto)
-            r = self.probe(src_name, dst.key, port, proto.lower(), timeout)
-            return CheckProbe(src_name, dst.key, port, proto,
-                              "allowed" if decision.allowed else "denied", observed(r.result),
-                              r.result, r.answered_by, r.detail)
-
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            probes = list(pool.map(run, jobs))
+            probes.append(CheckProbe(src_name, dst.key, port, proto,
+                                     "allowed" if decision.allowed else "denied",
+                                     observed(r.result), r.result, r.answered_by, r.detail))
         return CheckReport(probes, time.monotonic() - t0)
 
     def explain(self, src: str, dst: str, port: int | None = None, protocol: str = "tcp"

@@ -33,10 +33,17 @@ def uts_path(lab: str, netns: str) -> Path:
     return names.lab_dir(lab) / "uts" / netns
 
 
-def _raise_fd_limit() -> None:
+def raise_fd_limit(want: int = 1 << 16) -> int:
+    """Open-file limit up to `want` (root may raise the hard limit too): a namespace batch
+    holds a netlink socket per namespace, a probe batch a socket per probe."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
+    target = max(soft, want)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, max(hard, target)))
+        return target
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class Kernel:
@@ -47,7 +54,7 @@ class Kernel:
     def __init__(self, lab: str) -> None:
         self.lab = lab
         self._socks: OrderedDict[str, socket.socket] = OrderedDict()
-        _raise_fd_limit()
+        raise_fd_limit()
         ns.ensure_shared_dir(names.NETNS_DIR)
         ns.ensure_state_tmpfs(names.STATE_ROOT)
         (names.lab_dir(lab) / "uts").mkdir(parents=True, exist_ok=True, mode=0o700)

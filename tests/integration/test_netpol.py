@@ -172,6 +172,8 @@ def test_policy_with_a_service(lab, policies):
     assert lab.probe("z/b", "svc/x/svc-a", timeout=0.5).result == "timeout"
     e = lab.explain("z/b", "svc/x/svc-a")
     assert e.expected == "denied" and e.agrees
+    assert any("verdict drop" in v and "ingress-x/a" in v for v in e.kernel_verdicts), \
+        e.kernel_verdicts
     assert any("to endpoint x/a port 81" in line for line in e.reasoning)
 
 
