@@ -706,10 +706,14 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         raise spec.error("nodes", "at most 64 nodes")
     if underlay.num_addresses - 16 < len(nodes):
         raise spec.error("underlayCIDR", f"{underlay} is too small for {len(nodes)} nodes")
+    dns_addon = spec.bool("dns", d.dns)
     spec.done()
     top.done()
-    m.cluster = Cluster(tuple(nodes), str(pod_net), mask, str(svc_net), str(underlay), backend,
-                        mtu, dns, domain, pool, str(internet), src)
+    m.cluster = Cluster(nodes=tuple(nodes), pod_cidr=str(pod_net), node_cidr_mask=mask,
+                        service_cidr=str(svc_net), underlay_cidr=str(underlay), backend=backend,
+                        mtu=mtu, cluster_dns=dns, cluster_domain=domain,
+                        load_balancer_pool=pool, internet_cidr=str(internet), dns=dns_addon,
+                        source=src)
 
 
 PARSERS = {

@@ -9,6 +9,7 @@ them to the gateway.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from netlab import names
 from netlab.errors import InputError, KernelError
 from netlab.features import (
+    dns,
     kubeproxy,
     loadbalancer,
     netpol,
@@ -40,6 +42,10 @@ ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 RESPONDER_SCRIPT = Path(__file__).with_name("responder.py")
 
 
+def zone_file(lab: str) -> Path:
+    return names.lab_dir(lab) / "dns" / "zone.json"
+
+
 @dataclass
 class ChangeSummary:
     """What a converge did, by pod key (namespace/name)."""
@@ -49,6 +55,18 @@ class ChangeSummary:
     relabelled: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+def add_cluster_addons(m: Manifests, cluster: Cluster) -> None:
+    """The cluster DNS add-on, unless the Cluster turns it off or the user brings their own
+    kube-system/kube-dns Service."""
+    if not cluster.dns or "kube-system/kube-dns" in m.services:
+        return
+    addons = build(dns.addon_docs(cluster, cluster.nodes[0].name))
+    for key, pod in addons.pods.items():
+        m.pods.setdefault(key, pod)
+    for key, svc in addons.services.items():
+        m.services.setdefault(key, svc)
 
 
 def full_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None) -> Plan:
@@ -170,6 +188,7 @@ class Converger:
         m = built or build(docs)
         m.label_overrides = self.state.label_overrides
         cluster = effective_cluster(m, self.state)
+        add_cluster_addons(m, cluster)
         previous = self.state.plan
         plan = full_plan(self.lab, m, cluster, previous)
         summary = ChangeSummary(warnings=list(m.warnings))
@@ -197,6 +216,7 @@ class Converger:
                 save(self.state)
             old_policies = (list(build(self.state.docs).network_policies.values())
                             if previous is not None else [])
+            self.write_zone(plan)
             self.create_pods(plan, new)
             try:
                 # Rules first, workloads after: a new pod is isolated before it runs anything.
@@ -223,8 +243,8 @@ class Converger:
         for pod in pods:
             d = names.pod_dir(self.lab, pod.namespace, pod.name)
             d.mkdir(parents=True, exist_ok=True)
-            (d / "hosts").write_text(pod_files.hosts(pod))
-            (d / "resolv.conf").write_text(pod_files.resolv_conf(plan.cluster, pod))
+            (d / "hosts").write_text(pod_files.hosts(plan.cluster, pod))
+            (d / "resolv.conf").write_text(dns.resolv_conf(plan.cluster, pod, plan.internet_ip))
         intents = [i for i in render_pods(plan, pods) if not isinstance(i, Process)]
         try:
             self.kernel.apply(intents, self._tick("pods", len(intents)))
@@ -234,18 +254,32 @@ class Converger:
                 self.remove_pods(plan, pods)
             raise
 
+    def write_zone(self, plan: Plan) -> None:
+        """The cluster DNS records; the server reloads them when the file changes."""
+        path = zone_file(self.lab)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(dns.render_zone(plan), separators=(",", ":")))
+        os.replace(tmp, path)
+
     def wait_for_responders(self, plan: Plan, pods: list[PodPlan], timeout: float = 10.0
                             ) -> None:
-        """Return when every responder just started listens on all its ports (it logs one
-        line per port), like a pod turning Ready; so that a probe right after `up` or `apply`
-        meets a server. A responder that died is not waited for."""
+        """Return when every server just started (responder, DNS) listens on all its ports
+        (each logs one line per port), like a pod turning Ready: a probe right after `up`
+        or `apply` meets a server. One that died is not waited for."""
         import time
 
-        pending = {p.key: (names.pod_dir(self.lab, p.namespace, p.name)
-                           / f"{workloads.RESPONDER}.log", len(p.serves))
-                   for p in pods if p.serves}
-        records = {k: r for k in pending for r in self.state.processes.get(k, [])
-                   if r.container == workloads.RESPONDER}
+        pending: dict[tuple[str, str], tuple[Path, int]] = {}
+        for p in pods:
+            d = names.pod_dir(self.lab, p.namespace, p.name)
+            if p.serves:
+                pending[(p.key, workloads.RESPONDER)] = (
+                    d / f"{workloads.RESPONDER}.log", len(p.serves))
+            for c in p.containers:
+                if c.argv[:1] == ("netlab-dns",):
+                    pending[(p.key, c.name)] = (d / f"{c.name}.log", 2)
+        records = {(k, r.container): r for k, _ in pending
+                   for r in self.state.processes.get(k, [])}
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
             for key, (log, ports) in list(pending.items()):
@@ -283,6 +317,10 @@ class Converger:
         argv = intent.argv
         if intent.builtin:  # stdlib-only script, run isolated from the user's site-packages
             argv = (sys.executable, "-I", "-S", str(RESPONDER_SCRIPT), *argv)
+        elif argv[:1] == ("netlab-dns",):  # the cluster DNS add-on's (or internet's) server
+            extra = argv[1:] or ("--zone", str(zone_file(self.lab)), "--upstream",
+                                 plan.internet_ip)
+            argv = (sys.executable, "-m", "netlab.dns_server", *extra)
         started = procs.spawn(
             netns_path(intent.netns), uts_path(self.lab, intent.netns), argv, env, binds,
             d / f"{intent.container}.log", d / f"{intent.container}.exit")

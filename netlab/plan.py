@@ -58,6 +58,9 @@ class PodPlan:
     container_ports: tuple[tuple[str, int], ...] = ()  # (protocol, number)
     named_ports: tuple[tuple[str, str, int], ...] = ()  # (name, protocol, number)
     serves: tuple[tuple[str, int], ...] = ()  # what the responder answers on (services.py)
+    subdomain: str | None = None
+    dns_policy: str = "ClusterFirst"
+    dns_config: dict | None = field(default=None, hash=False)
 
     @property
     def key(self) -> str:
@@ -261,6 +264,8 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
             labels=dict(p.labels),
             containers=tuple(ContainerPlan(c.name, c.argv, c.env) for c in p.spec.containers),
             spec_hash=spec_hash(p.spec), owner=p.owner, annotations=dict(p.annotations),
+            subdomain=p.spec.subdomain, dns_policy=p.spec.dns_policy or "ClusterFirst",
+            dns_config=p.spec.dns_config,
             container_ports=tuple(sorted({(cp.protocol, cp.container_port)
                                           for c in p.spec.containers for cp in c.ports})),
             named_ports=tuple(sorted((cp.name, cp.protocol, cp.container_port)

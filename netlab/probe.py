@@ -167,7 +167,13 @@ def _run_batch(jobs, indices, timeout, results, sel) -> None:
         for key in list(sel.get_map().values()):
             p = key.data
             if now - p.started > timeout:
-                finish(p, "timeout", detail=f"no answer within {timeout}s")
+                if p.stage == "waiting" and p.job[5] != "udp":
+                    # the handshake completed: the network let it through; the server is
+                    # simply not one that answers our line (a DNS server over TCP, say)
+                    finish(p, "connected", "unknown", None,
+                           "connected, but the server sent nothing back")
+                else:
+                    finish(p, "timeout", detail=f"no answer within {timeout}s")
         if not sel.get_map():
             break
         for key, _ in sel.select(timeout=0.02):

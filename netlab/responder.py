@@ -24,6 +24,26 @@ from urllib.parse import parse_qs, urlsplit
 
 HTTP_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ")
 LINE_WAIT = 0.2  # a client that says nothing gets its answer after this
+IP_PKTINFO = 8
+
+
+def pktinfo_dst(ancillary: list) -> str:
+    """The address a datagram was sent to (struct in_pktinfo's ipi_addr)."""
+    for level, kind, data in ancillary:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+            return socket.inet_ntoa(data[8:12])
+    return "0.0.0.0"
+
+
+def reply_udp(sock: socket.socket, data: bytes, addr: tuple, ancillary: list) -> None:
+    """Answer from the address the request went to (ipi_spec_dst): with several addresses,
+    the kernel would otherwise pick the outgoing interface's, and NAT would drop it."""
+    for level, kind, info in ancillary:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+            out = bytes(4) + info[8:12] + bytes(4)  # ifindex 0, spec_dst, addr
+            sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, out)], 0, addr)
+            return
+    sock.sendto(data, addr)
 HTTP_WAIT = 2.0
 
 
@@ -43,6 +63,7 @@ class Responder:
         try:
             if proto == "udp":
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
             else:
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM,
                                   socket.IPPROTO_SCTP if proto == "sctp" else 0)
@@ -108,9 +129,10 @@ class Responder:
                 kind, proto = key.data
                 if kind == "udp":
                     try:
-                        _, addr = sock.recvfrom(65535)
-                        info = self.answer("udp", addr, sock.getsockname())
-                        sock.sendto((json.dumps(info) + "\n").encode(), addr)
+                        _, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(12))
+                        local = pktinfo_dst(anc)
+                        info = self.answer("udp", addr, (local, sock.getsockname()[1]))
+                        reply_udp(sock, (json.dumps(info) + "\n").encode(), addr, anc)
                     except OSError:
                         pass
                 elif kind == "accept":

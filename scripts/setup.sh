@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # iproute2: ip/bridge for inspection; nftables: Services and NetworkPolicy (later issues);
 # libpcap0.8: BPF filters for scapy captures; iputils-ping: `netlab ping`;
-# util-linux: nsenter/unshare to start processes in pods; python3-venv: the virtualenv.
-PACKAGES=(iproute2 nftables libpcap0.8 iputils-ping util-linux procps python3-venv)
+# util-linux: nsenter/unshare to start processes in pods; python3-venv: the virtualenv;
+# dnsutils: dig, to query the cluster DNS from inside pods.
+PACKAGES=(iproute2 nftables libpcap0.8 iputils-ping util-linux procps python3-venv dnsutils)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/setup.sh must run as root (it installs packages): sudo $0" >&2

@@ -1,5 +1,5 @@
-"""Files a pod sees in place of the host's: /etc/hosts with its own name (as the kubelet
-writes it) and /etc/resolv.conf pointing at the cluster DNS Service (ClusterFirst)."""
+"""The /etc/hosts a pod sees in place of the host's, as the kubelet writes it: its own name,
+and with a subdomain its fully qualified name. (/etc/resolv.conf: netlab.features.dns.)"""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ from netlab.model import Cluster
 from netlab.plan import PodPlan
 
 
-def hosts(pod: PodPlan) -> str:
+def hosts(cluster: Cluster, pod: PodPlan) -> str:
+    names = pod.hostname
+    if pod.subdomain:
+        names = (f"{pod.hostname}.{pod.subdomain}.{pod.namespace}.svc."
+                 f"{cluster.cluster_domain}\t{pod.hostname}")
     return ("# Kubernetes-managed hosts file (netlab).\n127.0.0.1\tlocalhost\n"
             "::1\tlocalhost ip6-localhost ip6-loopback\n"
-            f"{pod.ip}\t{pod.hostname}\n")
-
-
-def resolv_conf(cluster: Cluster, pod: PodPlan) -> str:
-    d = cluster.cluster_domain
-    return (f"search {pod.namespace}.svc.{d} svc.{d} {d}\n"
-            f"nameserver {cluster.cluster_dns}\noptions ndots:5\n")
+            f"{pod.ip}\t{names}\n")

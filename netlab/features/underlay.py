@@ -32,6 +32,7 @@ def render_hosts(plan: Plan) -> list[Intent]:
     """Two machines outside the cluster on the underlay. `internet` is also the underlay's
     gateway (the nodes' default route) and holds an address of the outside world
     (internetCIDR) with a responder on it; `external` is a client (NodePort, LoadBalancer)."""
+    from netlab.features.dns import UPSTREAM_NAMES
     from netlab.features.workloads import RESPONDER
 
     fabric = names.fabric_netns(plan.lab)
@@ -61,6 +62,10 @@ def render_hosts(plan: Plan) -> list[Intent]:
                 names.INDEX_HOST_ETH0, gateway=n.underlay_ip) for n in plan.nodes),
         Process("host/internet", RESPONDER, internet,
                 ("--name", "internet", "--hostname", "internet", *INTERNET_PORTS), builtin=True),
+        # a resolver for the world outside the cluster, which the cluster DNS forwards to
+        Process("host/internet", "dns", internet,
+                ("netlab-dns", "--static", *(f"{n}={ip}" for n, ip in
+                                             sorted(UPSTREAM_NAMES.items())))),
     ]
     return out
 

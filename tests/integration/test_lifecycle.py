@@ -133,7 +133,7 @@ spec:
 """
     lab = netlab_lab(yaml=cluster() + pod("a", "node-1", labels="{v: one}")
                      + deployment.replace("REPLICAS", "2"))
-    before = {p.key: p for p in lab.pods()}
+    before = {p.key: p for p in lab.pods("default")}
     a_pid = before["default/a"].containers[0].pid
 
     changed = tmp_path / "changed.yaml"
@@ -141,7 +141,7 @@ spec:
                        + pod("c", "node-2"))
     s = lab.apply(changed)
     assert sorted(s.relabelled) == ["default/a"] and len(s.created) == 2 and not s.deleted
-    after = {p.key: p for p in lab.pods()}
+    after = {p.key: p for p in lab.pods("default")}
     assert after["default/a"].labels == {"v": "two"}
     assert after["default/a"].containers[0].pid == a_pid  # not restarted
     for key, p in before.items():
@@ -154,12 +154,12 @@ spec:
     assert len(s.deleted) == 2 and not s.created
     web = [p for p in lab.pods() if p.labels.get("app") == "web"]
     assert len(web) == 1
-    assert len([n for n in lab_netns(lab.name) if ".pod." in n]) == 3
+    assert len([n for n in lab_netns(lab.name) if ".pod.default." in n]) == 3
 
     s = lab.delete(changed)
     assert sorted(s.deleted) == ["default/a", "default/c", web[0].key]
-    assert lab.pods() == []
-    assert [n for n in lab_netns(lab.name) if ".pod." in n] == []
+    assert lab.pods("default") == []
+    assert [n for n in lab_netns(lab.name) if ".pod.default." in n] == []
     # the nodes are still there and new pods still work
     lab.apply(manifests=[pod("x", "node-1") + pod("y", "node-2")])
     assert lab.ping("x", "y", count=1).ok
@@ -180,7 +180,7 @@ def test_cli_round_trip(netlab_lab_name, tmp_path):
     try:
         r = run("up", "-f", str(scenario), "--name", netlab_lab_name)
         assert r.returncode == 0, r.stderr
-        assert f"lab {netlab_lab_name} is up: 2 nodes (vxlan), 2 pods" in r.stdout
+        assert f"lab {netlab_lab_name} is up: 2 nodes (vxlan), 3 pods" in r.stdout  # + DNS
         r = run("get", "pods", "-o", "json", "--lab", netlab_lab_name)
         items = json.loads(r.stdout)["items"]
         assert [i["metadata"]["name"] for i in items] == ["a", "b"]

@@ -113,9 +113,9 @@ spec:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]}
 """)
-    pods = lab.pods()
+    pods = lab.pods("default")
     assert len(pods) == 6
-    assert sorted(n.pods for n in lab.nodes()) == [2, 2, 2]
+    assert sorted(sum(p.node == n.name for p in pods) for n in lab.nodes()) == [2, 2, 2]
     assert all(p.labels["app"] == "web" and "pod-template-hash" in p.labels for p in pods)
     first = pods[0]
     for other in pods[1:]:

@@ -1,0 +1,290 @@
+"""netlab's DNS server: the cluster DNS (in kube-system/coredns) or the `internet` host's
+resolver. dnslib does the wire format; this module is the Kubernetes logic and a small
+non-blocking UDP+TCP loop with an answer cache, so one Python process serves thousands of
+queries a second.
+
+    python -m netlab.dns_server --zone ZONE.json [--upstream IP]   # cluster DNS
+    python -m netlab.dns_server --static NAME=IP ...                # an upstream resolver
+
+Cluster mode answers names in the cluster domain and the reverse zones of the Service and
+pod networks from the zone file (rendered by netlab.features.dns, reloaded when it
+changes), forwards other names to --upstream (SERVFAIL if it does not answer within a
+second) or, without one, answers REFUSED at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import selectors
+import socket
+import struct
+import sys
+import threading
+import time
+
+from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSRecord  # noqa: F401
+
+TTL = 5
+IP_PKTINFO = 8
+
+
+def reply_udp(sock: socket.socket, data: bytes, addr: tuple, ancillary: list) -> None:
+    """Answer from the address the query went to (a host with several addresses would
+    otherwise answer from another one, which the client's NAT drops)."""
+    for level, kind, info in ancillary:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+            out = bytes(4) + info[8:12] + bytes(4)  # ifindex 0, ipi_spec_dst, ipi_addr
+            sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, out)], 0, addr)
+            return
+    sock.sendto(data, addr)
+
+
+class Zone:
+    def __init__(self, data: dict) -> None:
+        self.domain = data["domain"]
+        self.version = data["version"]
+        self.a: dict[str, list[str]] = data["a"]
+        self.srv: dict[str, list[list]] = data["srv"]
+        self.cname: dict[str, str] = data["cname"]
+        self.ptr: dict[str, str] = data["ptr"]
+        self.names = set(data["names"])
+        self.pods: dict[str, str] = data.get("pods", {})
+        self.reverse_zones: list[str] = data.get("reverse_zones", [])
+
+    def authoritative(self, name: str) -> bool:
+        return name == self.domain or name.endswith("." + self.domain) or any(
+            name == z or name.endswith("." + z) for z in self.reverse_zones)
+
+    def soa(self, name: str) -> RR:
+        apex = self.domain if (name == self.domain or name.endswith("." + self.domain)) \
+            else next(z for z in self.reverse_zones if name == z or name.endswith("." + z))
+        return RR(apex, QTYPE.SOA, ttl=TTL, rdata=SOA(
+            f"ns.dns.{self.domain}", f"hostmaster.{self.domain}",
+            (int(time.time()), 7200, 1800, 86400, TTL)))
+
+    def answer(self, request: DNSRecord) -> DNSRecord:
+        reply = request.reply()
+        reply.header.aa = 1
+        name = str(request.q.qname).rstrip(".").lower()
+        qtype = request.q.qtype
+        found = self._lookup(name, qtype, reply)
+        if not found:
+            exists = name in self.names or name in self.a or name in self.ptr \
+                or self._pod_ip(name) is not None or name == f"dns-version.{self.domain}"
+            if not exists:
+                reply.header.rcode = RCODE.NXDOMAIN
+            reply.add_auth(self.soa(name))
+        return reply
+
+    def _pod_ip(self, name: str) -> str | None:
+        """a-b-c-d.<namespace>.pod.<domain> (CoreDNS `pods insecure`: any address)."""
+        suffix = f".pod.{self.domain}"
+        if not name.endswith(suffix):
+            return None
+        parts = name[: -len(suffix)].split(".")
+        if len(parts) != 2:
+            return None
+        try:
+            return str(ipaddress.IPv4Address(parts[0].replace("-", ".")))
+        except ValueError:
+            return None
+
+    def _lookup(self, name: str, qtype: int, reply: DNSRecord) -> bool:
+        if name in self.cname and qtype in (QTYPE.A, QTYPE.CNAME, QTYPE.ANY):
+            reply.add_answer(RR(name, QTYPE.CNAME, ttl=TTL, rdata=CNAME(self.cname[name])))
+            return True
+        if qtype in (QTYPE.A, QTYPE.ANY):
+            ips = self.a.get(name) or ([ip] if (ip := self._pod_ip(name)) else [])
+            for ip in ips:
+                reply.add_answer(RR(name, QTYPE.A, ttl=TTL, rdata=A(ip)))
+            if ips:
+                return True
+        if qtype in (QTYPE.SRV, QTYPE.ANY) and name in self.srv:
+            for prio, weight, port, target in self.srv[name]:
+                reply.add_answer(RR(name, QTYPE.SRV, ttl=TTL,
+                                    rdata=SRV(prio, weight, port, target)))
+                for ip in self.a.get(target, []):
+                    reply.add_ar(RR(target, QTYPE.A, ttl=TTL, rdata=A(ip)))
+            return True
+        if qtype in (QTYPE.PTR, QTYPE.ANY) and name in self.ptr:
+            reply.add_answer(RR(name, QTYPE.PTR, ttl=TTL, rdata=PTR(self.ptr[name])))
+            return True
+        if qtype in (QTYPE.TXT, QTYPE.ANY) and name == f"dns-version.{self.domain}":
+            reply.add_answer(RR(name, QTYPE.TXT, ttl=TTL, rdata=TXT(self.version)))
+            return True
+        return False
+
+
+class Server:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.zone: Zone | None = None
+        self.zone_stamp: tuple | None = None
+        self.static = {}
+        for item in args.static or []:
+            name, _, ip = item.partition("=")
+            self.static[name.lower().rstrip(".")] = ip
+        self.cache: dict[bytes, bytes] = {}
+        self.sel = selectors.DefaultSelector()
+        self.tcp_buffers: dict[socket.socket, bytes] = {}
+        self.lock = threading.Lock()
+        self.checked = 0.0
+
+    # --- answers -------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        now = time.monotonic()
+        if not self.args.zone or now - self.checked < 0.1:
+            return
+        self.checked = now
+        try:
+            st = os.stat(self.args.zone)
+        except FileNotFoundError:
+            return
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self.zone_stamp:
+            with open(self.args.zone) as f:
+                self.zone = Zone(json.load(f))
+            self.zone_stamp = stamp
+            self.cache.clear()
+
+    def respond(self, data: bytes, transport: str, reply_to) -> None:
+        """Answer one query; `reply_to(bytes)` sends it (maybe later, for forwarded ones)."""
+        key = transport.encode() + data[2:].lower()
+        cached = self.cache.get(key)
+        if cached is not None:
+            reply_to(data[:2] + cached)
+            return
+        try:
+            request = DNSRecord.parse(data)
+        except Exception:
+            if len(data) >= 12:
+                reply_to(data[:2] + b"\x81\x01" + b"\x00" * 8)
+            return
+        name = str(request.q.qname).rstrip(".").lower()
+        if self.zone is not None and self.zone.authoritative(name):
+            reply = self.zone.answer(request)
+        elif name in self.static:
+            reply = request.reply()
+            reply.header.aa = 1
+            if request.q.qtype in (QTYPE.A, QTYPE.ANY):
+                reply.add_answer(RR(name, QTYPE.A, ttl=60, rdata=A(self.static[name])))
+        elif self.static:
+            reply = request.reply()
+            reply.header.rcode = RCODE.NXDOMAIN
+        elif self.args.upstream:
+            threading.Thread(target=self.forward, args=(data, reply_to), daemon=True).start()
+            return
+        else:
+            reply = request.reply()
+            reply.header.rcode = RCODE.REFUSED
+        packed = reply.pack()
+        if transport == "udp":
+            # 512 bytes, or what the client's EDNS0 OPT record offers (its class field)
+            limit = max([512] + [rr.rclass for rr in request.ar if rr.rtype == QTYPE.OPT])
+            if len(packed) > limit:
+                packed = reply.truncate().pack()
+        self.cache[key] = packed[2:]
+        reply_to(packed)
+
+    def forward(self, data: bytes, reply_to) -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(1.0)
+        try:
+            s.sendto(data, (self.args.upstream, 53))
+            answer, _ = s.recvfrom(65535)
+        except OSError:
+            reply = DNSRecord.parse(data).reply()
+            reply.header.rcode = RCODE.SERVFAIL
+            answer = reply.pack()
+        finally:
+            s.close()
+        with self.lock:
+            reply_to(answer)
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        udp.bind(("0.0.0.0", self.args.port))
+        udp.setblocking(False)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind(("0.0.0.0", self.args.port))
+        tcp.listen(128)
+        tcp.setblocking(False)
+        self.sel.register(udp, selectors.EVENT_READ, "udp")
+        self.sel.register(tcp, selectors.EVENT_READ, "accept")
+        print(f"listening on udp/{self.args.port}", flush=True)
+        print(f"listening on tcp/{self.args.port}", flush=True)
+        while True:
+            self.reload()
+            for key, _ in self.sel.select(timeout=0.1):
+                sock = key.fileobj
+                if key.data == "udp":
+                    for _ in range(64):  # drain a burst before looking elsewhere
+                        try:
+                            data, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(12))
+                        except BlockingIOError:
+                            break
+                        self.respond(data, "udp", lambda out, a=addr, s=sock, c=anc:
+                                     reply_udp(s, out, a, c))
+                elif key.data == "accept":
+                    try:
+                        conn, _ = sock.accept()
+                    except OSError:
+                        continue
+                    conn.setblocking(False)
+                    self.tcp_buffers[conn] = b""
+                    self.sel.register(conn, selectors.EVENT_READ, "tcp")
+                else:
+                    self.read_tcp(sock)
+
+    def read_tcp(self, conn: socket.socket) -> None:
+        try:
+            chunk = conn.recv(65535)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.sel.unregister(conn)
+            self.tcp_buffers.pop(conn, None)
+            conn.close()
+            return
+        buf = self.tcp_buffers[conn] + chunk
+        while len(buf) >= 2:
+            (length,) = struct.unpack("!H", buf[:2])
+            if len(buf) < 2 + length:
+                break
+            message, buf = buf[2: 2 + length], buf[2 + length:]
+
+            def send(out: bytes, c: socket.socket = conn) -> None:
+                c.setblocking(True)
+                try:
+                    c.sendall(struct.pack("!H", len(out)) + out)
+                except OSError:
+                    pass
+                finally:
+                    c.setblocking(False)
+            self.respond(message, "tcp", send)
+        self.tcp_buffers[conn] = buf
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="netlab's DNS server")
+    p.add_argument("--zone", help="zone file (JSON) rendered by netlab")
+    p.add_argument("--upstream", help="resolver for names outside the cluster")
+    p.add_argument("--static", nargs="*", help="NAME=IP records (upstream mode)")
+    p.add_argument("--port", type=int, default=53)
+    args = p.parse_args()
+    try:
+        Server(args).run()
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
