@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -541,6 +542,43 @@ def explain(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), external o
             out.print("  [green]the kernel agrees[/green]" if e.agrees else
                       "  [bold red]the kernel disagrees with the policy semantics[/bold red]")
         raise typer.Exit(0 if e.agrees else 1)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def dns(name: Annotated[str, typer.Argument(help="A name, as a pod would use it: web, "
+                                            "web.default, web.default.svc.cluster.local, ...")],
+        src: Annotated[str | None, typer.Option("--from", help="Pod to ask from (default: the "
+                                                "first pod of namespace default).")] = None,
+        qtype: Annotated[str, typer.Option("--type", "-t", help="A, SRV, PTR, TXT, CNAME, "
+                                           "ANY...")] = "A",
+        output: OutputOpt = Output.table, lab: LabOpt = None) -> None:
+    """Ask the cluster DNS from inside a pod, with the pod's resolv.conf (search list,
+    ndots), and print the answer. Exit 1 unless the name resolves.
+
+    Examples: netlab dns web;  netlab dns _http._tcp.web --type SRV;  netlab dns 10.96.0.10
+    """
+    try:
+        import ipaddress as _ip
+
+        with contextlib.suppress(ValueError):
+            name, qtype = _ip.IPv4Address(name).reverse_pointer, "PTR"
+        a = _open(lab).dns(name, src, qtype)
+        if output == Output.json:
+            _print_json(a.to_json())
+        else:
+            via = " over TCP (UDP answer truncated)" if a.tcp else ""
+            out.print(f"{a.query} {a.type}: {a.rcode} from {a.server}{via} in "
+                      f"{a.seconds * 1000:.1f} ms", highlight=False)
+            for r in a.answers:
+                out.print(f"  {r.name}\t{r.ttl}\t{r.type}\t{r.data}", highlight=False)
+            for r in a.additional:
+                out.print(f"  (additional) {r.name}\t{r.type}\t{r.data}", highlight=False)
+            if len(a.tried) > 1:
+                out.print(f"  [dim]search list tried: {', '.join(a.tried)}[/dim]",
+                          highlight=False)
+        raise typer.Exit(0 if a.rcode == "NOERROR" and a.answers else 1)
     except NetlabError as e:
         _fail(e)
 

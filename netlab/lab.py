@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netlab import names, state
+from netlab import dns_client, names, state
 from netlab import probe as probe_mod
 from netlab.capture import Capture, CapturePoint
 from netlab.check import CheckProbe, CheckReport, observed
+from netlab.dns_client import DnsAnswer
 from netlab.errors import (
     InputError,
     LabExistsError,
@@ -508,6 +509,23 @@ class Lab:
             key = matches[0]
         return _service_info(services[key])
 
+    def dns(self, name: str, src: str | None = None, qtype: str = "A", timeout: float = 2.0
+            ) -> DnsAnswer:
+        """Ask the cluster DNS from inside a pod (default: the first pod of `default`), with
+        the pod's own resolv.conf: search list, ndots, TCP on truncation."""
+        require_root()
+        st = self._state()
+        assert st.plan is not None
+        if src is None:
+            pods = sorted(st.plan.pods.values(), key=lambda p: (p.namespace != "default", p.key))
+            if not pods:
+                raise InputError("the lab has no pods to ask from: give --from")
+            pod = pods[0]
+        else:
+            pod = self._resolve(st, src)
+        conf = (names.pod_dir(self.name, pod.namespace, pod.name) / "resolv.conf").read_text()
+        return dns_client.lookup(netns_path(pod.netns), conf, name, qtype.upper(), timeout)
+
     def probe(self, src: str, dst: str, port: int | None = None, protocol: str | None = None,
               timeout: float = 2.0) -> ProbeResult:
         """Real traffic from `src` (pod, node/NAME, external, internet) to `dst` (pod,
@@ -579,10 +597,26 @@ class Lab:
             return netns, address, port or 0, proto or "tcp"
         except ValueError:
             pass
-        if "." in dst and "/" not in dst:
-            raise InputError(f"{dst!r} looks like a DNS name: names are resolved by the cluster "
-                             "DNS, which this version does not run yet; probe svc/NAME, a pod "
-                             "or an address")
+        if "/" not in dst and dst not in {p.name for p in plan.pods.values()}:
+            # a DNS name, resolved by the cluster DNS from inside the source pod
+            if src in names.HOSTS or src.startswith("node/"):
+                raise InputError(f"{dst!r} is not a pod; a DNS name can only be resolved "
+                                 "from a pod (the cluster DNS serves pods)")
+            answer = self.dns(dst, src)
+            if not answer.addresses:
+                raise InputError(f"{dst!r} does not resolve from {src}: {answer.rcode} "
+                                 f"(tried {', '.join(answer.tried)})")
+            address = answer.addresses[0]
+            svc = next((s for s in plan.services.values() if s.cluster_ip == address), None)
+            owner = next((p for p in plan.pods.values() if p.ip == address), None)
+            if port is None and svc is not None:
+                first = svc.ports[0]
+                return netns, address, first.port, proto or first.protocol.lower()
+            if port is None and owner is not None and owner.serves:
+                return netns, address, owner.serves[0][1], proto or owner.serves[0][0].lower()
+            if port is None and proto != "icmp":
+                raise InputError(f"give --port for {dst} ({address})")
+            return netns, address, port or 0, proto or "tcp"
         pod = self._resolve(st, dst)
         if port is None and proto != "icmp":
             if not pod.serves:
