@@ -186,7 +186,13 @@ class Server:
             # 512 bytes, or what the client's EDNS0 OPT record offers (its class field)
             limit = max([512] + [rr.rclass for rr in request.ar if rr.rtype == QTYPE.OPT])
             if len(packed) > limit:
-                packed = reply.truncate().pack()
+                # header and question, TC set: the client asks again over TCP
+                # (dnslib's truncate() drops the question, which glibc refuses)
+                short = request.reply()
+                short.header.aa = reply.header.aa
+                short.header.rcode = reply.header.rcode
+                short.header.tc = 1
+                packed = short.pack()
         self.cache[key] = packed[2:]
         reply_to(packed)
 
