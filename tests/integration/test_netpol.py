@@ -190,7 +190,8 @@ def test_label_change_and_new_pod(lab, policies):
                              "[{containerPort: 80}]}]\n"])
         assert lab.probe("x/d", "x/a", 80).connected
         assert lab.probe("y/a", "x/d", 80, timeout=0.5).result == "timeout"
-        assert lab.check(timeout=0.6).ok
+        report = lab.check(timeout=0.6)
+        assert report.ok, report.mismatches
     finally:
         lab.label("x/b", {"role": None})
         lab.delete(manifests=["apiVersion: v1\nkind: Pod\nmetadata: {name: d, namespace: x}\n"])
