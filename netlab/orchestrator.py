@@ -318,8 +318,8 @@ class Converger:
         if intent.builtin:  # stdlib-only script, run isolated from the user's site-packages
             argv = (sys.executable, "-I", "-S", str(RESPONDER_SCRIPT), *argv)
         elif argv[:1] == ("netlab-dns",):  # the cluster DNS add-on's (or internet's) server
-            extra = argv[1:] or ("--zone", str(zone_file(self.lab)), "--upstream",
-                                 plan.internet_ip)
+            extra = argv[1:] or ("--zone", str(zone_file(self.lab)), *(
+                ("--upstream", plan.internet_ip) if plan.cluster.upstream_dns else ()))
             argv = (sys.executable, "-m", "netlab.dns_server", *extra)
         started = procs.spawn(
             netns_path(intent.netns), uts_path(self.lab, intent.netns), argv, env, binds,

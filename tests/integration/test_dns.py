@@ -244,3 +244,12 @@ def test_cli_dns(lab):
     assert r.returncode == 1 and "NXDOMAIN" in r.stdout
     r = lab.probe("client", "web")
     assert r.connected and r.address == lab.service("web").cluster_ip
+
+
+def test_without_upstream_outside_names_are_refused_quickly(netlab_lab):
+    lab = netlab_lab(yaml=cluster().replace("  backend: vxlan\n", "  backend: vxlan\n"
+                                            "  upstreamDNS: false\n") + pod("client", "node-1"))
+    t0 = time.monotonic()
+    answer = lab.dns("www.example.com.", "client")
+    assert answer.rcode == "REFUSED" and time.monotonic() - t0 < 0.5
+    assert lab.dns("kube-dns.kube-system", "client").addresses == ["10.96.0.10"]
