@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -579,6 +580,102 @@ def dns(name: Annotated[str, typer.Argument(help="A name, as a pod would use it:
                 out.print(f"  [dim]search list tried: {', '.join(a.tried)}[/dim]",
                           highlight=False)
         raise typer.Exit(0 if a.rcode == "NOERROR" and a.answers else 1)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def trace(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, external or "
+                                             "internet.")],
+          dst: Annotated[str, typer.Argument(help="Pod, svc/[NS/]NAME, node/NAME, internet, "
+                                             "an IP or a DNS name.")],
+          port: Annotated[int | None, typer.Option("--port", "-p", min=1, max=65535)] = None,
+          proto: Annotated[Proto | None, typer.Option("--proto")] = None,
+          pcap: Annotated[Path | None, typer.Option("--pcap", help="Write one pcap per "
+                                                    "interface the packet crossed here.")
+                          ] = None,
+          timeout: Annotated[float, typer.Option("--timeout", min=0.1)] = 1.0,
+          output: OutputOpt = Output.table, lab: LabOpt = None) -> None:
+    """Follow one packet from SRC to DST across every interface it crosses: ARP, bridges,
+    routing, VXLAN encapsulation, Service DNAT, masquerade; where it died and why.
+
+    Example: netlab trace client svc/web
+    """
+    try:
+        r = _open(lab).trace(src, dst, port, proto.value if proto else None, timeout, pcap)
+        if output == Output.json:
+            _print_json(r.to_json())
+            raise typer.Exit(0 if r.delivered else 1)
+        where = f"{r.address}:{r.port}/{r.protocol}" if r.port else f"{r.address}/{r.protocol}"
+        out.print(f"[bold]trace {src} -> {dst} ({where}), IP id {r.ip_id}[/bold]",
+                  highlight=False)
+        t = Table(box=None, header_style="bold")
+        for c in ("#", "ms", "NAMESPACE", "IFACE", "", "PACKET", "CHANGED"):
+            t.add_column(c, no_wrap=c != "PACKET" and c != "CHANGED")
+        styles = {"request": "", "reply": "green", "arp": "dim", "icmp-error": "red"}
+        for h in r.hops:
+            arrow = "->" if h.direction == "out" else "<-"
+            style = styles.get(h.kind, "")
+            t.add_row(str(h.index), f"{h.ms:.3f}", h.netns, h.iface, arrow,
+                      f"[{style}]{h.summary}[/{style}]" if style else h.summary,
+                      "; ".join(h.changes))
+        out.print(t)
+        for v in r.kernel_verdicts:
+            out.print(f"  nft: {v}", highlight=False, soft_wrap=True)
+        color = "green" if r.delivered and r.reply else "red"
+        out.print(f"[{color}]{r.verdict}[/{color}]", highlight=False, soft_wrap=True)
+        for pth in r.pcaps:
+            out.print(f"  wrote {pth}", highlight=False)
+        raise typer.Exit(0 if r.delivered else 1)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def capture(target: Annotated[str, typer.Argument(help="POD[:IFACE], node/NAME[:IFACE] (eth0, "
+                                                  "cni0, flannel.1, ...) or underlay.")],
+            bpf: Annotated[str | None, typer.Option("--filter", help="A BPF filter, like "
+                                                    "tcpdump's (e.g. 'udp port 8472').")
+                           ] = None,
+            write: Annotated[Path | None, typer.Option("-w", "--write", help="Write a pcap "
+                                                       "instead of printing.")] = None,
+            count: Annotated[int | None, typer.Option("--count", "-c", min=1)] = None,
+            seconds: Annotated[float | None, typer.Option("--seconds", min=0.1,
+                                                          help="Stop after this long.")] = None,
+            lab: LabOpt = None) -> None:
+    """Capture live on a pod's or node's interface, or on the underlay switch: one line per
+    packet (or a pcap with -w) until --count, --seconds or Ctrl-C."""
+    try:
+        lab_ = _open(lab)
+        seen: list = []
+        done = threading.Event()
+
+        def show(c) -> None:
+            seen.append(c)
+            if write is None:
+                arrow = "->" if c.outgoing else "<-"
+                sys.stdout.write(f"{time.strftime('%H:%M:%S', time.localtime(c.time))}."
+                                 f"{int(c.time % 1 * 1e6):06d} {c.label} {arrow} "
+                                 f"{c.packet.summary()}\n")
+                sys.stdout.flush()
+            if count and len(seen) >= count:
+                done.set()
+
+        cap = lab_.capture(target, bpf=bpf)
+        cap.on_packet = show
+        t0 = time.monotonic()
+        with cap:
+            try:
+                while not done.is_set() and (seconds is None or
+                                             time.monotonic() - t0 < seconds):
+                    time.sleep(0.05)
+            except KeyboardInterrupt:
+                pass
+        if write is not None:
+            from scapy.utils import wrpcap
+
+            wrpcap(str(write), [c.packet for c in seen[:count] if c])
+            err.print(f"wrote {min(len(seen), count or len(seen))} packets to {write}")
     except NetlabError as e:
         _fail(e)
 

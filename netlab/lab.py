@@ -24,6 +24,7 @@ from typing import Any
 
 from netlab import dns_client, names, state
 from netlab import probe as probe_mod
+from netlab import trace as trace_mod
 from netlab.capture import Capture, CapturePoint
 from netlab.check import CheckProbe, CheckReport, observed
 from netlab.dns_client import DnsAnswer
@@ -57,6 +58,7 @@ from netlab.orchestrator import (
 from netlab.plan import NodePlan, Plan, PodPlan
 from netlab.policy.engine import PolicyEngine, engine_for
 from netlab.probe import ProbeResult
+from netlab.trace import TraceResult
 
 Manifest = str | dict | Path
 
@@ -641,6 +643,81 @@ class Lab:
             st.label_overrides[key] = overrides
             Converger(st).converge(st.docs)
         return self.pod(key)
+
+    # --- the packet walk -----------------------------------------------------------------------
+
+    def trace(self, src: str, dst: str, port: int | None = None, protocol: str | None = None,
+              timeout: float = 1.0, pcap_dir: str | Path | None = None) -> TraceResult:
+        """One packet from SRC to DST, captured on every interface it crosses: the hops in
+        order with what changed at each, whether it arrived and the reply came back, and
+        where and why it died if it did. See netlab.trace."""
+        require_root()
+        t0 = time.monotonic()
+        st = self._state()
+        plan = st.plan
+        assert plan is not None
+        netns, address, port_, proto = self._probe_target(src, dst, port, protocol)
+        src_ip, src_label = self._trace_source(plan, src, st)
+        points, labels = self._trace_points(plan, st, src)
+        dst_labels = self._trace_destinations(plan, dst, address, port_, labels)
+        captured, lines, ip_id, cap = trace_mod.walk(
+            points, [n.netns for n in plan.nodes], netns, src_ip, address,
+            port_ if proto != "icmp" else None, proto, {src_label}, timeout)
+        result = trace_mod.TraceResult(src, dst, address, port_ if proto != "icmp" else None,
+                                       proto, ip_id)
+        node_of = {n.netns: n.name for n in plan.nodes}
+        trace_mod.analyse(result, captured, lines, node_of, src_label, dst_labels)
+        if pcap_dir is not None:
+            walked = {f"{h.netns}:{h.iface}" for h in result.hops}
+            result.pcaps = [str(p) for p in cap.write_pcaps(Path(pcap_dir),
+                                                            lambda c: c.label in walked)]
+        result.seconds = round(time.monotonic() - t0, 3)
+        return result
+
+    def _trace_source(self, plan: Plan, src: str, st: state.LabState) -> tuple[str, str]:
+        if src in names.HOSTS:
+            ip = plan.external_ip if src == "external" else plan.underlay_gateway
+            return ip, f"host/{src}:eth0"
+        if src.startswith("node/"):
+            node = _find_node(plan, src[5:])
+            return node.underlay_ip, f"node/{node.name}:eth0"
+        pod = self._resolve(st, src)
+        return pod.ip, f"pod/{pod.key}:eth0"
+
+    def _trace_points(self, plan: Plan, st: state.LabState, src: str
+                      ) -> tuple[list[CapturePoint], dict[str, str]]:
+        """Every interface of every node (one socket per node), the underlay switch ports,
+        the outside hosts, and the eth0 of every pod (a socket each)."""
+        points: list[CapturePoint] = []
+        by_ip: dict[str, str] = {}
+        ports = [(n.fabric_port, f"underlay:{n.name}") for n in plan.nodes]
+        ports += [(names.host_port(h), f"underlay:{h}") for h in names.HOSTS]
+        points.append(CapturePoint(netns_path(names.fabric_netns(self.name)), "*", "underlay",
+                                   tuple(ports)))
+        for n in plan.nodes:
+            points.append(CapturePoint(netns_path(n.netns), "*", f"node/{n.name}"))
+            by_ip[n.underlay_ip] = f"node/{n.name}:eth0"
+        for host in names.HOSTS:
+            points.append(CapturePoint(netns_path(names.host_netns(self.name, host)), "eth0",
+                                       f"host/{host}:eth0"))
+        by_ip[plan.external_ip] = "host/external:eth0"
+        by_ip[plan.internet_ip] = "host/internet:eth0"
+        for p in plan.pods.values():
+            points.append(CapturePoint(netns_path(p.netns), "eth0", f"pod/{p.key}:eth0"))
+            by_ip[p.ip] = f"pod/{p.key}:eth0"
+        return points, by_ip
+
+    def _trace_destinations(self, plan: Plan, dst: str, address: str, port: int,
+                            by_ip: dict[str, str]) -> set[str]:
+        """Where the packet counts as delivered: the pod or host it is for, or any endpoint
+        of the Service it is for (ClusterIP, LoadBalancer address or NodePort)."""
+        for svc in plan.services.values():
+            for p in svc.ports:
+                if ((address in (svc.cluster_ip, svc.lb_ip) and p.port == port)
+                        or (p.node_port == port and address in
+                            {n.underlay_ip for n in plan.nodes})):
+                    return {by_ip[ep.ip] for ep in p.endpoints if ep.ip in by_ip}
+        return {by_ip[address]} if address in by_ip else set()
 
     # --- NetworkPolicy -----------------------------------------------------------------------
 

@@ -1,0 +1,303 @@
+"""The packet walk: one crafted packet, captured on every interface it crosses.
+
+scapy crafts the packet (a TCP SYN, a UDP datagram or an ICMP echo, with an IP ID chosen
+for it) and it is sent from inside SRC through the kernel like any other. Capture points
+on every node interface (eth0, cni0, flannel.1, every pod's veth), the underlay switch
+ports, the outside hosts and the pods at both ends are open before it leaves. The IP ID
+survives routing, NAT and VXLAN, so each capture is the same packet, seen at one hop; the
+reply is the reverse of what each hop saw. An nftables trace (`ip id`) on every node names
+the rule that dropped or rejected it, if one did.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netlab.capture import Capture, Captured, CapturePoint
+from netlab.kernel import NftTrace, ns
+
+VXLAN_PORT = 8472
+
+
+@dataclass(frozen=True)
+class Hop:
+    index: int
+    netns: str  # node/node-1, pod/default/a, host/external, fabric
+    iface: str
+    direction: str  # out | in
+    kind: str  # request | reply | arp | icmp-error
+    summary: str
+    changes: tuple[str, ...] = ()
+    ms: float = 0.0  # since the first hop
+    encapsulated: bool = False
+
+
+@dataclass
+class TraceResult:
+    src: str
+    dst: str
+    address: str
+    port: int | None
+    protocol: str
+    ip_id: int
+    hops: list[Hop] = field(default_factory=list)
+    delivered: bool = False
+    delivered_to: str | None = None
+    reply: bool = False
+    verdict: str = ""  # one line for a person
+    died_at: str | None = None
+    reason: str | None = None
+    kernel_verdicts: list[str] = field(default_factory=list)
+    pcaps: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _inner(pkt) -> Any:
+    """The IP layer of the packet itself (inside VXLAN when encapsulated)."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.vxlan import VXLAN
+
+    if pkt.haslayer(UDP) and pkt[UDP].dport == VXLAN_PORT and not pkt.haslayer(VXLAN):
+        # scapy binds VXLAN to 4789 only: decode flannel's port by hand
+        pkt[UDP].decode_payload_as(VXLAN)
+    if pkt.haslayer(VXLAN):
+        inner = pkt[VXLAN].payload
+        return inner[IP] if inner.haslayer(IP) else None
+    return pkt[IP] if pkt.haslayer(IP) else None
+
+
+def _ports(ip) -> tuple[int | None, int | None]:
+    l4 = ip.payload
+    return getattr(l4, "sport", None), getattr(l4, "dport", None)
+
+
+def _flow(ip) -> tuple:
+    sport, dport = _ports(ip)
+    return (ip.src, ip.dst, ip.proto, sport, dport)
+
+
+def _summary(ip, encap) -> str:
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+
+    sport, dport = _ports(ip)
+    if ip.haslayer(TCP):
+        l4 = f"TCP {ip.src}:{sport} > {ip.dst}:{dport} [{ip[TCP].sprintf('%flags%')}]"
+    elif ip.haslayer(UDP):
+        l4 = f"UDP {ip.src}:{sport} > {ip.dst}:{dport}"
+    elif ip.haslayer(ICMP):
+        l4 = f"ICMP {ip.src} > {ip.dst} {ip[ICMP].sprintf('%type%')}"
+    else:
+        l4 = f"IP {ip.src} > {ip.dst} proto {ip.proto}"
+    text = f"{l4} ttl {ip.ttl}"
+    if encap is not None:
+        outer = encap[IP]
+        from scapy.layers.vxlan import VXLAN
+
+        text = (f"VXLAN {outer.src} > {outer.dst} UDP {VXLAN_PORT} vni {encap[VXLAN].vni} "
+                f"[ {text} ]")
+    return text
+
+
+def _changes(prev, cur, prev_encap, cur_encap) -> list[str]:
+    from scapy.layers.inet import IP
+    from scapy.layers.vxlan import VXLAN
+
+    out = []
+    if prev_encap is None and cur_encap is not None:
+        o = cur_encap[IP]
+        out.append(f"encapsulated: VXLAN VNI {cur_encap[VXLAN].vni} in UDP {VXLAN_PORT}, "
+                   f"outer {o.src} > {o.dst}")
+    if prev_encap is not None and cur_encap is None:
+        out.append("decapsulated (VXLAN removed)")
+    ps, pd = _ports(prev)
+    cs, cd = _ports(cur)
+    if (prev.dst, pd) != (cur.dst, cd):
+        out.append(f"DNAT {prev.dst}{':' + str(pd) if pd else ''} -> "
+                   f"{cur.dst}{':' + str(cd) if cd else ''}")
+    if (prev.src, ps) != (cur.src, cs):
+        out.append(f"SNAT {prev.src}{':' + str(ps) if ps else ''} -> "
+                   f"{cur.src}{':' + str(cs) if cs else ''}")
+    if prev.ttl != cur.ttl:
+        out.append(f"TTL {prev.ttl} -> {cur.ttl} (routed)")
+    return out
+
+
+def craft(src_ip: str, address: str, port: int | None, protocol: str, ip_id: int) -> bytes:
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+
+    ip = IP(src=src_ip, dst=address, id=ip_id, ttl=64)
+    sport = random.randint(33000, 60000)
+    if protocol == "tcp":
+        pkt = ip / TCP(sport=sport, dport=port, flags="S", seq=random.randint(1, 2**31))
+    elif protocol == "udp":
+        pkt = ip / UDP(sport=sport, dport=port) / b"netlab-trace\n"
+    else:
+        pkt = ip / ICMP(id=ip_id, seq=1) / b"netlab-trace"
+    return bytes(pkt)
+
+
+def send(netns: Path, packet: bytes, address: str) -> None:
+    """Hand the crafted packet to SRC's kernel (a raw socket, IP header included): it
+    routes it, resolves the next hop with ARP, and sends it out like any other."""
+    with ns.entered(str(netns)):
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    try:
+        s.sendto(packet, (address, 0))
+    finally:
+        s.close()
+
+
+def walk(points: list[CapturePoint], trace_netns: list[str], src_netns: Path, src_ip: str,
+         address: str, port: int | None, protocol: str, arrival: set[str],
+         timeout: float = 1.0) -> tuple[list[Captured], list[tuple[str, str]], int, Capture]:
+    """Send one packet and capture it everywhere; returns what was captured, the nft trace
+    lines, the IP ID used and the capture (for pcaps)."""
+    ip_id = random.randint(1, 0xFFFF)
+    packet = craft(src_ip, address, port, protocol, ip_id)
+    with NftTrace({n: f"ip id {ip_id}" for n in trace_netns}) as trace, \
+            Capture(points, bpf="arp or ip") as cap:
+        t0 = time.monotonic()
+        send(src_netns, packet, address)
+        # wait for the reply to come home, or for the timeout
+        while time.monotonic() - t0 < timeout:
+            time.sleep(0.02)
+            if _reply_home(cap.captured, arrival, ip_id):
+                time.sleep(0.05)
+                break
+    return cap.captured, trace.lines, ip_id, cap
+
+
+def _reply_home(captured: list[Captured], arrival: set[str], ip_id: int) -> bool:
+    got_request = False
+    flows = set()
+    for c in list(captured):
+        ip = _inner(c.packet)
+        if ip is None:
+            continue
+        if ip.id == ip_id:
+            got_request = True
+            flows.add(_flow(ip))
+        elif c.label in arrival and not c.outgoing and got_request:
+            src, dst, proto, sport, dport = _flow(ip)
+            if (dst, src, proto, dport, sport) in flows or proto == 1:
+                return True
+    return False
+
+
+def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tuple[str, str]],
+            node_of: dict[str, str], src_label: str, dst_labels: set[str]) -> TraceResult:
+    from scapy.layers.inet import ICMP, IP, IPerror
+    from scapy.layers.l2 import ARP
+
+    ip_id = result.ip_id
+    request_flows: set[tuple] = set()
+    involved_ips: set[str] = {result.address}
+    hops: list[Hop] = []
+    t_first = None
+    prev = prev_encap = None
+    for c in captured:
+        pkt = c.packet
+        netns, _, iface = c.label.rpartition(":")
+        direction = "out" if c.outgoing else "in"
+        if pkt.haslayer(ARP):
+            continue  # placed below, once the interfaces of the walk are known
+        ip = _inner(pkt)
+        if ip is None:
+            continue
+        encap = pkt if ip is not pkt.getlayer(IP) else None
+        kind = None
+        if ip.id == ip_id and not ip.haslayer(IPerror):
+            kind = "request"
+            request_flows.add(_flow(ip))
+            involved_ips |= {ip.src, ip.dst}
+        elif ip.haslayer(ICMP) and ip.haslayer(IPerror) and ip[IPerror].id == ip_id:
+            kind = "icmp-error"
+        else:
+            src, dst, proto, sport, dport = _flow(ip)
+            if (dst, src, proto, dport, sport) in request_flows or (
+                    proto == 1 and ip.haslayer(ICMP) and ip[ICMP].type == 0
+                    and ip[ICMP].id == ip_id):
+                kind = "reply"
+        if kind is None:
+            continue
+        if t_first is None:
+            t_first = c.time
+        changes: tuple[str, ...] = ()
+        if kind == "request":
+            if prev is not None:
+                changes = tuple(_changes(prev, ip, prev_encap, encap))
+            prev, prev_encap = ip, encap
+        hops.append(Hop(0, netns, iface, direction, kind, _summary(ip, encap), changes,
+                        round((c.time - t_first) * 1000, 3), encap is not None))
+    # ARP exchanges on the interfaces the walk crossed, about its addresses
+    walked = {(h.netns, h.iface) for h in hops}
+    for c in captured:
+        if not c.packet.haslayer(ARP):
+            continue
+        netns, _, iface = c.label.rpartition(":")
+        a = c.packet[ARP]
+        if (netns, iface) not in walked or not ({a.psrc, a.pdst} & involved_ips
+                                                 or a.pdst.endswith((".1", ".0"))):
+            continue
+        what = (f"ARP who-has {a.pdst} tell {a.psrc}" if a.op == 1 else
+                f"ARP {a.psrc} is-at {a.hwsrc}")
+        t = (c.time - t_first) * 1000 if t_first is not None else 0.0
+        hops.append(Hop(0, netns, iface, "out" if c.outgoing else "in", "arp", what, (),
+                        round(t, 3)))
+    hops.sort(key=lambda h: h.ms)
+    start = hops[0].ms if hops else 0.0  # the ARP that precedes the first packet, if any
+    result.hops = [Hop(i + 1, h.netns, h.iface, h.direction, h.kind, h.summary, h.changes,
+                       round(h.ms - start, 3), h.encapsulated) for i, h in enumerate(hops)]
+
+    requests = [h for h in result.hops if h.kind == "request"]
+    arrived = [h for h in requests if f"{h.netns}:{h.iface}" in dst_labels and h.direction == "in"]
+    result.delivered = bool(arrived)
+    if arrived:
+        result.delivered_to = arrived[0].netns
+    result.reply = any(h.kind in ("reply", "icmp-error") and f"{h.netns}:{h.iface}" == src_label
+                       and h.direction == "in" for h in result.hops)
+    # the nftables rules that decided, from the trace
+    for netns, line in trace_lines:
+        if "(verdict" not in line or " rule " not in line:
+            continue
+        if not any(t in line for t in ("drop", "reject", "dnat", "masquerade", "jump ingress-",
+                                       "jump egress-", "goto reject-chain")):
+            continue
+        entry = f"{node_of.get(netns, netns)}: {line.split(' ', 3)[3]}"
+        if entry not in result.kernel_verdicts:
+            result.kernel_verdicts.append(entry)
+    drops = [v for v in result.kernel_verdicts if "(verdict drop)" in v]
+    rejects = [v for v in result.kernel_verdicts if "reject" in v and "(verdict" in v]
+    last = requests[-1] if requests else None
+    if not result.delivered:
+        result.died_at = f"{last.netns} {last.iface} ({last.direction})" if last else "at SRC"
+        arp_q = [h for h in result.hops if h.kind == "arp" and "who-has" in h.summary]
+        arp_a = [h for h in result.hops if h.kind == "arp" and "is-at" in h.summary]
+        if drops:
+            rule = drops[-1]
+            policy = rule.split('comment "')[1].split('"')[0] if 'comment "' in rule else rule
+            result.reason = f"dropped by NetworkPolicy ({policy}): {rule}"
+        elif rejects or any(h.kind == "icmp-error" for h in result.hops):
+            result.reason = ("rejected: a Service without endpoints" if any(
+                "reject-chain" in v or "without endpoints" in v for v in rejects)
+                else "rejected (ICMP unreachable came back)")
+        elif arp_q and not arp_a:
+            result.reason = f"no ARP answer: {arp_q[-1].summary}"
+        elif last is None:
+            result.reason = "it never left SRC (no route from the source?)"
+        else:
+            result.reason = (f"not forwarded after {last.netns} {last.iface}: no route to "
+                             f"{result.address}, or dropped by the kernel")
+    result.verdict = (f"delivered to {result.delivered_to}" if result.delivered else
+                      f"died at {result.died_at}: {result.reason}")
+    if result.delivered:
+        result.verdict += ", reply came back" if result.reply else ", no reply came back"
+    return result
