@@ -70,6 +70,11 @@ class Capture:
     def __enter__(self) -> Capture:
         import scapy.layers.inet
         import scapy.layers.l2  # noqa: F401  (registers Ether, IP, ...)
+        from scapy.layers.inet import UDP
+        from scapy.layers.vxlan import VXLAN
+        from scapy.packet import bind_layers
+
+        bind_layers(UDP, VXLAN, dport=8472)  # flannel's VXLAN port (scapy knows only 4789)
 
         from netlab.kernel import raise_fd_limit
 

@@ -651,6 +651,8 @@ def capture(target: Annotated[str, typer.Argument(help="POD[:IFACE], node/NAME[:
         done = threading.Event()
 
         def show(c) -> None:
+            if count and len(seen) >= count:
+                return
             seen.append(c)
             if write is None:
                 arrow = "->" if c.outgoing else "<-"
