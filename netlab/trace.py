@@ -237,15 +237,15 @@ def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tup
             prev, prev_encap = ip, encap
         hops.append(Hop(0, netns, iface, direction, kind, _summary(ip, encap), changes,
                         round((c.time - t_first) * 1000, 3), encap is not None))
-    # ARP exchanges on the interfaces the walk crossed, about its addresses
-    walked = {(h.netns, h.iface) for h in hops}
+    # ARP exchanges in the namespaces the walk crossed, about its addresses
+    walked = {h.netns for h in hops}
     for c in captured:
         if not c.packet.haslayer(ARP):
             continue
         netns, _, iface = c.label.rpartition(":")
         a = c.packet[ARP]
-        if (netns, iface) not in walked or not ({a.psrc, a.pdst} & involved_ips
-                                                 or a.pdst.endswith((".1", ".0"))):
+        if netns not in walked or not ({a.psrc, a.pdst} & involved_ips
+                                       or a.pdst.endswith((".1", ".0"))):
             continue
         what = (f"ARP who-has {a.pdst} tell {a.psrc}" if a.op == 1 else
                 f"ARP {a.psrc} is-at {a.hwsrc}")

@@ -218,3 +218,12 @@ def test_capture_command(vx):
     lines = out.splitlines()
     assert len(lines) == 2 and all("node/node-2:eth0" in line and "VXLAN" in line
                                    for line in lines), out
+
+
+def test_no_arp_answer_and_no_route(vx):
+    r = vx.trace("a", "10.244.1.99", 80, timeout=0.6)  # in node-2's pod CIDR, but no pod
+    assert not r.delivered and r.reason.startswith("no ARP answer: ARP who-has 10.244.1.99")
+    assert r.died_at == "node/node-2 flannel.1 (in)"
+    r = vx.trace("a", "198.51.100.7", 80, timeout=0.6)  # nobody routes it past the gateway
+    assert not r.delivered
+    assert r.died_at == "host/internet eth0 (in)" and "no route to 198.51.100.7" in r.reason
