@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netlab import dns_client, names, state
+from netlab import dns_client, http_client, names, state
 from netlab import probe as probe_mod
 from netlab import trace as trace_mod
 from netlab.capture import Capture, CapturePoint
@@ -35,6 +35,7 @@ from netlab.errors import (
     NotRootError,
     PodNotFoundError,
 )
+from netlab.http_client import HttpResult
 from netlab.kernel import (
     NftTrace,
     all_labs,
@@ -644,6 +645,68 @@ class Lab:
             Converger(st).converge(st.docs)
         return self.pod(key)
 
+    # --- Ingress ------------------------------------------------------------------------------
+
+    def ingresses(self, namespace: str | None = None) -> list[IngressInfo]:
+        """Ingress objects with their rules, backends, the controller's address, and
+        problems that keep some of them from being served."""
+        from netlab.features import ingress as ingress_mod
+        from netlab.orchestrator import add_cluster_addons
+
+        st = self._state()
+        plan = st.plan
+        assert plan is not None
+        m = build(st.docs)
+        add_cluster_addons(m, plan.cluster)
+        cfg = ingress_mod.render(plan, m, Path("/"))
+        controller = plan.services.get(f"{ingress_mod.NAMESPACE}/{ingress_mod.SERVICE}")
+        out = []
+        for ing in sorted(m.ingresses.values(), key=lambda i: (i.namespace, i.name)):
+            if namespace is not None and ing.namespace != namespace:
+                continue
+            key = f"{ing.namespace}/{ing.name}"
+            served = ing.class_name in (None, plan.cluster.ingress_class)
+            rules = [(r.host or "*", r.path, r.path_type,
+                      _backend_text(ing, r, plan)) for r in cfg.routes if r.ingress == key]
+            if ing.default_backend is not None:
+                b = ing.default_backend
+                rules.append(("*", "(default)", "-", f"{b.service}:{b.port_number or b.port_name}"
+                              if b.service else b.resource or ""))
+            hosts = sorted({r.host for r in ing.rules if r.host}) or ["*"]
+            tls_hosts = sorted({h for t in ing.tls for h in t.hosts})
+            out.append(IngressInfo(
+                ing.namespace, ing.name, ing.class_name, hosts,
+                controller.lb_ip if (served and controller) else None,
+                [80, 443] if tls_hosts else [80], rules, tls_hosts,
+                [w for w in cfg.warnings if w.startswith(f"Ingress {key}:")]))
+        return out
+
+    def http(self, url: str, src: str = "external", method: str = "GET",
+             headers: dict[str, str] | None = None, timeout: float = 3.0) -> HttpResult:
+        """A real HTTP(S) request from `src` to the ingress controller (its LoadBalancer
+        address from outside the cluster, its ClusterIP from a pod), with the URL's host as
+        Host header and SNI. An IP address in the URL is used as the destination."""
+        from urllib.parse import urlsplit
+
+        from netlab.features import ingress as ingress_mod
+
+        require_root()
+        st = self._state()
+        plan = st.plan
+        assert plan is not None
+        netns = self._target(src)[0]
+        host = urlsplit(url).hostname or ""
+        try:
+            address = str(ipaddress.IPv4Address(host))
+        except ValueError:
+            svc = plan.services.get(f"{ingress_mod.NAMESPACE}/{ingress_mod.SERVICE}")
+            if svc is None:
+                raise InputError("the lab has no ingress controller: it starts with the first "
+                                 f"Ingress of class {plan.cluster.ingress_class!r}") from None
+            outside = src in names.HOSTS or src.startswith("node/")
+            address = svc.lb_ip if outside and svc.lb_ip else svc.cluster_ip
+        return http_client.request(netns, url, address, method, headers, timeout)
+
     # --- the packet walk -----------------------------------------------------------------------
 
     def trace(self, src: str, dst: str, port: int | None = None, protocol: str | None = None,
@@ -966,6 +1029,40 @@ def _sctp_available() -> bool:
         return True
     except OSError:
         return False
+
+
+@dataclass(frozen=True)
+class IngressInfo:
+    namespace: str
+    name: str
+    class_name: str | None
+    hosts: list[str]
+    address: str | None  # the controller's LoadBalancer address, when this lab serves it
+    ports: list[int]
+    rules: list[tuple[str, str | None, str, str]]  # host, path, pathType, backend
+    tls_hosts: list[str]
+    problems: list[str]
+
+    def to_k8s(self) -> dict[str, Any]:
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": {"ingressClassName": self.class_name,
+                         "rules": [{"host": h, "path": p, "pathType": t, "backend": b}
+                                   for h, p, t, b in self.rules]},
+                "status": {"loadBalancer": {"ingress": [{"ip": self.address}]}
+                           if self.address else {}},
+                "netlab": {"problems": self.problems, "tlsHosts": self.tls_hosts}}
+
+
+def _backend_text(ing: Any, route: Any, plan: Plan) -> str:
+    if route.upstream is None:
+        return "(503: see problems)"
+    for r in ing.rules:
+        for p in r.paths:
+            if (r.host, (p.path or "/").rstrip("/") or "/") == (route.host, route.path):
+                b = p.backend
+                return f"{b.service}:{b.port_number or b.port_name}"
+    return route.upstream
 
 
 def _service_info(s: Any) -> ServiceInfo:

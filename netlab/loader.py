@@ -708,13 +708,15 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         raise spec.error("underlayCIDR", f"{underlay} is too small for {len(nodes)} nodes")
     dns_addon = spec.bool("dns", d.dns)
     upstream_dns = spec.bool("upstreamDNS", d.upstream_dns)
+    ingress_class = spec.name("ingressClass", "IngressClass name") if spec.has(
+        "ingressClass") else d.ingress_class
     spec.done()
     top.done()
     m.cluster = Cluster(nodes=tuple(nodes), pod_cidr=str(pod_net), node_cidr_mask=mask,
                         service_cidr=str(svc_net), underlay_cidr=str(underlay), backend=backend,
                         mtu=mtu, cluster_dns=dns, cluster_domain=domain,
                         load_balancer_pool=pool, internet_cidr=str(internet), dns=dns_addon,
-                        upstream_dns=upstream_dns, source=src)
+                        upstream_dns=upstream_dns, ingress_class=ingress_class, source=src)
 
 
 PARSERS = {

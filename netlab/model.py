@@ -259,6 +259,7 @@ class Cluster:
     load_balancer_pool: str = "172.18.0.200-172.18.0.250"  # on the underlay (MetalLB L2 style)
     dns: bool = True  # run the cluster DNS add-on (kube-system/coredns, Service kube-dns)
     upstream_dns: bool = True  # forward outside names to the internet host's resolver
+    ingress_class: str = "nginx"  # the IngressClass the lab's controller serves (the default)
     internet_cidr: str = "203.0.113.0/24"  # the `internet` host's network, behind the underlay
     source: Source | None = field(default=None, compare=False)
 

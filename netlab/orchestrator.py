@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from netlab import names
 from netlab.errors import InputError, KernelError
 from netlab.features import (
     dns,
+    ingress,
     kubeproxy,
     loadbalancer,
     netpol,
@@ -46,6 +48,27 @@ def zone_file(lab: str) -> Path:
     return names.lab_dir(lab) / "dns" / "zone.json"
 
 
+def ingress_dir(lab: str) -> Path:
+    return names.lab_dir(lab) / "ingress"
+
+
+def ingress_nginx_pid(lab: str, plan: Plan) -> int | None:
+    """The running nginx master of the controller, verified to live in its pod's network
+    namespace (we only ever signal what is ours)."""
+    key = f"{ingress.NAMESPACE}/{ingress.CONTROLLER}"
+    pod = plan.pods.get(key)
+    try:
+        pid = int((ingress_dir(lab) / "nginx.pid").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    if pod is None:
+        return None
+    from netlab.kernel import ns as ns_
+
+    inode = ns_.inode(netns_path(pod.netns))
+    return pid if inode and pid in procs.pids_in_netns({inode}) else None
+
+
 @dataclass
 class ChangeSummary:
     """What a converge did, by pod key (namespace/name)."""
@@ -60,13 +83,20 @@ class ChangeSummary:
 def add_cluster_addons(m: Manifests, cluster: Cluster) -> None:
     """The cluster DNS add-on, unless the Cluster turns it off or the user brings their own
     kube-system/kube-dns Service."""
-    if not cluster.dns or "kube-system/kube-dns" in m.services:
+    docs = []
+    if cluster.dns and "kube-system/kube-dns" not in m.services:
+        docs += dns.addon_docs(cluster, cluster.nodes[0].name)
+    if ingress.served(m, cluster):  # the ingress controller, once there is an Ingress for it
+        docs += ingress.addon_docs(cluster, cluster.nodes[0].name)
+    if not docs:
         return
-    addons = build(dns.addon_docs(cluster, cluster.nodes[0].name))
+    addons = build(docs)
     for key, pod in addons.pods.items():
         m.pods.setdefault(key, pod)
     for key, svc in addons.services.items():
         m.services.setdefault(key, svc)
+    for name, ns in addons.namespaces.items():
+        m.namespaces.setdefault(name, ns)
 
 
 def full_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None) -> Plan:
@@ -217,6 +247,7 @@ class Converger:
             old_policies = (list(build(self.state.docs).network_policies.values())
                             if previous is not None else [])
             self.write_zone(plan)
+            summary.warnings += self.write_ingress(plan, m)
             self.create_pods(plan, new)
             try:
                 # Rules first, workloads after: a new pod is isolated before it runs anything.
@@ -254,6 +285,39 @@ class Converger:
                 self.remove_pods(plan, pods)
             raise
 
+    def write_ingress(self, plan: Plan, m: Manifests) -> list[str]:
+        """nginx.conf and certificates of the ingress controller; a running nginx is
+        validated against the new configuration (`nginx -t`) and reloaded gracefully
+        (SIGHUP: old workers finish their requests)."""
+        key = f"{ingress.NAMESPACE}/{ingress.CONTROLLER}"
+        if key not in plan.pods:
+            return []
+        d = ingress_dir(self.lab)
+        for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        cfg = ingress.render(plan, m, d)
+        for name, data in cfg.files.items():
+            (d / name).write_bytes(data)
+        for base, hosts in {"default": ("netlab-ingress-default",), **cfg.self_signed}.items():
+            if not (d / f"{base}.crt").exists():
+                procs.self_signed_certificate(d / f"{base}.crt", d / f"{base}.key", hosts)
+        conf = d / "nginx.conf"
+        if conf.exists() and conf.read_text() == cfg.conf:
+            return cfg.warnings
+        new = d / "nginx.conf.new"
+        new.write_text(cfg.conf)
+        pid = ingress_nginx_pid(self.lab, plan)
+        if pid is not None:
+            r = procs.run_in(netns_path(plan.pods[key].netns), ["nginx", "-t", "-q", "-c",
+                                                                 str(new)])
+            if r.returncode != 0:
+                return [*cfg.warnings, f"the new nginx configuration does not validate, the "
+                                       f"old one stays: {r.stderr.strip()}"]
+        os.replace(new, conf)
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)
+        return cfg.warnings
+
     def write_zone(self, plan: Plan) -> None:
         """The cluster DNS records; the server reloads them when the file changes."""
         path = zone_file(self.lab)
@@ -278,6 +342,8 @@ class Converger:
             for c in p.containers:
                 if c.argv[:1] == ("netlab-dns",):
                     pending[(p.key, c.name)] = (d / f"{c.name}.log", 2)
+                if c.argv[:1] == ("netlab-nginx",):  # nginx writes its pid once listening
+                    pending[(p.key, c.name)] = (ingress_dir(self.lab) / "nginx.pid", 0)
         records = {(k, r.container): r for k, _ in pending
                    for r in self.state.processes.get(k, [])}
         deadline = time.monotonic() + timeout
@@ -289,7 +355,8 @@ class Converger:
                     text = ""
                 done = text.count("listening on ") + text.count("cannot listen on ")
                 rec = records.get(key)
-                if done >= ports or (rec and not procs.alive(rec.pid, rec.starttime)):
+                ready = (ports == 0 and text) or (ports and done >= ports)
+                if ready or (rec and not procs.alive(rec.pid, rec.starttime)):
                     del pending[key]
             if pending:
                 time.sleep(0.01)
@@ -317,6 +384,9 @@ class Converger:
         argv = intent.argv
         if intent.builtin:  # stdlib-only script, run isolated from the user's site-packages
             argv = (sys.executable, "-I", "-S", str(RESPONDER_SCRIPT), *argv)
+        elif argv[:1] == ("netlab-nginx",):  # the ingress controller's data plane
+            argv = ("nginx", "-c", str(ingress_dir(self.lab) / "nginx.conf"), "-g",
+                    "daemon off;")
         elif argv[:1] == ("netlab-dns",):  # the cluster DNS add-on's (or internet's) server
             extra = argv[1:] or ("--zone", str(zone_file(self.lab)), *(
                 ("--upstream", plan.internet_ip) if plan.cluster.upstream_dns else ()))

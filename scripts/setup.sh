@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 # iproute2: ip/bridge for inspection; nftables: Services and NetworkPolicy (later issues);
 # libpcap0.8: BPF filters for scapy captures; iputils-ping: `netlab ping`;
 # util-linux: nsenter/unshare to start processes in pods; python3-venv: the virtualenv;
-# dnsutils: dig, to query the cluster DNS from inside pods.
-PACKAGES=(iproute2 nftables libpcap0.8 iputils-ping util-linux procps python3-venv dnsutils)
+# dnsutils: dig, to query the cluster DNS from inside pods; nginx-light: the Ingress
+# controller's data plane; openssl: self-signed certificates; wrk: the Ingress benchmark.
+PACKAGES=(iproute2 nftables libpcap0.8 iputils-ping util-linux procps python3-venv dnsutils
+          nginx-light openssl wrk)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/setup.sh must run as root (it installs packages): sudo $0" >&2
@@ -23,7 +25,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # netlab runs nginx inside lab namespaces only: the package's own service must not start
+  # on the host. policy-rc.d is Debian's switch for that (only while we install).
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    guard=1
+  fi
+  apt-get install -y -q --no-install-recommends "${missing[@]}" || { [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
 fi
 
 PYTHON=${PYTHON:-python3}

@@ -114,3 +114,22 @@ def _reap() -> None:
     for pid, proc in list(_children.items()):
         if proc.poll() is not None:
             del _children[pid]
+
+
+def run_in(netns: Path, argv: list[str], timeout: float = 10) -> subprocess.CompletedProcess:
+    """A short command inside a network namespace (no pod files), its output captured."""
+    return subprocess.run(["nsenter", f"--net={netns}", "--", *argv], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def self_signed_certificate(cert: Path, key: Path, hosts: tuple[str, ...]) -> None:
+    """A self-signed certificate for `hosts` (subjectAltName), with openssl."""
+    san = ",".join(f"DNS:{h}" for h in hosts)
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", str(key), "-out", str(cert), "-days", "365",
+                        "-subj", f"/CN={hosts[0]}", "-addext", f"subjectAltName={san}"],
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        from netlab.errors import KernelError
+
+        raise KernelError(f"openssl could not make a certificate for {san}: {r.stderr.strip()}")

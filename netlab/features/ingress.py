@@ -1,0 +1,271 @@
+"""Ingress: an nginx ingress controller inside the lab, as ingress-nginx builds it.
+
+The controller is an add-on pod (namespace ingress-nginx) behind a LoadBalancer Service
+with externalTrafficPolicy Local, so the client's address reaches nginx. This module
+renders nginx.conf from every Ingress of the lab's class (pure): upstreams are the Service's
+endpoints (pod addresses), paths follow the Ingress pathType rules, TLS uses the Secrets
+in the manifests or a self-signed certificate for the listed hosts. Objects that cannot be
+served are reported and skipped; the rest keep working.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netlab.features.services import ServicePlan
+from netlab.loader import RawDoc
+from netlab.model import Cluster, Ingress, IngressBackend, Manifests
+from netlab.plan import Plan
+
+NAMESPACE, CONTROLLER, SERVICE = "ingress-nginx", "ingress-nginx-controller", \
+    "ingress-nginx-controller"
+REWRITE = "nginx.ingress.kubernetes.io/rewrite-target"
+INVALID_PATH = re.compile(r"[\s{};\"'\\]")
+
+
+def addon_docs(cluster: Cluster, node: str) -> list[RawDoc]:
+    src = "<netlab add-on: ingress-nginx>"
+    labels = {"app.kubernetes.io/name": "ingress-nginx",
+              "app.kubernetes.io/component": "controller"}
+    return [
+        RawDoc({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}, src),
+        RawDoc({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": CONTROLLER, "namespace": NAMESPACE, "labels": labels,
+                             "annotations": {"netlab.dev/responder": "off"}},
+                "spec": {"nodeName": node, "containers": [{
+                    "name": "controller", "image": "nginx", "command": ["netlab-nginx"],
+                    "ports": [{"name": "http", "containerPort": 80},
+                              {"name": "https", "containerPort": 443}]}]}}, src),
+        RawDoc({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": SERVICE, "namespace": NAMESPACE},
+                "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                         "selector": labels,
+                         "ports": [{"name": "http", "port": 80, "targetPort": "http"},
+                                   {"name": "https", "port": 443, "targetPort": "https"}]}},
+               src)]
+
+
+@dataclass
+class TLSHost:
+    hosts: tuple[str, ...]
+    secret: str | None  # namespace/name, or None for a generated certificate
+    cert: str = ""  # file names in the controller's directory
+    key: str = ""
+
+
+@dataclass
+class Route:
+    ingress: str
+    host: str | None
+    path: str | None
+    path_type: str
+    upstream: str | None  # None: 503 (no endpoints) or a problem reported
+    rewrite: str | None = None
+
+
+@dataclass
+class IngressConfig:
+    conf: str
+    files: dict[str, bytes] = field(default_factory=dict)  # name -> content (certs, keys)
+    self_signed: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> hosts
+    warnings: list[str] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+
+
+def served(m: Manifests, cluster: Cluster) -> list[Ingress]:
+    """Ingresses of the lab's class, or without one (the lab's class is the default)."""
+    return sorted((i for i in m.ingresses.values()
+                   if i.class_name in (None, cluster.ingress_class)),
+                  key=lambda i: (i.namespace, i.name))
+
+
+def _upstream_name(svc: ServicePlan, port: int) -> str:
+    return f"{svc.namespace}-{svc.name}-{port}"
+
+
+def render(plan: Plan, m: Manifests, directory: Path) -> IngressConfig:
+    cfg = IngressConfig("")
+    upstreams: dict[str, list[str]] = {}
+    for other in sorted(m.ingresses.values(), key=lambda i: (i.namespace, i.name)):
+        if other.class_name not in (None, plan.cluster.ingress_class):
+            cfg.warnings.append(f"Ingress {other.namespace}/{other.name}: ingressClassName "
+                                f"{other.class_name!r} is not this lab's class "
+                                f"{plan.cluster.ingress_class!r}: not served")
+
+    def backend(ing: Ingress, b: IngressBackend, where: str) -> str | None:
+        who = f"Ingress {ing.namespace}/{ing.name}: {where}"
+        if b.resource:
+            cfg.warnings.append(f"{who}: resource backends are not supported; returns 503")
+            return None
+        svc = plan.services.get(f"{ing.namespace}/{b.service}")
+        if svc is None:
+            cfg.warnings.append(f"{who}: backend Service {b.service!r} not found in namespace "
+                                f"{ing.namespace}; returns 503")
+            return None
+        port = next((p for p in svc.ports if (b.port_number is not None and
+                                              p.port == b.port_number)
+                     or (b.port_name is not None and p.name == b.port_name)), None)
+        if port is None:
+            wanted = b.port_number if b.port_number is not None else repr(b.port_name)
+            cfg.warnings.append(f"{who}: Service {svc.key} has no port {wanted} (ports: "
+                                f"{', '.join(p.name or str(p.port) for p in svc.ports)}); "
+                                "returns 503")
+            return None
+        name = _upstream_name(svc, port.port)
+        upstreams[name] = sorted({f"{ep.ip}:{ep.port}" for ep in port.endpoints})
+        return name
+
+    default_backend: str | None = None
+    hosts: dict[str | None, dict[tuple[str, str], Route]] = {}
+    tls: list[TLSHost] = []
+    for ing in served(m, plan.cluster):
+        key = f"{ing.namespace}/{ing.name}"
+        if ing.default_backend is not None and default_backend is None:
+            default_backend = backend(ing, ing.default_backend, "defaultBackend") or "@503"
+        rewrite = ing.annotations.get(REWRITE)
+        for r in ing.rules:
+            for i, p in enumerate(r.paths):
+                where = f"rules[host={r.host or '*'}].paths[{i}]"
+                path = p.path or "/"
+                if INVALID_PATH.search(path) or (p.path_type != "ImplementationSpecific"
+                                                 and not rewrite and ("*" in path)):
+                    cfg.warnings.append(f"Ingress {key}: {where}: path {path!r} is not valid "
+                                        f"for pathType {p.path_type}; skipped")
+                    continue
+                slot = (p.path_type if p.path_type == "Exact" else "Prefix",
+                        path if path == "/" else path.rstrip("/") or "/")
+                table = hosts.setdefault(r.host, {})
+                if slot in table:
+                    cfg.warnings.append(f"Ingress {key}: {where}: {r.host or '*'}{path} is "
+                                        f"already served by Ingress {table[slot].ingress}; "
+                                        "skipped")
+                    continue
+                table[slot] = Route(key, r.host, slot[1], slot[0],
+                                    backend(ing, p.backend, where), rewrite)
+        for t in ing.tls:
+            secret = f"{ing.namespace}/{t.secret_name}" if t.secret_name else None
+            entry = TLSHost(t.hosts, secret)
+            s = m.secrets.get(secret) if secret else None
+            if s is not None and {"tls.crt", "tls.key"} <= set(s.data):
+                base = "secret-" + secret.replace("/", "-")
+                cfg.files[base + ".crt"], cfg.files[base + ".key"] = \
+                    s.data["tls.crt"], s.data["tls.key"]
+                entry.cert, entry.key = base + ".crt", base + ".key"
+            else:
+                if secret and s is None:
+                    cfg.warnings.append(f"Ingress {key}: TLS Secret {secret} not found: a "
+                                        f"self-signed certificate for {', '.join(t.hosts)} "
+                                        "is used")
+                elif secret:
+                    cfg.warnings.append(f"Ingress {key}: TLS Secret {secret} has no tls.crt/"
+                                        "tls.key: a self-signed certificate is used")
+                base = "selfsigned-" + hashlib.sha256(",".join(t.hosts).encode()
+                                                      ).hexdigest()[:12]
+                cfg.self_signed[base] = t.hosts
+                entry.cert, entry.key = base + ".crt", base + ".key"
+            tls.append(entry)
+    cfg.routes = [r for table in hosts.values() for r in table.values()]
+    cfg.conf = _nginx_conf(directory, upstreams, hosts, tls, default_backend)
+    return cfg
+
+
+def _location(route: Route) -> list[str]:
+    target = f"http://{route.upstream}" if route.upstream and route.upstream != "@503" else None
+    body = []
+    if route.rewrite and target:
+        if "$" in route.rewrite:  # capture groups: the path is a regular expression
+            body.append(f"rewrite (?i){route.path} {route.rewrite} break;")
+        else:
+            prefix = route.path.rstrip("/")
+            target_path = route.rewrite if route.rewrite.endswith("/") else route.rewrite + "/"
+            body.append(f"rewrite ^{re.escape(prefix)}/?(.*)$ {target_path}$1 break;")
+    body += [f"proxy_pass {target};"] if target else ["return 503;"]
+    inner = " ".join(body)
+    if route.rewrite and "$" in route.rewrite:
+        return [f"location ~* ^{route.path} {{ {inner} }}"]
+    if route.path_type == "Exact":
+        return [f"location = {route.path} {{ {inner} }}"]
+    if route.path == "/":
+        return [f"location / {{ {inner} }}"]
+    # Prefix is element-wise: /foo matches /foo and /foo/..., never /foobar
+    return [f"location = {route.path} {{ {inner} }}",
+            f"location {route.path}/ {{ {inner} }}"]
+
+
+def _fallback(default_backend: str | None) -> str:
+    if default_backend and default_backend != "@503":
+        return f"location / {{ proxy_pass http://{default_backend}; }}"
+    if default_backend == "@503":
+        return "location / { return 503; }"
+    return 'location / { default_type text/plain; return 404 "default backend - 404\\n"; }'
+
+
+def _nginx_conf(d: Path, upstreams: dict[str, list[str]],
+                hosts: dict[str | None, dict[tuple[str, str], Route]], tls: list[TLSHost],
+                default_backend: str | None) -> str:
+    lines = [
+        "# rendered by netlab from the lab's Ingress objects; do not edit",
+        "worker_processes 1;", "user root;", f"pid {d}/nginx.pid;",
+        f"error_log {d}/error.log notice;", "events { worker_connections 1024; }", "http {",
+        f"  access_log {d}/access.log;",
+        f"  client_body_temp_path {d}/tmp/body;", f"  proxy_temp_path {d}/tmp/proxy;",
+        f"  fastcgi_temp_path {d}/tmp/fastcgi;", f"  uwsgi_temp_path {d}/tmp/uwsgi;",
+        f"  scgi_temp_path {d}/tmp/scgi;",
+        "  server_names_hash_bucket_size 128;",
+        "  proxy_set_header Host $host;",
+        "  proxy_set_header X-Real-IP $remote_addr;",
+        "  proxy_set_header X-Forwarded-For $remote_addr;",
+        "  proxy_set_header X-Forwarded-Host $host;",
+        "  proxy_set_header X-Forwarded-Proto $scheme;",
+        "  proxy_set_header X-Forwarded-Port $server_port;",
+        "  proxy_connect_timeout 2s;",
+    ]
+    for name, servers in sorted(upstreams.items()):
+        if servers:
+            lines.append(f"  upstream {name} {{ " + " ".join(f"server {s};" for s in servers)
+                         + " }")
+        else:  # no endpoints: nginx needs a server; a closed one, so requests get 502/503
+            lines.append(f"  upstream {name} {{ server 127.0.0.1:1 down; }}")
+    cert_for: dict[str, TLSHost] = {}
+    for t in tls:
+        for h in t.hosts:
+            cert_for.setdefault(h, t)
+    default_cert = tls[0] if tls else None
+    lines.append("  server {")
+    lines.append("    listen 80 default_server;")
+    lines.append("    listen 443 ssl default_server;")
+    lines.append("    server_name _;")
+    cert = default_cert.cert if default_cert else "default.crt"
+    key = default_cert.key if default_cert else "default.key"
+    lines.append(f"    ssl_certificate {d}/{cert}; ssl_certificate_key {d}/{key};")
+    for route in sorted(hosts.get(None, {}).values(), key=lambda r: r.path):
+        lines += [f"    {loc}" for loc in _location(route)]
+    if ("Prefix", "/") not in hosts.get(None, {}):
+        lines.append(f"    {_fallback(default_backend)}")
+    lines.append("  }")
+    for host in sorted(h for h in hosts if h is not None):
+        lines.append("  server {")
+        lines.append("    listen 80;")
+        t = cert_for.get(host) or (next((c for h, c in cert_for.items()
+                                         if h.startswith("*.") and host.endswith(h[1:])),
+                                        None))
+        if t is not None:
+            lines.append("    listen 443 ssl;")
+            lines.append(f"    ssl_certificate {d}/{t.cert}; ssl_certificate_key {d}/{t.key};")
+        lines.append(f"    server_name {host};")
+        for route in sorted(hosts[host].values(), key=lambda r: r.path):
+            lines += [f"    {loc}" for loc in _location(route)]
+        if ("Prefix", "/") not in hosts[host]:
+            lines.append(f"    {_fallback(default_backend)}")
+        lines.append("  }")
+    # TLS hosts with no rules still answer (with the default backend)
+    for host, t in sorted(cert_for.items()):
+        if host not in hosts:
+            lines += ["  server {", "    listen 443 ssl;", f"    server_name {host};",
+                      f"    ssl_certificate {d}/{t.cert}; ssl_certificate_key {d}/{t.key};",
+                      f"    {_fallback(default_backend)}", "  }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
