@@ -236,11 +236,15 @@ class Resource(StrEnum):
     svc = "svc"
     endpoints = "endpoints"
     ep = "ep"
+    ingress = "ingress"
+    ingresses = "ingresses"
+    ing = "ing"
 
 
 KINDS = {"pods": "pods", "pod": "pods", "po": "pods", "nodes": "nodes", "node": "nodes",
          "no": "nodes", "services": "services", "service": "services", "svc": "services",
-         "endpoints": "endpoints", "ep": "endpoints"}
+         "endpoints": "endpoints", "ep": "endpoints", "ingress": "ingress",
+         "ingresses": "ingress", "ing": "ingress"}
 
 
 @app.command()
@@ -253,6 +257,35 @@ def get(resource: Annotated[Resource, typer.Argument(help="pods or nodes.")],
     try:
         lab_ = _open(lab)
         kind = KINDS[resource.value]
+        if kind == "ingress":
+            items = lab_.ingresses(None if all_namespaces else (namespace or "default"))
+            if output == Output.json:
+                _print_json({"apiVersion": "v1", "kind": "List",
+                             "items": [i.to_k8s() for i in items]})
+                return
+            if not items:
+                out.print("no ingresses")
+                return
+            t = Table(box=None, header_style="bold")
+            cols = ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS"]
+            if output == Output.wide:
+                cols.append("RULES")
+            for c in (["NAMESPACE"] if all_namespaces else []) + cols:
+                t.add_column(c)
+            for i in items:
+                row = ([i.namespace] if all_namespaces else []) + [
+                    i.name, i.class_name or "<none>", ",".join(i.hosts), i.address or "",
+                    ",".join(map(str, i.ports))]
+                if output == Output.wide:
+                    row.append("\n".join(f"{h}{p or ''} ({pt}) -> {b}"
+                                         for h, p, pt, b in i.rules))
+                t.add_row(*row)
+            out.print(t)
+            for i in items:
+                for problem in i.problems:
+                    err.print(f"[yellow]problem:[/yellow] {problem}", highlight=False,
+                              soft_wrap=True)
+            return
         if kind in ("services", "endpoints"):
             svcs = lab_.services(None if all_namespaces else (namespace or "default"))
             if output == Output.json:
@@ -419,6 +452,15 @@ def probe(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, e
     """
     try:
         lab_ = _open(lab)
+        if dst.startswith(("http://", "https://")):
+            h = lab_.http(dst, src, timeout=timeout)
+            if output == Output.json:
+                _print_json(h.to_json())
+            else:
+                out.print(f"{src} -> {dst}: " + (f"{h.status} {h.reason}, answered by "
+                                                 f"{h.answered_by}" if h.status else
+                                                 f"no answer ({h.error})"), highlight=False)
+            raise typer.Exit(0 if h.ok else 1)
         r = lab_.probe(src, dst, port, proto.value if proto else None, timeout)
         if output == Output.json:
             _print_json(r.to_json())
@@ -580,6 +622,48 @@ def dns(name: Annotated[str, typer.Argument(help="A name, as a pod would use it:
                 out.print(f"  [dim]search list tried: {', '.join(a.tried)}[/dim]",
                           highlight=False)
         raise typer.Exit(0 if a.rcode == "NOERROR" and a.answers else 1)
+    except NetlabError as e:
+        _fail(e)
+
+
+@app.command()
+def http(url: Annotated[str, typer.Argument(help="http[s]://HOST/PATH: HOST goes in the Host "
+                                            "header and SNI; an IP address is connected to.")],
+         src: Annotated[str, typer.Option("--from", help="external (default), internet, a "
+                                          "pod or node/NAME.")] = "external",
+         method: Annotated[str, typer.Option("--method", "-X")] = "GET",
+         header: Annotated[list[str] | None, typer.Option("--header", "-H",
+                                                          help="'Name: value'")] = None,
+         output: OutputOpt = Output.table, lab: LabOpt = None) -> None:
+    """A real HTTP(S) request through the lab's ingress controller, like curl: status,
+    the pod that answered, the headers it received, the certificate's names.
+
+    Example: netlab http http://foo.bar.com/testpath
+    """
+    try:
+        headers = {}
+        for h in header or []:
+            k, _, v = h.partition(":")
+            headers[k.strip()] = v.strip()
+        r = _open(lab).http(url, src, method.upper(), headers)
+        if output == Output.json:
+            _print_json(r.to_json())
+        elif r.status is None:
+            out.print(f"{url}: [red]no answer[/red] ({r.error})", highlight=False)
+        else:
+            color = "green" if r.ok else "red"
+            out.print(f"{url} via {r.address}: [{color}]{r.status} {r.reason}[/{color}]"
+                      + (f", answered by {r.answered_by}" if r.answered_by else "")
+                      + f" in {r.seconds * 1000:.1f} ms", highlight=False)
+            if r.certificate_names:
+                out.print(f"  certificate for: {', '.join(r.certificate_names)}",
+                          highlight=False)
+            for k in ("x-forwarded-for", "x-real-ip", "host"):
+                if k in r.seen_headers:
+                    out.print(f"  the pod saw {k}: {r.seen_headers[k]}", highlight=False)
+            if not r.answered_by:
+                out.print("  " + r.body.strip()[:200], highlight=False)
+        raise typer.Exit(0 if r.ok else 1)
     except NetlabError as e:
         _fail(e)
 
