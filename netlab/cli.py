@@ -489,6 +489,70 @@ def _short_pod(key: str) -> str:
     return key
 
 
+@app.command(name="test")
+def test_(files: Annotated[list[Path], typer.Argument(help="Scenario files or directories "
+                                                      "(with Expectation documents).")],
+          lab: Annotated[str | None, typer.Option("--lab", "-l", help="Run the files' "
+                                                  "expectations against this running lab "
+                                                  "instead of bringing one up.")] = None,
+          keep: Annotated[bool, typer.Option("--keep", help="Leave the lab up.")] = False,
+          junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")
+                           ] = None,
+          output: OutputOpt = Output.table) -> None:
+    """Bring up a lab from the files, run every Expectation check with real traffic, print
+    pass/fail with the evidence and a hint, tear the lab down. Exit 1 on any failure.
+
+    Example: sudo netlab test scenarios/clusterip-service --junit report.xml
+    """
+    from netlab.expectations import junit as junit_xml
+    from netlab.loader import build, read_files
+
+    t0 = time.monotonic()
+    try:
+        m = build(read_files(files))
+        expectations = sorted(m.expectations.values(), key=lambda e: e.name)
+        if not expectations:
+            raise InputError(f"no Expectation documents in {', '.join(map(str, files))}: "
+                             "add one (kind: Expectation, apiVersion: netlab.dev/v1alpha1)")
+        if lab:
+            lab_ = api.Lab.open(lab)
+        else:
+            import os as _os
+
+            name = f"test-{_os.getpid()}"
+            with _progress(output != Output.json) as progress:
+                lab_ = api.Lab.up(*files, name=name, progress=progress)
+            _warn(lab_.warnings)
+        try:
+            outcomes = lab_.test(expectations)
+        finally:
+            if not lab and not keep:
+                lab_.down()
+        seconds = time.monotonic() - t0
+        suite = ",".join(Path(f).stem for f in files)
+        if junit:
+            junit.write_text(junit_xml(outcomes, suite, seconds))
+        failed = [o for o in outcomes if not o.passed]
+        if output == Output.json:
+            _print_json({"passed": not failed, "seconds": round(seconds, 3),
+                         "lab": lab_.name, "kept": bool(keep and not lab),
+                         "checks": [o.to_json() for o in outcomes]})
+        else:
+            for o in outcomes:
+                mark = "[green]PASS[/green]" if o.passed else "[bold red]FAIL[/bold red]"
+                out.print(f"{mark} {o.expectation}: {o.title}", highlight=False)
+                out.print(f"     [dim]{o.evidence}[/dim]", highlight=False)
+                if not o.passed and o.hint:
+                    out.print(f"     [yellow]hint:[/yellow] {o.hint}", highlight=False,
+                              soft_wrap=True)
+            out.print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed in "
+                      f"{seconds:.1f}s" + (f" (lab {lab_.name} kept)" if keep and not lab
+                                           else ""), highlight=False)
+        raise typer.Exit(1 if failed else 0)
+    except NetlabError as e:
+        _fail(e)
+
+
 @app.command()
 def check(output: OutputOpt = Output.table,
           timeout: Annotated[float, typer.Option("--timeout", min=0.1,

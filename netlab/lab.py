@@ -35,6 +35,7 @@ from netlab.errors import (
     NotRootError,
     PodNotFoundError,
 )
+from netlab.expectations import Outcome
 from netlab.http_client import HttpResult
 from netlab.kernel import (
     NftTrace,
@@ -644,6 +645,21 @@ class Lab:
             st.label_overrides[key] = overrides
             Converger(st).converge(st.docs)
         return self.pod(key)
+
+    # --- expectations -------------------------------------------------------------------------
+
+    def expectations(self) -> list[Any]:
+        """The Expectation documents applied to this lab."""
+        return sorted(build(self._state().docs).expectations.values(), key=lambda e: e.name)
+
+    def test(self, expectations: list[Any] | None = None) -> list[Outcome]:
+        """Run expectations (default: the lab's own) with real traffic; one Outcome per check,
+        with evidence and, on failure, a hint."""
+        require_root()
+        from netlab.expectations import run_check
+
+        chosen = self.expectations() if expectations is None else expectations
+        return [run_check(self, e.name, c) for e in chosen for c in e.checks]
 
     # --- Ingress ------------------------------------------------------------------------------
 

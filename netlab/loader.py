@@ -57,8 +57,9 @@ API_VERSIONS = {
     "NetworkPolicy": ("networking.k8s.io/v1",),
     "Ingress": ("networking.k8s.io/v1",),
     "Cluster": (CLUSTER_API,),
+    "Expectation": (CLUSTER_API,),
 }
-CLUSTER_SCOPED = {"Namespace", "Cluster"}
+CLUSTER_SCOPED = {"Namespace", "Cluster", "Expectation"}
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 BUILTIN_NAMESPACES = ("default", "kube-system")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
@@ -150,9 +151,10 @@ def object_key(doc: RawDoc) -> ObjectKey:
     top = Fields(doc.doc, "", where)
     if not kind:
         raise where.error("kind", "is required")
-    if kind == "Cluster":
+    if kind in ("Cluster", "Expectation"):
         meta = top.sub("metadata")
-        return ("Cluster", "", meta.str("name", "cluster") if meta else "cluster")
+        default = kind.lower()
+        return (kind, "", meta.str("name", default) if meta else default)
     meta = top.sub("metadata", required=True)
     assert meta is not None
     name = meta.name("name", f"{kind} name")
@@ -719,6 +721,54 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                         upstream_dns=upstream_dns, ingress_class=ingress_class, source=src)
 
 
+def _expectation(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    from netlab.model import Expectation, ExpectCheck
+
+    meta = top.sub("metadata")
+    if meta is not None:
+        meta.ignore("name")
+        meta.done()
+    spec = top.sub("spec", required=True)
+    assert spec is not None
+    checks = []
+    for c in spec.items("checks", required=True):
+        src_ = c.str("from")
+        name = c.str("name", "")
+        labels = tuple(sorted(c.str_map("answeredBy").items())) if c.has("answeredBy") else ()
+        client = c.str("clientIP", None)
+        if c.has("dns"):
+            expect = c.choice("expect", ("resolves", "nxdomain"), "resolves")
+            resolves = c.raw("resolvesTo", [])
+            resolves = (resolves,) if isinstance(resolves, str) else tuple(map(str, resolves))
+            checks.append(ExpectCheck("dns", src_, name, c.str("dns"), expect=expect,
+                                      dns_type=c.str("type", "A").upper(),
+                                      resolves_to=resolves))
+        elif c.has("http"):
+            url = c.str("http")
+            if not url.startswith(("http://", "https://")):
+                raise c.error("http", f"{url!r} is not an http:// or https:// URL")
+            checks.append(ExpectCheck("http", src_, name, url,
+                                      expect=c.choice("expect", ("connected", "blocked"),
+                                                      "connected"),
+                                      answered_by=labels, status=c.int("status", 200,
+                                                                        lo=100, hi=599)))
+        else:
+            if client is not None and client not in ("pod", "node"):
+                try:
+                    ipaddress.IPv4Address(client)
+                except ValueError as e:
+                    raise c.error("clientIP", f"{client!r}: use pod, node or an IPv4 "
+                                              "address") from e
+            checks.append(ExpectCheck(
+                "connect", src_, name, c.str("to"), c.int("port", None, lo=1, hi=65535),
+                c.choice("protocol", ("tcp", "udp", "sctp", "icmp"), None),
+                c.choice("expect", ("connected", "blocked"), "connected"), labels, client))
+        c.done()
+    spec.done()
+    top.done()
+    m.expectations[key[2]] = Expectation(key[2], tuple(checks), src)
+
+
 PARSERS = {
     "Namespace": _namespace,
     "Pod": _pod,
@@ -728,6 +778,7 @@ PARSERS = {
     "Ingress": _ingress,
     "Secret": _secret,
     "Cluster": _cluster,
+    "Expectation": _expectation,
 }
 
 

@@ -278,6 +278,32 @@ class Cluster:
         return self.mtu - 50 if self.backend == "vxlan" else self.mtu
 
 
+@dataclass(frozen=True)
+class ExpectCheck:
+    """One check of an Expectation document: a connection, a DNS name or an HTTP request,
+    and what should happen, tested with real traffic by `netlab test`."""
+
+    kind: Literal["connect", "dns", "http"]
+    src: str
+    name: str = ""
+    dst: str | None = None
+    port: int | None = None
+    protocol: str | None = None
+    expect: str = "connected"  # connected | blocked; dns: resolves | nxdomain
+    answered_by: tuple[tuple[str, str], ...] = ()  # labels of the pod that must answer
+    client_ip: str | None = None  # pod | node | an address: what the answering side saw
+    dns_type: str = "A"
+    resolves_to: tuple[str, ...] = ()  # addresses, or svc/NAME (its ClusterIP)
+    status: int | None = None  # http
+
+
+@dataclass(frozen=True)
+class Expectation:
+    name: str
+    checks: tuple[ExpectCheck, ...]
+    source: Source | None = field(default=None, compare=False)
+
+
 ObjectKey = tuple[str, str, str]  # (kind, namespace, name); namespace "" for cluster-scoped
 
 
@@ -293,6 +319,7 @@ class Manifests:
     network_policies: dict[str, NetworkPolicy] = field(default_factory=dict)
     ingresses: dict[str, Ingress] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
+    expectations: dict[str, Expectation] = field(default_factory=dict)
     raw: dict[ObjectKey, dict] = field(default_factory=dict)  # the documents as written
     label_overrides: dict[str, dict[str, str | None]] = field(default_factory=dict)  # netlab label
     warnings: list[str] = field(default_factory=list)
