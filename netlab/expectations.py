@@ -67,7 +67,7 @@ def _hint_for_connect(lab: Lab, c: ExpectCheck, connected: bool) -> str:
     try:
         e = lab.explain(c.src, c.dst or "", c.port, c.protocol or "tcp")
         decisive = [line for line in e.reasoning if "isolated by" in line or
-                    "no endpoints" in line or "never leaves" in line]
+                    ("no endpoints" in line and not hints) or "never leaves" in line]
         if decisive:
             hints.append("; ".join(decisive))
         elif connected:

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_documentation_examples_check_clean(netlab_lab):
-    lab = netlab_lab(ROOT / "scenarios" / "netpol" / "docs-examples.yaml")
+    lab = netlab_lab(ROOT / "scenarios" / "netpol-docs-examples" / "docs-examples.yaml")
     report = lab.check(timeout=0.6)
     assert report.ok, [p for p in report.mismatches]
     allowed = {(p.src, p.dst, p.port) for p in report.probes if p.observed == "allowed"
