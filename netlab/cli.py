@@ -553,6 +553,53 @@ def test_(files: Annotated[list[Path], typer.Argument(help="Scenario files or di
         _fail(e)
 
 
+class GraphFormat(StrEnum):
+    svg = "svg"
+    png = "png"
+    dot = "dot"
+
+
+@app.command()
+def graph(output: Annotated[GraphFormat, typer.Option("--output", "-o")] = GraphFormat.svg,
+          files: Annotated[list[Path] | None, typer.Option("--file", "-f", help="Draw what "
+                                                           "these manifests would build (no "
+                                                           "lab, no root needed).")] = None,
+          out_file: Annotated[Path | None, typer.Option("--out", help="Write here (default: "
+                                                        "stdout for dot, lab.svg/png)")] = None,
+          lab: LabOpt = None) -> None:
+    """A picture of the lab: nodes, bridges, VXLAN tunnels or routes, pods by node and
+    namespace, Services and their endpoints, NetworkPolicy allowed edges (Graphviz)."""
+    from netlab.graph import draw, render_dot
+
+    try:
+        if files:
+            from netlab.loader import build, read_files
+            from netlab.model import Cluster
+            from netlab.orchestrator import add_cluster_addons, full_plan
+
+            m = build(read_files(files))
+            cluster = m.cluster or Cluster()
+            add_cluster_addons(m, cluster)
+            plan = full_plan("graph", m, cluster)
+            policies = list(m.network_policies.values())
+        else:
+            lab_ = _open(lab)
+            plan, policies = lab_.plan, lab_.policies()
+        dot = render_dot(plan, policies)
+        if output == GraphFormat.dot:
+            if out_file:
+                out_file.write_text(dot)
+            else:
+                sys.stdout.write(dot)
+            return
+        data = draw(dot, output.value)
+        target = out_file or Path(f"{plan.lab}.{output.value}")
+        target.write_bytes(data)
+        out.print(f"wrote {target}", highlight=False)
+    except NetlabError as e:
+        _fail(e)
+
+
 @app.command()
 def check(output: OutputOpt = Output.table,
           timeout: Annotated[float, typer.Option("--timeout", min=0.1,

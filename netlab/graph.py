@@ -1,0 +1,122 @@
+"""A picture of a lab for a workshop's projector: nodes with their bridge and VXLAN device
+(or host-gw routes), pods grouped by node and namespace with addresses and labels, Services
+with their endpoints, and NetworkPolicies as the edges they allow. Pure: DOT text from the
+plan; Graphviz (`dot`) draws it."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable
+
+from netlab.errors import KernelError
+from netlab.model import NetworkPolicy
+from netlab.plan import Plan
+from netlab.policy.engine import engine_for
+
+
+def _id(*parts: str) -> str:
+    return "n_" + "_".join(p.replace("-", "_").replace(".", "_").replace("/", "_")
+                           for p in parts)
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: int = 200) -> str:
+    c = plan.cluster
+    lines = ["digraph netlab {", "  graph [rankdir=TB, compound=true, fontname=Helvetica, "
+             "fontsize=11, labelloc=t, label=" + _q(f"lab {plan.lab}: {len(plan.nodes)} nodes, "
+                                                     f"{c.backend}, pods {c.pod_cidr}, "
+                                                     f"services {c.service_cidr}") + "];",
+             "  node [fontname=Helvetica, fontsize=10];", "  edge [fontname=Helvetica, "
+             "fontsize=9];"]
+    lines += ["  subgraph cluster_underlay {", f"    label={_q('underlay ' + c.underlay_cidr)};",
+              "    style=rounded; color=gray;",
+              f"    {_id('underlay')} [shape=box, label=\"bridge underlay\"];",
+              f"    {_id('external')} [shape=component, "
+              f"label={_q('external ' + plan.external_ip)}];",
+              f"    {_id('internet')} [shape=component, label="
+              f"{_q('internet ' + plan.underlay_gateway + ' / ' + plan.internet_ip)}];",
+              "  }",
+              f"  {_id('external')} -> {_id('underlay')} [dir=none];",
+              f"  {_id('internet')} -> {_id('underlay')} [dir=none];"]
+    for n in plan.nodes:
+        lines += [f"  subgraph cluster_{_id(n.name)} {{",
+                  f"    label={_q(f'{n.name}  eth0 {n.underlay_ip}  podCIDR {n.pod_cidr}')};",
+                  "    style=rounded; color=steelblue;",
+                  f"    {_id(n.name, 'eth0')} [shape=box, label={_q('eth0 ' + n.underlay_ip)}];",
+                  f"    {_id(n.name, 'cni0')} [shape=box, label={_q('cni0 ' + n.gateway)}];"]
+        if c.backend == "vxlan":
+            lines.append(f"    {_id(n.name, 'vtep')} [shape=box, label="
+                         f"{_q('flannel.1 ' + n.vtep_ip + chr(10) + n.vtep_mac)}];")
+        pods = [p for p in plan.pods.values() if p.node == n.name]
+        for ns in sorted({p.namespace for p in pods}):
+            lines += [f"    subgraph cluster_{_id(n.name, ns)} {{",
+                      f"      label={_q('namespace ' + ns)}; style=dashed; color=gray;"]
+            for p in sorted((p for p in pods if p.namespace == ns), key=lambda p: p.name):
+                labels = ",".join(f"{k}={v}" for k, v in p.labels.items()
+                                  if k != "pod-template-hash")
+                text = f"{p.name}\n{p.ip}" + (f"\n{labels}" if labels else "")
+                lines.append(f"      {_id('pod', p.key)} [shape=ellipse, label={_q(text)}];")
+            lines.append("    }")
+        lines.append("  }")
+        lines.append(f"  {_id(n.name, 'eth0')} -> {_id('underlay')} [dir=none];")
+        for p in pods:
+            lines.append(f"  {_id('pod', p.key)} -> {_id(n.name, 'cni0')} "
+                         f"[dir=none, label={_q(p.veth)}];")
+    if c.backend == "vxlan":
+        for i, a in enumerate(plan.nodes):
+            for b in plan.nodes[i + 1:]:
+                lines.append(f"  {_id(a.name, 'vtep')} -> {_id(b.name, 'vtep')} [dir=both, "
+                             "style=dashed, color=darkorange, label=\"VXLAN VNI 1 / UDP 8472\"];")
+    else:
+        for a in plan.nodes:
+            for b in plan.nodes:
+                if a.name != b.name:
+                    route = _q(f"{b.pod_cidr} via {b.underlay_ip}")
+                    lines.append(f"  {_id(a.name, 'eth0')} -> {_id(b.name, 'eth0')} [style="
+                                 f"dashed, color=darkorange, label={route}];")
+    for s in sorted(plan.services.values(), key=lambda s: s.key):
+        addr = s.cluster_ip or ("headless" if s.type != "ExternalName" else s.external_name)
+        ports = ",".join(f"{p.port}{':' + str(p.node_port) if p.node_port else ''}/{p.protocol}"
+                         for p in s.ports)
+        extra = f"\nLB {s.lb_ip}" if s.lb_ip else ""
+        text = _q(f"svc {s.key}\n{s.type} {addr}\n{ports}{extra}")
+        lines.append(f"  {_id('svc', s.key)} [shape=hexagon, style=filled, "
+                     f"fillcolor=lightyellow, label={text}];")
+        for ep in sorted({ep.pod for p in s.ports for ep in p.endpoints}):
+            lines.append(f"  {_id('svc', s.key)} -> {_id('pod', ep)} [style=dotted, "
+                         "color=gray40];")
+    policies = list(policies)
+    if policies:
+        engine = engine_for(plan, policies)
+        edges = 0
+        for dst in sorted(plan.pods.values(), key=lambda p: p.key):
+            ref = engine.pods[dst.key]
+            if not engine.selecting(ref, "Ingress"):
+                continue
+            for src in sorted(plan.pods.values(), key=lambda p: p.key):
+                if src.key == dst.key:
+                    continue
+                allowed = [f"{port}/{proto}" for proto, port in dst.container_ports
+                           if engine.decide(engine.pods[src.key], ref, port, proto).allowed]
+                if allowed and edges < max_edges:
+                    edges += 1
+                    lines.append(f"  {_id('pod', src.key)} -> {_id('pod', dst.key)} "
+                                 f"[color=forestgreen, penwidth=1.5, "
+                                 f"label={_q('allowed ' + ','.join(allowed))}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def draw(dot: str, fmt: str) -> bytes:
+    try:
+        r = subprocess.run(["dot", f"-T{fmt}"], input=dot.encode(), capture_output=True,
+                           check=False, timeout=60)
+    except FileNotFoundError as e:
+        raise KernelError("Graphviz is not installed (the `dot` command): run "
+                          "scripts/setup.sh, or use -o dot") from e
+    if r.returncode != 0:
+        raise KernelError(f"dot failed: {r.stderr.decode(errors='replace').strip()}")
+    return r.stdout
