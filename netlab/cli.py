@@ -97,7 +97,11 @@ def _summary(s: Any) -> str:
 
 
 @app.command()
-def up(files: FilesOpt,
+def up(files: Annotated[list[Path] | None, typer.Option(
+           "--file", "-f", help="Manifest file (multi-document YAML) or a directory of *.yaml; "
+           "repeatable.")] = None,
+       paths: Annotated[list[Path] | None, typer.Argument(
+           help="Files may also be given without -f.", show_default=False)] = None,
        name: Annotated[str | None, typer.Option("--name", "--lab", "-n", help="Lab name (default: "
                                                 "the Cluster's metadata.name, else the first "
                                                 "file's name).")] = None,
@@ -108,7 +112,10 @@ def up(files: FilesOpt,
 
     Example: sudo netlab up -f scenarios/quickstart.yaml
     """
+    files = [*(files or []), *(paths or [])]
     try:
+        if not files:
+            raise InputError("no manifests given: netlab up -f FILE (or a directory)")
         if dry_run:
             from netlab.intents import render_text
             from netlab.loader import build, read_files

@@ -48,3 +48,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
+
+# In the workshop VM (NETLAB_LINK=1, set by vagrant/Vagrantfile): `sudo netlab ...` anywhere.
+if [ "${NETLAB_LINK:-}" = 1 ]; then
+  ln -sf "$PWD/.venv/bin/netlab" /usr/local/bin/netlab
+fi
