@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
-.venv/bin/ruff check netlab tests examples bench
+.venv/bin/ruff check netlab tests examples bench scripts
 .venv/bin/python -m pytest -q -rs -p no:cacheprovider tests examples "$@"

@@ -38,8 +38,9 @@ def shell(cmd: str) -> str:
 
 
 def run(cmd: str) -> subprocess.CompletedProcess:
+    env = {"COLUMNS": "110", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     return subprocess.run(shell(cmd), shell=True, capture_output=True, text=True, cwd=ROOT,
-                          timeout=300, env={"COLUMNS": "110", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+                          timeout=300, env=env)
 
 
 def render() -> None:
@@ -57,7 +58,7 @@ def render() -> None:
             output = ANSI.sub("", r.stdout + r.stderr).rstrip().splitlines()
             output = [o.rstrip() for o in output]
             if len(output) > MAX_LINES:
-                output = output[:MAX_LINES] + [f"... ({len(output) - MAX_LINES} more lines)"]
+                output = [*output[:MAX_LINES], f"... ({len(output) - MAX_LINES} more lines)"]
             lines += [line, *output]
         return "```console\n" + "\n".join(lines) + "\n```"
 
