@@ -278,7 +278,7 @@ class Converger:
                     self.remove_pods(plan, new)
                 raise
             self.restart_responders(plan, restart)
-            self.wait_for_responders(plan, [*new, *restart])
+            self.wait_for_responders(plan, [*new, *restart], hosts=previous is None)
         finally:
             self.kernel.close()
         self.state.docs, self.state.plan, self.state.phase = docs, plan, "ready"
@@ -346,14 +346,19 @@ class Converger:
         tmp.write_text(json.dumps(dns.render_zone(plan), separators=(",", ":")))
         os.replace(tmp, path)
 
-    def wait_for_responders(self, plan: Plan, pods: list[PodPlan], timeout: float = 10.0
-                            ) -> None:
+    def wait_for_responders(self, plan: Plan, pods: list[PodPlan], timeout: float = 10.0,
+                            hosts: bool = False) -> None:
         """Return when every server just started (responder, DNS) listens on all its ports
         (each logs one line per port), like a pod turning Ready: a probe right after `up`
         or `apply` meets a server. One that died is not waited for."""
         import time
 
         pending: dict[tuple[str, str], tuple[Path, int]] = {}
+        if hosts:  # the internet host's responder and resolver, when the lab is new
+            d = names.lab_dir(self.lab) / "hosts" / "internet"
+            pending[("host/internet", workloads.RESPONDER)] = (
+                d / f"{workloads.RESPONDER}.log", len(underlay.INTERNET_PORTS))
+            pending[("host/internet", "dns")] = (d / "dns.log", 2)
         for p in pods:
             d = names.pod_dir(self.lab, p.namespace, p.name)
             if p.serves:
