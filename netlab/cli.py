@@ -492,10 +492,6 @@ def probe(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, e
         _fail(e)
 
 
-def _short_pod(key: str) -> str:
-    return key
-
-
 @app.command(name="test")
 def test_(files: Annotated[list[Path], typer.Argument(help="Scenario files or directories "
                                                       "(with Expectation documents).")],
@@ -625,7 +621,7 @@ def check(output: OutputOpt = Output.table,
     try:
         lab_ = _open(lab)
         with err.status("probing...") if err.is_terminal and output != Output.json else \
-                _nullcontext():
+                contextlib.nullcontext():
             report = lab_.check(timeout=timeout, external=external)
         if output == Output.json:
             _print_json(report.to_json())
@@ -665,12 +661,6 @@ def check(output: OutputOpt = Output.table,
         raise typer.Exit(0 if report.ok else 1)
     except NetlabError as e:
         _fail(e)
-
-
-def _nullcontext():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 @app.command()

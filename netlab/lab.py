@@ -46,7 +46,7 @@ from netlab.kernel import (
     procs,
     uts_path,
 )
-from netlab.loader import RawDoc, as_docs, build, describe, object_key, read_files
+from netlab.loader import RawDoc, as_docs, build, object_key, read_files
 from netlab.model import Cluster, NetworkPolicy
 from netlab.orchestrator import (
     ChangeSummary,
@@ -543,7 +543,7 @@ class Lab:
                                "connected" if r.ok else "timeout",
                                None, None, r.output.strip().splitlines()[-1] if r.output else "",
                                round(time.monotonic() - t0, 4))
-        return probe_mod.run(src, dst, netns, address, port_, proto, timeout)
+        return probe_mod.run_many([(src, dst, netns, address, port_, proto)], timeout)[0]
 
     def probe_many(self, probes: Sequence[tuple], timeout: float = 2.0) -> list[ProbeResult]:
         """Many probes at once, each (src, dst[, port[, protocol]]); all of them in flight
@@ -1119,10 +1119,3 @@ def down_all() -> list[str]:
     for lab in labs:
         down(lab)
     return labs
-
-
-def load_manifests(*files: str | Path, manifests: Iterable[Manifest] = ()) -> list[str]:
-    """Validate input without root; returns the objects found (for `netlab up --dry-run`)."""
-    docs = read_files(files) + as_docs(manifests)
-    m = build(docs)
-    return [describe(k) for k in m.raw]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,26 +49,6 @@ def zone_file(lab: str) -> Path:
 
 def ingress_dir(lab: str) -> Path:
     return names.lab_dir(lab) / "ingress"
-
-
-def _children(pid: int) -> set[int]:
-    try:
-        return {int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
-    except (FileNotFoundError, ValueError):
-        return set()
-
-
-def _reload_nginx(pid: int, timeout: float = 3.0) -> None:
-    """SIGHUP: nginx checks the new configuration, starts new workers with it and lets the
-    old ones finish their requests. Return once a new worker exists, so that a request made
-    after `apply` returns meets the new rules."""
-    import time
-
-    old = _children(pid)
-    os.kill(pid, signal.SIGHUP)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not (_children(pid) - old):
-        time.sleep(0.01)
 
 
 def ingress_nginx_pid(lab: str, plan: Plan) -> int | None:
@@ -335,7 +314,7 @@ class Converger:
                                        f"old one stays: {r.stderr.strip()}"]
         os.replace(new, conf)
         if pid is not None:
-            _reload_nginx(pid)
+            procs.reload(pid)
         return cfg.warnings
 
     def write_zone(self, plan: Plan) -> None:

@@ -53,46 +53,6 @@ def _answer(data: bytes) -> tuple[str, str | None, str]:
         return "unknown", None, f"answer was not a netlab responder's: {data[:80]!r}"
 
 
-def connect(netns: Path, address: str, port: int, protocol: str, timeout: float
-            ) -> tuple[str, str | None, str | None, str]:
-    """(result, answered_by, client_ip, detail) of one real exchange."""
-    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
-    proto = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP,
-             "sctp": socket.IPPROTO_SCTP}[protocol]
-    try:
-        with ns.entered(str(netns)):
-            sock = socket.socket(socket.AF_INET, kind, proto)
-    except OSError as e:
-        return "refused", None, None, f"cannot open a {protocol} socket: {e.strerror}"
-    sock.settimeout(timeout)
-    try:
-        sock.connect((address, port))
-        sock.sendall(b"netlab-probe\n")
-        data = sock.recv(4096)
-        if not data and kind == socket.SOCK_STREAM:
-            return "connected", "unknown", None, "the connection was closed without an answer"
-        who, client, detail = _answer(data)
-        return "connected", who, client, detail
-    except TimeoutError:
-        return "timeout", None, None, f"no answer within {timeout}s"
-    except ConnectionRefusedError:
-        return "refused", None, None, "connection refused (TCP reset or ICMP port unreachable)"
-    except OSError as e:
-        if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return "refused", None, None, f"{e.strerror} (ICMP from the network)"
-        return "refused", None, None, e.strerror or str(e)
-    finally:
-        sock.close()
-
-
-def run(src: str, dst: str, netns: Path, address: str, port: int, protocol: str,
-        timeout: float = 2.0) -> ProbeResult:
-    t0 = time.monotonic()
-    result, who, client, detail = connect(netns, address, port, protocol, timeout)
-    return ProbeResult(src, dst, address, port, protocol, result, who, client, detail,
-                       round(time.monotonic() - t0, 4))
-
-
 @dataclass
 class _Pending:
     index: int
