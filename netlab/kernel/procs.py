@@ -135,7 +135,7 @@ def self_signed_certificate(cert: Path, key: Path, hosts: tuple[str, ...]) -> No
         raise KernelError(f"openssl could not make a certificate for {san}: {r.stderr.strip()}")
 
 
-def _children(pid: int) -> set[int]:
+def _child_pids(pid: int) -> set[int]:
     try:
         return {int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
     except (FileNotFoundError, ValueError):
@@ -146,8 +146,8 @@ def reload(pid: int, timeout: float = 3.0) -> None:
     """SIGHUP a master process (nginx: check the new configuration, start new workers with
     it, let the old ones finish their requests) and return once a new worker exists, so
     that a request made after the caller returns meets the new configuration."""
-    old = _children(pid)
+    old = _child_pids(pid)
     os.kill(pid, signal.SIGHUP)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not (_children(pid) - old):
+    while time.monotonic() < deadline and not (_child_pids(pid) - old):
         time.sleep(0.01)
