@@ -22,6 +22,7 @@ from typing import Any
 from netlab.kernel import ns
 
 PROTOCOLS = ("tcp", "udp", "sctp", "icmp")
+REFUSED = "connection refused (TCP reset or ICMP port unreachable)"
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,16 @@ def _run_batch(jobs, indices, timeout, results, sel) -> None:
             sel.unregister(p.sock)
         p.sock.close()
 
+    def say_hello(p: _Pending) -> bool:
+        """Send the probe line; the probe now waits for an answer (False: it failed)."""
+        try:
+            p.sock.send(b"netlab-probe\n")
+        except OSError as e:
+            finish(p, "refused", detail=e.strerror or str(e))
+            return False
+        p.stage = "waiting"
+        return True
+
     pending: list[_Pending] = []
     by_netns: dict[Path, list[int]] = {}
     for i in indices:
@@ -113,13 +124,8 @@ def _run_batch(jobs, indices, timeout, results, sel) -> None:
             finish(p, "refused", detail=os.strerror(err))
             continue
         if p.job[5] == "udp":
-            try:
-                p.sock.send(b"netlab-probe\n")
-            except OSError as e:
-                finish(p, "refused", detail=e.strerror or str(e))
-                continue
-            p.stage = "waiting"
-            sel.register(p.sock, selectors.EVENT_READ, p)
+            if say_hello(p):
+                sel.register(p.sock, selectors.EVENT_READ, p)
         else:
             sel.register(p.sock, selectors.EVENT_WRITE, p)
     while sel.get_map():
@@ -141,23 +147,16 @@ def _run_batch(jobs, indices, timeout, results, sel) -> None:
             if p.stage == "connecting":
                 err = p.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
-                    detail = ("connection refused (TCP reset or ICMP port unreachable)"
-                              if err == errno.ECONNREFUSED else os.strerror(err))
+                    detail = REFUSED if err == errno.ECONNREFUSED else os.strerror(err)
                     finish(p, "refused", detail=detail)
                     continue
-                try:
-                    p.sock.send(b"netlab-probe\n")
-                except OSError as e:
-                    finish(p, "refused", detail=e.strerror or str(e))
-                    continue
-                p.stage = "waiting"
-                sel.modify(p.sock, selectors.EVENT_READ, p)
+                if say_hello(p):
+                    sel.modify(p.sock, selectors.EVENT_READ, p)
                 continue
             try:
                 data = p.sock.recv(4096)
             except ConnectionRefusedError:
-                finish(p, "refused", detail="connection refused (TCP reset or ICMP port "
-                                            "unreachable)")
+                finish(p, "refused", detail=REFUSED)
                 continue
             except OSError as e:
                 finish(p, "refused", detail=e.strerror or str(e))
