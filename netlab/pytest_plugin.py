@@ -101,6 +101,26 @@ def netlab_lab(request: pytest.FixtureRequest) -> Iterator[Callable[..., object]
             down(lab_name)
 
 
+def shared_lab(request: pytest.FixtureRequest, *files: str | Path, yaml: str | None = None,
+               label: str = "") -> object:
+    """A lab for a module- or session-scoped fixture (one lab, many tests), named like the
+    factory's, watched by the sweep, and torn down when the fixture's scope ends:
+
+        @pytest.fixture(scope="module")
+        def lab(request):
+            return shared_lab(request, "scenario.yaml")
+    """
+    from netlab.lab import Lab, down
+
+    reason = requirements_missing()
+    if reason:
+        pytest.skip(reason)
+    name = unique_name(f"{request.node.nodeid}::{label}")
+    request.config.stash[_STASH_KEY].add(name)
+    request.addfinalizer(lambda: down(name))
+    return Lab.up(*files, manifests=(yaml,) if yaml else (), name=name)
+
+
 def leftovers(lab: str) -> list[str]:
     """What remains on this machine of `lab`, described for a person."""
     from netlab.kernel import lab_mounts, lab_netns, lab_pids

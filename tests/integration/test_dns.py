@@ -11,6 +11,7 @@ import pytest
 from manifests import cluster, pod
 
 from netlab import Lab
+from netlab.pytest_plugin import shared_lab
 
 LAB = cluster() + """---
 apiVersion: v1
@@ -88,15 +89,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def lab(request):
-    from netlab import down
-    from netlab.pytest_plugin import unique_name
-
-    name = unique_name(request.node.nodeid + "::dns")
-    lab = Lab.up(manifests=[LAB], name=name)
-    try:
-        yield lab
-    finally:
-        down(name)
+    return shared_lab(request, yaml=LAB, label="dns")
 
 
 def sh(lab: Lab, pod: str, command: str) -> str:

@@ -7,8 +7,8 @@ import threading
 import pytest
 from manifests import cluster, wait_until
 
-from netlab import Lab, down
-from netlab.pytest_plugin import unique_name
+from netlab import Lab
+from netlab.pytest_plugin import shared_lab
 
 
 def app(name: str, replicas: int = 1) -> str:
@@ -86,13 +86,8 @@ spec:
 
 @pytest.fixture(scope="module")
 def lab(request):
-    name = unique_name(request.node.nodeid + "::ingress")
-    lab = Lab.up(manifests=[cluster() + app("test") + app("foo", 2) + app("bar") + INGRESSES],
-                 name=name)
-    try:
-        yield lab
-    finally:
-        down(name)
+    return shared_lab(request, yaml=cluster() + app("test") + app("foo", 2) + app("bar")
+                      + INGRESSES, label="ingress")
 
 
 def by(lab: Lab, url: str) -> str | None:

@@ -8,21 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from netlab import Lab, down
 from netlab.check import CheckReport
-from netlab.pytest_plugin import unique_name
+from netlab.pytest_plugin import shared_lab
 
 HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
 def lab(request):
-    name = unique_name(request.node.nodeid + "::netpol")
-    lab = Lab.up(HERE / "netpol_lab.yaml", name=name)
-    try:
-        yield lab
-    finally:
-        down(name)
+    return shared_lab(request, HERE / "netpol_lab.yaml", label="netpol")
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from manifests import cluster, wait_until
 
-from netlab import Lab, down
-from netlab.pytest_plugin import unique_name
+from netlab.pytest_plugin import shared_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,12 +108,7 @@ def _policies_yaml(drawn: list[dict]) -> str:
 
 @pytest.fixture(scope="module")
 def small_lab(request):
-    name = unique_name(request.node.nodeid + "::property")
-    lab = Lab.up(manifests=[LAB], name=name)
-    try:
-        yield lab
-    finally:
-        down(name)
+    return shared_lab(request, yaml=LAB, label="property")
 
 
 @settings(max_examples=12, deadline=None, derandomize=True,

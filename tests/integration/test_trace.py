@@ -10,8 +10,8 @@ import sys
 import pytest
 from manifests import cluster
 
-from netlab import Lab, down
-from netlab.pytest_plugin import unique_name
+from netlab import Lab
+from netlab.pytest_plugin import shared_lab
 
 PODS = """---
 apiVersion: v1
@@ -40,10 +40,7 @@ spec:
 
 
 def _lab(request, backend: str):
-    name = unique_name(f"{request.node.nodeid}::{backend}")
-    lab = Lab.up(manifests=[cluster(backend) + PODS], name=name)
-    request.addfinalizer(lambda: down(name))
-    return lab
+    return shared_lab(request, yaml=cluster(backend) + PODS, label=backend)
 
 
 @pytest.fixture(scope="module")
