@@ -38,6 +38,7 @@ class Peer:
     netns: str
     name: str
     index: int
+    mac: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class Link:
         if self.peer:
             words.append(f"peer {self.peer.name} index {self.peer.index} netns "
                          f"{_short(self.peer.netns)}")
+            if self.peer.mac:
+                words.append(f"address {self.peer.mac}")
         if self.mac:
             words.append(f"address {self.mac}")
         if self.mtu:

@@ -114,13 +114,31 @@ def host_port(host: str) -> str:
     return "h" + _digest("host", host)[:8]
 
 
+def _local_mac(*parts: str) -> str:
+    """A stable locally administered unicast MAC."""
+    d = bytes.fromhex(_digest(*parts)[:12])
+    return ":".join(f"{b:02x}" for b in ((d[0] & 0xFC) | 0x02, *d[1:]))
+
+
 def vtep_mac(lab: str, node: str) -> str:
     """The VXLAN device's MAC, chosen by the plan and published to the other nodes
-    (flannel publishes it in the node's annotations; nothing learns it from the wire).
-    Locally administered, unicast."""
-    d = bytes.fromhex(_digest("vtep", lab, node)[:12])
-    first = (d[0] & 0xFC) | 0x02
-    return ":".join(f"{b:02x}" for b in (first, *d[1:]))
+    (flannel publishes it in the node's annotations; nothing learns it from the wire)."""
+    return _local_mac("vtep", lab, node)
+
+
+def bridge_mac(lab: str, node: str) -> str:
+    """cni0's MAC, set when it is made. A bridge left to itself takes the lowest MAC of its
+    ports and changes it as pods come and go; a pod whose ARP entry for its gateway still
+    holds a MAC that left with a deleted pod's veth then sends into the void until the entry
+    is re-validated (tens of seconds). A MAC set by the user is never changed."""
+    return _local_mac("cni0", lab, node)
+
+
+def pod_mac(ip: str) -> str:
+    """A pod's eth0 MAC derived from its address (0a:58 + the IPv4 bytes, as kubenet and the
+    CNI bridge plugin of Kubernetes 1.x did): a pod re-created with the same address keeps
+    its MAC, so the ARP entries its node and neighbours hold for it stay right."""
+    return "0a:58:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
 
 
 def lab_dir(lab: str) -> Path:

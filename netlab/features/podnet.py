@@ -16,7 +16,7 @@ def render_node_bridge(plan: Plan, node: NodePlan) -> list[Intent]:
     prefix = ipaddress.IPv4Network(node.pod_cidr).prefixlen
     return [
         Link(node.netns, names.NODE_BRIDGE, names.INDEX_NODE_BRIDGE, "bridge",
-             mtu=plan.cluster.pod_mtu),
+             mtu=plan.cluster.pod_mtu, mac=names.bridge_mac(plan.lab, node.name)),
         Address(node.netns, names.NODE_BRIDGE, names.INDEX_NODE_BRIDGE,
                 f"{node.gateway}/{prefix}"),
     ]
@@ -31,7 +31,8 @@ def render_pod_veth(plan: Plan, pod: PodPlan) -> list[Intent]:
     node = plan.node(pod.node)
     return [Link(node.netns, pod.veth, pod.veth_index, "veth", mtu=plan.cluster.pod_mtu,
                  master=names.INDEX_NODE_BRIDGE, hairpin=True,
-                 peer=Peer(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0))]
+                 peer=Peer(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0,
+                           mac=names.pod_mac(pod.ip)))]
 
 
 def render_pod_inside(plan: Plan, pod: PodPlan) -> list[Intent]:

@@ -70,7 +70,8 @@ def _link(intent: Link, peer_fd: int | None) -> tuple[ifinfmsg, int]:
         if intent.peer is not None:
             peer = {"index": intent.peer.index,
                     "attrs": [("IFLA_IFNAME", intent.peer.name), ("IFLA_NET_NS_FD", peer_fd)]
-                    + ([("IFLA_MTU", intent.mtu)] if intent.mtu else [])}
+                    + ([("IFLA_MTU", intent.mtu)] if intent.mtu else [])
+                    + ([("IFLA_ADDRESS", intent.peer.mac)] if intent.peer.mac else [])}
             info.append(("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]}))
         if intent.vxlan is not None:
             v = intent.vxlan
