@@ -439,6 +439,8 @@ class Converger:
             had = set(loadbalancer.announced(previous, node)) if previous else set()
             kernel.delete_addresses(node.netns, sorted(had - want, key=str))
             kernel.apply(sorted(want - had, key=str))
+            kernel.announce(node.netns, names.NODE_UNDERLAY_IFACE,
+                            sorted(a.cidr.split("/")[0] for a in want - had))
 
     def remove_pods(self, plan: Plan | None, pods: list[PodPlan]) -> None:
         if not pods or plan is None:

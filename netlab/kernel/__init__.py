@@ -177,6 +177,25 @@ class Kernel:
         if msgs:
             rtnl.send_batch(self._socket(netns), msgs)
 
+    def announce(self, netns: str, dev: str, ips: Sequence[str]) -> None:
+        """Gratuitous ARP (a request and a reply, as MetalLB's L2 mode sends) for addresses a
+        node has just taken over: hosts that cached another node's MAC for them update it at
+        once instead of sending to the old node until their ARP entry expires."""
+        if not ips:
+            return
+        from scapy.layers.l2 import ARP, Ether
+
+        with ns.entered(str(netns_path(netns))):
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        with s:
+            s.bind((dev, 0))
+            mac = ":".join(f"{b:02x}" for b in s.getsockname()[4])
+            for ip in ips:
+                for op in ("who-has", "is-at"):
+                    s.send(bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
+                                 / ARP(op=op, hwsrc=mac, psrc=ip, hwdst="ff:ff:ff:ff:ff:ff",
+                                       pdst=ip)))
+
     def nft(self, netns: str, script: str) -> None:
         """Load an nftables script into a namespace: one `nft -f` run, one transaction
         (all of it applies, or none of it)."""

@@ -138,6 +138,28 @@ def test_egress_to_the_internet_is_masqueraded(web_lab):
     assert direct.client_ip == web_lab.pod("c2").ip  # pod to pod: no NAT
 
 
+def test_load_balancer_address_follows_its_endpoint(netlab_lab):
+    """ETP Local: only a node with an endpoint announces the address. When the endpoint moves,
+    the new announcer sends gratuitous ARP (as MetalLB does), so a client that cached the old
+    node's MAC follows at once; without it, the old node (no local endpoint) drops the traffic
+    until the client's ARP entry expires."""
+    lb = service("lb", "  type: LoadBalancer\n  externalTrafficPolicy: Local\n" + PORTS)
+    lab = netlab_lab(yaml=cluster() + web("web-1", "node-1") + lb)
+    assert lab.service("lb").announced_by == "node-1"
+    deadline = time.monotonic() + 5
+    while not lab.probe("external", "svc/lb", timeout=0.5).connected:
+        assert time.monotonic() < deadline
+    lab.apply(manifests=[web("web-1", "node-2")])  # re-created on the other node
+    assert lab.service("lb").announced_by == "node-2"
+    deadline = time.monotonic() + 5
+    while not lab.probe("web-1", "web-1", timeout=0.5).connected:  # its responder listens
+        assert time.monotonic() < deadline
+    r = lab.probe("external", "svc/lb", timeout=1)
+    assert r.connected and r.answered_by == "default/web-1", r
+    mac2 = lab.exec("node/node-2", ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+    assert mac2 in lab.exec("external", ["ip", "neigh", "show", "172.18.0.200"]).stdout
+
+
 def test_udp_and_internal_traffic_policy_local(netlab_lab):
     lab = netlab_lab(yaml=cluster() + client("c1", "node-1") + client("c2", "node-2") + """---
 apiVersion: v1
