@@ -432,8 +432,14 @@ class Converger:
                     raise
                 kernel.nft(node.netns, full)  # out of step with the kernel: reload it whole
 
+        stale = kubeproxy.stale_udp_endpoints(previous, plan)
+
+        def load_and_forget(node: NodePlan) -> None:
+            load(node)
+            kernel.forget_udp_flows(node.netns, stale)  # once no rule sends anything there
+
         with ThreadPoolExecutor(max_workers=min(8, len(plan.nodes))) as pool:
-            list(pool.map(load, plan.nodes))
+            list(pool.map(load_and_forget, plan.nodes))
         for node in plan.nodes:
             want = set(loadbalancer.announced(plan, node))
             had = set(loadbalancer.announced(previous, node)) if previous else set()

@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 # util-linux: nsenter/unshare to start processes in pods; python3-venv: the virtualenv;
 # dnsutils: dig, to query the cluster DNS from inside pods; nginx-light: the Ingress
 # controller's data plane; openssl: self-signed certificates; wrk: the Ingress benchmark.
+# conntrack: clearing UDP flows to deleted Service endpoints, as kube-proxy does;
 # graphviz: `netlab graph`; ruby: the syntax check of vagrant/Vagrantfile (CI cannot boot
 # a VM, it checks the file and runs this script, the VM's provisioning, itself).
 PACKAGES=(iproute2 nftables libpcap0.8 iputils-ping util-linux procps python3-venv dnsutils
-          nginx-light openssl wrk graphviz ruby)
+          nginx-light openssl wrk conntrack graphviz ruby)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/setup.sh must run as root (it installs packages): sudo $0" >&2

@@ -188,3 +188,24 @@ def render_egress(plan: Plan, node: NodePlan) -> Table:
 
 def render_tables(plan: Plan, node: NodePlan) -> list[Table]:
     return [render_node(plan, node), render_egress(plan, node)]
+
+
+def stale_udp_endpoints(previous: Plan | None, plan: Plan) -> list[tuple[str, int]]:
+    """UDP endpoints (address, port) that a Service port no longer sends to, whose conntrack
+    entries must go, as kube-proxy clears them after each sync (pkg/proxy/conntrack): a UDP
+    flow lives as long as its client keeps sending, so a client that reuses its source port
+    (a resolver, a syslog or statsd client) would keep going to the DNAT target of its first
+    packet, a pod that is gone, forever. (TCP needs nothing: the connection breaks and the
+    next one is DNATed afresh.) kube-proxy also clears UDP flows to Service ports that had no
+    endpoints; here such packets are rejected before their conntrack entry is confirmed, so
+    no entry is left to clear."""
+    if previous is None:
+        return []
+
+    def udp_endpoints(p: Plan) -> dict[tuple[str, int], set[tuple[str, int]]]:
+        return {(s.key, port.port): {(ep.ip, ep.port) for ep in port.endpoints}
+                for s in p.services.values() for port in s.ports if port.protocol == "UDP"}
+
+    now = udp_endpoints(plan)
+    stale = {ep for key, eps in udp_endpoints(previous).items() for ep in eps - now.get(key, set())}
+    return sorted(stale)

@@ -196,6 +196,15 @@ class Kernel:
                                  / ARP(op=op, hwsrc=mac, psrc=ip, hwdst="ff:ff:ff:ff:ff:ff",
                                        pdst=ip)))
 
+    def forget_udp_flows(self, netns: str, replies_from: Sequence[tuple[str, int]]) -> None:
+        """Delete the UDP conntrack entries whose replies come from these (address, port):
+        flows DNATed to an endpoint that is gone (`conntrack -D`, as kube-proxy runs it)."""
+        with ns.entered(str(netns_path(netns))):
+            for ip, port in replies_from:
+                # exit 1 with "0 flow entries have been deleted" is the usual, fine answer
+                subprocess.run(["conntrack", "-D", "-p", "udp", "--reply-src", ip,
+                                "--reply-port-src", str(port)], capture_output=True, check=False)
+
     def nft(self, netns: str, script: str) -> None:
         """Load an nftables script into a namespace: one `nft -f` run, one transaction
         (all of it applies, or none of it)."""

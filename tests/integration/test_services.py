@@ -160,6 +160,46 @@ def test_load_balancer_address_follows_its_endpoint(netlab_lab):
     assert mac2 in lab.exec("external", ["ip", "neigh", "show", "172.18.0.200"]).stdout
 
 
+UDP_FROM_FIXED_PORT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 40000))  # one source port, as a long-lived UDP client keeps
+s.settimeout(1)
+s.sendto(b"netlab-probe\\n", (sys.argv[1], 53))
+try:
+    print(s.recv(4096).decode())
+except TimeoutError:
+    print("no answer")
+"""
+
+
+def test_udp_flows_to_a_deleted_endpoint_are_forgotten(netlab_lab):
+    """A UDP client that keeps its source port must reach the new endpoint once the old one
+    is deleted: its conntrack entry (DNAT to the old pod) is cleared, as kube-proxy does."""
+    def dns_pod(name: str) -> str:
+        return (f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: u}}}}"
+                "\nspec:\n  nodeName: node-2\n  containers: [{name: d, ports: [{containerPort: "
+                "53, protocol: UDP}]}]\n")
+
+    lab = netlab_lab(yaml=cluster() + client("c", "node-1") + dns_pod("u1") + service(
+        "u", "  ports: [{port: 53, protocol: UDP}]\n", app="u"))
+    vip = lab.service("u").cluster_ip
+
+    def ask() -> str:
+        return lab.exec("c", ["python3", "-c", UDP_FROM_FIXED_PORT, vip]).stdout
+
+    deadline = time.monotonic() + 5
+    while "u1" not in ask():
+        assert time.monotonic() < deadline
+    lab.apply(manifests=[dns_pod("u2")])  # a second endpoint (with another address) first,
+    lab.delete(manifests=[dns_pod("u1")])  # then the first goes
+    deadline = time.monotonic() + 5
+    while not lab.probe("c", "u2", 53, "udp", timeout=0.5).connected:  # u2 listens
+        assert time.monotonic() < deadline
+    assert "u2" in ask()
+
+
 def test_udp_and_internal_traffic_policy_local(netlab_lab):
     lab = netlab_lab(yaml=cluster() + client("c1", "node-1") + client("c2", "node-2") + """---
 apiVersion: v1

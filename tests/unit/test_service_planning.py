@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from netlab.errors import InputError
-from netlab.features.kubeproxy import render_tables
+from netlab.features.kubeproxy import render_tables, stale_udp_endpoints
 from netlab.loader import build, load, read_text
 from netlab.model import Cluster
 from netlab.orchestrator import full_plan
@@ -120,3 +120,19 @@ def test_partial_update_touches_only_what_changed():
                for line in lines), diff
     assert "delete element ip kube-proxy no-endpoint-services { 10.96.0.3 . tcp . 80 }" in lines
     assert not any("web" in line for line in lines)
+
+
+def test_stale_udp_endpoints_are_those_a_udp_port_no_longer_uses():
+    m = scenario()
+    first = planned(m)
+    dns_ep = (first.pods["default/dns-1"].ip, 53)
+    assert stale_udp_endpoints(None, first) == []  # a new lab has nothing to forget
+    assert stale_udp_endpoints(first, first) == []
+    text = (HERE / "services_scenario.yaml").read_text().replace(
+        "metadata: {name: dns-1, labels: {app: dns}}", "metadata: {name: dns-1, labels: {}}")
+    second = planned(build(read_text(text, "t.yaml")), previous=first)
+    assert stale_udp_endpoints(first, second) == [dns_ep]  # relabelled out of the Service
+    # the web pods change too in a TCP-only way: TCP flows break and re-DNAT by themselves
+    text = (HERE / "services_scenario.yaml").read_text().replace("app: web}", "app: gone}")
+    third = planned(build(read_text(text, "t.yaml")), previous=first)
+    assert stale_udp_endpoints(first, third) == []
