@@ -199,6 +199,8 @@ class Kernel:
     def forget_udp_flows(self, netns: str, replies_from: Sequence[tuple[str, int]]) -> None:
         """Delete the UDP conntrack entries whose replies come from these (address, port):
         flows DNATed to an endpoint that is gone (`conntrack -D`, as kube-proxy runs it)."""
+        if not replies_from:
+            return
         with ns.entered(str(netns_path(netns))):
             for ip, port in replies_from:
                 # exit 1 with "0 flow entries have been deleted" is the usual, fine answer
