@@ -27,19 +27,9 @@ import time
 
 from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSRecord  # noqa: F401
 
+from netlab.responder import IP_PKTINFO, reply_udp  # answer from the queried address
+
 TTL = 5
-IP_PKTINFO = 8
-
-
-def reply_udp(sock: socket.socket, data: bytes, addr: tuple, ancillary: list) -> None:
-    """Answer from the address the query went to (a host with several addresses would
-    otherwise answer from another one, which the client's NAT drops)."""
-    for level, kind, info in ancillary:
-        if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
-            out = bytes(4) + info[8:12] + bytes(4)  # ifindex 0, ipi_spec_dst, ipi_addr
-            sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, out)], 0, addr)
-            return
-    sock.sendto(data, addr)
 
 
 class Zone:
