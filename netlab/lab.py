@@ -18,7 +18,6 @@ import re
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,18 @@ from netlab.plan import NodePlan, Plan, PodPlan
 from netlab.policy.engine import PolicyEngine, engine_for
 from netlab.probe import ProbeResult
 from netlab.trace import TraceResult
+from netlab.views import (
+    ContainerStatus,
+    ExecResult,
+    Explanation,
+    IngressInfo,
+    LabStatus,
+    NodeInfo,
+    PingResult,
+    PodInfo,
+    ServiceInfo,
+    service_info,
+)
 
 Manifest = str | dict | Path
 
@@ -69,226 +80,6 @@ def require_root() -> None:
     if os.geteuid() != 0:
         raise NotRootError("netlab needs root to create network namespaces: run it with sudo "
                            "(e.g. `sudo netlab up -f scenarios/quickstart.yaml`)")
-
-
-@dataclass(frozen=True)
-class ContainerStatus:
-    name: str
-    command: tuple[str, ...]
-    state: str  # running | exited | idle (no command to run)
-    exit_code: int | None = None
-    pid: int | None = None
-
-
-@dataclass(frozen=True)
-class PodInfo:
-    """A pod as the lab runs it."""
-
-    namespace: str
-    name: str
-    node: str
-    ip: str
-    labels: dict[str, str]
-    containers: tuple[ContainerStatus, ...]
-    host_ip: str
-    owner: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def ready(self) -> str:
-        up = sum(c.state in ("running", "idle") for c in self.containers)
-        return f"{up}/{len(self.containers)}"
-
-    @property
-    def status(self) -> str:
-        states = [c.state for c in self.containers]
-        if any(s == "exited" and c.exit_code not in (0, None)
-               for s, c in zip(states, self.containers, strict=True)):
-            return "Error"
-        if states and all(s == "exited" for s in states):
-            return "Completed"
-        return "Running"
-
-    def to_k8s(self) -> dict[str, Any]:
-        """The pod shaped like `kubectl get pod -o json`."""
-        meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace,
-                                "labels": dict(self.labels)}
-        if self.owner:
-            kind, _, owner = self.owner.partition("/")
-            meta["ownerReferences"] = [{"kind": kind, "name": owner}]
-        return {
-            "apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"nodeName": self.node,
-                     "containers": [{"name": c.name, "command": list(c.command)}
-                                    for c in self.containers]},
-            "status": {
-                "phase": {"Completed": "Succeeded", "Error": "Failed"}.get(self.status,
-                                                                          "Running"),
-                "podIP": self.ip, "podIPs": [{"ip": self.ip}], "hostIP": self.host_ip,
-                "containerStatuses": [
-                    {"name": c.name, "ready": c.state in ("running", "idle"),
-                     "state": {"running": {}} if c.state != "exited"
-                     else {"terminated": {"exitCode": c.exit_code}}}
-                    for c in self.containers]},
-        }
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    name: str
-    internal_ip: str
-    pod_cidr: str
-    gateway: str
-    backend: str
-    vtep_mac: str | None
-    pods: int
-
-    def to_k8s(self) -> dict[str, Any]:
-        annotations = {"flannel.alpha.coreos.com/backend-type": self.backend,
-                       "flannel.alpha.coreos.com/public-ip": self.internal_ip}
-        if self.vtep_mac:
-            annotations["flannel.alpha.coreos.com/backend-data"] = (
-                f'{{"VNI":1,"VtepMAC":"{self.vtep_mac}"}}')
-        return {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": self.name, "labels": {"kubernetes.io/hostname": self.name},
-                         "annotations": annotations},
-            "spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]},
-            "status": {"addresses": [{"type": "InternalIP", "address": self.internal_ip},
-                                     {"type": "Hostname", "address": self.name}],
-                       "conditions": [{"type": "Ready", "status": "True"}]},
-        }
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
-@dataclass(frozen=True)
-class PingResult:
-    src: str
-    dst: str
-    dst_ip: str
-    transmitted: int
-    received: int
-    output: str
-    returncode: int
-
-    @property
-    def ok(self) -> bool:
-        return self.received > 0 and self.received == self.transmitted
-
-
-@dataclass(frozen=True)
-class LabStatus:
-    name: str
-    phase: str  # ready | creating | broken (namespaces without state)
-    backend: str | None = None
-    nodes: int = 0
-    pods: int = 0
-    namespaces: int = 0  # network namespaces on this machine
-    warnings: tuple[str, ...] = field(default=())
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "phase": self.phase, "backend": self.backend,
-                "nodes": self.nodes, "pods": self.pods, "netns": self.namespaces}
-
-
-@dataclass(frozen=True)
-class ServiceInfo:
-    """A Service as the lab runs it: its addresses and, per port, its endpoints."""
-
-    namespace: str
-    name: str
-    type: str
-    cluster_ip: str | None
-    external_ip: str | None  # the LoadBalancer address
-    announced_by: str | None  # the node answering ARP for it
-    selector: dict[str, str] | None
-    ports: tuple[Any, ...]  # features.services.ServicePortPlan
-    external_name: str | None = None
-    external_traffic_policy: str = "Cluster"
-    internal_traffic_policy: str = "Cluster"
-    affinity_timeout: int | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def endpoints(self) -> list[str]:
-        """Distinct ip:port of every endpoint, over all ports."""
-        return sorted({f"{ep.ip}:{ep.port}" for p in self.ports for ep in p.endpoints})
-
-    def to_k8s(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {"type": self.type, "ports": []}
-        if self.type == "ExternalName":
-            spec["externalName"] = self.external_name
-        else:
-            spec["clusterIP"] = self.cluster_ip or "None"
-            spec["clusterIPs"] = [self.cluster_ip or "None"]
-        if self.selector is not None:
-            spec["selector"] = dict(self.selector)
-        for p in self.ports:
-            port = {"name": p.name, "port": p.port, "protocol": p.protocol,
-                    "targetPort": p.target}
-            if p.node_port:
-                port["nodePort"] = p.node_port
-            spec["ports"].append({k: v for k, v in port.items() if v is not None})
-        spec["sessionAffinity"] = "ClientIP" if self.affinity_timeout else "None"
-        if self.type in ("NodePort", "LoadBalancer"):
-            spec["externalTrafficPolicy"] = self.external_traffic_policy
-        spec["internalTrafficPolicy"] = self.internal_traffic_policy
-        status: dict[str, Any] = {"loadBalancer": {}}
-        if self.external_ip:
-            status["loadBalancer"] = {"ingress": [{"ip": self.external_ip, "ipMode": "VIP"}]}
-        return {"apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": spec, "status": status}
-
-    def endpoints_k8s(self) -> dict[str, Any]:
-        """The Service's Endpoints object, as `kubectl get endpoints -o json` shows it."""
-        by_pod: dict[str, list] = {}
-        pods: dict[str, Any] = {}
-        for p in self.ports:
-            for ep in p.endpoints:
-                by_pod.setdefault(ep.pod, []).append(
-                    {k: v for k, v in (("name", p.name), ("port", ep.port),
-                                       ("protocol", p.protocol)) if v is not None})
-                pods[ep.pod] = ep
-        subsets: dict[str, dict] = {}
-        for pod, ports in sorted(by_pod.items()):
-            sig = repr(ports)
-            ep = pods[pod]
-            ns, name = pod.split("/")
-            subsets.setdefault(sig, {"addresses": [], "ports": ports})["addresses"].append(
-                {"ip": ep.ip, "nodeName": ep.node,
-                 "targetRef": {"kind": "Pod", "namespace": ns, "name": name}})
-        return {"apiVersion": "v1", "kind": "Endpoints",
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "subsets": list(subsets.values())}
-
-    def why_no_endpoints(self) -> str | None:
-        """For a person: why this Service has no endpoints, or None if it has some."""
-        if self.type == "ExternalName" or self.endpoints:
-            return None
-        if self.selector is None:
-            return f"Service {self.key} has no selector: its endpoints are managed by hand"
-        wanted = ",".join(f"{k}={v}" for k, v in self.selector.items())
-        return (f"Service {self.key} has no endpoints: no pod in namespace {self.namespace} "
-                f"has labels {wanted}" + ("" if self.ports and all(
-                    isinstance(p.target, int) for p in self.ports) else
-                    " (or none declares the named targetPort)"))
 
 
 def _default_name(docs: Sequence[RawDoc], files: Sequence[Any]) -> str:
@@ -499,7 +290,7 @@ class Lab:
 
     def services(self, namespace: str | None = None) -> list[ServiceInfo]:
         """Services of one namespace, or of all when `namespace` is None."""
-        return [_service_info(s) for s in self.plan.services.values()
+        return [service_info(s) for s in self.plan.services.values()
                 if namespace is None or s.namespace == namespace]
 
     def service(self, ref: str) -> ServiceInfo:
@@ -511,7 +302,7 @@ class Lab:
             if len(matches) != 1:
                 raise InputError(f"no Service {ref!r} (`netlab get svc -A` lists them)")
             key = matches[0]
-        return _service_info(services[key])
+        return service_info(services[key])
 
     def dns(self, name: str, src: str | None = None, qtype: str = "A", timeout: float = 2.0
             ) -> DnsAnswer:
@@ -995,31 +786,6 @@ class Lab:
         return PingResult(src, dst, ip, tx, rx, r.stdout + r.stderr, r.returncode)
 
 
-@dataclass(frozen=True)
-class Explanation:
-    src: str
-    dst: str
-    port: int | None
-    protocol: str
-    decisions: list[Any]  # policy.engine.Decision, one per destination (endpoint)
-    reasoning: list[str]
-    probe: ProbeResult
-    kernel_verdicts: list[str] = field(default_factory=list)  # from nft monitor trace
-
-    @property
-    def expected(self) -> str:
-        """allowed, denied, or depends (a Service whose endpoints differ)."""
-        verdicts = {d.allowed for d in self.decisions}
-        if verdicts == {True}:
-            return "allowed"
-        return "denied" if verdicts in ({False}, set()) else "depends"
-
-    @property
-    def agrees(self) -> bool:
-        return self.expected == "depends" or (
-            (self.expected == "allowed") == (self.probe.result == "connected"))
-
-
 def _policy_verdicts(lines: list[tuple[str, str]], plan: Plan) -> list[str]:
     """The verdicts netlab-policy and kube-proxy rules gave the traced packets, per node:
     `node-1: ip netlab-policy ingress-x/a rule drop ... (verdict drop)`."""
@@ -1047,29 +813,6 @@ def _sctp_available() -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class IngressInfo:
-    namespace: str
-    name: str
-    class_name: str | None
-    hosts: list[str]
-    address: str | None  # the controller's LoadBalancer address, when this lab serves it
-    ports: list[int]
-    rules: list[tuple[str, str | None, str, str]]  # host, path, pathType, backend
-    tls_hosts: list[str]
-    problems: list[str]
-
-    def to_k8s(self) -> dict[str, Any]:
-        return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": {"ingressClassName": self.class_name,
-                         "rules": [{"host": h, "path": p, "pathType": t, "backend": b}
-                                   for h, p, t, b in self.rules]},
-                "status": {"loadBalancer": {"ingress": [{"ip": self.address}]}
-                           if self.address else {}},
-                "netlab": {"problems": self.problems, "tlsHosts": self.tls_hosts}}
-
-
 def _backend_text(ing: Any, route: Any, plan: Plan) -> str:
     if route.upstream is None:
         return "(503: see problems)"
@@ -1079,12 +822,6 @@ def _backend_text(ing: Any, route: Any, plan: Plan) -> str:
                 b = p.backend
                 return f"{b.service}:{b.port_number or b.port_name}"
     return route.upstream
-
-
-def _service_info(s: Any) -> ServiceInfo:
-    return ServiceInfo(s.namespace, s.name, s.type, s.cluster_ip, s.lb_ip, s.announcer,
-                       s.selector, s.ports, s.external_name, s.external_traffic_policy,
-                       s.internal_traffic_policy, s.affinity_timeout)
 
 
 def _text(b: bytes | str | None) -> str:

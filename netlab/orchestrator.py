@@ -35,7 +35,7 @@ from netlab.intents import Intent, Link, Netns, Process
 from netlab.kernel import Kernel, destroy_lab, netns_path, procs, uts_path
 from netlab.loader import RawDoc, build, describe, object_key
 from netlab.model import Cluster, Manifests, NetworkPolicy
-from netlab.nftables import Table
+from netlab.nft import Table
 from netlab.plan import NodePlan, Plan, PodPlan, make_plan
 from netlab.state import LabState, ProcessRecord, save
 

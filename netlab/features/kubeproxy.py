@@ -19,7 +19,7 @@ import functools
 import hashlib
 
 from netlab.features.services import Endpoint, ServicePlan, ServicePortPlan
-from netlab.nftables import Table
+from netlab.nft import Table
 from netlab.plan import NodePlan, Plan
 
 TABLE = "kube-proxy"

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from netlab.model import NetworkPolicy, PolicyPort, PolicyRule
-from netlab.nftables import Table
+from netlab.nft import Table
 from netlab.plan import NodePlan, Plan, PodPlan
 from netlab.policy.engine import PodRef, PolicyEngine, engine_for
 
