@@ -236,6 +236,18 @@ class Lab:
                          n.vtep_mac if vxlan else None, counts.get(n.name, 0))
                 for n in plan.nodes]
 
+    def namespaces(self) -> list[Any]:
+        """The lab's namespaces (views.NamespaceInfo) with their labels; `default` and
+        `kube-system` always exist."""
+        from netlab.views import NamespaceInfo
+
+        plan = self.plan
+        known = dict(plan.namespaces)
+        for key in [*plan.pods, *plan.services]:  # a state written before namespaces were kept
+            ns = key.split("/")[0]
+            known.setdefault(ns, {"kubernetes.io/metadata.name": ns})
+        return [NamespaceInfo(n, dict(labels)) for n, labels in sorted(known.items())]
+
     def pods(self, namespace: str | None = None) -> list[PodInfo]:
         """Pods of one namespace, or of all namespaces when `namespace` is None."""
         st = self._state()

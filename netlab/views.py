@@ -283,3 +283,16 @@ def service_info(s: Any) -> ServiceInfo:
     return ServiceInfo(s.namespace, s.name, s.type, s.cluster_ip, s.lb_ip, s.announcer,
                        s.selector, s.ports, s.external_name, s.external_traffic_policy,
                        s.internal_traffic_policy, s.affinity_timeout)
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    """A namespace of the lab (declared, built in, or created because something used it)."""
+
+    name: str
+    labels: dict[str, str]
+
+    def to_k8s(self) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": self.name, "labels": dict(self.labels)},
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
