@@ -13,103 +13,198 @@ kube-router's per-pod chains.
 Label selectors are resolved here, against the pods of the plan, into address sets; named
 ports into numbers per destination pod. Rendering is pure and deterministic; every change
 (policy, labels, pods) re-renders and the table diff updates only what changed, atomically.
+
+This module deliberately shares no code with the policy engine (netlab.policy): `netlab check`
+compares the engine's verdicts with probes through these rules, so the rules must come from a
+second, independent reading of the NetworkPolicy spec, or a selector bug in one would be
+enforced and reported as agreement by the other.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from netlab.model import NetworkPolicy, PolicyPort, PolicyRule
+from netlab.model import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
 from netlab.nft import Table
 from netlab.plan import NodePlan, Plan, PodPlan
-from netlab.policy.engine import PodRef, PolicyEngine, engine_for
 
 TABLE = "netlab-policy"
+COMMENT_MAX = 128  # nftables refuses longer rule comments
 
 
-def _ports(ports: tuple[PolicyPort, ...], dst: PodRef | None) -> list[str] | None:
-    """nft matches for a rule's ports, resolved for destination pod `dst` (None: any
-    destination, named ports cannot be resolved). [] means: matches nothing."""
-    if not ports:
-        return None  # every port, every protocol
+# --- label selectors (metav1.LabelSelector), read from the API's definition ------------------
+
+
+def _requirement_holds(labels: dict[str, str], key: str, op: str,
+                       values: tuple[str, ...]) -> bool:
+    value = labels.get(key)
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    if op == "In":
+        return value is not None and value in values
+    if op == "NotIn":  # a missing key is "not in" any set
+        return value is None or value not in values
+    raise ValueError(f"unknown label selector operator {op!r}")
+
+
+def selector_matches(selector: LabelSelector, labels: dict[str, str]) -> bool:
+    """All requirements hold (matchLabels k=v reads as `k In (v)`); none means everything."""
+    reqs = [(k, "In", (v,)) for k, v in selector.match_labels]
+    reqs += [(r.key, r.operator, tuple(r.values)) for r in selector.match_expressions]
+    return all(_requirement_holds(labels, k, op, vals) for k, op, vals in reqs)
+
+
+# --- what a policy selects ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The plan as policy resolution sees it."""
+
+    pods: tuple[PodPlan, ...]  # in plan order (rendering is deterministic)
+    namespaces: dict[str, dict[str, str]]  # namespace -> labels
+
+
+def _isolating(policies: list[NetworkPolicy], pod: PodPlan, direction: str) -> list[NetworkPolicy]:
+    """Policies of the pod's namespace whose podSelector picks it and whose policyTypes name
+    `direction`: together they make the pod isolated for that direction."""
+    return [pol for pol in policies
+            if pol.namespace == pod.namespace and direction in pol.policy_types
+            and selector_matches(pol.pod_selector, pod.labels)]
+
+
+def _in_cidr(ip: str, cidr: str) -> bool:
+    addr = _ip_int(ip)
+    base, _, bits = cidr.partition("/")
+    n = int(bits) if bits else 32
+    mask = ((1 << n) - 1) << (32 - n) if n else 0
+    return addr & mask == _ip_int(base) & mask
+
+
+def _peer_pods(scope: _Scope, peer: PolicyPeer, policy_ns: str) -> list[PodPlan]:
+    """The pods a peer designates, in plan order."""
+    if peer.ip_block is not None:  # pods whose address falls in the block, for named ports
+        b = peer.ip_block
+        return [p for p in scope.pods if _in_cidr(p.ip, b.cidr)
+                and not any(_in_cidr(p.ip, e) for e in b.except_)]
+    if peer.namespace_selector is None:  # no namespaceSelector: the policy's own namespace
+        allowed_ns = {policy_ns}
+    else:
+        allowed_ns = {ns for ns in {*scope.namespaces, *(p.namespace for p in scope.pods)}
+                      if selector_matches(peer.namespace_selector,
+                                          scope.namespaces.get(ns, {}))}
+    sel = peer.pod_selector or LabelSelector()  # no podSelector: every pod of those namespaces
+    return [p for p in scope.pods if p.namespace in allowed_ns and selector_matches(sel, p.labels)]
+
+
+def _named_port(pod: PodPlan, name: str, protocol: str) -> int | None:
+    for port_name, proto, number in pod.named_ports:
+        if port_name == name and proto == protocol:
+            return number
+    return None
+
+
+# --- nft matches -------------------------------------------------------------------------
+
+
+def _port_matches(ports: Iterable[PolicyPort], dst: PodPlan | None) -> list[str]:
+    """nft matches for policy ports; named ones resolved on `dst` (None: unresolvable, they
+    match nothing)."""
     out = []
     for p in ports:
         proto = p.protocol.lower()
         if p.port is None:
             out.append(f"meta l4proto {proto}")
-        elif isinstance(p.port, str):
-            number = dst.port_named(p.port, p.protocol) if dst else None
-            if number is not None:
-                out.append(f"meta l4proto {proto} th dport {number}")
-        elif p.end_port is not None:
-            out.append(f"meta l4proto {proto} th dport {p.port}-{p.end_port}")
+            continue
+        if isinstance(p.port, str):
+            number = _named_port(dst, p.port, p.protocol) if dst is not None else None
+            if number is None:
+                continue
+            dport = str(number)
         else:
-            out.append(f"meta l4proto {proto} th dport {p.port}")
+            dport = f"{p.port}-{p.end_port}" if p.end_port is not None else str(p.port)
+        out.append(f"meta l4proto {proto} th dport {dport}")
     return out
 
 
-def _peer_matches(engine: PolicyEngine, rule: PolicyRule, policy: NetworkPolicy, field: str,
-                  pods: Iterable[PodRef]) -> list[tuple[str, list[PodRef]]]:
-    """The address matches of a rule's peers: (nft match, pods it covers)."""
+def _peer_sets(scope: _Scope, rule: PolicyRule, policy_ns: str,
+               field: str) -> list[tuple[str, list[PodPlan]]]:
+    """(address match, pods it covers) for each peer of a rule; a rule without peers admits
+    every address (empty match)."""
     if not rule.peers:
-        return [("", list(pods))]
+        return [("", list(scope.pods))]
     out = []
     for peer in rule.peers:
+        covered = _peer_pods(scope, peer, policy_ns)
         if peer.ip_block is not None:
-            b = peer.ip_block
-            match = f"ip {field} {b.cidr}"
-            if b.except_:
-                match += f" ip {field} != {{ {', '.join(b.except_)} }}"
-            covered = [p for p in pods if engine.peer_matches(peer, policy.namespace, p)]
+            match = f"ip {field} {peer.ip_block.cidr}"
+            if peer.ip_block.except_:
+                match += f" ip {field} != {{ {', '.join(peer.ip_block.except_)} }}"
             out.append((match, covered))
-        else:
-            covered = [p for p in pods if engine.peer_matches(peer, policy.namespace, p)]
-            if covered:
-                ips = ", ".join(sorted({p.ip for p in covered}, key=_ip_key))
-                out.append((f"ip {field} {{ {ips} }}", covered))
+        elif covered:  # a selector that picks no pod admits nothing: no rule
+            addrs = sorted({p.ip for p in covered}, key=_ip_int)
+            out.append((f"ip {field} {{ {', '.join(addrs)} }}", covered))
     return out
 
 
-def _ip_key(ip: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in ip.split("."))
+def _ip_int(ip: str) -> int:
+    a, b, c, d = (int(x) for x in ip.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
 
 
-def _rules_for(engine: PolicyEngine, pod: PodRef, direction: str) -> list[str]:
+def comment(text: str, keep_tail: str = "") -> str:
+    """An nft comment of at most COMMENT_MAX characters. A longer `text` is cut and marked
+    with a hash of the whole, so two long names stay apart; `keep_tail` (e.g. " ingress[2]")
+    is never cut."""
+    full = text + keep_tail
+    if len(full.encode()) <= COMMENT_MAX:
+        return f'comment "{full}"'
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    room = COMMENT_MAX - len(keep_tail.encode()) - len(digest) - 1
+    head = text.encode()[:max(room, 0)].decode(errors="ignore")
+    return f'comment "{head}~{digest}{keep_tail}"'
+
+
+def _rule(*parts: str) -> str:
+    return " ".join(x for x in parts if x)
+
+
+def _chain_rules(scope: _Scope, policies: list[NetworkPolicy], pod: PodPlan,
+                 direction: str) -> list[str]:
+    ingress = direction == "Ingress"
+    field = "saddr" if ingress else "daddr"
     rules: list[str] = []
-    policies = engine.selecting(pod, direction)
-    pods = list(engine.pods.values())
-    for policy in policies:
-        for i, rule in enumerate(policy.ingress if direction == "Ingress" else policy.egress):
-            tag = f'comment "{policy.namespace}/{policy.name} {direction.lower()}[{i}]"'
-            if direction == "Ingress":
-                ports = _ports(rule.ports, pod)
-                for match, _ in _peer_matches(engine, rule, policy, "saddr", pods):
-                    for port in ports if ports is not None else [""]:
-                        rules.append(" ".join(x for x in (match, port, "return", tag) if x))
-                continue
-            # egress: named ports resolve per destination pod
-            named = any(isinstance(p.port, str) for p in rule.ports)
-            for match, covered in _peer_matches(engine, rule, policy, "daddr", pods):
-                if not named:
-                    ports = _ports(rule.ports, None)
-                    for port in ports if ports is not None else [""]:
-                        rules.append(" ".join(x for x in (match, port, "return", tag) if x))
-                    continue
-                numbered = PolicyRule((), tuple(p for p in rule.ports
-                                                if not isinstance(p.port, str)))
-                for port in (_ports(numbered.ports, None) or []) if numbered.ports else []:
-                    rules.append(" ".join(x for x in (match, port, "return", tag) if x))
-                named_only = tuple(p for p in rule.ports if isinstance(p.port, str))
-                for dst in covered:
-                    for port in _ports(named_only, dst) or []:
-                        rules.append(" ".join(x for x in (match, f"ip daddr {dst.ip}", port,
-                                                          "return", tag) if x))
-    rules.append(f'drop comment "{pod.key}: isolated for {direction.lower()}, no rule allows"')
+    for pol in policies:
+        for i, rule in enumerate(pol.ingress if ingress else pol.egress):
+            tag = comment(f"{pol.namespace}/{pol.name}", f" {direction.lower()}[{i}]")
+            named = [p for p in rule.ports if isinstance(p.port, str)]
+            for match, covered in _peer_sets(scope, rule, pol.namespace, field):
+                if not rule.ports:
+                    rules.append(_rule(match, "return", tag))
+                elif ingress or not named:
+                    # ingress: this pod is the destination, named ports resolve on it
+                    for port in _port_matches(rule.ports, pod if ingress else None):
+                        rules.append(_rule(match, port, "return", tag))
+                else:
+                    # egress: numbered ports for the whole peer; named ones per destination
+                    numbered = [p for p in rule.ports if not isinstance(p.port, str)]
+                    for port in _port_matches(numbered, None):
+                        rules.append(_rule(match, port, "return", tag))
+                    for dst in covered:
+                        for port in _port_matches(named, dst):
+                            rules.append(_rule(match, f"ip daddr {dst.ip}", port, "return", tag))
+    rules.append(_rule("drop", comment(f"{pod.key}: isolated for {direction.lower()}, "
+                                       "no rule allows")))
     return rules
 
 
 def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy]) -> Table:
-    engine = engine_for(plan, policies)
+    ordered = sorted(policies, key=lambda p: (p.namespace, p.name))
+    scope = _Scope(tuple(plan.pods.values()), plan.namespaces)
     t = Table("ip", TABLE)
     t.maps["ingress-pods"] = ("type ipv4_addr : verdict ;", {})
     t.maps["egress-pods"] = ("type ipv4_addr : verdict ;", {})
@@ -118,12 +213,13 @@ def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy]) -
             "type filter hook forward priority filter ; policy accept ;")
     t.chain("input", [*head, "ip saddr vmap @egress-pods"],
             "type filter hook input priority filter ; policy accept ;")
-    local: list[PodPlan] = [p for p in plan.pods.values() if p.node == node.name]
-    for p in local:
-        ref = engine.pods[p.key]
+    for pod in scope.pods:
+        if pod.node != node.name:
+            continue
         for direction, map_name in (("Ingress", "ingress-pods"), ("Egress", "egress-pods")):
-            if engine.selecting(ref, direction):
-                chain = f"{direction.lower()}-{p.key}"
-                t.chain(chain, _rules_for(engine, ref, direction))
-                t.maps[map_name][1][p.ip] = f"jump {chain}"
+            selecting = _isolating(ordered, pod, direction)
+            if selecting:
+                chain = f"{direction.lower()}-{pod.key}"
+                t.chain(chain, _chain_rules(scope, selecting, pod, direction))
+                t.maps[map_name][1][pod.ip] = f"jump {chain}"
     return t

@@ -44,3 +44,16 @@ def test_shape():
     assert "ip daddr 10.244.0.4 meta l4proto udp th dport 81 return" in text
     assert text.count(" drop comment ") == 2 + 0  # x/a ingress + egress on node-1
     assert "ct state established,related accept" in text
+
+
+def test_long_comments_are_cut_uniquely():
+    from netlab.features.netpol import COMMENT_MAX, comment
+
+    ns, long_a, long_b = "n" * 63, "p" * 200 + "a", "p" * 200 + "b"
+    a, b = comment(f"{ns}/{long_a}", " ingress[12]"), comment(f"{ns}/{long_b}", " ingress[12]")
+    for c in (a, b):
+        text = c.removeprefix('comment "').removesuffix('"')
+        assert len(text) == COMMENT_MAX and text.startswith(ns + "/ppp")
+        assert text.endswith(" ingress[12]")
+    assert a != b
+    assert comment("x/short", " egress[0]") == 'comment "x/short egress[0]"'
