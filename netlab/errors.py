@@ -52,3 +52,9 @@ class KernelError(NetlabError):
     """The kernel refused an operation (netlink error, nft error, failed process start)."""
 
     exit_code = 1
+
+
+class RulesetError(InputError):
+    """An nftables table netlab rendered would not load: a name or comment nft refuses, or a
+    reference to a chain, set or map the table does not have. Found before loading, so nothing
+    was changed; usually a manifest name too long for nft (exit status 2)."""

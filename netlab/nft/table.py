@@ -4,7 +4,74 @@ changed map elements are replaced), as kube-proxy's nftables mode syncs its tabl
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from itertools import pairwise
+
+from netlab.errors import RulesetError
+
+FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
+NAME_MAX = 255  # NFT_NAME_MAXLEN (256) counts the NUL: 256 characters is ERANGE
+COMMENT_MAX = 128  # NFTNL_UDATA_COMMENT_MAXLEN: nft refuses a longer comment
+# an unquoted name as nft 1.0.6's scanner reads it (`string` in src/scanner.l)
+IDENTIFIER = re.compile(r"[A-Za-z_.][A-Za-z0-9/_.-]*")
+# the words nft 1.0.6 reads as keywords where a table, chain, set or map name goes (each
+# tried with `nft -c` in a network namespace); `@ll` and `@nh` are raw payload bases
+_KEYWORDS = """
+    accept add ah all and arp auto-merge bridge cgroup chain comment comp constant continue
+    counter cpu create ct day dccp define delete describe device devices dnat drop dst dup
+    dynamic ecn element elements eq esp ether exists expires export exthdr fib flags flow
+    flowtable flush frag fwd gc-interval ge get goto gt handle hbh hook hour ibriport ibrname
+    icmp icmpv6 igmp iif iifgroup iifname iiftype import include index inet insert interval
+    ip ip6 ipsec jhash jump le limit list log lshift lt map mark masquerade meta meter mh
+    missing monitor ne netdev nftrace not notrack numgen obriport obrname offload oif
+    oifgroup oifname oiftype or osf pkttype policy position priority queue quota random
+    redefine redirect reject rename replace reset return rshift rt rt0 rt2 rtclassid rule
+    ruleset sctp secmark set size skgid skuid snat socket srh symhash synproxy table tcp th
+    time timeout tproxy type typeof udp udplite undefine update vlan vmap xor xt"""
+KEYWORDS = frozenset(_KEYWORDS.split())
+SET_KEYWORDS = KEYWORDS | {"ll", "nh"}
+_QUOTED = re.compile(r'"[^"]*"')
+_TOKEN = re.compile(r"[^\s{},]+")
+_COMMENT = re.compile(r'\bcomment "(.*)"$')
+
+
+def references(text: str) -> tuple[list[str], list[str]]:
+    """The chains a rule or a verdict jumps or goes to, and the sets and maps it names (`@x`),
+    in order; quoted strings (comments) are skipped."""
+    tokens = _TOKEN.findall(_QUOTED.sub('""', text))
+    chains = [b for a, b in pairwise(tokens) if a in ("jump", "goto")]
+    return chains, [t[1:] for t in tokens if t.startswith("@")]
+
+
+def name_error(name: str, keywords: frozenset[str] = KEYWORDS) -> str | None:
+    """Why nft would refuse `name` as a table, chain, set or map name, or None."""
+    if len(name) > NAME_MAX:
+        return f"the name is {len(name)} characters long; nft allows at most {NAME_MAX}"
+    if not IDENTIFIER.fullmatch(name):
+        return ("not an nft name: it must start with a letter, '_' or '.', then letters, "
+                "digits, '/', '-', '_' or '.'")
+    if name in keywords:
+        return f"{name!r} is an nft keyword"
+    return None
+
+
+def rule_error(rule: str) -> str | None:
+    """Why nft would refuse a rule's text for reasons a Table can see, or None."""
+    if "\n" in rule or ";" in _QUOTED.sub("", rule):
+        return "a rule is one line and one statement list (no newline, no ';')"
+    if rule.count('"') % 2:
+        return "unbalanced double quotes"
+    if "comment" in _QUOTED.sub("", rule).split():
+        m = _COMMENT.search(rule)
+        if not m:
+            return 'a comment goes last, as comment "..."'
+        if '"' in m.group(1):
+            return 'a comment cannot contain a double quote'
+        if len(m.group(1)) > COMMENT_MAX:
+            return (f"the comment is {len(m.group(1))} characters long; nft allows at most "
+                    f"{COMMENT_MAX}")
+    return None
 
 
 @dataclass
@@ -25,8 +92,52 @@ class Table:
     def ref(self) -> str:
         return f"{self.family} {self.name}"
 
+    def validate(self) -> None:
+        """Raise RulesetError, naming the object, if nft or the kernel would refuse to load
+        this table: bad names, bad comments, references to chains, sets or maps it lacks."""
+        where = f"table {self.ref}"
+        if self.family not in FAMILIES:
+            raise RulesetError(f"unknown family {self.family!r}", obj=where)
+        if err := name_error(self.name):
+            raise RulesetError(err, obj=where)
+        for kind, names, keywords in (("chain", self.chains, KEYWORDS),
+                                      ("set", self.sets, SET_KEYWORDS),
+                                      ("map", self.maps, SET_KEYWORDS)):
+            for name in names:
+                if err := name_error(name, keywords):
+                    raise RulesetError(err, obj=f"{where}, {kind} {name}")
+        if both := sorted(set(self.sets) & set(self.maps)):
+            # a map is a set with data: one namespace in the kernel
+            raise RulesetError("a set and a map cannot share a name",
+                               obj=f"{where}, set and map {both[0]}")
+        if extra := sorted(set(self.base_chains) - set(self.chains)):
+            raise RulesetError("a base chain without rules entry", obj=f"{where}, chain {extra[0]}")
+        for chain, rules in self.chains.items():
+            for i, rule in enumerate(rules):
+                obj = f"{where}, chain {chain}, rule {i + 1} ({rule!r})"
+                if err := rule_error(rule):
+                    raise RulesetError(err, obj=obj)
+                self._check_references(rule, obj)
+        for name, (_, elements) in self.maps.items():
+            for key, verdict in elements.items():
+                self._check_references(verdict, f"{where}, map {name}, element {key}")
+
+    def _check_references(self, text: str, obj: str) -> None:
+        chains, sets = references(text)
+        for target in chains:
+            if target not in self.chains:
+                raise RulesetError(f"jumps or goes to chain {target!r}, which the table does "
+                                   "not have", obj=obj)
+            if target in self.base_chains:  # the kernel refuses it (EOPNOTSUPP)
+                raise RulesetError(f"jumps or goes to base chain {target!r}", obj=obj)
+        for name in sets:
+            if name not in self.sets and name not in self.maps:
+                raise RulesetError(f"names set or map {name!r}, which the table does not have",
+                                   obj=obj)
+
     def full(self) -> str:
         """Replace the whole table atomically (`add` first so `delete` cannot fail)."""
+        self.validate()
         lines = [f"add table {self.ref}", f"delete table {self.ref}", f"add table {self.ref}"]
         lines += self._create(set(self.chains), set(self.maps), set(self.sets))
         return "\n".join(lines) + "\n"
@@ -54,6 +165,7 @@ class Table:
     def diff(self, old: Table) -> str:
         """The transaction that turns `old` (what the kernel holds) into this table. Empty if
         nothing changed."""
+        self.validate()
         old_types = {k: v[0] for k, v in old.maps.items()}
         if (old.ref, old.base_chains, old_types) != (
                 self.ref, self.base_chains, {k: v[0] for k, v in self.maps.items()}):
