@@ -12,9 +12,10 @@ from netlab.nft.table import COMMENT_MAX, NAME_MAX, references
 
 def table() -> Table:
     t = Table("ip", "t")
-    t.chain("forward", ["ip daddr vmap @pods", "ip saddr @blocked drop", "jump a"],
+    t.chain("forward", ["ip daddr vmap @pods", "ip saddr @blocked drop", "jump a",
+                        "goto endpoint-X__10.0.0.1/80"],
             "type filter hook forward priority filter ; policy accept ;")
-    t.chain("a", ["goto endpoint-X__10.0.0.1/80", 'accept comment "ns/name ingress[0]"'])
+    t.chain("a", ["ip saddr 10.0.0.1 accept", 'accept comment "ns/name ingress[0]"'])
     t.chain("endpoint-X__10.0.0.1/80", ["numgen random mod 2 vmap { 0 : goto a, 1 : drop }"])
     t.maps["pods"] = ("type ipv4_addr : verdict ;", {"10.0.0.1": "jump a"})
     t.sets["blocked"] = ("type ipv4_addr ;", ["10.0.0.9"])
