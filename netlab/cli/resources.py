@@ -1,0 +1,159 @@
+"""The resource types `netlab get` knows (kubectl's names for them, how to read them from a
+Lab, their table columns) and the listings made of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from netlab import lab as api
+from netlab.cli.printers import Column, Listing
+from netlab.errors import InputError
+from netlab.views import PodInfo, ServiceInfo
+
+
+def _labels(labels: dict[str, str] | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or "<none>"
+
+
+def _ports(s: ServiceInfo) -> str:
+    out = []
+    for p in s.ports:
+        out.append(f"{p.port}:{p.node_port}/{p.protocol}" if p.node_port
+                   else f"{p.port}/{p.protocol}")
+    return ",".join(out) or "<none>"
+
+
+def _endpoints(s: ServiceInfo) -> str:
+    eps = s.endpoints
+    if not eps:
+        return "<none>"
+    return ",".join(eps[:3]) + (f" + {len(eps) - 3} more" if len(eps) > 3 else "")
+
+
+def _external(s: ServiceInfo) -> str:
+    external = s.external_ip or (s.external_name if s.type == "ExternalName" else None)
+    if s.type == "LoadBalancer" and not external:
+        external = "<pending>"
+    return external or "<none>"
+
+
+def _no_endpoints(svcs: list[ServiceInfo]) -> list[tuple[str, str]]:
+    return [("note", h) for s in svcs if (h := s.why_no_endpoints())]
+
+
+def _name(o: Any) -> str:
+    return o.name
+
+
+NAMESPACE = Column("NAMESPACE", lambda o: o.namespace)
+LABELS = Column("LABELS", lambda o: _labels(o.to_k8s()["metadata"].get("labels")))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A resource type `get` knows: its names, how to read it, how to show it."""
+
+    plural: str
+    aliases: tuple[str, ...]
+    singular: str  # -o name prints singular/NAME (kubectl's resource[.group])
+    namespaced: bool
+    read: Callable[[api.Lab, str | None], list[Any]]  # namespace, None for all
+    columns: tuple[Column, ...]
+    document: Callable[[Any], dict[str, Any]] = lambda o: o.to_k8s()
+    notes: Callable[[list[Any]], list[tuple[str, str]]] | None = None
+
+    @property
+    def not_found_name(self) -> str:
+        """As kubectl's NotFound names the type: pods, ingresses.networking.k8s.io."""
+        group = self.singular.partition(".")[2]
+        return f"{self.plural}.{group}" if group else self.plural
+
+
+KINDS = (
+    Kind("pods", ("pod", "po"), "pod", True, lambda lab, ns: lab.pods(ns), (
+        Column("NAME", _name), Column("READY", lambda p: p.ready),
+        Column("STATUS", lambda p: p.status), Column("IP", lambda p: p.ip),
+        Column("NODE", lambda p: p.node), Column("LABELS", lambda p: _labels(p.labels),
+                                                 wide=True))),
+    Kind("services", ("service", "svc"), "service", True, lambda lab, ns: lab.services(ns), (
+        Column("NAME", _name), Column("TYPE", lambda s: s.type),
+        Column("CLUSTER-IP", lambda s: s.cluster_ip or "None"),
+        Column("EXTERNAL-IP", _external), Column("PORT(S)", _ports),
+        Column("ENDPOINTS", lambda s: _endpoints(s) if s.type != "ExternalName" else "-"),
+        Column("SELECTOR", lambda s: _labels(s.selector), wide=True),
+        Column("ANNOUNCED-BY", lambda s: s.announced_by or "-", wide=True)),
+        notes=_no_endpoints),
+    Kind("endpoints", ("endpoint", "ep"), "endpoints", True, lambda lab, ns: lab.services(ns),
+         (Column("NAME", _name), Column("ENDPOINTS", _endpoints)),
+         document=lambda s: s.endpoints_k8s(), notes=_no_endpoints),
+    Kind("ingresses", ("ingress", "ing"), "ingress.networking.k8s.io", True,
+         lambda lab, ns: lab.ingresses(ns), (
+             Column("NAME", _name), Column("CLASS", lambda i: i.class_name or "<none>"),
+             Column("HOSTS", lambda i: ",".join(i.hosts)),
+             Column("ADDRESS", lambda i: i.address or ""),
+             Column("PORTS", lambda i: ",".join(map(str, i.ports))),
+             Column("RULES", lambda i: "\n".join(f"{h}{p or ''} ({pt}) -> {b}"
+                                                 for h, p, pt, b in i.rules), wide=True)),
+         notes=lambda items: [("problem", p) for i in items for p in i.problems]),
+    Kind("nodes", ("node", "no"), "node", False, lambda lab, ns: lab.nodes(), (
+        Column("NAME", _name), Column("STATUS", lambda n: "Ready"),
+        Column("INTERNAL-IP", lambda n: n.internal_ip), Column("POD-CIDR", lambda n: n.pod_cidr),
+        Column("PODS", lambda n: str(n.pods)), Column("BACKEND", lambda n: n.backend, wide=True),
+        Column("VTEP-MAC", lambda n: n.vtep_mac or "-", wide=True))),
+    Kind("namespaces", ("namespace", "ns"), "namespace", False,
+         lambda lab, ns: lab.namespaces(), (
+             Column("NAME", _name), Column("STATUS", lambda n: "Active"),
+             Column("LABELS", lambda n: _labels(n.labels), wide=True))),
+)
+_BY_NAME = {n: k for k in KINDS for n in (k.plural, *k.aliases, k.singular)}
+TYPES_HELP = ", ".join(f"{k.plural} ({', '.join(k.aliases)})" for k in KINDS)
+
+
+def kind(name: str) -> Kind:
+    k = _BY_NAME.get(name.lower())
+    if k is None:
+        raise InputError(f"the lab has no resource type {name!r}: netlab get knows "
+                         f"{TYPES_HELP}")
+    return k
+
+
+def parse_args(args: list[str]) -> list[tuple[Kind, list[str]]]:
+    """kubectl's forms: TYPE[,TYPE...] [NAME...], or TYPE/NAME [TYPE/NAME...]."""
+    if not args:
+        raise InputError(f"say what to get: netlab get TYPE [NAME], where TYPE is one of "
+                         f"{TYPES_HELP}")
+    if "/" in args[0]:
+        wanted: dict[str, tuple[Kind, list[str]]] = {}
+        for a in args:
+            t, slash, name = a.partition("/")
+            if not slash or not t or not name or "," in t:
+                raise InputError(f"{a!r}: once one argument is TYPE/NAME, all must be "
+                                 "(e.g. netlab get pod/web-1 svc/web)")
+            k = kind(t)
+            wanted.setdefault(k.plural, (k, []))[1].append(name)
+        return list(wanted.values())
+    kinds = list({k.plural: k for k in map(kind, filter(None, args[0].split(",")))}.values())
+    for a in args[1:]:
+        if "/" in a:
+            raise InputError(f"{a!r}: give either TYPE NAME... or TYPE/NAME..., not both")
+    return [(k, list(args[1:])) for k in kinds]
+
+
+def pods_listing(pods: list[PodInfo], all_namespaces: bool) -> Listing:
+    return listing(KINDS[0], pods, all_namespaces)
+
+
+def listing(k: Kind, items: list[Any], all_namespaces: bool, *, show_labels: bool = False,
+            namespace: str = "default") -> Listing:
+    columns = list(k.columns)
+    if show_labels and not any(c.header == "LABELS" for c in columns):
+        columns.append(LABELS)
+    elif show_labels:  # the wide-only LABELS column, shown always
+        columns = [Column(c.header, c.cell) if c.header == "LABELS" else c for c in columns]
+    if all_namespaces and k.namespaced:
+        columns.insert(0, NAMESPACE)
+    where = f" in {namespace} namespace" if k.namespaced and not all_namespaces else ""
+    return Listing(k.singular, items, columns, _name, k.document, k.notes,
+                   empty=f"No resources found{where}.")
