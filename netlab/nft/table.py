@@ -112,6 +112,13 @@ class Table:
                                obj=f"{where}, set and map {both[0]}")
         if extra := sorted(set(self.base_chains) - set(self.chains)):
             raise RulesetError("a base chain without rules entry", obj=f"{where}, chain {extra[0]}")
+        specs = [(f"chain {c}", spec) for c, spec in self.base_chains.items()]
+        specs += [(f"set {n}", spec) for n, (spec, _) in self.sets.items()]
+        specs += [(f"map {n}", spec) for n, (spec, _) in self.maps.items()]
+        for obj, spec in specs:
+            if not spec.rstrip().endswith(";"):  # nft: `{ type ipv4_addr }` is a syntax error
+                raise RulesetError(f"the definition {spec!r} must end with ';'",
+                                   obj=f"{where}, {obj}")
         for chain, rules in self.chains.items():
             for i, rule in enumerate(rules):
                 obj = f"{where}, chain {chain}, rule {i + 1} ({rule!r})"

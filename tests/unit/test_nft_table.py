@@ -74,6 +74,11 @@ def error(t: Table) -> RulesetError:
      "map pods, element 10.0.0.2", "chain 'nowhere'"),
     (lambda t: t.base_chains.update({"nochain": "type filter hook input priority 0 ;"}),
      "chain nochain", "base chain"),
+    (lambda t: t.sets.update({"s": ("type ipv4_addr", [])}), "set s", "must end with ';'"),
+    (lambda t: t.maps.update({"m": ("type ipv4_addr : verdict ; flags interval", {})}), "map m",
+     "must end with ';'"),
+    (lambda t: t.base_chains.update({"a": "type filter hook input priority 0"}), "chain a",
+     "must end with ';'"),
 ])
 def test_refused_with_the_object_named(change, obj: str, message: str):
     t = table()
