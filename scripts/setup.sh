@@ -45,12 +45,27 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.netlab-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  echo "installing netlab and its test tools into .venv"
+  # -qq: pip's errors only. Its warnings here are packaging chatter (setuptools' notices
+  # about editable installs and license metadata, index locations): nothing to act on.
+  # A failed install still prints pip's error and stops this script (set -e).
+  export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+  .venv/bin/python -m pip install -qq --upgrade pip
+  .venv/bin/python -m pip install -qq -e '.[test]'
   touch "$stamp"
 fi
 
 # In the workshop VM (NETLAB_LINK=1, set by vagrant/Vagrantfile): `sudo netlab ...` anywhere.
+# kube-netlab is always linked. `netlab` is also ipspace's network-lab tool: link ours under
+# that name only where nothing else has it (absent, a dangling link, or already one of ours).
 if [ "${NETLAB_LINK:-}" = 1 ]; then
-  ln -sf "$PWD/.venv/bin/netlab" /usr/local/bin/netlab
+  bin=/usr/local/bin
+  ln -sfn "$PWD/.venv/bin/kube-netlab" "$bin/kube-netlab"
+  echo "linked $bin/kube-netlab -> $PWD/.venv/bin/kube-netlab"
+  if [ ! -e "$bin/netlab" ] || grep -qs "from netlab.cli import" "$bin/netlab"; then
+    ln -sfn "$PWD/.venv/bin/netlab" "$bin/netlab"
+    echo "linked $bin/netlab -> $PWD/.venv/bin/netlab"
+  else
+    echo "left $bin/netlab alone: it is another program (ipspace's netlab?); use kube-netlab"
+  fi
 fi
