@@ -4,6 +4,7 @@ The public API: `Lab` (up/open/apply/delete/exec/ping/logs/down), `down`, `down_
 the result types and the typed errors. See docs/api.md.
 """
 
+from netlab.converge import ChangeSummary
 from netlab.errors import (
     InputError,
     KernelError,
@@ -24,7 +25,6 @@ from netlab.lab import (
     down,
     down_all,
 )
-from netlab.orchestrator import ChangeSummary
 
 __all__ = [
     "ChangeSummary", "ContainerStatus", "ExecResult", "InputError", "KernelError", "Lab",

@@ -147,21 +147,101 @@ class Fdb:
 
 @dataclass(frozen=True)
 class Process:
-    """A container's process, started in its pod's namespaces."""
+    """A container's process, started in its pod's namespaces. As features render it, `argv`
+    may be a netlab placeholder (`builtin`: arguments of netlab's responder; `netlab-dns`,
+    `netlab-nginx`); compile resolves it into the exact command line, environment, bind
+    mounts and log directory, which is what the kernel starts."""
 
-    pod: str  # namespace/name
+    pod: str  # namespace/name, or host/NAME
     container: str
     netns: str
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     builtin: bool = False  # argv are the arguments of netlab's responder, not a command
+    binds: tuple[tuple[str, str], ...] = ()  # (file, where the process sees it)
+    workdir: str = ""  # lab-relative directory of its .log and .exit files
 
     def text(self) -> str:
         what = "responder " if self.builtin else ""
         return f"[{_short(self.netns)}] run {self.container}: {what}{' '.join(self.argv)}"
 
 
+@dataclass(frozen=True)
+class Reload:
+    """A running server re-reads its file when it changes: the new content is checked first
+    by `check` (run in `netns`, `{}` standing for the new file's path), then the process whose
+    pid is in `pidfile` (lab-relative; verified to live in `netns`) gets SIGHUP."""
+
+    netns: str
+    check: tuple[str, ...]
+    pidfile: str
+
+
+@dataclass(frozen=True)
+class File:
+    """A file in the lab's state directory (path relative to it): pod files, the DNS zone,
+    nginx's configuration and certificates."""
+
+    path: str
+    data: bytes
+    reload: Reload | None = None
+
+    def text(self) -> str:
+        how = " (checked, then the server reloads)" if self.reload else ""
+        return f"file {self.path}: {len(self.data)} bytes{how}"
+
+
+@dataclass(frozen=True)
+class Directory:
+    path: str  # relative to the lab's state directory
+
+    def text(self) -> str:
+        return f"mkdir {self.path}"
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A self-signed certificate and key for `hosts`, made once (kept while the lab lives)."""
+
+    cert: str  # lab-relative paths
+    key: str
+    hosts: tuple[str, ...]
+
+    def text(self) -> str:
+        return f"certificate {self.cert} (self-signed for {', '.join(self.hosts)})"
+
+
+@dataclass(frozen=True)
+class ReadyWhen:
+    """When a process just started counts as ready: its log (lab-relative) shows `lines`
+    "listening on"/"cannot listen on" lines, or, with lines=0, the file is not empty."""
+
+    pod: str
+    container: str
+    log: str
+    lines: int
+
+
+@dataclass(frozen=True)
+class Announced:
+    """A LoadBalancer address a node holds and answers ARP for; taking it over is announced
+    with gratuitous ARP on `dev`."""
+
+    address: Address
+    dev: str
+
+
+@dataclass(frozen=True)
+class ForgetUdpFlows:
+    """UDP conntrack entries to delete in a node: flows whose replies come from (ip, port),
+    an endpoint no rule sends anything to any more."""
+
+    netns: str
+    replies_from: tuple[tuple[str, int], ...]
+
+
 Intent = Netns | Link | Address | Route | Neighbour | Fdb | Process
+NetworkIntent = Netns | Link | Address | Route | Neighbour | Fdb
 
 
 def render_text(intents: list[Intent]) -> str:

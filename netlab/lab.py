@@ -26,6 +26,15 @@ from netlab import probe as probe_mod
 from netlab import trace as trace_mod
 from netlab.capture import Capture, CapturePoint
 from netlab.check import CheckProbe, CheckReport, observed
+from netlab.compile import (
+    DesiredLab,
+    compile_lab,
+    manifests,
+    merge_docs,
+    remove_docs,
+    render,
+)
+from netlab.converge import ChangeSummary, Converger, ProgressFn
 from netlab.dns_client import DnsAnswer
 from netlab.errors import (
     InputError,
@@ -37,6 +46,7 @@ from netlab.errors import (
 from netlab.expectations import Outcome
 from netlab.http_client import HttpResult
 from netlab.kernel import (
+    Kernel,
     NftTrace,
     all_labs,
     destroy_lab,
@@ -46,16 +56,7 @@ from netlab.kernel import (
     uts_path,
 )
 from netlab.loader import RawDoc, as_docs, build, object_key, read_files
-from netlab.model import Cluster, NetworkPolicy
-from netlab.orchestrator import (
-    ChangeSummary,
-    Converger,
-    ProgressFn,
-    create_lab,
-    full_plan,
-    merge_docs,
-    remove_docs,
-)
+from netlab.model import NetworkPolicy
 from netlab.plan import NodePlan, Plan, PodPlan
 from netlab.policy.engine import PolicyEngine, engine_for
 from netlab.probe import ProbeResult
@@ -115,16 +116,14 @@ class Lab:
         text or dicts). Raises InputError before anything is created if the input is bad;
         removes everything it made if creation fails."""
         docs = read_files(files) + as_docs(manifests)
-        built = build(docs)  # validate before touching anything (and before requiring root)
-        lab_name = names.check_lab_name(name) if name else _default_name(docs, files)
-        full_plan(lab_name, built, built.cluster or Cluster())  # capacity, nodeName, IPs
+        lab_name, desired = plan_up(docs, files, name)  # validates before touching anything
         require_root()
         if lab_name in all_labs():
             raise LabExistsError(f"lab {lab_name!r} is already up: use `netlab apply --lab "
                                  f"{lab_name}` to change it, or `netlab down {lab_name}` first")
         st = state.LabState(lab_name)
         with state.locked(lab_name):
-            summary = create_lab(st, docs, progress, built)
+            summary = _create(st, desired, docs, progress)
         lab = cls(lab_name, owned=True)
         lab.warnings = summary.warnings
         return lab
@@ -207,7 +206,7 @@ class Lab:
         build(incoming)
         with state.locked(self.name):
             st = self._state(fresh=True)
-            return Converger(st, progress).converge(merge_docs(st.docs, incoming))
+            return _converge(st, merge_docs(st.docs, incoming), progress)
 
     def delete(self, *files: str | Path, manifests: Iterable[Manifest] = (),
                progress: ProgressFn | None = None) -> ChangeSummary:
@@ -220,7 +219,7 @@ class Lab:
         with state.locked(self.name):
             st = self._state(fresh=True)
             kept, missing = remove_docs(st.docs, doomed)
-            summary = Converger(st, progress).converge(kept)
+            summary = _converge(st, kept, progress)
         summary.warnings += [f"{m} not found" for m in missing]
         return summary
 
@@ -446,7 +445,7 @@ class Lab:
             overrides = dict(st.label_overrides.get(key, {}))
             overrides.update(changes)
             st.label_overrides[key] = overrides
-            Converger(st).converge(st.docs)
+            _converge(st, st.docs)
         return self.pod(key)
 
     # --- expectations -------------------------------------------------------------------------
@@ -470,13 +469,11 @@ class Lab:
         """Ingress objects with their rules, backends, the controller's address, and
         problems that keep some of them from being served."""
         from netlab.features import ingress as ingress_mod
-        from netlab.orchestrator import add_cluster_addons
 
         st = self._state()
         plan = st.plan
         assert plan is not None
-        m = build(st.docs)
-        add_cluster_addons(m, plan.cluster)
+        m = manifests(st.docs, plan.cluster, st.label_overrides)
         cfg = ingress_mod.render(plan, m, Path("/"))
         controller = plan.services.get(f"{ingress_mod.NAMESPACE}/{ingress_mod.SERVICE}")
         out = []
@@ -847,6 +844,45 @@ def _find_node(plan: Plan, name: str) -> NodePlan:
         if n.name == name:
             return n
     raise InputError(f"no node {name!r} (nodes: {', '.join(n.name for n in plan.nodes)})")
+
+
+def plan_up(docs: list[RawDoc], files: Sequence[Any] = (), name: str | None = None
+            ) -> tuple[str, DesiredLab]:
+    """What `up` would build from these documents, and the lab's name (`up --dry-run`)."""
+    lab_name = names.check_lab_name(name) if name else _default_name(docs, files)
+    return lab_name, compile_lab(lab_name, docs)
+
+
+def current(st: state.LabState) -> DesiredLab:
+    """What a running lab holds: its stored plan rendered with the documents it was given."""
+    assert st.plan is not None
+    return render(st.plan, manifests(st.docs, st.plan.cluster, st.label_overrides))
+
+
+def _create(st: state.LabState, desired: DesiredLab, docs: list[RawDoc],
+            progress: ProgressFn | None = None) -> ChangeSummary:
+    """Bring a lab up from nothing; on any failure (or Ctrl-C) remove all of it."""
+    port = Kernel(st.lab)
+    try:
+        return Converger(port, st, progress, save=state.save).converge(None, desired, docs)
+    except BaseException:
+        port.close()
+        destroy_lab(st.lab, st.recorded())
+        raise
+    finally:
+        port.close()
+
+
+def _converge(st: state.LabState, docs: list[RawDoc], progress: ProgressFn | None = None
+              ) -> ChangeSummary:
+    """A running lab made what `docs` say (with its `netlab label` changes)."""
+    old = current(st)
+    new = compile_lab(st.lab, docs, previous=st.plan, label_overrides=st.label_overrides)
+    port = Kernel(st.lab)
+    try:
+        return Converger(port, st, progress, save=state.save).converge(old, new, docs)
+    finally:
+        port.close()
 
 
 def down(name: str) -> bool:

@@ -1,2 +1,2 @@
 """One module per feature of the data plane. Each renders its part of a Plan into
-kernel intents; `netlab.orchestrator` only sequences them."""
+kernel intents; `netlab.compile` assembles them and `netlab.converge` applies the difference."""

@@ -9,13 +9,18 @@ changes; so a Service applied to a running lab resolves well within a second.
 from __future__ import annotations
 
 import ipaddress
+import json
+import sys
 from typing import Any
 
+from netlab.intents import File, Process, ReadyWhen
 from netlab.loader import RawDoc
 from netlab.model import Cluster
 from netlab.plan import Plan, PodPlan
 
 DNS_POD, DNS_SERVICE = "coredns", "kube-dns"
+ZONE_FILE = "dns/zone.json"  # in the lab's state directory
+COMMAND = "netlab-dns"  # the placeholder command of the add-on's (and internet's) server
 SCHEMA_VERSION = "1.1.0"  # the DNS specification's version, served as dns-version TXT
 UPSTREAM_NAMES = {  # what the `internet` host's resolver knows
     "example.com": "203.0.113.1", "www.example.com": "203.0.113.1",
@@ -145,3 +150,19 @@ def resolv_conf(cluster: Cluster, pod: PodPlan, upstream: str) -> str:
         lines.append("options " + " ".join(k if v is None else f"{k}:{v}"
                                            for k, v in options.items()))
     return "\n".join(lines) + "\n"
+
+
+def render_files(plan: Plan) -> list[File]:
+    """The zone file; the server reloads it when it changes (within 0.1 s)."""
+    return [File(ZONE_FILE, json.dumps(render_zone(plan), separators=(",", ":")).encode())]
+
+
+def resolve(plan: Plan, lab_dir: str, p: Process) -> tuple[Process, ReadyWhen]:
+    """The server's real command line: netlab.dns_server with the zone (cluster mode) or the
+    static names it was given (the internet's resolver). Ready once it listens on UDP and
+    TCP (two lines in its log)."""
+    extra = p.argv[1:] or ("--zone", f"{lab_dir}/{ZONE_FILE}", *(
+        ("--upstream", plan.internet_ip) if plan.cluster.upstream_dns else ()))
+    argv = (sys.executable, "-m", "netlab.dns_server", *extra)
+    return (Process(p.pod, p.container, p.netns, argv, p.env, False, p.binds, p.workdir),
+            ReadyWhen(p.pod, p.container, f"{p.workdir}/{p.container}.log", 2))

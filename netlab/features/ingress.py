@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netlab.features.services import ServicePlan
+from netlab.intents import Certificate, Directory, File, Process, ReadyWhen, Reload
 from netlab.loader import RawDoc
 from netlab.model import Cluster, Ingress, IngressBackend, Manifests
 from netlab.plan import Plan
 
 NAMESPACE, CONTROLLER, SERVICE = "ingress-nginx", "ingress-nginx-controller", \
     "ingress-nginx-controller"
+DIR = "ingress"  # the controller's files, in the lab's state directory
+COMMAND = "netlab-nginx"  # the controller container's placeholder command
 REWRITE = "nginx.ingress.kubernetes.io/rewrite-target"
 INVALID_PATH = re.compile(r"[\s{};\"'\\]")
 
@@ -269,3 +272,30 @@ def _nginx_conf(d: Path, upstreams: dict[str, list[str]],
                       f"    {_fallback(default_backend)}", "  }"]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def render_files(plan: Plan, m: Manifests, lab_dir: str
+                 ) -> tuple[list[File | Directory | Certificate], list[str]]:
+    """The controller's files: nginx.conf (checked with `nginx -t` and reloaded gracefully
+    when nginx runs), certificates and keys from Secrets, self-signed ones made once, and
+    nginx's temporary directories. Nothing while the lab has no controller."""
+    pod = plan.pods.get(f"{NAMESPACE}/{CONTROLLER}")
+    if pod is None:
+        return [], []
+    cfg = render(plan, m, Path(lab_dir) / DIR)
+    out: list[File | Directory | Certificate] = [
+        Directory(f"{DIR}/tmp/{t}") for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi")]
+    out += [File(f"{DIR}/{name}", data) for name, data in sorted(cfg.files.items())]
+    for base, hosts in {"default": ("netlab-ingress-default",), **cfg.self_signed}.items():
+        out.append(Certificate(f"{DIR}/{base}.crt", f"{DIR}/{base}.key", hosts))
+    out.append(File(f"{DIR}/nginx.conf", cfg.conf.encode(),
+                    Reload(pod.netns, ("nginx", "-t", "-q", "-c", "{}"), f"{DIR}/nginx.pid")))
+    return out, cfg.warnings
+
+
+def resolve(lab_dir: str, p: Process) -> tuple[Process, ReadyWhen]:
+    """nginx in the foreground on the rendered configuration; ready once it has written its
+    pid file, which it does after opening its listening sockets."""
+    argv = ("nginx", "-c", f"{lab_dir}/{DIR}/nginx.conf", "-g", "daemon off;")
+    return (Process(p.pod, p.container, p.netns, argv, p.env, False, p.binds, p.workdir),
+            ReadyWhen(p.pod, p.container, f"{DIR}/nginx.pid", 0))

@@ -32,9 +32,6 @@ def render_hosts(plan: Plan) -> list[Intent]:
     """Two machines outside the cluster on the underlay. `internet` is also the underlay's
     gateway (the nodes' default route) and holds an address of the outside world
     (internetCIDR) with a responder on it; `external` is a client (NodePort, LoadBalancer)."""
-    from netlab.features.dns import UPSTREAM_NAMES
-    from netlab.features.workloads import RESPONDER
-
     fabric = names.fabric_netns(plan.lab)
     prefix = ipaddress.IPv4Network(plan.cluster.underlay_cidr).prefixlen
     out: list[Intent] = []
@@ -60,17 +57,27 @@ def render_hosts(plan: Plan) -> list[Intent]:
         # flannel's host-gw): it can reach pods directly, and ipBlock policies can be tried.
         *(Route(names.host_netns(plan.lab, "external"), n.pod_cidr, "eth0",
                 names.INDEX_HOST_ETH0, gateway=n.underlay_ip) for n in plan.nodes),
-        Process("host/internet", RESPONDER, internet,
-                ("--name", "internet", "--hostname", "internet", *INTERNET_PORTS), builtin=True),
-        # a resolver for the world outside the cluster, which the cluster DNS forwards to
-        Process("host/internet", "dns", internet,
-                ("netlab-dns", "--static", *(f"{n}={ip}" for n, ip in
-                                             sorted(UPSTREAM_NAMES.items())))),
     ]
     return out
 
 
 INTERNET_PORTS = ("tcp:80", "tcp:443", "udp:80")
+
+
+def render_processes(plan: Plan) -> list[Process]:
+    """The internet host's responder, and a resolver for the world outside the cluster,
+    which the cluster DNS forwards to."""
+    from netlab.features.dns import COMMAND, UPSTREAM_NAMES
+    from netlab.features.workloads import RESPONDER
+
+    internet = names.host_netns(plan.lab, "internet")
+    return [
+        Process("host/internet", RESPONDER, internet,
+                ("--name", "internet", "--hostname", "internet", *INTERNET_PORTS), builtin=True),
+        Process("host/internet", "dns", internet,
+                (COMMAND, "--static", *(f"{n}={ip}" for n, ip in
+                                        sorted(UPSTREAM_NAMES.items())))),
+    ]
 
 
 def render_node(plan: Plan, node: NodePlan) -> list[Intent]:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from netlab import names
 from netlab.errors import KernelError
-from netlab.intents import Address, Intent, Link, Netns, Process
+from netlab.intents import Address, Certificate, Intent, Link, Netns, Process, ReadyWhen
 from netlab.kernel import ns, procs, rtnl
+from netlab.kernel.port import Started
 
 Progress = Callable[[int], None]
 
@@ -47,7 +48,8 @@ def raise_fd_limit(want: int = 1 << 16) -> int:
 
 
 class Kernel:
-    """Applies intents for one lab. Not thread-safe; one per operation."""
+    """The Linux side of the kernel port (netlab.kernel.port) for one lab: netlink, nft,
+    processes and the lab's files. Not thread-safe; one per operation."""
 
     MAX_OPEN_SOCKETS = 256
 
@@ -58,7 +60,7 @@ class Kernel:
         ns.ensure_shared_dir(names.NETNS_DIR)
         ns.ensure_state_tmpfs(names.STATE_ROOT)
         (names.lab_dir(lab) / "uts").mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.started: list[tuple[Process, procs.Started]] = []
+        self.root = names.lab_dir(lab)
 
     # --- sockets -----------------------------------------------------------------------
 
@@ -84,11 +86,9 @@ class Kernel:
 
     # --- applying intents ---------------------------------------------------------------
 
-    def apply(self, intents: Sequence[Intent], progress: Progress | None = None,
-              spawn: Callable[[Process], None] | None = None) -> None:
-        """Apply intents in order. Consecutive netlink intents for one namespace go to the
-        kernel as one batch. Processes are started by `spawn` (the orchestrator knows
-        their files); namespaces are created here."""
+    def create(self, intents: Sequence[Intent], progress: Progress | None = None) -> None:
+        """Apply network intents in order. Consecutive netlink intents for one namespace go
+        to the kernel as one batch; namespaces are created one by one."""
         batch: list[Intent] = []
 
         def flush() -> None:
@@ -105,12 +105,7 @@ class Kernel:
                 if progress:
                     progress(1)
             elif isinstance(intent, Process):
-                flush()
-                if spawn is None:
-                    raise KernelError(f"{intent.text()}: no process launcher")
-                spawn(intent)
-                if progress:
-                    progress(1)
+                raise KernelError(f"{intent.text()}: processes are started with spawn()")
             else:
                 if batch and batch[-1].netns != intent.netns:
                     flush()
@@ -227,6 +222,82 @@ class Kernel:
                 sock.close()
             ns.remove_bound(netns_path(name))
             ns.remove_bound(uts_path(self.lab, name))
+
+    # --- the lab's files ------------------------------------------------------------------
+
+    def path(self, rel: str) -> str:
+        return str(self.root / rel)
+
+    def read_file(self, rel: str) -> bytes | None:
+        try:
+            return (self.root / rel).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_file(self, rel: str, data: bytes) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.replace(self.root / src, self.root / dst)
+
+    def remove_tree(self, rel: str) -> None:
+        path = self.root / rel
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def make_directory(self, rel: str) -> None:
+        (self.root / rel).mkdir(parents=True, exist_ok=True)
+
+    def make_certificate(self, cert: Certificate) -> None:
+        if not (self.root / cert.cert).exists():
+            (self.root / cert.cert).parent.mkdir(parents=True, exist_ok=True)
+            procs.self_signed_certificate(self.root / cert.cert, self.root / cert.key,
+                                          cert.hosts)
+
+    # --- processes ------------------------------------------------------------------------
+
+    def spawn(self, p: Process) -> Started:
+        d = self.root / p.workdir
+        d.mkdir(parents=True, exist_ok=True)
+        uts = uts_path(self.lab, p.netns)
+        return procs.spawn(netns_path(p.netns), uts if uts.exists() else None, p.argv,
+                           dict(p.env), p.binds, d / f"{p.container}.log",
+                           d / f"{p.container}.exit")
+
+    def stop(self, processes: Sequence[Started], netns: Sequence[str] = ()) -> None:
+        inodes = {i for i in (ns.inode(netns_path(n)) for n in netns) if i}
+        procs.kill_verified(list(processes), inodes)
+
+    def alive(self, s: Started) -> bool:
+        return procs.alive(s.pid, s.starttime)
+
+    def ready(self, when: ReadyWhen) -> bool:
+        text = (self.read_file(when.log) or b"").decode(errors="replace")
+        if when.lines == 0:
+            return bool(text)
+        return text.count("listening on ") + text.count("cannot listen on ") >= when.lines
+
+    def server_pid(self, netns: str, pidfile: str) -> int | None:
+        try:
+            pid = int((self.read_file(pidfile) or b"").decode().strip())
+        except ValueError:
+            return None
+        inode = ns.inode(netns_path(netns))
+        return pid if inode and pid in procs.pids_in_netns({inode}) else None
+
+    def check_config(self, netns: str, argv: Sequence[str]) -> str | None:
+        r = procs.run_in(netns_path(netns), list(argv))
+        return None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}")
+
+    def reload(self, pid: int) -> None:
+        procs.reload(pid)
 
 
 class NftTrace:

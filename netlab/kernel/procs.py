@@ -9,8 +9,11 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from netlab.kernel.port import Started
+
+__all__ = ["Started"]  # re-exported: callers name it through procs
 
 # Runs inside the pod's network and UTS namespaces, in a mount namespace of its own whose
 # mounts follow the host's (slave), so the pod sees its own /etc/resolv.conf and /etc/hosts
@@ -29,10 +32,6 @@ BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
             "HOME": "/root"}
 
 
-@dataclass(frozen=True)
-class Started:
-    pid: int
-    starttime: int
 
 
 def launcher_argv(netns: Path, uts: Path | None, argv: tuple[str, ...] | list[str],

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from netlab.features.netpol import render_node
 from netlab.loader import as_docs, build, load
@@ -369,3 +371,93 @@ def test_label_selector_semantics(match_labels, exprs, labels, selected):
     (policy,) = policies_for(step, base_plan())
     assert selector_matches(policy.pod_selector, labels) is selected  # the renderer's reading
     assert policy.pod_selector.matches(labels) is selected  # the engine's reading
+
+
+# --- random policies: the two readings agree beyond the public cases ------------------------
+
+POD_KEYS = [f"{ns}/{p}" for ns in "xyz" for p in "abc"]
+NAMED = ["serve-80-tcp", "serve-81-udp", "serve-80-sctp", "serve-81-tcp", "no-such-port"]
+
+
+def _selectors(keys: dict[str, list[str]]) -> st.SearchStrategy[dict]:
+    key = st.sampled_from(sorted(keys))
+    label = key.flatmap(lambda k: st.tuples(st.just(k), st.sampled_from(keys[k])))
+    expr = key.flatmap(lambda k: st.one_of(
+        st.builds(lambda op, vs: {"key": k, "operator": op, "values": vs},
+                  st.sampled_from(["In", "NotIn"]),
+                  st.lists(st.sampled_from(keys[k]), min_size=1, max_size=2, unique=True)),
+        st.builds(lambda op: {"key": k, "operator": op},
+                  st.sampled_from(["Exists", "DoesNotExist"]))))
+    return st.builds(lambda ls, es: {"matchLabels": dict(ls), "matchExpressions": es},
+                     st.lists(label, max_size=2), st.lists(expr, max_size=2))
+
+
+POD_SEL = _selectors({"pod": ["a", "b", "c"], "tier": ["web", "db"]})
+NS_SEL = _selectors({"kubernetes.io/metadata.name": ["x", "y", "z"], "team": ["red", "blue"]})
+
+
+@st.composite
+def _ip_block(draw) -> dict:
+    pod = draw(st.sampled_from(POD_KEYS))
+    prefix = draw(st.sampled_from([8, 16, 23, 24, 32]))
+    block: dict = {"cidr": f"$({pod})/{prefix}"}
+    if prefix < 32 and draw(st.booleans()):
+        block["except"] = [f"$({draw(st.sampled_from(POD_KEYS))})/32"]
+    return block
+
+
+PEER = st.one_of(
+    st.builds(lambda s: {"podSelector": s}, POD_SEL),
+    st.builds(lambda s: {"namespaceSelector": s}, NS_SEL),
+    st.builds(lambda p, n: {"podSelector": p, "namespaceSelector": n}, POD_SEL, NS_SEL),
+    st.builds(lambda b: {"ipBlock": b}, _ip_block()))
+PORT = st.one_of(
+    st.builds(lambda proto: {"protocol": proto}, st.sampled_from(["TCP", "UDP", "SCTP"])),
+    st.builds(lambda proto, n: {"protocol": proto, "port": n},
+              st.sampled_from(["TCP", "UDP", "SCTP"]), st.sampled_from([80, 81, 82])),
+    st.builds(lambda proto, name: {"protocol": proto, "port": name},
+              st.sampled_from(["TCP", "UDP", "SCTP"]), st.sampled_from(NAMED)),
+    st.builds(lambda proto: {"protocol": proto, "port": 79, "endPort": 80},
+              st.sampled_from(["TCP", "UDP"])))
+
+
+def _rules(peers_key: str) -> st.SearchStrategy[list]:
+    return st.lists(st.builds(lambda peers, ports: {peers_key: peers, "ports": ports},
+                              st.lists(PEER, max_size=2), st.lists(PORT, max_size=2)),
+                    max_size=2)
+
+
+POLICY = st.builds(
+    lambda ns, sel, types, ingress, egress: {
+        "metadata": {"name": "p", "namespace": ns},
+        "spec": {"podSelector": sel, "policyTypes": types, "ingress": ingress, "egress": egress}},
+    st.sampled_from("xyz"), POD_SEL,
+    st.lists(st.sampled_from(["Ingress", "Egress"]), min_size=1, max_size=2, unique=True),
+    _rules("from"), _rules("to"))
+
+
+@st.composite
+def _random_step(draw) -> Step:
+    policies = draw(st.lists(POLICY, min_size=1, max_size=3))
+    for i, p in enumerate(policies):
+        p["metadata"]["name"] = f"p{i}"
+    tiers = draw(st.dictionaries(st.sampled_from(POD_KEYS), st.sampled_from(["web", "db"])))
+    teams = draw(st.dictionaries(st.sampled_from("xyz"), st.sampled_from(["red", "blue"])))
+    return Step(policies, {k: {"tier": v} for k, v in tiers.items()},
+                {k: {"team": v} for k, v in teams.items()}, [])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_random_step())
+def test_engine_and_rules_agree_on_random_policies(step: Step):
+    plan = plan_for(step)
+    policies = policies_for(step, plan)
+    by_engine, by_rules = _engine_verdict(plan, policies), _rules_verdict(plan, policies)
+    for a in plan.pods.values():
+        for b in plan.pods.values():
+            if a.key == b.key:
+                continue
+            for port in (80, 81):
+                for proto in ("TCP", "UDP", "SCTP"):
+                    assert by_engine(a, b, proto, port) == by_rules(a, b, proto, port), (
+                        f"{proto}/{port} {a.key} -> {b.key}")

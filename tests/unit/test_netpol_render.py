@@ -8,7 +8,7 @@ from pathlib import Path
 
 from netlab.features.netpol import render_node
 from netlab.loader import load
-from netlab.orchestrator import full_plan
+from netlab.compile import plan_lab as full_plan
 
 HERE = Path(__file__).parent
 LAB = HERE.parent / "integration" / "netpol_lab.yaml"

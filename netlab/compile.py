@@ -1,0 +1,318 @@
+"""The one compile path: manifests, the Cluster and the lab's previous plan in, the desired
+lab out. `up`, `apply`, `delete`, `label`, `up --dry-run`, `graph -f`, every read that needs
+more than the stored plan, and the golden tests all call it, so what a dry run shows is what
+`up` builds.
+
+    docs ──build──▶ Manifests ──add-ons──▶ ──plan──▶ Plan ──render──▶ DesiredLab
+
+Pure: no root, no kernel, no files read or written (paths are computed, not touched).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netlab import names
+from netlab.errors import InputError
+from netlab.features import (
+    dns,
+    ingress,
+    kubeproxy,
+    loadbalancer,
+    netpol,
+    overlay,
+    pod_files,
+    podnet,
+    services,
+    underlay,
+    workloads,
+)
+from netlab.intents import (
+    Announced,
+    Certificate,
+    Directory,
+    File,
+    ForgetUdpFlows,
+    Intent,
+    Link,
+    Netns,
+    NetworkIntent,
+    Process,
+    ReadyWhen,
+    render_text,
+)
+from netlab.loader import RawDoc, build, describe, object_key
+from netlab.model import Cluster, Manifests, NetworkPolicy
+from netlab.nft import Table
+from netlab.plan import Plan, PodPlan, make_plan
+
+# The order in which the kernel is asked for things, declared once. Within a stage, intents
+# keep each feature's order and are grouped by namespace (one netlink batch per namespace).
+STAGES = ("namespaces", "fabric", "machines", "pod-links", "pod-network")
+
+
+@dataclass
+class DesiredLab:
+    """Everything a lab should be, as data: what the converger diffs and the kernel applies."""
+
+    lab: str
+    plan: Plan
+    manifests: Manifests  # with the add-ons (cluster DNS, ingress controller)
+    network: list[NetworkIntent]  # fabric, outside hosts, nodes, overlay: made once, at `up`
+    pods: dict[str, list[NetworkIntent]]  # pod key -> its namespace, veth, address, routes
+    files: dict[str, File | Directory | Certificate]  # lab-relative path -> what is there
+    rules: dict[str, list[Table]]  # node namespace -> its nftables tables
+    announced: dict[str, list[Announced]]  # node namespace -> LoadBalancer addresses it holds
+    processes: dict[str, list[Process]]  # pod key or host/NAME -> its processes, resolved
+    ready: dict[tuple[str, str], ReadyWhen]  # (owner, container) -> when it is ready
+    forget_udp: list[ForgetUdpFlows] = field(default_factory=list)  # vs. the previous plan
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def policies(self) -> list[NetworkPolicy]:
+        return list(self.manifests.network_policies.values())
+
+    def pod_files(self, key: str) -> list[str]:
+        pod = self.plan.pods[key]
+        d = pod_dir(pod)
+        return [p for p in self.files if p.startswith(d + "/")]
+
+    def text(self) -> str:
+        """What `up` builds, as `ip`/`nft`-like lines (`netlab up --dry-run`)."""
+        intents: list[Intent] = [*self.network]
+        for key in sorted(self.pods):
+            intents += self.pods[key]
+        for owner in sorted(self.processes):
+            intents += self.processes[owner]
+        out = [render_text(intents)]
+        for path in sorted(self.files):
+            out.append(f"{self.files[path].text()}\n")
+        for node in self.plan.nodes:
+            for a in self.announced.get(node.netns, []):
+                out.append(f"[node.{node.name}] addr add {a.address.cidr} dev {a.address.dev}"
+                           f" (LoadBalancer; gratuitous ARP on {a.dev})\n")
+            out.append(f"# nft -f - in node {node.name}\n")
+            out.append("".join(t.full() for t in self.rules[node.netns]))
+        return "".join(out)
+
+    def to_json(self) -> dict[str, Any]:
+        """The dry run as data: the plan (pods with node and addresses, Services with their
+        addresses and endpoints), the kernel objects, files, processes, rules, warnings."""
+        return {
+            "lab": self.lab,
+            "plan": self.plan.to_json(),
+            "network": [i.text() for i in self.network],
+            "pods": {k: [i.text() for i in v] for k, v in sorted(self.pods.items())},
+            "files": {p: _file_json(f) for p, f in sorted(self.files.items())},
+            "processes": {k: [{"container": p.container, "netns": p.netns,
+                               "argv": list(p.argv), "env": dict(p.env)} for p in v]
+                          for k, v in sorted(self.processes.items())},
+            "rules": {n.name: "".join(t.full() for t in self.rules[n.netns])
+                      for n in self.plan.nodes},
+            "loadBalancerAddresses": {n.name: [a.address.cidr for a in
+                                               self.announced.get(n.netns, [])]
+                                      for n in self.plan.nodes},
+            "warnings": list(self.warnings),
+        }
+
+
+def _file_json(f: File | Directory | Certificate) -> dict[str, Any]:
+    if isinstance(f, File):
+        try:
+            return {"bytes": len(f.data), "text": f.data.decode()}
+        except UnicodeDecodeError:
+            return {"bytes": len(f.data)}
+    if isinstance(f, Certificate):
+        return {"selfSigned": list(f.hosts)}
+    return {"directory": True}
+
+
+def pod_dir(pod: PodPlan) -> str:
+    """A pod's directory (files, logs), relative to the lab's state directory."""
+    return f"pods/{pod.namespace}.{pod.name}"
+
+
+# --- manifests ------------------------------------------------------------------------------
+
+
+def merge_docs(current: list[RawDoc], incoming: list[RawDoc]) -> list[RawDoc]:
+    """kubectl apply: objects in `incoming` replace those with the same kind/ns/name."""
+    keys = {object_key(d) for d in incoming if d.kind}
+    return [d for d in current if not d.kind or object_key(d) not in keys] + incoming
+
+
+def remove_docs(current: list[RawDoc], doomed: list[RawDoc]) -> tuple[list[RawDoc], list[str]]:
+    """kubectl delete -f: the documents that stay, and the objects that were not there."""
+    keys = {object_key(d) for d in doomed if d.kind}
+    present = {object_key(d) for d in current if d.kind}
+    missing = [describe(k) for k in keys - present if k[0] != "Cluster"]
+    kept = [d for d in current if not d.kind or object_key(d) not in keys or d.kind == "Cluster"]
+    return kept, missing
+
+
+def add_cluster_addons(m: Manifests, cluster: Cluster) -> None:
+    """The cluster DNS add-on, unless the Cluster turns it off or the user brings their own
+    kube-system/kube-dns Service; the ingress controller once an Ingress is for it."""
+    docs = []
+    if cluster.dns and "kube-system/kube-dns" not in m.services:
+        docs += dns.addon_docs(cluster, cluster.nodes[0].name)
+    if ingress.served(m, cluster):
+        docs += ingress.addon_docs(cluster, cluster.nodes[0].name)
+    if not docs:
+        return
+    addons = build(docs)
+    for key, pod in addons.pods.items():
+        m.pods.setdefault(key, pod)
+    for key, svc in addons.services.items():
+        m.services.setdefault(key, svc)
+    for name, ns in addons.namespaces.items():
+        m.namespaces.setdefault(name, ns)
+
+
+def effective_cluster(m: Manifests, previous: Plan | None) -> Cluster:
+    """The Cluster of a running lab is fixed at `up`; a document that changes it is refused."""
+    if previous is None:
+        return m.cluster or Cluster()
+    if m.cluster is not None and m.cluster != previous.cluster:
+        raise InputError("the Cluster of a running lab cannot change (nodes, CIDRs, backend "
+                         f"and MTU are fixed at `up`): run `netlab down {previous.lab}` and "
+                         "`netlab up` again",
+                         file=str(m.cluster.source) if m.cluster.source else None, obj="Cluster")
+    return previous.cluster
+
+
+def manifests(docs: Iterable[RawDoc], cluster: Cluster | None = None,
+              label_overrides: dict[str, dict[str, str | None]] | None = None,
+              built: Manifests | None = None) -> Manifests:
+    """The documents loaded, with `netlab label` changes and the add-ons of `cluster` (by
+    default the documents' own Cluster, else the built-in default)."""
+    m = built or build(docs)
+    m.label_overrides = dict(label_overrides or {})
+    add_cluster_addons(m, cluster or m.cluster or Cluster())
+    return m
+
+
+# --- the whole path --------------------------------------------------------------------------
+
+
+def compile_lab(lab: str, docs: Iterable[RawDoc], previous: Plan | None = None,
+                label_overrides: dict[str, dict[str, str | None]] | None = None,
+                built: Manifests | None = None) -> DesiredLab:
+    """(documents, previous plan) -> the desired lab. With a previous plan, pods that did not
+    change keep their node and addresses and Services their addresses (a running lab)."""
+    docs = list(docs)
+    m = built or build(docs)
+    cluster = effective_cluster(m, previous)
+    m = manifests(docs, cluster, label_overrides, built=m)
+    desired = render(plan_lab(lab, m, cluster, previous), m)
+    if previous is not None:
+        stale = kubeproxy.stale_udp_endpoints(previous, desired.plan)
+        if stale:
+            desired.forget_udp = [ForgetUdpFlows(n.netns, tuple(stale))
+                                  for n in desired.plan.nodes]
+    return desired
+
+
+def plan_lab(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None) -> Plan:
+    """Pods placed and addressed, then Services (addresses, endpoints, responder ports)."""
+    return services.plan_services(m, make_plan(lab, m, cluster, previous), previous)
+
+
+def render(plan: Plan, m: Manifests) -> DesiredLab:
+    """A planned lab -> its desired kernel state (also used on a stored plan: what a running
+    lab holds)."""
+    lab_dir = str(names.lab_dir(plan.lab))
+    network = order(_network(plan))
+    pods = {p.key: order(_pod_network(plan, p)) for p in plan.pods.values()}
+    files: dict[str, File | Directory | Certificate] = {}
+    for pod in plan.pods.values():
+        d = pod_dir(pod)
+        files[f"{d}/hosts"] = File(f"{d}/hosts", pod_files.hosts(plan.cluster, pod).encode())
+        files[f"{d}/resolv.conf"] = File(f"{d}/resolv.conf", dns.resolv_conf(
+            plan.cluster, pod, plan.internet_ip).encode())
+    warnings = list(m.warnings)
+    for f in dns.render_files(plan):
+        files[f.path] = f
+    ingress_files, ingress_warnings = ingress.render_files(plan, m, lab_dir)
+    warnings += ingress_warnings
+    for f in ingress_files:
+        files[f.cert if isinstance(f, Certificate) else f.path] = f
+    policies = list(m.network_policies.values())
+    rules = {n.netns: [*kubeproxy.render_tables(plan, n), netpol.render_node(plan, n, policies)]
+             for n in plan.nodes}
+    announced = {n.netns: [Announced(a, names.NODE_UNDERLAY_IFACE)
+                           for a in loadbalancer.announced(plan, n)] for n in plan.nodes}
+    processes: dict[str, list[Process]] = {}
+    ready: dict[tuple[str, str], ReadyWhen] = {}
+    raw = underlay.render_processes(plan)
+    for pod in plan.pods.values():
+        raw += workloads.render_pod(pod)
+    for p in raw:
+        resolved, when = resolve(plan, lab_dir, p)
+        processes.setdefault(p.pod, []).append(resolved)
+        if when is not None:
+            ready[(p.pod, p.container)] = when
+    return DesiredLab(plan.lab, plan, m, network, pods, files, rules, announced, processes,
+                      ready, warnings=warnings)
+
+
+def _network(plan: Plan) -> list[NetworkIntent]:
+    out: list[Any] = underlay.render_fabric(plan)
+    for node in plan.nodes:
+        out += underlay.render_node(plan, node)
+        out += podnet.render_node_bridge(plan, node)
+        out += overlay.render_node(plan, node)
+    out += underlay.render_hosts(plan)
+    return out
+
+
+def _pod_network(plan: Plan, pod: PodPlan) -> list[NetworkIntent]:
+    return [*podnet.render_pod_netns(pod), *podnet.render_pod_veth(plan, pod),
+            *podnet.render_pod_inside(plan, pod)]
+
+
+def resolve(plan: Plan, lab_dir: str, p: Process) -> tuple[Process, ReadyWhen | None]:
+    """A process as features render it -> exactly what is started: its environment, its
+    pod's /etc files bound over the host's, its log directory, and netlab placeholders
+    (the responder, the DNS server, nginx) replaced by their real command lines."""
+    if p.pod.startswith("host/"):
+        host = p.pod.split("/", 1)[1]
+        workdir, binds, env = f"hosts/{host}", (), {"HOSTNAME": host}
+    else:
+        pod = plan.pods[p.pod]
+        workdir = pod_dir(pod)
+        binds = ((f"{lab_dir}/{workdir}/resolv.conf", "/etc/resolv.conf"),
+                 (f"{lab_dir}/{workdir}/hosts", "/etc/hosts"))
+        env = {"HOSTNAME": pod.hostname}
+    env |= {"NETLAB_LAB": plan.lab, "NETLAB_POD": p.pod, **dict(p.env)}
+    p = Process(p.pod, p.container, p.netns, p.argv, tuple(env.items()), p.builtin, binds,
+                workdir)
+    if p.builtin:
+        return workloads.resolve_responder(p)
+    if p.argv[:1] == (dns.COMMAND,):
+        return dns.resolve(plan, lab_dir, p)
+    if p.argv[:1] == (ingress.COMMAND,):
+        return ingress.resolve(lab_dir, p)
+    return p, None
+
+
+def _stage(intent: NetworkIntent) -> str:
+    """Namespaces first; then the fabric (it makes every machine's eth0), the machines
+    (nodes, outside hosts), the node side of pod veths (it makes each pod's eth0), and what
+    is set inside pods."""
+    if isinstance(intent, Netns):
+        return "namespaces"
+    role = intent.netns[len(names.NETNS_PREFIX):].split(".", 2)[1]
+    if role == "fabric":
+        return "fabric"
+    if role == "node" and isinstance(intent, Link) and intent.peer is not None:
+        return "pod-links"
+    return "machines" if role in ("node", "host") else "pod-network"
+
+
+def order(intents: list[NetworkIntent]) -> list[NetworkIntent]:
+    rank = {s: i for i, s in enumerate(STAGES)}
+    return sorted(intents, key=lambda i: (rank[_stage(i)],
+                                          "" if isinstance(i, Netns) else i.netns))

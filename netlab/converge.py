@@ -1,0 +1,351 @@
+"""Desired lab vs. current lab. `up` converges an empty lab; `apply`, `delete` and `label`
+converge a running one, changing only the difference. The converger owns no feature: it
+diffs two DesiredLabs (netlab.compile) and asks the kernel port for the difference, in
+stages declared here, each step leaving an undo behind. When a step fails, the undos run in
+reverse and the lab is what it was before (an `up` that fails is removed whole by its caller).
+
+Stages, in order:
+  1. network    the fabric, outside hosts and nodes (only when the lab is new)
+  2. pods-out   pods that go or change: processes stopped, veth and namespace removed
+  3. files      pod files, the DNS zone, nginx's configuration (checked, then reloaded)
+  4. pods-in    new pods' namespaces, veths, addresses and routes
+  5. rules      each node's nftables, one transaction per node (only the difference)
+  6. addresses  LoadBalancer addresses moved between nodes (gratuitous ARP), UDP conntrack
+                entries of endpoints that are gone
+  7. processes  containers of new pods and processes whose definition changed
+  8. ready      wait until what was started listens
+Rules load before workloads start: a new pod is isolated before it runs anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from netlab.compile import DesiredLab, order, pod_dir
+from netlab.errors import KernelError
+from netlab.intents import Announced, Certificate, Directory, File, Netns, Process
+from netlab.kernel.port import KernelPort, Started
+from netlab.plan import Plan
+from netlab.state import LabState, ProcessRecord
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+STAGES = ("network", "pods-out", "files", "pods-in", "rules", "addresses", "processes",
+          "ready")
+
+
+@dataclass
+class ChangeSummary:
+    """What a converge did, by pod key (namespace/name)."""
+
+    created: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    relabelled: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Converger:
+    def __init__(self, port: KernelPort, state: LabState, progress: ProgressFn | None = None,
+                 save: Callable[[LabState], None] | None = None,
+                 ready_timeout: float = 10.0) -> None:
+        self.port = port
+        self.state = state
+        self.progress = progress
+        self.save = save or (lambda _s: None)
+        self.ready_timeout = ready_timeout
+        self._undo: list[Callable[[], None]] = []
+
+    def _tick(self, stage: str, total: int) -> Callable[[int], None]:
+        done = 0
+        if self.progress:
+            self.progress(stage, 0, total)
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if self.progress:
+                self.progress(stage, min(done, total), total)
+        return advance
+
+    def converge(self, old: DesiredLab | None, new: DesiredLab, docs: list) -> ChangeSummary:
+        """Make the lab `new` (from `old`, what it is; None: nothing yet). `docs`: what the
+        user applied, recorded with the new plan."""
+        summary = ChangeSummary(warnings=list(new.warnings))
+        before = old.plan.pods if old else {}
+        after = new.plan.pods
+        gone = [k for k, p in before.items()
+                if k not in after or after[k].spec_hash != p.spec_hash]
+        made = [k for k, p in after.items()
+                if k not in before or before[k].spec_hash != p.spec_hash]
+        for k, p in after.items():
+            if k in before and before[k].spec_hash == p.spec_hash:
+                (summary.relabelled if before[k].labels != p.labels
+                 else summary.unchanged).append(k)
+        self._undo = []
+        try:
+            if old is None:
+                self.state.docs, self.state.plan = docs, None
+                self.save(self.state)
+                self._network(new)
+            if old is not None and gone:
+                self._remove_pods(old, gone)
+                self.state.plan = _without(old.plan, gone)  # reality until new pods exist
+                self.save(self.state)
+            summary.warnings += self._files(old, new, gone)
+            self._create_pods(new, made)
+            self._rules(old, new)
+            self._addresses(old, new)
+            started = self._processes(old, new, gone, made)
+        except BaseException:
+            for undo in reversed(self._undo):
+                with contextlib.suppress(Exception):
+                    undo()
+            if old is not None:
+                self.state.plan = old.plan
+                self.save(self.state)
+            raise
+        finally:
+            self._undo = []
+        self._wait_ready(new, started)
+        self.state.docs, self.state.plan, self.state.phase = docs, new.plan, "ready"
+        self.save(self.state)
+        summary.created, summary.deleted = made, gone
+        return summary
+
+    # --- 1. network ------------------------------------------------------------------------
+
+    def _network(self, new: DesiredLab) -> None:
+        made = [i.name for i in new.network if isinstance(i, Netns)]
+        self._undo.append(lambda: self.port.remove_netns(made))
+        self.port.create(new.network, self._tick("nodes", len(new.network)))
+
+    # --- 2. and 4. pods ------------------------------------------------------------------------
+
+    def _remove_pods(self, old: DesiredLab, keys: Sequence[str]) -> None:
+        self._stop_pods(old, keys)
+        self._undo.append(lambda: self._restore_pods(old, keys))
+
+    def _stop_pods(self, lab: DesiredLab, keys: Sequence[str]) -> None:
+        pods = [lab.plan.pods[k] for k in keys]
+        recorded = [r.started for k in keys for r in self.state.processes.get(k, [])]
+        self.port.stop(recorded, [p.netns for p in pods])
+        by_node: dict[str, list[tuple[str, int]]] = {}
+        for p in pods:
+            by_node.setdefault(lab.plan.node(p.node).netns, []).append((p.veth, p.veth_index))
+        for node_netns, links in by_node.items():
+            self.port.delete_links(node_netns, links)
+        self.port.remove_netns([p.netns for p in pods])
+        for p in pods:
+            self.state.processes.pop(p.key, None)
+            self.port.remove_tree(pod_dir(p))
+
+    def _restore_pods(self, old: DesiredLab, keys: Sequence[str]) -> None:
+        """Undo of a removal: the pods as they were, with their files and processes."""
+        self.port.create(order([i for k in keys for i in old.pods[k]]))
+        for k in keys:
+            for path in old.pod_files(k):
+                self._put(old.files[path])
+            for p in old.processes.get(k, []):
+                self._spawn(p)
+
+    def _create_pods(self, new: DesiredLab, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        intents = order([i for k in keys for i in new.pods[k]])  # one batch per namespace
+        self._undo.append(lambda: self._stop_pods(new, keys))
+        self.port.create(intents, self._tick("pods", len(intents)))
+
+    # --- 3. files ----------------------------------------------------------------------------
+
+    def _put(self, f: File | Directory | Certificate) -> None:
+        if isinstance(f, Directory):
+            self.port.make_directory(f.path)
+        elif isinstance(f, Certificate):
+            self.port.make_certificate(f)
+        else:
+            self.port.write_file(f.path, f.data)
+
+    def _files(self, old: DesiredLab | None, new: DesiredLab, gone: Sequence[str]) -> list[str]:
+        """Files that are new or changed are written, files no longer wanted removed. A file
+        a running server reads is checked first and the server reloaded; a file that does
+        not pass the check is not written (the old one stays, with a warning)."""
+        warnings: list[str] = []
+        have = dict(old.files) if old else {}
+        for k in gone:  # removed with their pods
+            for path in old.pod_files(k) if old else []:
+                have.pop(path, None)
+        for path, f in new.files.items():
+            if have.get(path) == f:
+                continue
+            previous = have.get(path)
+            if isinstance(f, File) and f.reload is not None:
+                problem = self._reload(f)
+                if problem:
+                    warnings.append(problem)
+                    continue
+                self._undo.append(lambda f=f, previous=previous: self._reload(previous)
+                                  if isinstance(previous, File) else
+                                  self.port.remove_tree(f.path))
+                continue
+            self._undo.append(lambda f=f, previous=previous: self._restore(
+                f.cert if isinstance(f, Certificate) else f.path, previous))
+            self._put(f)
+        for path in sorted(set(have) - set(new.files)):
+            if isinstance(have[path], File):
+                previous = have[path]
+                self.port.remove_tree(path)
+                self._undo.append(lambda p=previous: self._put(p))
+        return warnings
+
+    def _restore(self, path: str, previous: File | Directory | Certificate | None) -> None:
+        if previous is None:
+            self.port.remove_tree(path)
+        else:
+            self._put(previous)
+
+    def _reload(self, f: File) -> str | None:
+        assert f.reload is not None
+        r = f.reload
+        pid = self.port.server_pid(r.netns, r.pidfile)
+        if pid is None:  # not running (yet): it reads the file when it starts
+            self.port.write_file(f.path, f.data)
+            return None
+        staged = f"{f.path}.new"
+        self.port.write_file(staged, f.data)
+        problem = self.port.check_config(
+            r.netns, [self.port.path(staged) if a == "{}" else a for a in r.check])
+        if problem:
+            return (f"the new {f.path.rsplit('/', 1)[-1]} does not pass its check, the old "
+                    f"one stays: {problem}")
+        self.port.rename(staged, f.path)
+        self.port.reload(pid)
+        return None
+
+    # --- 5. rules ----------------------------------------------------------------------------
+
+    def _rules(self, old: DesiredLab | None, new: DesiredLab) -> None:
+        """Each node's tables in one transaction per node, only the difference when the lab
+        runs; all nodes at once. A node whose tables are out of step with the kernel (the
+        difference does not load) gets them whole."""
+        port = self.port
+
+        def load(netns: str) -> None:
+            tables = new.rules[netns]
+            full = "".join(t.full() for t in tables)
+            if old is None:
+                port.nft(netns, full)
+                return
+            script = "".join(t.diff(o) for t, o in zip(tables, old.rules[netns], strict=True))
+            if not script:
+                return
+            try:
+                port.nft(netns, script)
+            except KernelError:
+                port.nft(netns, full)
+
+        nodes = [n.netns for n in new.plan.nodes]
+        for netns in nodes:  # undo: the old tables back whole (or none, on a new lab)
+            self._undo.append(lambda netns=netns: port.nft(netns, _replace(old, new, netns)))
+        with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
+            list(pool.map(load, nodes))
+
+    # --- 6. addresses --------------------------------------------------------------------------
+
+    def _addresses(self, old: DesiredLab | None, new: DesiredLab) -> None:
+        for node in new.plan.nodes:
+            want = {a.address: a for a in new.announced.get(node.netns, [])}
+            had = {a.address: a for a in old.announced.get(node.netns, [])} if old else {}
+            going = sorted(set(had) - set(want), key=str)
+            coming = sorted(set(want) - set(had), key=str)
+            if going:
+                self.port.delete_addresses(node.netns, going)
+                self._undo.append(lambda n=node.netns, g=going: self.port.create(g))
+            if coming:
+                self._undo.append(lambda n=node.netns, c=coming:
+                                  self.port.delete_addresses(n, c))
+                self.port.create(coming)
+                _announce(self.port, node.netns, [want[a] for a in coming])
+        for flows in new.forget_udp:  # once no rule sends anything there
+            self.port.forget_udp_flows(flows.netns, flows.replies_from)
+
+    # --- 7. processes --------------------------------------------------------------------------
+
+    def _spawn(self, p: Process) -> Started:
+        started = self.port.spawn(p)
+        self.state.processes.setdefault(p.pod, []).append(
+            ProcessRecord(p.container, started.pid, started.starttime))
+        return started
+
+    def _processes(self, old: DesiredLab | None, new: DesiredLab, gone: Sequence[str],
+                   made: Sequence[str]) -> list[tuple[str, str]]:
+        """Start what is new, restart what changed (a Service now targets other ports of a
+        pod: its responder), stop what is no longer wanted. Returns (owner, container) of
+        what was started."""
+        started: list[tuple[str, str]] = []
+        recreated = set(gone) | set(made)
+        owners = sorted(set(new.processes) | set(old.processes if old else ()))
+        for owner in owners:
+            want = {p.container: p for p in new.processes.get(owner, [])}
+            had = {} if (old is None or owner in recreated) else {
+                p.container: p for p in old.processes.get(owner, [])}
+            for name in sorted(set(had) | set(want)):
+                if had.get(name) == want.get(name):
+                    continue
+                if name in had:
+                    self._stop_process(owner, name)
+                    self._undo.append(lambda p=had[name]: self._spawn(p))
+                if name in want:
+                    self._undo.append(lambda o=owner, n=name: self._stop_process(o, n))
+                    self._spawn(want[name])
+                    started.append((owner, name))
+        return started
+
+    def _stop_process(self, owner: str, container: str) -> None:
+        records = self.state.processes.get(owner, [])
+        doomed = [r for r in records if r.container == container]
+        self.port.stop([r.started for r in doomed])
+        self.state.processes[owner] = [r for r in records if r not in doomed]
+
+    # --- 8. ready ------------------------------------------------------------------------------
+
+    def _wait_ready(self, new: DesiredLab, started: list[tuple[str, str]]) -> None:
+        """Return when every server just started listens on all its ports, like a pod
+        turning Ready: a probe right after `up` or `apply` meets a server. One that died is
+        not waited for."""
+        pending = {k: new.ready[k] for k in started if k in new.ready}
+        records = {(k, r.container): r.started for k, _ in pending
+                   for r in self.state.processes.get(k, [])}
+        deadline = time.monotonic() + self.ready_timeout
+        while pending and time.monotonic() < deadline:
+            for key, when in list(pending.items()):
+                rec = records.get(key)
+                if self.port.ready(when) or (rec and not self.port.alive(rec)):
+                    del pending[key]
+            if pending:
+                time.sleep(0.01)
+
+
+def _replace(old: DesiredLab | None, new: DesiredLab, netns: str) -> str:
+    """A transaction putting a node's tables back as `old` had them (removing them if the
+    lab is new)."""
+    if old is None:
+        return "".join(f"add table {t.ref}\ndelete table {t.ref}\n" for t in new.rules[netns])
+    return "".join(t.full() for t in old.rules[netns])
+
+
+def _announce(port: KernelPort, netns: str, taken: list[Announced]) -> None:
+    by_dev: dict[str, list[str]] = {}
+    for a in taken:
+        by_dev.setdefault(a.dev, []).append(a.address.cidr.split("/")[0])
+    for dev, ips in by_dev.items():
+        port.announce(netns, dev, ips)
+
+
+def _without(plan: Plan, gone: Sequence[str]) -> Plan:
+    kept = {k: p for k, p in plan.pods.items() if k not in set(gone)}
+    return Plan(plan.lab, plan.cluster, plan.nodes, kept, plan.underlay_gateway,
+                plan.namespaces, plan.services, plan.external_ip, plan.internet_ip)
