@@ -39,8 +39,7 @@ def get(args: Annotated[list[str] | None, typer.Argument(
     """Show pods, services, endpoints, ingresses, nodes or namespaces, like kubectl get.
 
     Examples: netlab get pods -o wide;  netlab get po,svc -A;  netlab get pod/pod-a -o yaml;
-    netlab get pods -l app=web -o name;  netlab get nodes -o jsonpath='{.items[*].status.
-    addresses[?(@.type=="InternalIP")].address}'
+    netlab get pods -l app=web -o name;  netlab get pods -o jsonpath='{.items[*].status.podIP}'
     """
     wanted = parse_args(args or [])
     fmt = parse_output(output)
