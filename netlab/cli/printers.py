@@ -47,7 +47,7 @@ def output_help(allowed: Sequence[str]) -> str:
 
 def parse_output(value: str | None, allowed: Sequence[str] = ALL) -> OutputFormat:
     """`-o VALUE` checked against what the command can print (exit 2 otherwise)."""
-    value = (value or "table").strip()
+    value = (value or "table").strip().removeprefix("=")  # kubectl's -o=json, too
     kind, eq, template = value.partition("=")
     kind = kind.lower()
     if kind == "jsonpath" and "jsonpath" in allowed:

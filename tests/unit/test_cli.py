@@ -189,6 +189,8 @@ def test_get_json_is_a_list_or_the_named_object(get):
     pod = json.loads(get("pod", "web-1", "-o", "json")[1])
     assert pod["kind"] == "Pod" and pod["status"]["podIP"] == "10.244.0.2"
     assert json.loads(get("pod/web-1", "-o", "json")[1]) == pod
+    assert json.loads(get("pod/web-1", "-o=json")[1]) == pod  # kubectl's spellings
+    assert json.loads(get("pod/web-1", "-ojson")[1]) == pod
     two = json.loads(get("pod", "web-1", "web-2", "-o", "json")[1])
     assert two["kind"] == "List" and len(two["items"]) == 2
     ep = json.loads(get("ep", "web", "-o", "json")[1])
