@@ -215,6 +215,13 @@ def compile_lab(lab: str, docs: Iterable[RawDoc], previous: Plan | None = None,
     return desired
 
 
+def current(plan: Plan, docs: Iterable[RawDoc],
+            label_overrides: dict[str, dict[str, str | None]] | None = None) -> DesiredLab:
+    """What a running lab holds: its stored plan rendered with the documents it was given
+    (no planning: addresses and placements are the stored ones)."""
+    return render(plan, manifests(docs, plan.cluster, label_overrides))
+
+
 def plan_lab(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None) -> Plan:
     """Pods placed and addressed, then Services (addresses, endpoints, responder ports)."""
     return services.plan_services(m, make_plan(lab, m, cluster, previous), previous)

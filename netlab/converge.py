@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from netlab.compile import DesiredLab, order, pod_dir
+from netlab.compile import DesiredLab, compile_lab, current, order, pod_dir
 from netlab.errors import KernelError
 from netlab.intents import Announced, Certificate, Directory, File, Netns, Process
 from netlab.kernel.port import KernelPort, Started
@@ -126,8 +126,11 @@ class Converger:
     # --- 2. and 4. pods ------------------------------------------------------------------------
 
     def _remove_pods(self, old: DesiredLab, keys: Sequence[str]) -> None:
+        def undo() -> None:  # also after a removal that stopped half-way
+            self._stop_pods(old, keys)
+            self._restore_pods(old, keys)
+        self._undo.append(undo)
         self._stop_pods(old, keys)
-        self._undo.append(lambda: self._restore_pods(old, keys))
 
     def _stop_pods(self, lab: DesiredLab, keys: Sequence[str]) -> None:
         pods = [lab.plan.pods[k] for k in keys]
@@ -183,16 +186,14 @@ class Converger:
                 continue
             previous = have.get(path)
             if isinstance(f, File) and f.reload is not None:
-                problem = self._reload(f)
-                if problem:
-                    warnings.append(problem)
-                    continue
                 self._undo.append(lambda f=f, previous=previous: self._reload(previous)
                                   if isinstance(previous, File) else
                                   self.port.remove_tree(f.path))
+                problem = self._reload(f)
+                if problem:
+                    warnings.append(problem)
                 continue
-            self._undo.append(lambda f=f, previous=previous: self._restore(
-                f.cert if isinstance(f, Certificate) else f.path, previous))
+            self._undo.append(lambda f=f, previous=previous: self._restore(f, previous))
             self._put(f)
         for path in sorted(set(have) - set(new.files)):
             if isinstance(have[path], File):
@@ -201,11 +202,15 @@ class Converger:
                 self._undo.append(lambda p=previous: self._put(p))
         return warnings
 
-    def _restore(self, path: str, previous: File | Directory | Certificate | None) -> None:
-        if previous is None:
-            self.port.remove_tree(path)
-        else:
+    def _restore(self, f: File | Directory | Certificate,
+                 previous: File | Directory | Certificate | None) -> None:
+        if previous is not None:
             self._put(previous)
+        elif isinstance(f, Certificate):
+            self.port.remove_tree(f.cert)
+            self.port.remove_tree(f.key)
+        else:
+            self.port.remove_tree(f.path)
 
     def _reload(self, f: File) -> str | None:
         assert f.reload is not None
@@ -216,12 +221,15 @@ class Converger:
             return None
         staged = f"{f.path}.new"
         self.port.write_file(staged, f.data)
-        problem = self.port.check_config(
-            r.netns, [self.port.path(staged) if a == "{}" else a for a in r.check])
-        if problem:
-            return (f"the new {f.path.rsplit('/', 1)[-1]} does not pass its check, the old "
-                    f"one stays: {problem}")
-        self.port.rename(staged, f.path)
+        try:
+            problem = self.port.check_config(
+                r.netns, [self.port.path(staged) if a == "{}" else a for a in r.check])
+            if problem:
+                return (f"the new {f.path.rsplit('/', 1)[-1]} does not pass its check, the "
+                        f"old one stays: {problem}")
+            self.port.rename(staged, f.path)
+        finally:
+            self.port.remove_tree(staged)  # after a rename, nothing is left to remove
         self.port.reload(pid)
         return None
 
@@ -327,6 +335,15 @@ class Converger:
                     del pending[key]
             if pending:
                 time.sleep(0.01)
+
+
+def converge_docs(port: KernelPort, st: LabState, docs: list, progress: ProgressFn | None = None,
+                  save: Callable[[LabState], None] | None = None) -> ChangeSummary:
+    """A running lab made what `docs` say (with its `netlab label` changes)."""
+    assert st.plan is not None
+    old = current(st.plan, st.docs, st.label_overrides)
+    new = compile_lab(st.lab, docs, previous=st.plan, label_overrides=st.label_overrides)
+    return Converger(port, st, progress, save).converge(old, new, docs)
 
 
 def _replace(old: DesiredLab | None, new: DesiredLab, netns: str) -> str:

@@ -32,9 +32,8 @@ from netlab.compile import (
     manifests,
     merge_docs,
     remove_docs,
-    render,
 )
-from netlab.converge import ChangeSummary, Converger, ProgressFn
+from netlab.converge import ChangeSummary, Converger, ProgressFn, converge_docs
 from netlab.dns_client import DnsAnswer
 from netlab.errors import (
     InputError,
@@ -853,12 +852,6 @@ def plan_up(docs: list[RawDoc], files: Sequence[Any] = (), name: str | None = No
     return lab_name, compile_lab(lab_name, docs)
 
 
-def current(st: state.LabState) -> DesiredLab:
-    """What a running lab holds: its stored plan rendered with the documents it was given."""
-    assert st.plan is not None
-    return render(st.plan, manifests(st.docs, st.plan.cluster, st.label_overrides))
-
-
 def _create(st: state.LabState, desired: DesiredLab, docs: list[RawDoc],
             progress: ProgressFn | None = None) -> ChangeSummary:
     """Bring a lab up from nothing; on any failure (or Ctrl-C) remove all of it."""
@@ -876,11 +869,9 @@ def _create(st: state.LabState, desired: DesiredLab, docs: list[RawDoc],
 def _converge(st: state.LabState, docs: list[RawDoc], progress: ProgressFn | None = None
               ) -> ChangeSummary:
     """A running lab made what `docs` say (with its `netlab label` changes)."""
-    old = current(st)
-    new = compile_lab(st.lab, docs, previous=st.plan, label_overrides=st.label_overrides)
     port = Kernel(st.lab)
     try:
-        return Converger(port, st, progress, save=state.save).converge(old, new, docs)
+        return converge_docs(port, st, docs, progress, save=state.save)
     finally:
         port.close()
 

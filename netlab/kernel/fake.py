@@ -88,6 +88,7 @@ class FakeKernel:
             if i.name in self.netns:
                 raise KernelError(f"{i.text()}: exists")
             self.netns[i.name] = _Netns(i.hostname)
+            self.netns[i.name].links[1] = Link(i.name, "lo", 1, "loopback", up=False)
             return
         ns = self._ns(i.netns, i.text())
         if isinstance(i, Link):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from netlab.compile import plan_lab as full_plan
 from netlab.features.netpol import render_node
 from netlab.loader import load
-from netlab.compile import plan_lab as full_plan
 
 HERE = Path(__file__).parent
 LAB = HERE.parent / "integration" / "netpol_lab.yaml"

@@ -6,11 +6,10 @@ Regenerate after an intended change with: NETLAB_UPDATE_GOLDEN=1 pytest tests/un
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
-
-import sys
 
 from netlab.compile import compile_lab
 from netlab.features.workloads import RESPONDER_SCRIPT

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from netlab.compile import plan_lab as full_plan
 from netlab.errors import InputError
 from netlab.features.kubeproxy import render_tables, stale_udp_endpoints
 from netlab.loader import build, load, read_text
 from netlab.model import Cluster
-from netlab.compile import plan_lab as full_plan
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden"
