@@ -22,6 +22,7 @@ from netlab.features import kubeproxy, netpol
 from netlab.loader import build, read_text
 from netlab.model import Cluster
 from netlab.nft import FakeNft, NftError, Table, canonical
+from netlab.nft.table import references
 
 HERE = Path(__file__).parent
 
@@ -38,15 +39,31 @@ addresses = st.integers(1, 6).map(lambda n: f"10.0.0.{n}")
 
 
 @st.composite
-def tables(draw: st.DrawFn) -> Table:
+def tables(draw: st.DrawFn, like: Table | None = None) -> Table:
+    """A table; given `like`, one that often keeps its rules and elements (small changes)."""
     t = Table("ip", "fake")
     chains = [c for c in CHAINS if draw(st.booleans())]
     sets = {s: draw(st.sampled_from(SET_SPECS)) for s in ("s0", "s1", "s2") if draw(st.booleans())}
     # a base chain or map that changes makes diff() load in full: keep them mostly stable
     maps = {m: draw(st.sampled_from(MAP_SPECS[:1] * 9 + MAP_SPECS[1:]))
             for m in ("m0", "m1") if draw(st.integers(0, 9)) < (9 if m == "m0" else 1)}
+    base = draw(st.sampled_from(BASE_SPECS[:1] * 9 + BASE_SPECS[1:]))
+    if like is not None and draw(st.integers(0, 4)):  # mostly the same skeleton
+        maps, base = {m: spec for m, (spec, _) in like.maps.items()}, like.base_chains["input"]
+
+    def kept(kind: str, name: str) -> bool:
+        return like is not None and name in getattr(like, kind) and draw(st.booleans())
+
+    def same_refs(rules: list[str]) -> bool:
+        assert like is not None
+        refs = [references(r) for r in rules]
+        return (all(c in chains for cs, _ in refs for c in cs) and
+                all(n in sets or maps.get(n) == like.maps.get(n, ("",))[0]
+                    for _, ns in refs for n in ns))
+
     for name, spec in sets.items():
-        t.sets[name] = (spec, draw(st.lists(addresses, max_size=4)))
+        t.sets[name] = (spec, like.sets[name][1] if kept("sets", name) else
+                        draw(st.lists(addresses, max_size=4)))
 
     def verdicts(after: list[str]) -> st.SearchStrategy[str]:
         jumps = [f"{v} {c}" for c in after for v in ("jump", "goto")]
@@ -68,14 +85,25 @@ def tables(draw: st.DrawFn) -> Table:
                         if spec.startswith("type inet_service")]
         return st.one_of(choices)
 
-    t.chain("input", draw(st.lists(rules(chains, True), max_size=4)),
-            draw(st.sampled_from(BASE_SPECS[:1] * 9 + BASE_SPECS[1:])))
-    for i, c in enumerate(chains):
-        t.chain(c, draw(st.lists(rules(chains[i + 1:], False), max_size=3)))
+    for i, c in enumerate(["input", *chains]):
+        if kept("chains", c) and same_refs(like.chains[c]):  # type: ignore[union-attr]
+            t.chain(c, like.chains[c])  # type: ignore[union-attr]
+        else:
+            t.chain(c, draw(st.lists(rules(chains[i:], c == "input"), max_size=3)))
+    t.base_chains["input"] = base
     for name, spec in maps.items():
         keys = addresses if spec.startswith("type ipv4_addr") else st.integers(1, 6).map(str)
-        t.maps[name] = (spec, draw(st.dictionaries(keys, verdicts(chains), max_size=4)))
+        old = like.maps.get(name) if like else None
+        if old and old[0] == spec and same_refs(list(old[1].values())) and draw(st.booleans()):
+            elements = dict(old[1])
+            elements.update(draw(st.dictionaries(keys, verdicts(chains), max_size=1)))
+        else:
+            elements = draw(st.dictionaries(keys, verdicts(chains), max_size=4))
+        t.maps[name] = (spec, elements)
     return t
+
+
+pairs = tables().flatmap(lambda old: st.tuples(st.just(old), st.one_of(tables(), tables(old))))
 
 
 def loaded(*transactions: str) -> FakeNft:
@@ -94,9 +122,9 @@ def check_diff(old: Table, new: Table) -> None:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tables(), tables())
-def test_diff_reaches_the_full_state(old: Table, new: Table):
-    check_diff(old, new)
+@given(pairs)
+def test_diff_reaches_the_full_state(pair: tuple[Table, Table]):
+    check_diff(*pair)
 
 
 @settings(max_examples=50, deadline=None)
@@ -322,8 +350,9 @@ def test_fake_follows_the_kernel_on_random_diffs(netns: str):
     kernel = Kernel(netns)
 
     @settings(max_examples=40, deadline=None, database=None)
-    @given(tables(), tables())
-    def run(old: Table, new: Table) -> None:
+    @given(pairs)
+    def run(pair: tuple[Table, Table]) -> None:
+        old, new = pair
         fake = FakeNft()
         assert both(kernel, fake, old.full())
         assert both(kernel, fake, new.diff(old))
