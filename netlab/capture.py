@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netlab.kernel import ns
+from netlab.kernel.sockets import inside
 
 SO_ATTACH_FILTER = 26
 SO_TIMESTAMPNS = 35
@@ -86,14 +86,14 @@ class Capture:
         for p in self.points:
             by_netns.setdefault(p.netns, []).append(p)
         for netns, points in by_netns.items():
-            with ns.entered(str(netns)):
+            with inside(netns) as open_socket:
                 for p in points:
                     # Created with protocol 0 and then bound, a packet socket is hooked in
                     # once; created with ETH_P_ALL it sees every interface without a bind.
                     # (A bind that re-hooks waits for an RCU grace period, ~10 ms.)
                     every = p.iface == "*"
-                    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
-                                      socket.htons(ETH_P_ALL) if every else 0)
+                    s = open_socket(socket.AF_PACKET, socket.SOCK_RAW,
+                                    socket.htons(ETH_P_ALL) if every else 0)
                     try:
                         if not every:
                             s.bind((p.iface, ETH_P_ALL))
@@ -162,6 +162,13 @@ class Capture:
             list(pool.map(lambda sock: sock.close(), self._socks))
         self.captured.sort(key=lambda c: c.time)
         self.packets = [(c.label, c.packet) for c in self.captured]
+
+    @staticmethod
+    def write_pcap(path: Path, captured: list[Captured]) -> None:
+        """These packets, in one pcap file readable by tcpdump and Wireshark."""
+        from scapy.utils import wrpcap
+
+        wrpcap(str(path), [c.packet for c in captured])
 
     def write_pcaps(self, directory: Path, keep=lambda c: True) -> list[Path]:
         """One pcap per capture point that saw something (kept), readable by tcpdump."""

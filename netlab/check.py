@@ -6,10 +6,36 @@ never see a policy."""
 
 from __future__ import annotations
 
+import socket
+import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from netlab.policy.engine import Decision
+from netlab import targets
+from netlab.kernel import NftTrace
+from netlab.model import NetworkPolicy
+from netlab.plan import Plan
+from netlab.policy.engine import engine_for
+from netlab.probe import ProbeResult
+
+
+class Prober(Protocol):
+    """What check and explain need of a lab (netlab.lab.Lab)."""
+
+    @property
+    def plan(self) -> Plan: ...
+
+    def policies(self) -> list[NetworkPolicy]: ...
+
+    def probe(self, src: str, dst: str, port: int | None = None,
+              protocol: str | None = None, timeout: float = 2.0) -> ProbeResult: ...
+
+    def probe_many(self, probes: Sequence[tuple], timeout: float = 2.0
+                   ) -> list[ProbeResult]: ...
+
+    def destination(self, src: str, dst: str, port: int | None, protocol: str | None
+                    ) -> tuple[str, int, str]: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +62,6 @@ class CheckProbe:
 class CheckReport:
     probes: list[CheckProbe] = field(default_factory=list)
     seconds: float = 0.0
-    decisions: dict[tuple[str, str, int, str], Decision] = field(default_factory=dict)
 
     @property
     def mismatches(self) -> list[CheckProbe]:
@@ -66,3 +91,132 @@ def observed(result: str) -> str:
     a pod that does not listen would count as denied: the responder listens on every port
     `check` probes, so a refusal here comes from the network.)"""
     return "allowed" if result == "connected" else "denied"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    src: str
+    dst: str
+    port: int | None
+    protocol: str
+    decisions: list[Any]  # policy.engine.Decision, one per destination (endpoint)
+    reasoning: list[str]
+    probe: ProbeResult
+    kernel_verdicts: list[str] = field(default_factory=list)  # from nft monitor trace
+
+    @property
+    def expected(self) -> str:
+        """allowed, denied, or depends (a Service whose endpoints differ)."""
+        verdicts = {d.allowed for d in self.decisions}
+        if verdicts == {True}:
+            return "allowed"
+        return "denied" if verdicts in ({False}, set()) else "depends"
+
+    @property
+    def agrees(self) -> bool:
+        return self.expected == "depends" or (
+            (self.expected == "allowed") == (self.probe.result == "connected"))
+
+
+def run(lab: Prober, timeout: float = 1.0, external: bool | None = None) -> CheckReport:
+    """Probe every ordered pair of pods on every port and protocol the destination
+    declares (and from `external` when a policy has an ipBlock, or when asked) and
+    compare each result with the engine's decision."""
+    t0 = time.monotonic()
+    plan, policies = lab.plan, lab.policies()
+    engine = engine_for(plan, policies)
+    if external is None:
+        external = any(peer.ip_block for p in policies for r in p.ingress for peer in r.peers)
+    pods = sorted(plan.pods.values(), key=lambda p: p.key)
+    sources: list[tuple[str, str]] = [(p.key, p.ip) for p in pods]
+    if external:
+        sources.append(("external", plan.external_ip))
+    sctp = sctp_available()
+    jobs = []
+    for src_name, src_ip in sources:
+        for dst in pods:
+            if dst.key == src_name:
+                continue  # a pod's traffic to itself never meets the network
+            for proto, port in dst.container_ports:
+                if proto == "SCTP" and not sctp:
+                    continue
+                jobs.append((src_name, src_ip, dst, port, proto))
+    asks = [(s, d.key, port, proto.lower()) for s, _, d, port, proto in jobs]
+    decisions = [engine.decide(engine.pods.get(s, ip), engine.pods[d.key], port, proto)
+                 for s, ip, d, port, proto in jobs]
+    results = lab.probe_many(asks, timeout)
+    # A result that contradicts the engine is asked again, with more patience, before it
+    # counts: a loaded machine can delay an answer past the timeout.
+    again = [n for n, (r, d) in enumerate(zip(results, decisions, strict=True))
+             if (observed(r.result) == "allowed") != d.allowed]
+    if again:
+        retried = lab.probe_many([asks[n] for n in again], timeout * 3)
+        for n, r in zip(again, retried, strict=True):
+            results[n] = r
+    probes = [CheckProbe(src_name, dst.key, port, proto,
+                         "allowed" if d.allowed else "denied", observed(r.result), r.result,
+                         r.answered_by, r.detail)
+              for (src_name, _, dst, port, proto), d, r in zip(jobs, decisions, results,
+                                                               strict=True)]
+    return CheckReport(probes, time.monotonic() - t0)
+
+
+def explain(lab: Prober, src: str, dst: str, port: int | None = None, protocol: str = "tcp"
+            ) -> Explanation:
+    """The engine's reasoning for one connection, next to a real probe of it. For a
+    Service, policy applies after DNAT: each endpoint (pod, target port) is reasoned
+    about, since the kernel picks one of them."""
+    plan = lab.plan
+    engine = engine_for(plan, lab.policies())
+    s, d = targets.parse(src, plan), targets.parse(dst, plan)
+    src_end = targets.host_address(plan, s.name) if s.kind == "host" \
+        else engine.pods[targets.pod(plan, s.name).key]
+    address, port_, proto = lab.destination(src, dst, port, protocol)
+    ends: list[tuple[str, Any, int | None]] = []
+    if d.kind == "service":
+        sp = next(p for p in targets.service(plan, d.name).ports if p.port == port_)
+        ends = [(f"{ep.pod} port {ep.port}", engine.pods[ep.pod], ep.port)
+                for ep in sp.endpoints]
+    else:
+        ends = [(dst, engine.resolve(address), port_)]
+    reasoning: list[str] = []
+    decisions = []
+    for label, end, p in ends:
+        decision = engine.decide(src_end, end, p, proto.upper())
+        decisions.append(decision)
+        if len(ends) > 1 or d.kind == "service":
+            reasoning.append(f"to endpoint {label}:")
+        reasoning += decision.explain(src, label.split(" ")[0], p, proto)
+    if not ends:
+        reasoning.append(f"{dst} has no endpoints: the kernel rejects the connection")
+    # the probe again, with the kernel tracing it on every node (nft monitor trace)
+    src_ip = src_end if isinstance(src_end, str) else src_end.ip
+    with NftTrace({n.netns: f"ip saddr {src_ip}" for n in plan.nodes}) as trace:
+        r = lab.probe(src, dst, port, protocol)
+    return Explanation(src, dst, port_, proto, decisions, reasoning, r,
+                       policy_verdicts(trace.lines, plan))
+
+
+def policy_verdicts(lines: list[tuple[str, str]], plan: Plan) -> list[str]:
+    """The verdicts netlab-policy and kube-proxy rules gave the traced packets, per node:
+    `node-1: ip netlab-policy ingress-x/a rule drop ... (verdict drop)`."""
+    node_of = {n.netns: n.name for n in plan.nodes}
+    out = []
+    for netns, line in lines:
+        if " rule " not in line or "(verdict" not in line:
+            continue
+        if "netlab-policy" not in line and "dnat" not in line:
+            continue
+        text = line.split(" ", 3)[3]  # drop "trace id XXXX": one line per distinct verdict
+        entry = f"{node_of.get(netns, netns)}: {text}"
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
+def sctp_available() -> bool:
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+        return True
+    except OSError:
+        return False

@@ -14,7 +14,7 @@ from typing import Any
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from netlab.kernel import ns
+from netlab.kernel.sockets import inside
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,8 @@ def _records(rrs) -> tuple[DnsRecord, ...]:
 
 
 def _exchange(netns: Path, server: str, query: bytes, timeout: float, tcp: bool) -> bytes:
-    with ns.entered(str(netns)):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+    with inside(netns) as open_socket:
+        s = open_socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     s.settimeout(timeout)
     try:
         s.connect((server, 53))

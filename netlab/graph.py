@@ -5,10 +5,10 @@ plan; Graphviz (`dot`) draws it."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterable
 
 from netlab.errors import KernelError
+from netlab.kernel import commands
 from netlab.model import NetworkPolicy
 from netlab.plan import Plan
 from netlab.policy.engine import engine_for
@@ -111,12 +111,10 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
 
 
 def draw(dot: str, fmt: str) -> bytes:
-    try:
-        r = subprocess.run(["dot", f"-T{fmt}"], input=dot.encode(), capture_output=True,
-                           check=False, timeout=60)
-    except FileNotFoundError as e:
+    r = commands.run(["dot", f"-T{fmt}"], input=dot.encode())
+    if r.returncode == 127:
         raise KernelError("Graphviz is not installed (the `dot` command): run "
-                          "scripts/setup.sh, or use -o dot") from e
+                          "scripts/setup.sh, or use -o dot")
     if r.returncode != 0:
         raise KernelError(f"dot failed: {r.stderr.decode(errors='replace').strip()}")
     return r.stdout

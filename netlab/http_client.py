@@ -7,14 +7,14 @@ import http.client
 import json
 import socket
 import ssl
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from netlab.kernel import ns
+from netlab.kernel import commands
+from netlab.kernel.sockets import inside
 
 
 @dataclass
@@ -42,8 +42,8 @@ class HttpResult:
 
 def _names_in(der: bytes) -> list[str]:
     """subjectAltName DNS names of a certificate (openssl reads it; stdlib cannot)."""
-    r = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-ext",
-                        "subjectAltName"], input=der, capture_output=True, check=False)
+    r = commands.run(["openssl", "x509", "-inform", "DER", "-noout", "-ext", "subjectAltName"],
+                     input=der)
     text = r.stdout.decode(errors="replace")
     return [part.strip()[4:] for part in text.replace("\n", ",").split(",")
             if part.strip().startswith("DNS:")]
@@ -57,8 +57,8 @@ def request(netns: Path, url: str, address: str, method: str = "GET",
     port = u.port or (443 if https else 80)
     host = u.hostname or address
     result = HttpResult(url, address, None)
-    with ns.entered(str(netns)):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with inside(netns) as open_socket:
+        sock = open_socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect((address, port))

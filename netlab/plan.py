@@ -11,7 +11,6 @@ import hashlib
 import ipaddress
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
 
 from netlab import names
 from netlab.errors import InputError
@@ -67,6 +66,52 @@ class PodPlan:
         return f"{self.namespace}/{self.name}"
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    pod: str  # namespace/name
+    ip: str
+    node: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ServicePortPlan:
+    name: str | None
+    protocol: str
+    port: int
+    target: int | str
+    node_port: int | None
+    endpoints: tuple[Endpoint, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.port)
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    namespace: str
+    name: str
+    type: str
+    cluster_ip: str | None  # None for headless and ExternalName
+    ports: tuple[ServicePortPlan, ...]
+    selector: dict[str, str] | None = field(default=None, hash=False)
+    lb_ip: str | None = None
+    announcer: str | None = None  # node answering ARP for lb_ip
+    affinity_timeout: int | None = None  # seconds, with sessionAffinity ClientIP
+    external_traffic_policy: str = "Cluster"
+    internal_traffic_policy: str = "Cluster"
+    external_name: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def headless(self) -> bool:
+        return self.cluster_ip is None and self.type != "ExternalName"
+
+
 @dataclass
 class Plan:
     lab: str
@@ -75,7 +120,7 @@ class Plan:
     pods: dict[str, PodPlan]
     underlay_gateway: str
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
-    services: dict[str, Any] = field(default_factory=dict)  # key -> services.ServicePlan
+    services: dict[str, ServicePlan] = field(default_factory=dict)
     external_ip: str = ""  # the `external` client host on the underlay
     internet_ip: str = ""  # the `internet` host (its underlay side is underlay_gateway)
 
@@ -102,8 +147,6 @@ class Plan:
             for f in ("container_ports", "named_ports", "serves"):
                 p[f] = tuple(map(tuple, p.get(f, ())))
             pods[k] = PodPlan(**p)
-        from netlab.features.services import Endpoint, ServicePlan, ServicePortPlan
-
         services = {}
         for k, s in data.get("services", {}).items():
             ports = tuple(ServicePortPlan(**{**p, "endpoints": tuple(Endpoint(**e) for e in

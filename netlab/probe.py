@@ -19,9 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from netlab.kernel import ns
+from netlab.kernel.sockets import inside
 
-PROTOCOLS = ("tcp", "udp", "sctp", "icmp")
 REFUSED = "connection refused (TCP reset or ICMP port unreachable)"
 
 
@@ -103,14 +102,14 @@ def _run_batch(jobs, indices, timeout, results, sel) -> None:
     for i in indices:
         by_netns.setdefault(jobs[i][2], []).append(i)
     for netns, idx in by_netns.items():
-        with ns.entered(str(netns)):
+        with inside(netns) as open_socket:
             for i in idx:
                 proto = jobs[i][5]
                 kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
                 number = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP,
                           "sctp": socket.IPPROTO_SCTP}[proto]
                 try:
-                    s = socket.socket(socket.AF_INET, kind | socket.SOCK_NONBLOCK, number)
+                    s = open_socket(socket.AF_INET, kind | socket.SOCK_NONBLOCK, number)
                 except OSError as e:
                     src, dst, _, address, port, _p = jobs[i]
                     results[i] = ProbeResult(src, dst, address, port, proto, "refused",

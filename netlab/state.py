@@ -18,7 +18,7 @@ from pathlib import Path
 
 from netlab import names
 from netlab.errors import LabNotFoundError
-from netlab.kernel.procs import Started
+from netlab.kernel.port import Started
 from netlab.loader import RawDoc
 from netlab.plan import Plan
 
@@ -100,12 +100,6 @@ def load(lab: str) -> LabState:
 
 def exists(lab: str) -> bool:
     return state_file(lab).exists()
-
-
-def labs_with_state() -> list[str]:
-    if not names.STATE_ROOT.is_dir():
-        return []
-    return sorted(p.parent.name for p in names.STATE_ROOT.glob("*/state.json"))
 
 
 @contextlib.contextmanager

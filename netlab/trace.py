@@ -18,8 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netlab import names, targets
 from netlab.capture import Capture, Captured, CapturePoint
-from netlab.kernel import NftTrace, ns
+from netlab.kernel import NftTrace, netns_path
+from netlab.kernel.sockets import inside
+from netlab.plan import Plan
 
 VXLAN_PORT = 8472
 
@@ -147,8 +150,8 @@ def craft(src_ip: str, address: str, port: int | None, protocol: str, ip_id: int
 def send(netns: Path, packet: bytes, address: str) -> None:
     """Hand the crafted packet to SRC's kernel (a raw socket, IP header included): it
     routes it, resolves the next hop with ARP, and sends it out like any other."""
-    with ns.entered(str(netns)):
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    with inside(netns) as open_socket:
+        s = open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     try:
         s.sendto(packet, (address, 0))
     finally:
@@ -300,4 +303,75 @@ def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tup
                       f"died at {result.died_at}: {result.reason}")
     if result.delivered:
         result.verdict += ", reply came back" if result.reply else ", no reply came back"
+    return result
+
+
+def capture_points(plan: Plan) -> tuple[list[CapturePoint], dict[str, str]]:
+    """Every interface of every node (one socket per node), the underlay switch ports,
+    the outside hosts, and the eth0 of every pod (a socket each); and the label of the
+    interface each address lives on."""
+    points: list[CapturePoint] = []
+    by_ip: dict[str, str] = {}
+    ports = [(n.fabric_port, f"underlay:{n.name}") for n in plan.nodes]
+    ports += [(names.host_port(h), f"underlay:{h}") for h in names.HOSTS]
+    points.append(CapturePoint(netns_path(names.fabric_netns(plan.lab)), "*", "underlay",
+                               tuple(ports)))
+    for n in plan.nodes:
+        points.append(CapturePoint(netns_path(n.netns), "*", f"node/{n.name}"))
+        by_ip[n.underlay_ip] = f"node/{n.name}:eth0"
+    for host in names.HOSTS:
+        points.append(CapturePoint(netns_path(names.host_netns(plan.lab, host)), "eth0",
+                                   f"host/{host}:eth0"))
+    by_ip[plan.external_ip] = "host/external:eth0"
+    by_ip[plan.internet_ip] = "host/internet:eth0"
+    for p in plan.pods.values():
+        points.append(CapturePoint(netns_path(p.netns), "eth0", f"pod/{p.key}:eth0"))
+        by_ip[p.ip] = f"pod/{p.key}:eth0"
+    return points, by_ip
+
+
+def source(plan: Plan, t: targets.Target) -> tuple[str, str]:
+    """(address the packet leaves from, label of the interface it leaves by)."""
+    if t.kind == "host":  # the internet host sends from its underlay side
+        ip = plan.external_ip if t.name == "external" else plan.underlay_gateway
+        return ip, f"host/{t.name}:eth0"
+    if t.kind == "node":
+        node = targets.node(plan, t.name)
+        return node.underlay_ip, f"node/{node.name}:eth0"
+    pod = targets.pod(plan, t.name)
+    return pod.ip, f"pod/{pod.key}:eth0"
+
+
+def destinations(plan: Plan, address: str, port: int, by_ip: dict[str, str]) -> set[str]:
+    """Where the packet counts as delivered: the pod or host it is for, or any endpoint
+    of the Service it is for (ClusterIP, LoadBalancer address or NodePort)."""
+    for svc in plan.services.values():
+        for p in svc.ports:
+            if ((address in (svc.cluster_ip, svc.lb_ip) and p.port == port)
+                    or (p.node_port == port and address in
+                        {n.underlay_ip for n in plan.nodes})):
+                return {by_ip[ep.ip] for ep in p.endpoints if ep.ip in by_ip}
+    return {by_ip[address]} if address in by_ip else set()
+
+
+def run(plan: Plan, src: str, dst: str, src_netns: Path, address: str, port: int,
+        protocol: str, timeout: float = 1.0, pcap_dir: str | Path | None = None
+        ) -> TraceResult:
+    """The walk of one packet from `src` to `address` (`dst` as the user wrote it)."""
+    t0 = time.monotonic()
+    src_ip, src_label = source(plan, targets.parse(src, plan))
+    points, labels = capture_points(plan)
+    dst_labels = destinations(plan, address, port, labels)
+    l4_port = port if protocol != "icmp" else None
+    captured, lines, ip_id, cap = walk(points, [n.netns for n in plan.nodes], src_netns,
+                                       src_ip, address, l4_port, protocol, {src_label},
+                                       timeout)
+    result = TraceResult(src, dst, address, l4_port, protocol, ip_id)
+    analyse(result, captured, lines, {n.netns: n.name for n in plan.nodes}, src_label,
+            dst_labels)
+    if pcap_dir is not None:
+        walked = {f"{h.netns}:{h.iface}" for h in result.hops}
+        result.pcaps = [str(p) for p in cap.write_pcaps(Path(pcap_dir),
+                                                        lambda c: c.label in walked)]
+    result.seconds = round(time.monotonic() - t0, 3)
     return result

@@ -5,10 +5,10 @@ kernel, no state file."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from netlab.probe import ProbeResult
+from netlab.model import Manifests
+from netlab.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -232,31 +232,6 @@ class ServiceInfo:
 
 
 @dataclass(frozen=True)
-class Explanation:
-    src: str
-    dst: str
-    port: int | None
-    protocol: str
-    decisions: list[Any]  # policy.engine.Decision, one per destination (endpoint)
-    reasoning: list[str]
-    probe: ProbeResult
-    kernel_verdicts: list[str] = field(default_factory=list)  # from nft monitor trace
-
-    @property
-    def expected(self) -> str:
-        """allowed, denied, or depends (a Service whose endpoints differ)."""
-        verdicts = {d.allowed for d in self.decisions}
-        if verdicts == {True}:
-            return "allowed"
-        return "denied" if verdicts in ({False}, set()) else "depends"
-
-    @property
-    def agrees(self) -> bool:
-        return self.expected == "depends" or (
-            (self.expected == "allowed") == (self.probe.result == "connected"))
-
-
-@dataclass(frozen=True)
 class IngressInfo:
     namespace: str
     name: str
@@ -296,3 +271,63 @@ class NamespaceInfo:
         return {"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": self.name, "labels": dict(self.labels)},
                 "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+
+def ingress_infos(plan: Plan, m: Manifests, namespace: str | None = None) -> list[IngressInfo]:
+    """Ingress objects with their rules, backends, the controller's address, and problems
+    that keep some of them from being served (from the same rendering nginx gets)."""
+    from pathlib import Path
+
+    from netlab.features import ingress
+
+    cfg = ingress.render(plan, m, Path("/"))
+    controller = plan.services.get(f"{ingress.NAMESPACE}/{ingress.SERVICE}")
+    out = []
+    for ing in sorted(m.ingresses.values(), key=lambda i: (i.namespace, i.name)):
+        if namespace is not None and ing.namespace != namespace:
+            continue
+        key = f"{ing.namespace}/{ing.name}"
+        served = ing.class_name in (None, plan.cluster.ingress_class)
+        rules = [(r.host or "*", r.path, r.path_type, _backend_text(ing, r))
+                 for r in cfg.routes if r.ingress == key]
+        if ing.default_backend is not None:
+            b = ing.default_backend
+            rules.append(("*", "(default)", "-", f"{b.service}:{b.port_number or b.port_name}"
+                          if b.service else b.resource or ""))
+        hosts = sorted({r.host for r in ing.rules if r.host}) or ["*"]
+        tls_hosts = sorted({h for t in ing.tls for h in t.hosts})
+        out.append(IngressInfo(
+            ing.namespace, ing.name, ing.class_name, hosts,
+            controller.lb_ip if (served and controller) else None,
+            [80, 443] if tls_hosts else [80], rules, tls_hosts,
+            [w for w in cfg.warnings if w.startswith(f"Ingress {key}:")]))
+    return out
+
+
+def _backend_text(ing: Any, route: Any) -> str:
+    if route.upstream is None:
+        return "(503: see problems)"
+    for r in ing.rules:
+        for p in r.paths:
+            if (r.host, (p.path or "/").rstrip("/") or "/") == (route.host, route.path):
+                b = p.backend
+                return f"{b.service}:{b.port_number or b.port_name}"
+    return route.upstream
+
+
+def node_infos(plan: Plan) -> list[NodeInfo]:
+    counts: dict[str, int] = {}
+    for p in plan.pods.values():
+        counts[p.node] = counts.get(p.node, 0) + 1
+    vxlan = plan.cluster.backend == "vxlan"
+    return [NodeInfo(n.name, n.underlay_ip, n.pod_cidr, n.gateway, plan.cluster.backend,
+                     n.vtep_mac if vxlan else None, counts.get(n.name, 0)) for n in plan.nodes]
+
+
+def namespace_infos(plan: Plan) -> list[NamespaceInfo]:
+    """The lab's namespaces with their labels (`default` and `kube-system` always exist)."""
+    known = dict(plan.namespaces)
+    for key in [*plan.pods, *plan.services]:  # a state written before namespaces were kept
+        ns = key.split("/")[0]
+        known.setdefault(ns, {"kubernetes.io/metadata.name": ns})
+    return [NamespaceInfo(n, dict(labels)) for n, labels in sorted(known.items())]

@@ -28,25 +28,23 @@ def graph(output: Annotated[GraphFormat, typer.Option("--output", "-o")] = Graph
           lab: LabOpt = None) -> None:
     """A picture of the lab: nodes, bridges, VXLAN tunnels or routes, pods by node and
     namespace, Services and their endpoints, NetworkPolicy allowed edges (Graphviz)."""
-    from netlab.graph import draw, render_dot
+    from netlab.lab import draw_graph, graph_dot, plan_up
+    from netlab.loader import read_files
 
     if files:
-        from netlab.lab import plan_up
-        from netlab.loader import read_files
-
         _, desired = plan_up(read_files(files), files)
         plan, policies = desired.plan, desired.policies
     else:
         lab_ = open_lab(lab)
         plan, policies = lab_.plan, lab_.policies()
-    dot = render_dot(plan, policies)
+    dot = graph_dot(plan, policies)
     if output == GraphFormat.dot:
         if out_file:
             out_file.write_text(dot)
         else:
             sys.stdout.write(dot)
         return
-    data = draw(dot, output.value)
+    data = draw_graph(dot, output.value)
     target = out_file or Path(f"{plan.lab}.{output.value}")
     target.write_bytes(data)
     out.print(f"wrote {target}", highlight=False)

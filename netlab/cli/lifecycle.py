@@ -103,9 +103,7 @@ def down(name: Annotated[str | None, typer.Argument(help="Lab to remove.")] = No
         return
     target = name or lab
     if target is None:
-        from netlab.kernel import all_labs
-
-        labs = all_labs()
+        labs = api.lab_names()
         if len(labs) != 1:
             raise api.LabNotFoundError("no lab is up" if not labs else
                                        f"{len(labs)} labs are up ({', '.join(labs)}): name "

@@ -240,7 +240,5 @@ def capture(target: Annotated[str, typer.Argument(help="POD[:IFACE], node/NAME[:
         except KeyboardInterrupt:
             pass
     if write is not None:
-        from scapy.utils import wrpcap
-
-        wrpcap(str(write), [c.packet for c in seen[:count] if c])
+        cap.write_pcap(write, [c for c in (seen[:count] if count else seen) if c])
         err.print(f"wrote {min(len(seen), count or len(seen))} packets to {write}")

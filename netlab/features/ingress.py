@@ -15,11 +15,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netlab.features.services import ServicePlan
 from netlab.intents import Certificate, Directory, File, Process, ReadyWhen, Reload
 from netlab.loader import RawDoc
 from netlab.model import Cluster, Ingress, IngressBackend, Manifests
-from netlab.plan import Plan
+from netlab.plan import Plan, ServicePlan
 
 NAMESPACE, CONTROLLER, SERVICE = "ingress-nginx", "ingress-nginx-controller", \
     "ingress-nginx-controller"

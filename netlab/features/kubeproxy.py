@@ -18,9 +18,8 @@ import base64
 import functools
 import hashlib
 
-from netlab.features.services import Endpoint, ServicePlan, ServicePortPlan
 from netlab.nft import Table
-from netlab.plan import NodePlan, Plan
+from netlab.plan import Endpoint, NodePlan, Plan, ServicePlan, ServicePortPlan
 
 TABLE = "kube-proxy"
 MASQ_MARK = "0x00004000"

@@ -10,60 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from netlab.errors import InputError
 from netlab.model import Manifests, Service
-from netlab.plan import Plan, PodPlan
+from netlab.plan import Endpoint, Plan, ServicePlan, ServicePortPlan
+
+__all__ = ["Endpoint", "ServicePlan", "ServicePortPlan", "plan_services"]
 
 NODE_PORT_RANGE = (30000, 32767)
 RESPONDER_OFF = "netlab.dev/responder"  # annotation: "off" disables a pod's responder
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    pod: str  # namespace/name
-    ip: str
-    node: str
-    port: int
-
-
-@dataclass(frozen=True)
-class ServicePortPlan:
-    name: str | None
-    protocol: str
-    port: int
-    target: int | str
-    node_port: int | None
-    endpoints: tuple[Endpoint, ...] = ()
-
-    @property
-    def label(self) -> str:
-        return self.name or str(self.port)
-
-
-@dataclass(frozen=True)
-class ServicePlan:
-    namespace: str
-    name: str
-    type: str
-    cluster_ip: str | None  # None for headless and ExternalName
-    ports: tuple[ServicePortPlan, ...]
-    selector: dict[str, str] | None = field(default=None, hash=False)
-    lb_ip: str | None = None
-    announcer: str | None = None  # node answering ARP for lb_ip
-    affinity_timeout: int | None = None  # seconds, with sessionAffinity ClientIP
-    external_traffic_policy: str = "Cluster"
-    internal_traffic_policy: str = "Cluster"
-    external_name: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def headless(self) -> bool:
-        return self.cluster_ip is None and self.type != "ExternalName"
 
 
 def _where(svc: Service, field_: str) -> dict:
@@ -212,14 +168,3 @@ def _announcer(plan: Plan, key: str, ports: tuple[ServicePortPlan, ...], etp: st
     if not nodes:
         return None
     return min(nodes, key=lambda n: hashlib.sha256(f"{n}/{key}".encode()).hexdigest())
-
-
-def endpoints_for(svc: ServicePlan, port: ServicePortPlan, node: str, local_only: bool
-                  ) -> tuple[Endpoint, ...]:
-    if local_only:
-        return tuple(ep for ep in port.endpoints if ep.node == node)
-    return port.endpoints
-
-
-__all__ = ["Endpoint", "PodPlan", "ServicePlan", "ServicePortPlan", "endpoints_for",
-           "plan_services"]

@@ -1,0 +1,403 @@
+"""The gateway to the kernel: the only code that creates or removes namespaces, links,
+addresses, routes and processes. Features hand it intents; it never decides what to build.
+
+Every object it makes is in a namespace named `netlab.<lab>.*` or under the lab's state
+directory, so `destroy_lab` can find all of it from the names alone (after a crash too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import socket
+import subprocess
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from netlab import names
+from netlab.errors import KernelError
+from netlab.intents import Address, Certificate, Intent, Link, Netns, Process, ReadyWhen
+from netlab.kernel import ns, procs, rtnl  # submodules
+from netlab.kernel.port import Started
+
+Progress = Callable[[int], None]
+
+
+def netns_path(name: str) -> Path:
+    return names.NETNS_DIR / name
+
+
+def uts_path(lab: str, netns: str) -> Path:
+    return names.lab_dir(lab) / "uts" / netns
+
+
+def raise_fd_limit(want: int = 1 << 16) -> int:
+    """Open-file limit up to `want` (root may raise the hard limit too): a namespace batch
+    holds a netlink socket per namespace, a probe batch a socket per probe."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = max(soft, want)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, max(hard, target)))
+        return target
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Kernel:
+    """The Linux side of the kernel port (netlab.kernel.port) for one lab: netlink, nft,
+    processes and the lab's files. Not thread-safe; one per operation."""
+
+    MAX_OPEN_SOCKETS = 256
+
+    def __init__(self, lab: str) -> None:
+        self.lab = lab
+        self._socks: OrderedDict[str, socket.socket] = OrderedDict()
+        raise_fd_limit()
+        ns.ensure_shared_dir(names.NETNS_DIR)
+        ns.ensure_state_tmpfs(names.STATE_ROOT)
+        (names.lab_dir(lab) / "uts").mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root = names.lab_dir(lab)
+
+    # --- sockets -----------------------------------------------------------------------
+
+    def _remember(self, netns: str, sock: socket.socket) -> None:
+        self._socks[netns] = sock
+        while len(self._socks) > self.MAX_OPEN_SOCKETS:
+            _, old = self._socks.popitem(last=False)
+            old.close()
+
+    def _socket(self, netns: str) -> socket.socket:
+        if netns in self._socks:
+            self._socks.move_to_end(netns)
+            return self._socks[netns]
+        with ns.entered(str(netns_path(netns))):
+            sock = rtnl.open_socket()
+        self._remember(netns, sock)
+        return sock
+
+    def close(self) -> None:
+        for sock in self._socks.values():
+            sock.close()
+        self._socks.clear()
+
+    # --- applying intents ---------------------------------------------------------------
+
+    def create(self, intents: Sequence[Intent], progress: Progress | None = None) -> None:
+        """Apply network intents in order. Consecutive netlink intents for one namespace go
+        to the kernel as one batch; namespaces are created one by one."""
+        batch: list[Intent] = []
+
+        def flush() -> None:
+            if batch:
+                self._send(batch)
+                if progress:
+                    progress(len(batch))
+                batch.clear()
+
+        for intent in intents:
+            if isinstance(intent, Netns):
+                flush()
+                self.create_netns(intent)
+                if progress:
+                    progress(1)
+            elif isinstance(intent, Process):
+                raise KernelError(f"{intent.text()}: processes are started with spawn()")
+            else:
+                if batch and batch[-1].netns != intent.netns:
+                    flush()
+                batch.append(intent)
+        flush()
+
+    def create_netns(self, intent: Netns) -> None:
+        path = netns_path(intent.name)
+        uts = uts_path(self.lab, intent.name) if intent.hostname else None
+        try:
+            sock = ns.create(path, uts, intent.hostname, intent.sysctls, rtnl.open_socket)
+        except FileExistsError as e:
+            raise KernelError(f"{intent.text()}: {path} already exists (a lab of that name is "
+                              "up, or left over: run `netlab down` for it)") from e
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                ns.remove_bound(path)
+                if uts:
+                    ns.remove_bound(uts)
+            raise KernelError(f"{intent.text()}: {e}") from e
+        self._remember(intent.name, sock)
+
+    def _send(self, batch: list[Intent]) -> None:
+        netns = batch[0].netns
+        peer_fds: dict[str, int] = {}
+        try:
+            for intent in batch:
+                if isinstance(intent, Link) and intent.peer and intent.peer.netns not in peer_fds:
+                    peer_fds[intent.peer.netns] = os.open(netns_path(intent.peer.netns),
+                                                          os.O_RDONLY | os.O_CLOEXEC)
+            rtnl.send_batch(self._socket(netns), rtnl.encode(batch, peer_fds))
+        except FileNotFoundError as e:
+            raise KernelError(f"namespace missing while configuring {netns}: {e}") from e
+        finally:
+            for fd in peer_fds.values():
+                os.close(fd)
+
+    def delete_links(self, netns: str, indices: Sequence[tuple[str, int]]) -> None:
+        """Remove links by (name, index); a veth takes its peer with it."""
+        from pyroute2.netlink.rtnl import RTM_DELLINK
+        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+        msgs = []
+        for name, index in indices:
+            m = ifinfmsg()
+            m["index"] = index
+            m["header"]["type"] = RTM_DELLINK
+            m["header"]["flags"] = rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK
+            m.encode()
+            msgs.append((bytes(m.data), Link(netns, name, index, "", up=False)))
+        with contextlib.suppress(KernelError):  # already gone is fine
+            rtnl.send_batch(self._socket(netns), msgs)
+
+    def delete_addresses(self, netns: str, addresses: Sequence[Address]) -> None:
+        from pyroute2.netlink.rtnl import RTM_DELADDR
+
+        msgs = []
+        for a in addresses:
+            m, _ = rtnl._address(a)
+            m["header"]["type"] = RTM_DELADDR
+            m["header"]["flags"] = rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK
+            m.encode()
+            msgs.append((bytes(m.data), a))
+        if msgs:
+            rtnl.send_batch(self._socket(netns), msgs)
+
+    def announce(self, netns: str, dev: str, ips: Sequence[str]) -> None:
+        """Gratuitous ARP (a request and a reply, as MetalLB's L2 mode sends) for addresses a
+        node has just taken over: hosts that cached another node's MAC for them update it at
+        once instead of sending to the old node until their ARP entry expires."""
+        if not ips:
+            return
+        from scapy.layers.l2 import ARP, Ether
+
+        with ns.entered(str(netns_path(netns))):
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        with s:
+            s.bind((dev, 0))
+            mac = ":".join(f"{b:02x}" for b in s.getsockname()[4])
+            for ip in ips:
+                for op in ("who-has", "is-at"):
+                    s.send(bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
+                                 / ARP(op=op, hwsrc=mac, psrc=ip, hwdst="ff:ff:ff:ff:ff:ff",
+                                       pdst=ip)))
+
+    def forget_udp_flows(self, netns: str, replies_from: Sequence[tuple[str, int]]) -> None:
+        """Delete the UDP conntrack entries whose replies come from these (address, port):
+        flows DNATed to an endpoint that is gone (`conntrack -D`, as kube-proxy runs it)."""
+        if not replies_from:
+            return
+        with ns.entered(str(netns_path(netns))):
+            for ip, port in replies_from:
+                # exit 1 with "0 flow entries have been deleted" is the usual, fine answer
+                subprocess.run(["conntrack", "-D", "-p", "udp", "--reply-src", ip,
+                                "--reply-port-src", str(port)], capture_output=True, check=False)
+
+    def nft(self, netns: str, script: str) -> None:
+        """Load an nftables script into a namespace: one `nft -f` run, one transaction
+        (all of it applies, or none of it)."""
+        Kernel.nft_in(netns, script)
+
+    @staticmethod
+    def nft_in(netns: str, script: str) -> None:
+        with ns.entered(str(netns_path(netns))):
+            r = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True,
+                               check=False)
+        if r.returncode != 0:
+            raise KernelError(f"nft in {netns}: {r.stderr.strip()}")
+
+    def remove_netns(self, names_: Sequence[str]) -> None:
+        for name in names_:
+            sock = self._socks.pop(name, None)
+            if sock:
+                sock.close()
+            ns.remove_bound(netns_path(name))
+            ns.remove_bound(uts_path(self.lab, name))
+
+    # --- the lab's files ------------------------------------------------------------------
+
+    def path(self, rel: str) -> str:
+        return str(self.root / rel)
+
+    def read_file(self, rel: str) -> bytes | None:
+        try:
+            return (self.root / rel).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_file(self, rel: str, data: bytes) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.replace(self.root / src, self.root / dst)
+
+    def remove_tree(self, rel: str) -> None:
+        path = self.root / rel
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def make_directory(self, rel: str) -> None:
+        (self.root / rel).mkdir(parents=True, exist_ok=True)
+
+    def make_certificate(self, cert: Certificate) -> None:
+        if not (self.root / cert.cert).exists():
+            (self.root / cert.cert).parent.mkdir(parents=True, exist_ok=True)
+            procs.self_signed_certificate(self.root / cert.cert, self.root / cert.key,
+                                          cert.hosts)
+
+    # --- processes ------------------------------------------------------------------------
+
+    def spawn(self, p: Process) -> Started:
+        d = self.root / p.workdir
+        d.mkdir(parents=True, exist_ok=True)
+        uts = uts_path(self.lab, p.netns)
+        return procs.spawn(netns_path(p.netns), uts if uts.exists() else None, p.argv,
+                           dict(p.env), p.binds, d / f"{p.container}.log",
+                           d / f"{p.container}.exit")
+
+    def stop(self, processes: Sequence[Started], netns: Sequence[str] = ()) -> None:
+        inodes = {i for i in (ns.inode(netns_path(n)) for n in netns) if i}
+        procs.kill_verified(list(processes), inodes)
+
+    def alive(self, s: Started) -> bool:
+        return procs.alive(s.pid, s.starttime)
+
+    def ready(self, when: ReadyWhen) -> bool:
+        text = (self.read_file(when.log) or b"").decode(errors="replace")
+        if when.lines == 0:
+            return bool(text)
+        return text.count("listening on ") + text.count("cannot listen on ") >= when.lines
+
+    def server_pid(self, netns: str, pidfile: str) -> int | None:
+        try:
+            pid = int((self.read_file(pidfile) or b"").decode().strip())
+        except ValueError:
+            return None
+        inode = ns.inode(netns_path(netns))
+        return pid if inode and pid in procs.pids_in_netns({inode}) else None
+
+    def check_config(self, netns: str, argv: Sequence[str]) -> str | None:
+        r = procs.run_in(netns_path(netns), list(argv))
+        return None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}")
+
+    def reload(self, pid: int) -> None:
+        procs.reload(pid)
+
+
+class NftTrace:
+    """`meta nftrace` for matching packets in some namespaces, and what `nft monitor trace`
+    printed meanwhile: `with NftTrace({netns: match}) as t: ...send...`, then `t.lines`
+    (netns, line). The trace table is removed afterwards; the monitors are our own
+    children, stopped by pid."""
+
+    TABLE = "netlab-trace"
+
+    def __init__(self, matches: dict[str, str]) -> None:
+        self.matches = matches
+        self.lines: list[tuple[str, str]] = []
+        self._monitors: list[tuple[str, subprocess.Popen]] = []
+
+    def __enter__(self) -> NftTrace:
+        import time
+
+        for netns in self.matches:
+            with ns.entered(str(netns_path(netns))):
+                mon = subprocess.Popen(["nft", "monitor", "trace"], stdout=subprocess.PIPE,
+                                       stderr=subprocess.DEVNULL, text=True)
+            self._monitors.append((netns, mon))
+        time.sleep(0.15)  # let the monitors subscribe before anything is traced
+        for netns, match in self.matches.items():
+            script = (f"add table ip {self.TABLE}\n"
+                      f"add chain ip {self.TABLE} pre {{ type filter hook prerouting priority "
+                      f"-400 ; }}\n"
+                      f"add rule ip {self.TABLE} pre {match} meta nftrace set 1\n"
+                      f"add chain ip {self.TABLE} out {{ type filter hook output priority "
+                      f"-400 ; }}\n"
+                      f"add rule ip {self.TABLE} out {match} meta nftrace set 1\n")
+            Kernel.nft_in(netns, script)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import time
+
+        time.sleep(0.1)
+        for netns in self.matches:
+            with contextlib.suppress(KernelError):
+                Kernel.nft_in(netns, f"delete table ip {self.TABLE}\n")
+        for netns, mon in self._monitors:
+            mon.terminate()
+            out, _ = mon.communicate(timeout=5)
+            self.lines += [(netns, line) for line in out.splitlines() if line.startswith("trace")]
+
+
+# --- finding and destroying what a lab owns ----------------------------------------------
+
+
+def lab_netns(lab: str) -> list[str]:
+    prefix = names.lab_prefix(lab)
+    if not names.NETNS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in names.NETNS_DIR.iterdir() if p.name.startswith(prefix))
+
+
+def all_labs() -> list[str]:
+    """Every lab with a namespace or a state directory on this machine."""
+    found: set[str] = set()
+    if names.NETNS_DIR.is_dir():
+        for p in names.NETNS_DIR.iterdir():
+            lab = names.lab_of_netns(p.name)
+            if lab:
+                found.add(lab)
+    if names.STATE_ROOT.is_dir():
+        found.update(p.name for p in names.STATE_ROOT.iterdir()
+                     if p.is_dir() and names.is_dns1123_label(p.name))
+    return sorted(found)
+
+
+def lab_mounts(lab: str) -> list[str]:
+    """Mount points of this lab (namespace files), from /proc/self/mountinfo."""
+    prefixes = (str(names.NETNS_DIR / names.lab_prefix(lab)), str(names.lab_dir(lab)) + "/")
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point.startswith(prefixes):
+                out.append(point)
+    return out
+
+
+def lab_pids(lab: str) -> list[int]:
+    inodes = {i for i in (ns.inode(netns_path(n)) for n in lab_netns(lab)) if i}
+    return procs.pids_in_netns(inodes) if inodes else []
+
+
+def destroy_lab(lab: str, recorded: Sequence[procs.Started] = ()) -> None:
+    """Remove everything of `lab`: processes (recorded pids, then every process inside its
+    namespaces), namespaces, UTS namespace files, state. Safe to run at any time, twice."""
+    netns_names = lab_netns(lab)
+    inodes = {i for i in (ns.inode(netns_path(n)) for n in netns_names) if i}
+    procs.kill_verified(list(recorded), inodes)
+    # Node namespaces hold the pod veths' host ends; removing pods first keeps each
+    # namespace's teardown small. Order does not matter for correctness.
+    for name in sorted(netns_names, key=lambda n: ".pod." not in n):
+        ns.remove_bound(netns_path(name))
+    for point in sorted(lab_mounts(lab), reverse=True):
+        ns.umount(point)
+    if names.lab_dir(lab).exists():
+        shutil.rmtree(names.lab_dir(lab), ignore_errors=True)

@@ -1,0 +1,185 @@
+"""Target references, as the CLI and the API take them, parsed in one place (pure):
+
+  NAME, NS/NAME, pod/[NS/]NAME   a pod (a bare NAME: in `default`, else the only pod so named)
+  svc/[NS/]NAME                  a Service (a bare NAME: in `default`, else the only one)
+  node/NAME                      a node
+  external, internet             the machines outside the cluster, on the underlay
+  fabric                         the underlay switch
+  an IPv4 address                that address
+  anything else                  a DNS name, resolved from a pod by the cluster DNS
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from netlab import names
+from netlab.errors import InputError, PodNotFoundError
+from netlab.plan import NodePlan, Plan, PodPlan
+
+Kind = Literal["pod", "service", "node", "host", "fabric", "address", "dns"]
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: Kind
+    name: str  # pod or Service reference ([NS/]NAME), node, host, address or DNS name
+    text: str  # as written
+
+    @property
+    def outside(self) -> bool:
+        """A machine outside the cluster (it reaches a LoadBalancer by its address)."""
+        return self.kind == "host"
+
+
+def parse(text: str, plan: Plan | None = None) -> Target:
+    """What `text` refers to. Without a plan, a bare word is a pod; with one, a bare word
+    that names no pod is a DNS name."""
+    if text.startswith("svc/"):
+        return Target("service", text[4:], text)
+    if text.startswith("node/"):
+        return Target("node", text[5:], text)
+    if text.startswith("pod/"):
+        return Target("pod", text[4:], text)
+    if text in names.HOSTS:
+        return Target("host", text, text)
+    if text == "fabric":
+        return Target("fabric", text, text)
+    try:
+        return Target("address", str(ipaddress.IPv4Address(text)), text)
+    except ValueError:
+        pass
+    if "/" in text or plan is None or any(p.name == text for p in plan.pods.values()):
+        return Target("pod", text, text)
+    return Target("dns", text, text)
+
+
+def pod(plan: Plan, ref: str) -> PodPlan:
+    """A pod by [NS/]NAME (or pod/[NS/]NAME)."""
+    ref = ref[4:] if ref.startswith("pod/") else ref
+    pods = plan.pods
+    if "/" in ref:
+        if ref in pods:
+            return pods[ref]
+    else:
+        if f"default/{ref}" in pods:
+            return pods[f"default/{ref}"]
+        matches = [p for p in pods.values() if p.name == ref]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise PodNotFoundError(f"pod name {ref!r} exists in several namespaces "
+                                   f"({', '.join(p.namespace for p in matches)}): write "
+                                   "NAMESPACE/NAME")
+    near = sorted(k for k in pods if ref.split("/")[-1] in k)[:5]
+    hint = f" (did you mean {', '.join(near)}?)" if near else " (`netlab get pods -A` lists them)"
+    raise PodNotFoundError(f"lab {plan.lab}: no pod {ref!r}{hint}")
+
+
+def node(plan: Plan, name: str) -> NodePlan:
+    for n in plan.nodes:
+        if n.name == name:
+            return n
+    raise InputError(f"no node {name!r} (nodes: {', '.join(n.name for n in plan.nodes)})")
+
+
+def service(plan: Plan, ref: str) -> Any:  # features.services.ServicePlan
+    """A Service by [NS/]NAME: in `default`, else the only one of that name."""
+    ns, _, name = ref.rpartition("/")
+    services = plan.services
+    key = f"{ns or 'default'}/{name}"
+    if key not in services:
+        matches = [k for k in services if k.endswith(f"/{name}")] if not ns else []
+        if len(matches) != 1:
+            raise InputError(f"no Service {ref!r} (`netlab get svc -A` lists them)")
+        key = matches[0]
+    return services[key]
+
+
+def host_address(plan: Plan, host: str) -> str:
+    return plan.external_ip if host == "external" else plan.internet_ip
+
+
+def address(plan: Plan, t: Target) -> str:
+    """The address of a pod, node (its underlay address), host or literal address."""
+    if t.kind == "address":
+        return t.name
+    if t.kind == "node":
+        return node(plan, t.name).underlay_ip
+    if t.kind == "host":
+        return host_address(plan, t.name)
+    if t.kind == "pod":
+        return pod(plan, t.name).ip
+    raise InputError(f"{t.text!r} has no single address (a {t.kind}): name a pod, a node, "
+                     "a host or an IP")
+
+
+def netns(plan: Plan, t: Target) -> str:
+    """The network namespace something runs in: a pod, a node, a host or the fabric."""
+    if t.kind == "pod":
+        return pod(plan, t.name).netns
+    if t.kind == "node":
+        return node(plan, t.name).netns
+    if t.kind == "host":
+        return names.host_netns(plan.lab, t.name)
+    if t.kind == "fabric":
+        return names.fabric_netns(plan.lab)
+    raise InputError(f"{t.text!r} is not somewhere a command or packet can start from: name "
+                     "a pod ([NS/]NAME), node/NAME, external, internet or fabric")
+
+
+PROTOCOLS = ("tcp", "udp", "sctp", "icmp")
+
+
+def check_protocol(protocol: str | None) -> str | None:
+    if protocol is not None and protocol.lower() not in PROTOCOLS:
+        raise InputError(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    return protocol.lower() if protocol else None
+
+
+def destination(plan: Plan, t: Target, from_outside: bool, port: int | None,
+                protocol: str | None) -> tuple[str, int, str]:
+    """(address, port, protocol) a probe to `t` goes to; a port not given is the Service's
+    first port, the pod's first served port, or 80 for an outside host. A DNS name must be
+    resolved (to an address target) first."""
+    proto = check_protocol(protocol)
+    if t.kind == "service":
+        svc = service(plan, t.name)
+        address = svc.lb_ip if from_outside and svc.lb_ip else svc.cluster_ip
+        if address is None:
+            raise InputError(f"Service {svc.key} has no virtual IP ({svc.type}"
+                             f"{', headless' if svc.type != 'ExternalName' else ''}): "
+                             "probe its pods instead")
+        chosen = next((p for p in svc.ports if port is None or p.port == port), None)
+        if chosen is None:
+            raise InputError(f"Service {svc.key} has no port {port} (ports: "
+                             f"{', '.join(str(p.port) for p in svc.ports)})")
+        return address, chosen.port, proto or chosen.protocol.lower()
+    if t.kind == "host":
+        return host_address(plan, t.name), port or 80, proto or "tcp"
+    if t.kind == "pod":
+        p = pod(plan, t.name)
+        if port is None and proto != "icmp":
+            if not p.serves:
+                raise InputError(f"pod {p.key} declares no port: give --port (its responder "
+                                 "answers only on declared ports and Service targetPorts)")
+            return p.ip, p.serves[0][1], proto or p.serves[0][0].lower()
+        return p.ip, port or 0, proto or "tcp"
+    if t.kind == "node":
+        if port is None and proto != "icmp":
+            raise InputError("a node has no default port: give --port (a NodePort)")
+        return node(plan, t.name).underlay_ip, port or 0, proto or "tcp"
+    if t.kind == "address":
+        svc = next((s for s in plan.services.values() if s.cluster_ip == t.name), None)
+        owner = next((p for p in plan.pods.values() if p.ip == t.name), None)
+        if port is None and svc is not None and svc.ports:
+            return t.name, svc.ports[0].port, proto or svc.ports[0].protocol.lower()
+        if port is None and owner is not None and owner.serves:
+            return t.name, owner.serves[0][1], proto or owner.serves[0][0].lower()
+        if port is None and proto != "icmp":
+            shown = t.text if t.text == t.name else f"{t.text} ({t.name})"
+            raise InputError(f"give --port for {shown}")
+        return t.name, port or 0, proto or "tcp"
+    raise InputError(f"{t.text!r} cannot be probed (a {t.kind})")
