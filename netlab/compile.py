@@ -48,10 +48,6 @@ from netlab.model import Cluster, Manifests, NetworkPolicy
 from netlab.nft import Table
 from netlab.plan import Plan, PodPlan, make_plan
 
-# The order in which the kernel is asked for things, declared once. Within a stage, intents
-# keep each feature's order and are grouped by namespace (one netlink batch per namespace).
-STAGES = ("namespaces", "fabric", "machines", "pod-links", "pod-network")
-
 
 @dataclass
 class DesiredLab:
@@ -305,21 +301,22 @@ def resolve(plan: Plan, lab_dir: str, p: Process) -> tuple[Process, ReadyWhen | 
     return p, None
 
 
-def _stage(intent: NetworkIntent) -> str:
-    """Namespaces first; then the fabric (it makes every machine's eth0), the machines
-    (nodes, outside hosts), the node side of pod veths (it makes each pod's eth0), and what
-    is set inside pods."""
-    if isinstance(intent, Netns):
-        return "namespaces"
-    role = intent.netns[len(names.NETNS_PREFIX):].split(".", 2)[1]
-    if role == "fabric":
-        return "fabric"
-    if role == "node" and isinstance(intent, Link) and intent.peer is not None:
-        return "pod-links"
-    return "machines" if role in ("node", "host") else "pod-network"
-
-
 def order(intents: list[NetworkIntent]) -> list[NetworkIntent]:
-    rank = {s: i for i, s in enumerate(STAGES)}
-    return sorted(intents, key=lambda i: (rank[_stage(i)],
-                                          "" if isinstance(i, Netns) else i.netns))
+    """The order the kernel is asked in: namespaces first; then every other intent after the
+    veth that makes the interface it uses (a veth is created from one namespace with its peer
+    born in another: the fabric makes every machine's eth0, a node makes its pods' eth0), so
+    a namespace's intents come at the depth its interfaces are made, grouped by namespace
+    (one netlink batch each). Within that, each feature's order is kept (a bridge before the
+    veths it is master of)."""
+    depth: dict[str, int] = {}
+    made_by = {i.peer.netns: i.netns for i in intents if isinstance(i, Link) and i.peer}
+
+    def level(netns: str, seen: tuple[str, ...] = ()) -> int:
+        if netns not in depth:
+            parent = made_by.get(netns)
+            depth[netns] = 0 if parent is None or parent in seen else \
+                level(parent, (*seen, netns)) + 1
+        return depth[netns]
+
+    return sorted(intents, key=lambda i: (0, 0, "") if isinstance(i, Netns) else
+                  (1, level(i.netns), i.netns))

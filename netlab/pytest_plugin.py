@@ -41,7 +41,8 @@ def requirements_missing(nft: bool = False) -> str | None:
         return "this kernel has no network namespaces (/proc/self/ns/net is missing)"
     for tool in ("nsenter", "unshare", "ping", *(("nft",) if nft else ())):
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (run scripts/setup-system.sh)"
+            return (f"{tool} is not installed: `sudo bash scripts/setup.sh` in a netlab "
+                    "checkout installs what labs need")
     return None
 
 

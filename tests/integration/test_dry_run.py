@@ -1,0 +1,79 @@
+"""`netlab up --dry-run` shows exactly what `up` builds, for every scenario: the same plan
+(nodes, pods with their nodes and addresses, Services with their addresses and endpoints,
+add-ons), the same files, the same processes with the same command lines, the same
+namespaces and addresses, and the same nftables tables and chains in every node."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netlab import names
+from netlab.intents import Address, Certificate, File, Netns
+from netlab.lab import plan_up
+from netlab.loader import read_files
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = sorted(p for p in (ROOT / "scenarios").iterdir()
+                   if p.is_dir() or p.suffix == ".yaml")
+
+
+def _json(netns: str, *argv: str) -> object:
+    r = subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True,
+                       check=True)
+    return json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_dry_run_is_what_up_builds(scenario: Path, netlab_lab, netlab_lab_name):
+    _, desired = plan_up(read_files([scenario]), [scenario], netlab_lab_name)
+    lab = netlab_lab(scenario, name=netlab_lab_name)
+    assert lab.plan.to_json() == desired.plan.to_json()
+
+    root = names.lab_dir(lab.name)
+    for path, f in desired.files.items():
+        if isinstance(f, File):
+            assert (root / path).read_bytes() == f.data, path
+        elif isinstance(f, Certificate):
+            assert (root / f.cert).exists() and (root / f.key).exists(), path
+        else:
+            assert (root / f.path).is_dir(), path
+
+    st = lab._state()
+    for owner, processes in desired.processes.items():
+        recorded = {r.container: r for r in st.processes.get(owner, [])}
+        assert set(recorded) == {p.container for p in processes}, owner
+        for p in processes:
+            r = recorded[p.container]
+            try:
+                cmdline = Path(f"/proc/{r.pid}/cmdline").read_bytes().split(b"\0")[:-1]
+            except FileNotFoundError:
+                continue  # a container command that has finished
+            argv = [a.decode() for a in cmdline]
+            assert argv[len(argv) - len(p.argv):] == list(p.argv), (owner, p.container, argv)
+
+    made = {i.name for i in desired.network if isinstance(i, Netns)}
+    made |= {i.name for v in desired.pods.values() for i in v if isinstance(i, Netns)}
+    assert {p.name for p in names.NETNS_DIR.iterdir()
+            if p.name.startswith(names.lab_prefix(lab.name))} == made
+    for key, intents in desired.pods.items():
+        pod = desired.plan.pods[key]
+        want = {i.cidr for i in intents if isinstance(i, Address)}
+        have = {f"{a['local']}/{a['prefixlen']}" for link in _json(pod.netns, "ip", "-j",
+                                                                    "addr", "show", "eth0")
+                for a in link["addr_info"] if a["family"] == "inet"}
+        assert have == want, key
+
+    for node in desired.plan.nodes:
+        for table in desired.rules[node.netns]:
+            listed = _json(node.netns, "nft", "-j", "list", "table", table.family, table.name)
+            chains = {o["chain"]["name"] for o in listed["nftables"] if "chain" in o}
+            assert chains == set(table.chains), (node.name, table.name)
+        lb = {a.address.cidr for a in desired.announced.get(node.netns, [])}
+        held = {f"{a['local']}/{a['prefixlen']}" for link in _json(node.netns, "ip", "-j",
+                                                                    "addr", "show", "lo")
+                for a in link["addr_info"] if a["family"] == "inet"} - {"127.0.0.1/8"}
+        assert held == lb, node.name
