@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from typing import Any
 
 from netlab import names
 from netlab.errors import InputError
@@ -128,7 +129,7 @@ class Plan:
         return next(n for n in self.nodes if n.name == name)
 
     def to_json(self) -> dict:
-        data = asdict(self)
+        data = _plain(self)
         data["cluster"].pop("source", None)
         return data
 
@@ -156,6 +157,27 @@ class Plan:
         return cls(data["lab"], Cluster(**c), [NodePlan(**n) for n in data["nodes"]], pods,
                    data["underlay_gateway"], data.get("namespaces", {}), services,
                    data.get("external_ip", ""), data.get("internet_ip", ""))
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(v: Any) -> Any:
+    """A dataclass as JSON-ready data, like dataclasses.asdict but without its deep copies
+    (a state file of 1,000 Services is written on every change)."""
+    cls = type(v)
+    if cls in (str, int, float, bool, type(None)):
+        return v
+    if is_dataclass(v):
+        names = _FIELDS.get(cls)
+        if names is None:
+            names = _FIELDS[cls] = tuple(f.name for f in fields(v))
+        return {n: _plain(getattr(v, n)) for n in names}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
 
 
 def _hash(obj: object, n: int) -> str:

@@ -54,7 +54,7 @@ def _dashed(ip: str) -> str:
 
 
 def _reverse(ip: str) -> str:
-    return ipaddress.IPv4Address(ip).reverse_pointer
+    return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
 
 
 def render_zone(plan: Plan) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from netlab.errors import InputError
 from netlab.model import Manifests, Service
-from netlab.plan import Endpoint, Plan, ServicePlan, ServicePortPlan
+from netlab.plan import Endpoint, Plan, PodPlan, ServicePlan, ServicePortPlan
 
 __all__ = ["Endpoint", "ServicePlan", "ServicePortPlan", "plan_services"]
 
@@ -43,6 +43,21 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None) -> Pla
     prev = previous.services if previous else {}
     pods = list(plan.pods.values())
     pod_ports = {p.key: {(cp[0], cp[1]): cp[2] for cp in p.named_ports} for p in pods}
+    # pods by (namespace, label, value), and by namespace: a selector looks at the pods
+    # carrying its first label, not at every pod (1,000 Services over many pods)
+    by_label: dict[tuple[str, str, str], list[PodPlan]] = {}
+    by_ns: dict[str, list[PodPlan]] = {}
+    for p in pods:
+        by_ns.setdefault(p.namespace, []).append(p)
+        for k, v in p.labels.items():
+            by_label.setdefault((p.namespace, k, v), []).append(p)
+
+    def selected_by(namespace: str, selector: dict[str, str]) -> list[PodPlan]:
+        if not selector:
+            return list(by_ns.get(namespace, []))
+        (k, v), *rest = selector.items()
+        return [p for p in by_label.get((namespace, k, v), [])
+                if all(p.labels.get(k2) == v2 for k2, v2 in rest)]
 
     # Addresses: manifest values first (checked), then what existing Services had, then new.
     used_ips = {str(svc_net.network_address + 1), cluster.cluster_dns}
@@ -99,8 +114,7 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None) -> Pla
         old = prev.get(key)
         old_ports = {(p.protocol, p.port): p.node_port for p in old.ports} if old else {}
         selected = ([] if svc.selector is None or svc.type == "ExternalName" else
-                    [p for p in pods if p.namespace == svc.namespace
-                     and all(p.labels.get(k) == v for k, v in svc.selector.items())])
+                    selected_by(svc.namespace, svc.selector))
         ports = []
         for sp in svc.ports:
             node_port = None

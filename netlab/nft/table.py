@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import pairwise
 
 from netlab.errors import RulesetError
@@ -36,14 +37,16 @@ _TOKEN = re.compile(r"[^\s{},]+")
 _COMMENT = re.compile(r'\bcomment "(.*)"$')
 
 
-def references(text: str) -> tuple[list[str], list[str]]:
+@lru_cache(maxsize=1 << 17)  # a sync re-validates mostly the same rules: parse each once
+def references(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The chains a rule or a verdict jumps or goes to, and the sets and maps it names (`@x`),
     in order; quoted strings (comments) are skipped."""
     tokens = _TOKEN.findall(_QUOTED.sub('""', text))
-    chains = [b for a, b in pairwise(tokens) if a in ("jump", "goto")]
-    return chains, [t[1:] for t in tokens if t.startswith("@")]
+    chains = tuple(b for a, b in pairwise(tokens) if a in ("jump", "goto"))
+    return chains, tuple(t[1:] for t in tokens if t.startswith("@"))
 
 
+@lru_cache(maxsize=1 << 16)
 def name_error(name: str, keywords: frozenset[str] = KEYWORDS) -> str | None:
     """Why nft would refuse `name` as a table, chain, set or map name, or None."""
     if len(name) > NAME_MAX:
@@ -56,6 +59,7 @@ def name_error(name: str, keywords: frozenset[str] = KEYWORDS) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1 << 17)
 def rule_error(rule: str) -> str | None:
     """Why nft would refuse a rule's text for reasons a Table can see, or None."""
     if "\n" in rule or ";" in _QUOTED.sub("", rule):
@@ -92,9 +96,11 @@ class Table:
     def ref(self) -> str:
         return f"{self.family} {self.name}"
 
-    def validate(self) -> None:
+    def validate(self, against: Table | None = None) -> None:
         """Raise RulesetError, naming the object, if nft or the kernel would refuse to load
-        this table: bad names, bad comments, references to chains, sets or maps it lacks."""
+        this table: bad names, bad comments, references to chains, sets or maps it lacks.
+        With `against` (a valid earlier version), rules and elements it already had are not
+        checked again, unless something they could refer to is gone."""
         where = f"table {self.ref}"
         if self.family not in FAMILIES:
             raise RulesetError(f"unknown family {self.family!r}", obj=where)
@@ -119,28 +125,36 @@ class Table:
             if not spec.rstrip().endswith(";"):  # nft: `{ type ipv4_addr }` is a syntax error
                 raise RulesetError(f"the definition {spec!r} must end with ';'",
                                    obj=f"{where}, {obj}")
+        gone = against is None or bool(
+            set(against.chains) - set(self.chains)
+            or (set(against.sets) | set(against.maps)) - (set(self.sets) | set(self.maps)))
         for chain, rules in self.chains.items():
-            for i, rule in enumerate(rules):
-                obj = f"{where}, chain {chain}, rule {i + 1} ({rule!r})"
-                if err := rule_error(rule):
-                    raise RulesetError(err, obj=obj)
-                self._check_references(rule, obj)
+            known = against is not None and against.chains.get(chain) == rules
+            if known and not gone:
+                continue
+            for i, rule in enumerate(rules):  # (the object's name is only built on error)
+                if err := (None if known else rule_error(rule)) or self._reference_error(rule):
+                    raise RulesetError(err, obj=f"{where}, chain {chain}, rule {i + 1} "
+                                                f"({rule!r})")
         for name, (_, elements) in self.maps.items():
+            before = against.maps.get(name, ("", {}))[1] if against is not None else {}
             for key, verdict in elements.items():
-                self._check_references(verdict, f"{where}, map {name}, element {key}")
+                if before.get(key) == verdict and not gone:
+                    continue
+                if err := self._reference_error(verdict):
+                    raise RulesetError(err, obj=f"{where}, map {name}, element {key}")
 
-    def _check_references(self, text: str, obj: str) -> None:
+    def _reference_error(self, text: str) -> str | None:
         chains, sets = references(text)
         for target in chains:
             if target not in self.chains:
-                raise RulesetError(f"jumps or goes to chain {target!r}, which the table does "
-                                   "not have", obj=obj)
+                return f"jumps or goes to chain {target!r}, which the table does not have"
             if target in self.base_chains:  # the kernel refuses it (EOPNOTSUPP)
-                raise RulesetError(f"jumps or goes to base chain {target!r}", obj=obj)
+                return f"jumps or goes to base chain {target!r}"
         for name in sets:
             if name not in self.sets and name not in self.maps:
-                raise RulesetError(f"names set or map {name!r}, which the table does not have",
-                                   obj=obj)
+                return f"names set or map {name!r}, which the table does not have"
+        return None
 
     def full(self) -> str:
         """Replace the whole table atomically (`add` first so `delete` cannot fail)."""
@@ -172,7 +186,7 @@ class Table:
     def diff(self, old: Table) -> str:
         """The transaction that turns `old` (what the kernel holds) into this table. Empty if
         nothing changed."""
-        self.validate()
+        self.validate(against=old)
         old_types = {k: v[0] for k, v in old.maps.items()}
         if (old.ref, old.base_chains, old_types) != (
                 self.ref, self.base_chains, {k: v[0] for k, v in self.maps.items()}):

@@ -30,10 +30,10 @@ def test_a_good_table_renders_as_before():
 
 
 def test_references_skip_comments():
-    assert references('jump a comment "goto b @c"') == (["a"], [])
+    assert references('jump a comment "goto b @c"') == (("a",), ())
     assert references("numgen random mod 2 vmap { 0 : goto x/1, 1 : jump y }") == \
-        (["x/1", "y"], [])
-    assert references("ip saddr . th dport vmap @m") == ([], ["m"])
+        (("x/1", "y"), ())
+    assert references("ip saddr . th dport vmap @m") == ((), ("m",))
 
 
 def error(t: Table) -> RulesetError:
@@ -94,3 +94,17 @@ def test_limits_are_inclusive():
     t.sets["." + "s" * (NAME_MAX - 1)] = ("type ipv4_addr ;", [])
     t.full()
 
+
+
+def test_a_diff_checks_what_changed_and_what_lost_its_target():
+    old = Table("ip", "t")
+    old.chain("in", ["jump a"], "type filter hook input priority 0 ;")
+    old.chain("a", ["accept"])
+    old.chain("b", ["accept"])
+    new = Table("ip", "t", dict(old.base_chains), {c: list(r) for c, r in old.chains.items()})
+    new.chains["b"] = ['accept comment "' + "x" * (COMMENT_MAX + 1) + '"']
+    with pytest.raises(RulesetError, match="chain b, rule 1"):
+        new.diff(old)
+    gone = Table("ip", "t", dict(old.base_chains), {"in": ["jump a"], "b": ["accept"]})
+    with pytest.raises(RulesetError, match=r"chain in, rule 1.*'a'"):
+        gone.diff(old)  # `in` did not change, but the chain it jumps to is gone
