@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape, quoteattr
 
+from netlab import targets
 from netlab.errors import NetlabError
 from netlab.model import ExpectCheck
 
@@ -57,13 +58,14 @@ def _labels_match(lab: Lab, pod_key: str | None, labels: tuple[tuple[str, str], 
 
 def _hint_for_connect(lab: Lab, c: ExpectCheck, connected: bool) -> str:
     hints = []
-    if c.dst and c.dst.startswith("svc/"):
+    dst = targets.parse(c.dst or "")
+    if dst.kind == "service":
         try:
-            why = lab.service(c.dst[4:]).why_no_endpoints()
+            why = lab.service(dst.name).why_no_endpoints()
             if why:
                 hints.append(why)
         except NetlabError:
-            hints.append(f"there is no Service {c.dst[4:]!r}")
+            hints.append(f"there is no Service {dst.name!r}")
     try:
         e = lab.explain(c.src, c.dst or "", c.port, c.protocol or "tcp")
         decisive = [line for line in e.reasoning if "isolated by" in line or
@@ -106,8 +108,7 @@ def _connect(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
                 want = ",".join(f"{k}={v}" for k, v in c.answered_by)
                 problems.append(f"expected an answer from a pod with {want}")
             if c.client_ip:
-                src_ip = lab.address_of(c.src) if c.src not in ("external", "internet") \
-                    else None
+                src_ip = None if targets.parse(c.src).outside else lab.address_of(c.src)
                 nodes = {a for n in lab.plan.nodes
                          for a in (n.underlay_ip, n.gateway, n.vtep_ip)}
                 ok = (r.client_ip == src_ip if c.client_ip == "pod" else
@@ -135,11 +136,8 @@ def _dns(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
             problems.append("expected the name to resolve")
         wanted = []
         for w in c.resolves_to:
-            if w.startswith("svc/"):
-                svc = lab.service(w[4:])
-                wanted.append(svc.cluster_ip or "")
-            else:
-                wanted.append(w)
+            t = targets.parse(w)
+            wanted.append((lab.service(t.name).cluster_ip or "") if t.kind == "service" else w)
         if wanted and sorted(wanted) != sorted(a.addresses or got):
             problems.append(f"expected {', '.join(wanted)}")
     hint = ""

@@ -300,6 +300,12 @@ class Lab:
     def service(self, ref: str) -> ServiceInfo:
         return service_info(targets.service(self.plan, ref))
 
+    def why_unanswered(self, dst: str) -> str | None:
+        """For a person: why nothing can answer at `dst`, when the lab knows (a Service
+        without endpoints and why it has none)."""
+        t = targets.parse(dst, self.plan)
+        return self.service(t.name).why_no_endpoints() if t.kind == "service" else None
+
     def ingresses(self, namespace: str | None = None) -> list[IngressInfo]:
         """Ingress objects with their rules, backends, the controller's address, and
         problems that keep some of them from being served."""

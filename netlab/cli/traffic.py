@@ -70,11 +70,9 @@ def probe(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, e
         else:
             out.print(f"{src} -> {dst} ({where}): [red]{r.result}[/red]: {r.detail}",
                       highlight=False)
-            if dst.startswith("svc/"):
-                hint = lab_.service(dst[4:]).why_no_endpoints()
-                if hint:
-                    err.print(f"[yellow]hint:[/yellow] {hint}", highlight=False,
-                              soft_wrap=True)
+            hint = lab_.why_unanswered(dst)
+            if hint:
+                err.print(f"[yellow]hint:[/yellow] {hint}", highlight=False, soft_wrap=True)
     raise typer.Exit(0 if r.connected else 1)
 
 

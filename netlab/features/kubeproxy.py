@@ -18,7 +18,7 @@ import base64
 import functools
 import hashlib
 
-from netlab.nft import Table
+from netlab.nft import Table, comment
 from netlab.plan import Endpoint, NodePlan, Plan, ServicePlan, ServicePortPlan
 
 TABLE = "kube-proxy"
@@ -144,7 +144,7 @@ def _service_rules(svc: ServicePlan, node: str, pod_cidr: str
             if local_eps:
                 _balance(t, svc, port, local_eps, local_rules)
             else:
-                local_rules.append(f'drop comment "{svc.key} has no local endpoints"')
+                local_rules.append(f"drop {comment(svc.key, ' has no local endpoints')}")
             t.chain(local_chain, local_rules)
         elements.append(("service-ips", cip_key, f"goto {local_chain}"
                          if svc.internal_traffic_policy == "Local" else f"goto {svc_chain}"))

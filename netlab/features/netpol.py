@@ -22,16 +22,14 @@ enforced and reported as agreement by the other.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from netlab.model import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
-from netlab.nft import Table
+from netlab.nft import Table, comment
 from netlab.plan import NodePlan, Plan, PodPlan
 
 TABLE = "netlab-policy"
-COMMENT_MAX = 128  # nftables refuses longer rule comments
 
 
 # --- label selectors (metav1.LabelSelector), read from the API's definition ------------------
@@ -154,19 +152,6 @@ def _peer_sets(scope: _Scope, rule: PolicyRule, policy_ns: str,
 def _ip_int(ip: str) -> int:
     a, b, c, d = (int(x) for x in ip.split("."))
     return (a << 24) | (b << 16) | (c << 8) | d
-
-
-def comment(text: str, keep_tail: str = "") -> str:
-    """An nft comment of at most COMMENT_MAX characters. A longer `text` is cut and marked
-    with a hash of the whole, so two long names stay apart; `keep_tail` (e.g. " ingress[2]")
-    is never cut."""
-    full = text + keep_tail
-    if len(full.encode()) <= COMMENT_MAX:
-        return f'comment "{full}"'
-    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
-    room = COMMENT_MAX - len(keep_tail.encode()) - len(digest) - 1
-    head = text.encode()[:max(room, 0)].decode(errors="ignore")
-    return f'comment "{head}~{digest}{keep_tail}"'
 
 
 def _rule(*parts: str) -> str:

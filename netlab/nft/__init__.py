@@ -2,6 +2,6 @@
 as a diff (table.py), and an in-memory fake that applies such transactions (fake.py)."""
 
 from netlab.nft.fake import FakeNft, NftError, canonical
-from netlab.nft.table import Table
+from netlab.nft.table import Table, comment
 
-__all__ = ["FakeNft", "NftError", "Table", "canonical"]
+__all__ = ["FakeNft", "NftError", "Table", "canonical", "comment"]

@@ -4,6 +4,7 @@ changed map elements are replaced), as kube-proxy's nftables mode syncs its tabl
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -238,3 +239,16 @@ class Table:
         # 7. chains that go
         lines += [f"delete chain {self.ref} {c}" for c in sorted(gone_chains)]
         return "\n".join(lines) + "\n" if lines else ""
+
+
+def comment(text: str, keep_tail: str = "") -> str:
+    """An nft comment of at most COMMENT_MAX characters. A longer `text` is cut and marked
+    with a hash of the whole, so two long names stay apart; `keep_tail` (e.g. " ingress[2]")
+    is never cut."""
+    full = text + keep_tail
+    if len(full.encode()) <= COMMENT_MAX:
+        return f'comment "{full}"'
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    room = COMMENT_MAX - len(keep_tail.encode()) - len(digest) - 1
+    head = text.encode()[:max(room, 0)].decode(errors="ignore")
+    return f'comment "{head}~{digest}{keep_tail}"'

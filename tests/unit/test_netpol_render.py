@@ -47,7 +47,7 @@ def test_shape():
 
 
 def test_long_comments_are_cut_uniquely():
-    from netlab.features.netpol import COMMENT_MAX, comment
+    from netlab.nft.table import COMMENT_MAX, comment
 
     ns, long_a, long_b = "n" * 63, "p" * 200 + "a", "p" * 200 + "b"
     a, b = comment(f"{ns}/{long_a}", " ingress[12]"), comment(f"{ns}/{long_b}", " ingress[12]")
