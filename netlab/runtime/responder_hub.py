@@ -1,0 +1,462 @@
+"""The responder for many pods in one process: one selectors loop, one listening socket per
+pod and port, each opened inside its pod's network namespace (a socket stays in the
+namespace it was opened in) and carrying the pod's identity, so every answer names its pod.
+
+This module is the one implementation of the responder's replies: the standalone script
+netlab/responder.py runs it for one pod. Standard library only at import time (the script
+loads it with `python3 -I -S`); only the default opener reaches for netlab.kernel, and only
+when it is given a namespace.
+
+Replies, as one JSON object naming the pod, hostname, protocol, client and server:
+  TCP/SCTP  a line (or silence, for LINE_WAIT): a JSON line back, then close; an HTTP
+            request (headers within HTTP_WAIT) gets an HTTP/1.1 response: /hostname,
+            /clientip, /echo?msg=..., anything else the JSON.
+  UDP       each datagram one JSON datagram, sent from the address it was sent to.
+Nothing blocks: reads, writes and timeouts are all states of the one loop.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import heapq
+import json
+import os
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+HTTP_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ")
+LINE_WAIT = 0.2  # a client that says nothing gets its answer after this
+HTTP_WAIT = 2.0  # an HTTP request whose headers are not complete by then gets no answer
+WRITE_WAIT = 1.0  # a client that does not read its answer is dropped after this
+IDLE_WAIT = 0.1  # serve() checks its stop event at least this often
+BACKLOG = 1024  # connections a pod's port queues while the loop is busy with others
+IP_PKTINFO = 8
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+
+NetnsPath = str | os.PathLike[str] | None
+SocketFactory = Callable[..., socket.socket]
+# opener(netns): a context manager whose value opens sockets in that namespace
+Opener = Callable[[NetnsPath], contextlib.AbstractContextManager[SocketFactory]]
+
+
+# --- the replies (pure) ---------------------------------------------------------------------
+
+def answer(pod: str, hostname: str, proto: str, client: tuple, server: tuple) -> dict:
+    return {"pod": pod, "hostname": hostname, "protocol": proto,
+            "client": f"{client[0]}:{client[1]}", "server": f"{server[0]}:{server[1]}"}
+
+
+def stream_reply(pod: str, hostname: str, proto: str, client: tuple, server: tuple,
+                 data: bytes) -> bytes:
+    """What a TCP/SCTP client that sent `data` gets back (then the connection closes)."""
+    info = answer(pod, hostname, proto, client, server)
+    if not data.startswith(HTTP_METHODS):
+        return (json.dumps(info) + "\n").encode()
+    head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace").split("\r\n")
+    request = head[0].split()
+    headers = {}
+    for line in head[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    url = urlsplit(request[1] if len(request) > 1 else "/")
+    info |= {"method": request[0], "path": url.path, "headers": headers}
+    if url.path == "/hostname":
+        body, ctype = f"{hostname}\n".encode(), "text/plain"
+    elif url.path == "/clientip":
+        body, ctype = f"{info['client']}\n".encode(), "text/plain"
+    elif url.path == "/echo":
+        body, ctype = parse_qs(url.query).get("msg", [""])[0].encode(), "text/plain"
+    else:
+        body, ctype = (json.dumps(info) + "\n").encode(), "application/json"
+    return (f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\nX-Netlab-Pod: {pod}\r\n\r\n").encode() + body
+
+
+def stream_complete(data: bytes) -> bool:
+    """Whether a client has said all it will be answered for: a line, or HTTP headers."""
+    if data.startswith(HTTP_METHODS):
+        return b"\r\n\r\n" in data
+    return b"\n" in data
+
+
+def pktinfo_dst(ancillary: list) -> str:
+    """The address a datagram was sent to (struct in_pktinfo's ipi_addr)."""
+    for level, kind, data in ancillary:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+            return socket.inet_ntoa(data[8:12])
+    return "0.0.0.0"
+
+
+def reply_udp(sock: socket.socket, data: bytes, addr: tuple, ancillary: list) -> None:
+    """Answer from the address the request went to (ipi_spec_dst): with several addresses,
+    the kernel would otherwise pick the outgoing interface's, and NAT would drop it."""
+    for level, kind, info in ancillary:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+            out = bytes(4) + info[8:12] + bytes(4)  # ifindex 0, spec_dst, addr
+            sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, out)], 0, addr)
+            return
+    sock.sendto(data, addr)
+
+
+# --- where sockets are opened ---------------------------------------------------------------
+
+def plain_opener(netns: NetnsPath) -> contextlib.AbstractContextManager[SocketFactory]:
+    """Sockets where the calling thread is, whatever `netns` says: the standalone script's
+    opener (it runs inside its pod already) and the unprivileged tests'."""
+    return contextlib.nullcontext(socket.socket)
+
+
+def netns_opener(netns: NetnsPath) -> contextlib.AbstractContextManager[SocketFactory]:
+    """Sockets inside `netns` (netlab.kernel.sockets.inside), or here when it is None."""
+    if netns is None:
+        return contextlib.nullcontext(socket.socket)
+    from netlab.kernel.sockets import inside  # the agent's side only: the script has no netns
+    return inside(netns)
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+class _Pod:
+    __slots__ = ("conns", "hostname", "key", "listeners")
+
+    def __init__(self, key: str, hostname: str) -> None:
+        self.key, self.hostname = key, hostname
+        self.listeners: dict[str, _Listener] = {}  # "tcp:80" -> its socket
+        self.conns: set[_Conn] = set()
+
+
+class _Listener:
+    __slots__ = ("closed", "pod", "proto", "sock")
+
+    def __init__(self, pod: _Pod, proto: str, sock: socket.socket) -> None:
+        self.pod, self.proto, self.sock, self.closed = pod, proto, sock, False
+
+
+class _Conn:
+    __slots__ = ("buf", "closed", "deadline", "local", "out", "peer", "pod", "proto", "sock",
+                 "t0")
+
+    def __init__(self, pod: _Pod, proto: str, sock: socket.socket, peer: tuple, local: tuple,
+                 now: float) -> None:
+        self.pod, self.proto, self.sock, self.peer, self.local = pod, proto, sock, peer, local
+        self.buf = b""
+        self.out: memoryview | None = None  # set once answered: what is left to send
+        self.t0 = now
+        self.deadline = now + LINE_WAIT
+        self.closed = False
+
+
+class ResponderHub:
+    """Serve the responder for many pods from one thread.
+
+    add/remove/ports/close may be called from any thread while another runs serve() or
+    run_once(): they take the loop's lock, which the loop holds except while it waits.
+    """
+
+    def __init__(self, opener: Opener = netns_opener) -> None:
+        self._opener = opener
+        self._sel = selectors.DefaultSelector()
+        self._lock = _thread.allocate_lock()
+        self._pods: dict[str, _Pod] = {}
+        self._timers: list[tuple[float, int, _Conn]] = []  # (deadline, seq, conn), lazy
+        self._seq = 0
+        # a byte on this pair ends the loop's wait: add/remove/close take effect at once
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel.register(self._wake_r, READ, None)
+        self._closed = False
+        self._waiting = False  # a thread is in select(): close() leaves the selector to it
+
+    # the API -----------------------------------------------------------------------------
+
+    def add(self, key: str, hostname: str, netns: NetnsPath, ports: Sequence[str]
+            ) -> list[str]:
+        """Listen for pod `key` on each "proto:port" inside `netns`; one log line per port,
+        as the responder prints them ("listening on tcp/80", "cannot listen on tcp/80: ...").
+        Adding a pod again adds its new ports (open ones stay) and takes the new hostname."""
+        with self._lock:
+            pod = self._pods.get(key)
+            have = set(pod.listeners) if pod else set()
+        todo = list(dict.fromkeys(s for s in ports if s not in have))
+        opened: dict[str, socket.socket] = {}
+        failed: dict[str, str] = {}
+        try:
+            with self._opener(netns) as open_socket:  # sockets stay in the namespace
+                for spec in todo:
+                    proto, _, port = spec.partition(":")
+                    try:
+                        opened[spec] = _listen(open_socket, proto, int(port))
+                    except OSError as e:
+                        failed[spec] = e.strerror or str(e)
+        except OSError as e:  # the namespace could not be entered: no port opens
+            failed |= {spec: e.strerror or str(e) for spec in todo if spec not in opened}
+        with self._lock:
+            if self._closed:
+                for s in opened.values():
+                    s.close()
+                raise RuntimeError("the responder hub is closed")
+            pod = self._pods.setdefault(key, _Pod(key, hostname))
+            pod.hostname = hostname
+            for spec, s in opened.items():
+                if spec in pod.listeners:  # a concurrent add() of the same port won
+                    s.close()
+                    continue
+                listener = _Listener(pod, spec.partition(":")[0], s)
+                pod.listeners[spec] = listener
+                self._sel.register(s, READ, listener)
+        self._wake()
+        out = []
+        for spec in ports:
+            proto, _, port = spec.partition(":")
+            why = failed.get(spec)
+            out.append(f"cannot listen on {proto}/{port}: {why}" if why is not None
+                       else f"listening on {proto}/{port}")
+        return out
+
+    def remove(self, key: str) -> bool:
+        """Close pod `key`'s listening sockets and its open connections. False if unknown."""
+        with self._lock:
+            pod = self._pods.pop(key, None)
+            if pod is None:
+                return False
+            for listener in pod.listeners.values():
+                listener.closed = True
+                self._drop(listener.sock)
+            for conn in list(pod.conns):
+                self._close(conn)
+        self._wake()
+        return True
+
+    def ports(self, key: str) -> list[str]:
+        """The port specs pod `key` listens on ([] if unknown)."""
+        with self._lock:
+            pod = self._pods.get(key)
+            return list(pod.listeners) if pod else []
+
+    def pods(self) -> list[str]:
+        with self._lock:
+            return list(self._pods)
+
+    def connections(self) -> int:
+        """Connections open now (accepted, not yet answered and closed)."""
+        with self._lock:
+            return sum(len(p.conns) for p in self._pods.values())
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """Run the loop until `stop` is set (forever without one) or the hub is closed."""
+        while not self._closed and not (stop is not None and stop.is_set()):
+            self.run_once(IDLE_WAIT if stop is not None else None)
+
+    def run_once(self, timeout: float | None = None) -> int:
+        """Wait up to `timeout` (None: until something happens), handle what is ready and
+        what is due; return how many events were handled."""
+        with self._lock:
+            if self._closed:
+                return 0
+            due = self._timers[0][0] - time.monotonic() if self._timers else None
+        if due is not None:
+            timeout = max(0.0, due if timeout is None else min(timeout, due))
+            self._waiting = True
+        try:
+            events = self._sel.select(timeout)  # the only place the lock is not held
+        finally:
+            with self._lock:
+                self._waiting = False
+                if self._closed:
+                    self._release()
+        with self._lock:
+            if self._closed:
+                return 0
+            for key, mask in events:
+                data = key.data
+                if data is None:
+                    self._drain_wake()
+                elif isinstance(data, _Conn):
+                    if not data.closed:
+                        self._on_conn(data, mask)
+                elif not data.closed:
+                    self._on_listener(data)
+            self._expire(time.monotonic())
+        return len(events)
+
+    def wake(self) -> None:
+        """End the loop's current wait (after setting serve's stop event, to stop now)."""
+        self._wake()
+
+    def close(self) -> None:
+        """Close every pod's sockets, then the loop's own (at once, or when a loop that is
+        waiting wakes up)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for pod in self._pods.values():
+                for listener in pod.listeners.values():
+                    listener.closed = True
+                    self._drop(listener.sock)
+                for conn in list(pod.conns):
+                    self._close(conn)
+            self._pods.clear()
+            if self._waiting:
+                self._wake()
+            else:
+                self._release()
+
+    def __enter__(self) -> ResponderHub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # the loop's work (lock held) ---------------------------------------------------------
+
+    def _on_listener(self, listener: _Listener) -> None:
+        if listener.proto == "udp":
+            self._on_datagrams(listener)
+            return
+        now = time.monotonic()
+        for _ in range(64):  # a burst of connections in one wake-up, yet others get turns
+            try:
+                sock, peer = listener.sock.accept()
+            except OSError:  # nothing left to accept (or the client is gone already)
+                return
+            try:
+                sock.setblocking(False)
+                conn = _Conn(listener.pod, listener.proto, sock, peer, sock.getsockname(), now)
+                self._sel.register(sock, READ, conn)
+            except OSError:
+                sock.close()
+                continue
+            listener.pod.conns.add(conn)
+            self._timer(conn)
+
+    def _on_datagrams(self, listener: _Listener) -> None:
+        pod, sock = listener.pod, listener.sock
+        for _ in range(64):
+            try:
+                _, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(12))
+            except OSError:  # BlockingIOError: none left; else an ICMP error queued
+                return
+            try:
+                info = answer(pod.key, pod.hostname, "udp", addr,
+                              (pktinfo_dst(anc), sock.getsockname()[1]))
+                reply_udp(sock, (json.dumps(info) + "\n").encode(), addr, anc)
+            except OSError:  # buffer full or unreachable: UDP may drop, the client retries
+                pass
+
+    def _on_conn(self, conn: _Conn, mask: int) -> None:
+        if conn.out is not None:
+            if mask & WRITE:
+                self._send(conn)
+            return
+        try:
+            chunk = conn.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        conn.buf += chunk
+        if not chunk or stream_complete(conn.buf):
+            self._answer(conn)
+
+    def _answer(self, conn: _Conn) -> None:
+        pod = conn.pod
+        out = stream_reply(pod.key, pod.hostname, conn.proto, conn.peer, conn.local, conn.buf)
+        conn.out = memoryview(out)
+        self._send(conn)
+        if not conn.closed:  # the socket's buffer is full: wait until the client reads
+            try:
+                self._sel.modify(conn.sock, WRITE, conn)
+            except (OSError, KeyError, ValueError):
+                self._close(conn)
+                return
+            conn.deadline = time.monotonic() + WRITE_WAIT
+            self._timer(conn)
+
+    def _send(self, conn: _Conn) -> None:
+        assert conn.out is not None
+        try:
+            while conn.out:
+                conn.out = conn.out[conn.sock.send(conn.out):]
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        self._close(conn)
+
+    def _expire(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            deadline, _, conn = heapq.heappop(timers)
+            if conn.closed or deadline != conn.deadline:
+                continue  # answered, closed or rescheduled since
+            if conn.out is not None:  # the client did not read its answer
+                self._close(conn)
+            elif not conn.buf.startswith(HTTP_METHODS):
+                self._answer(conn)  # a silent (or line-less) client
+            elif now - conn.t0 < HTTP_WAIT:
+                conn.deadline = conn.t0 + HTTP_WAIT
+                self._timer(conn)
+            else:  # HTTP headers that never ended
+                self._close(conn)
+
+    def _timer(self, conn: _Conn) -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (conn.deadline, self._seq, conn))
+
+    def _close(self, conn: _Conn) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        conn.pod.conns.discard(conn)
+        self._drop(conn.sock)
+
+    def _drop(self, sock: socket.socket) -> None:
+        with contextlib.suppress(KeyError, ValueError):  # not registered (any more)
+            self._sel.unregister(sock)
+        sock.close()
+
+    def _release(self) -> None:
+        if self._wake_r.fileno() >= 0:
+            self._sel.close()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # full (a wake-up is pending anyway) or closed
+            self._wake_w.send(b"x")
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+
+def _listen(open_socket: SocketFactory, proto: str, port: int) -> socket.socket:
+    if proto == "udp":
+        s = open_socket(socket.AF_INET, socket.SOCK_DGRAM)
+    else:
+        s = open_socket(socket.AF_INET, socket.SOCK_STREAM,
+                        socket.IPPROTO_SCTP if proto == "sctp" else 0)
+    try:
+        if proto == "udp":
+            s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        else:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
+        if proto != "udp":
+            s.listen(BACKLOG)
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s
+

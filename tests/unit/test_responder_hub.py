@@ -1,0 +1,226 @@
+"""The responder hub without root: one hub on 127.0.0.1 (sockets opened where the test is),
+two fake pods on ports of their own, served from a thread while the test adds and removes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from netlab.runtime.responder_hub import LINE_WAIT, ResponderHub, plain_opener
+
+SCRIPT = Path(__file__).resolve().parents[2] / "netlab" / "responder.py"
+
+
+def addr(s: socket.socket) -> str:
+    host, port = s.getsockname()
+    return f"{host}:{port}"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Pod:
+    def __init__(self, key: str, hostname: str) -> None:
+        self.key, self.hostname = key, hostname
+        self.tcp, self.udp = free_port(), free_port(socket.SOCK_DGRAM)
+
+
+@pytest.fixture
+def hub() -> Iterator[ResponderHub]:
+    h = ResponderHub(opener=plain_opener)
+    stop = threading.Event()
+    t = threading.Thread(target=h.serve, args=(stop,), daemon=True)
+    t.start()
+    yield h
+    stop.set()
+    h.wake()
+    t.join(5)
+    assert not t.is_alive()
+    h.close()
+
+
+@pytest.fixture
+def pods(hub: ResponderHub) -> tuple[Pod, Pod]:
+    a, b = Pod("ns1/a", "a-host"), Pod("ns2/b", "b-host")
+    for p in (a, b):
+        lines = hub.add(p.key, p.hostname, None, [f"tcp:{p.tcp}", f"udp:{p.udp}"])
+        assert lines == [f"listening on tcp/{p.tcp}", f"listening on udp/{p.udp}"]
+    return a, b
+
+
+def ask(port: int, data: bytes = b"", timeout: float = 5) -> tuple[bytes, str]:
+    """Send `data`, read to EOF; (the answer, the client's address as the server sees it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        client = addr(s)
+        if data:
+            s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out, client
+
+
+def http(port: int, path: str) -> tuple[str, dict[str, str], bytes, str]:
+    raw, client = ask(port, f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Test: yes\r\n\r\n".encode())
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+    assert int(headers["content-length"]) == len(body)
+    return status, headers, body, client
+
+
+def test_a_line_is_answered_with_the_pods_identity(pods):
+    for p in pods:
+        raw, client = ask(p.tcp, b"hello\n")
+        assert raw.endswith(b"\n") and raw.count(b"\n") == 1
+        assert json.loads(raw) == {"pod": p.key, "hostname": p.hostname, "protocol": "tcp",
+                                   "client": client, "server": f"127.0.0.1:{p.tcp}"}
+
+
+def test_a_silent_client_is_answered_after_the_line_wait(pods):
+    t0 = time.monotonic()
+    raw, _ = ask(pods[0].tcp)
+    waited = time.monotonic() - t0
+    assert json.loads(raw)["pod"] == "ns1/a"
+    assert LINE_WAIT <= waited < LINE_WAIT + 0.5
+
+
+def test_http_paths(pods):
+    a, b = pods
+    status, headers, body, _ = http(a.tcp, "/hostname")
+    assert status == "HTTP/1.1 200 OK" and body == b"a-host\n"
+    assert headers["content-type"] == "text/plain" and headers["x-netlab-pod"] == "ns1/a"
+    assert headers["connection"] == "close"
+    _, _, body, client = http(b.tcp, "/clientip")
+    assert body == f"{client}\n".encode()
+    _, _, body, _ = http(b.tcp, "/echo?msg=hi%20there")
+    assert body == b"hi there"
+    _, headers, body, client = http(b.tcp, "/other?x=1")
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {
+        "pod": "ns2/b", "hostname": "b-host", "protocol": "tcp", "client": client,
+        "server": f"127.0.0.1:{b.tcp}", "method": "GET", "path": "/other",
+        "headers": {"host": "x", "x-test": "yes"}}
+
+
+def test_udp_datagrams(pods):
+    for p in pods:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.connect(("127.0.0.1", p.udp))  # only the queried address's answer gets in
+            for _ in range(3):
+                s.send(b"x")
+                got = json.loads(s.recv(65535))
+                assert got == {"pod": p.key, "hostname": p.hostname, "protocol": "udp",
+                               "client": addr(s),
+                               "server": f"127.0.0.1:{p.udp}"}
+
+
+def test_concurrent_clients_wait_for_nobody(pods):
+    """200 clients at once, half of them silent: all answered in about one LINE_WAIT, while
+    an HTTP client that never ends its headers and one that does not read hold on."""
+    a, b = pods
+    stuck = socket.create_connection(("127.0.0.1", a.tcp))
+    stuck.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # no blank line: waits HTTP_WAIT
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect(("127.0.0.1", b.tcp))
+    big = "x" * 2_000_000
+    slow.sendall(f"GET /echo?msg={big} HTTP/1.1\r\n\r\n".encode())  # an answer it won't read
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(200) as pool:
+        jobs = [pool.submit(ask, p.tcp, b"hi\n" if i % 2 else b"")
+                for i in range(100) for p in pods]
+        answers = [json.loads(j.result()[0]) for j in jobs]
+    assert time.monotonic() - t0 < 1.5
+    assert {x["pod"] for x in answers} == {"ns1/a", "ns2/b"} and len(answers) == 200
+    slow.settimeout(5)
+    got = b""
+    while chunk := slow.recv(1 << 20):
+        got += chunk
+    assert got.endswith(big.encode())
+    stuck.settimeout(5)
+    assert stuck.recv(100) == b""  # closed without an answer after HTTP_WAIT
+    stuck.close()
+    slow.close()
+
+
+def test_remove_closes_listeners_and_connections(hub, pods):
+    a, b = pods
+    pending = socket.create_connection(("127.0.0.1", a.tcp))
+    pending.sendall(b"GET / HTTP/1.1\r\n")  # open until remove() closes it
+    time.sleep(0.1)
+    assert hub.connections() == 1
+    assert hub.remove(a.key) is True and hub.remove(a.key) is False
+    assert hub.ports(a.key) == [] and hub.pods() == [b.key]
+    pending.settimeout(5)
+    with contextlib.suppress(ConnectionResetError):  # closed, maybe with data unread
+        assert pending.recv(100) == b""
+    pending.close()
+    with pytest.raises(ConnectionRefusedError):
+        ask(a.tcp)
+    assert json.loads(ask(b.tcp, b"x\n")[0])["pod"] == b.key  # the other pod serves on
+    assert hub.ports(b.key) == [f"tcp:{b.tcp}", f"udp:{b.udp}"]
+
+
+def test_add_again_and_ports_that_cannot_open(hub, pods):
+    a, _ = pods
+    taken = socket.socket()
+    taken.bind(("0.0.0.0", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    extra = free_port()
+    lines = hub.add(a.key, "renamed", None, [f"tcp:{a.tcp}", f"tcp:{port}", f"tcp:{extra}"])
+    assert lines == [f"listening on tcp/{a.tcp}",
+                     f"cannot listen on tcp/{port}: Address already in use",
+                     f"listening on tcp/{extra}"]
+    assert hub.ports(a.key) == [f"tcp:{a.tcp}", f"udp:{a.udp}", f"tcp:{extra}"]
+    assert json.loads(ask(extra, b"\n")[0])["hostname"] == "renamed"
+    taken.close()
+
+
+def test_run_once_without_a_thread():
+    port = free_port()
+    with ResponderHub(opener=plain_opener) as h:
+        assert h.add("x/y", "y", None, [f"tcp:{port}"]) == [f"listening on tcp/{port}"]
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"q\n")
+            deadline = time.monotonic() + 5
+            while h.connections() == 0 and time.monotonic() < deadline:
+                h.run_once(0.05)  # accept
+            while h.connections() and time.monotonic() < deadline:
+                h.run_once(0.05)  # read, answer, close
+            assert json.loads(s.recv(1000))["pod"] == "x/y"
+    with pytest.raises(RuntimeError):
+        h.add("x/z", "z", None, [])
+
+
+def test_the_standalone_script_serves_one_pod_with_the_hub():
+    port, uport = free_port(), free_port(socket.SOCK_DGRAM)
+    p = subprocess.Popen([sys.executable, "-I", "-S", str(SCRIPT), "--name", "ns/s",
+                          "--hostname", "s-host", f"tcp:{port}", f"udp:{uport}"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        assert [p.stdout.readline(), p.stdout.readline()] == [
+            f"listening on tcp/{port}\n", f"listening on udp/{uport}\n"]
+        assert json.loads(ask(port, b"x\n")[0])["hostname"] == "s-host"
+        _, headers, body, _ = http(port, "/hostname")
+        assert body == b"s-host\n" and headers["x-netlab-pod"] == "ns/s"
+    finally:
+        p.kill()
+        p.wait()
