@@ -122,10 +122,10 @@ def netns_opener(netns: NetnsPath) -> contextlib.AbstractContextManager[SocketFa
 # --- the loop -------------------------------------------------------------------------------
 
 class _Pod:
-    __slots__ = ("conns", "hostname", "key", "listeners")
+    __slots__ = ("conns", "hostname", "key", "listeners", "name")
 
-    def __init__(self, key: str, hostname: str) -> None:
-        self.key, self.hostname = key, hostname
+    def __init__(self, key: str, name: str, hostname: str) -> None:
+        self.key, self.name, self.hostname = key, name, hostname
         self.listeners: dict[str, _Listener] = {}  # "tcp:80" -> its socket
         self.conns: set[_Conn] = set()
 
@@ -175,11 +175,12 @@ class ResponderHub:
 
     # the API -----------------------------------------------------------------------------
 
-    def add(self, key: str, hostname: str, netns: NetnsPath, ports: Sequence[str]
-            ) -> list[str]:
+    def add(self, key: str, hostname: str, netns: NetnsPath, ports: Sequence[str], *,
+            name: str | None = None) -> list[str]:
         """Listen for pod `key` on each "proto:port" inside `netns`; one log line per port,
         as the responder prints them ("listening on tcp/80", "cannot listen on tcp/80: ...").
-        Adding a pod again adds its new ports (open ones stay) and takes the new hostname."""
+        Answers name the pod `name` (default: `key`; the responder's --name). Adding a pod
+        again adds its new ports (open ones stay) and takes the new hostname and name."""
         with self._lock:
             pod = self._pods.get(key)
             have = set(pod.listeners) if pod else set()
@@ -201,8 +202,8 @@ class ResponderHub:
                 for s in opened.values():
                     s.close()
                 raise RuntimeError("the responder hub is closed")
-            pod = self._pods.setdefault(key, _Pod(key, hostname))
-            pod.hostname = hostname
+            pod = self._pods.setdefault(key, _Pod(key, key, hostname))
+            pod.name, pod.hostname = name or key, hostname
             for spec, s in opened.items():
                 if spec in pod.listeners:  # a concurrent add() of the same port won
                     s.close()
@@ -344,7 +345,7 @@ class ResponderHub:
             except OSError:  # BlockingIOError: none left; else an ICMP error queued
                 return
             try:
-                info = answer(pod.key, pod.hostname, "udp", addr,
+                info = answer(pod.name, pod.hostname, "udp", addr,
                               (pktinfo_dst(anc), sock.getsockname()[1]))
                 reply_udp(sock, (json.dumps(info) + "\n").encode(), addr, anc)
             except OSError:  # buffer full or unreachable: UDP may drop, the client retries
@@ -367,7 +368,7 @@ class ResponderHub:
 
     def _answer(self, conn: _Conn) -> None:
         pod = conn.pod
-        out = stream_reply(pod.key, pod.hostname, conn.proto, conn.peer, conn.local, conn.buf)
+        out = stream_reply(pod.name, pod.hostname, conn.proto, conn.peer, conn.local, conn.buf)
         conn.out = memoryview(out)
         self._send(conn)
         if not conn.closed:  # the socket's buffer is full: wait until the client reads

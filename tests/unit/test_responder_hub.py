@@ -224,3 +224,13 @@ def test_the_standalone_script_serves_one_pod_with_the_hub():
     finally:
         p.kill()
         p.wait()
+
+
+def test_answers_may_name_the_pod_apart_from_its_key(hub):
+    port = free_port()
+    assert hub.add("host/internet", "internet", None, [f"tcp:{port}"], name="internet") == [
+        f"listening on tcp/{port}"]
+    assert json.loads(ask(port, b"\n")[0])["pod"] == "internet"
+    _, headers, _, _ = http(port, "/")
+    assert headers["x-netlab-pod"] == "internet"
+    assert hub.remove("host/internet") and hub.pods() == []
