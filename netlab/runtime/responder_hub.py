@@ -261,9 +261,9 @@ class ResponderHub:
             if self._closed:
                 return 0
             due = self._timers[0][0] - time.monotonic() if self._timers else None
+            self._waiting = True
         if due is not None:
             timeout = max(0.0, due if timeout is None else min(timeout, due))
-            self._waiting = True
         try:
             events = self._sel.select(timeout)  # the only place the lock is not held
         finally:

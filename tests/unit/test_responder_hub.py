@@ -234,3 +234,14 @@ def test_answers_may_name_the_pod_apart_from_its_key(hub):
     _, headers, _, _ = http(port, "/")
     assert headers["x-netlab-pod"] == "internet"
     assert hub.remove("host/internet") and hub.pods() == []
+
+
+def test_close_from_another_thread_ends_serve():
+    h = ResponderHub(opener=plain_opener)
+    h.add("x/y", "y", None, [f"tcp:{free_port()}"])
+    t = threading.Thread(target=h.serve, daemon=True)  # no stop event: until closed
+    t.start()
+    time.sleep(0.1)
+    h.close()
+    t.join(5)
+    assert not t.is_alive() and h.pods() == []
