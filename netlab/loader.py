@@ -41,6 +41,7 @@ from netlab.model import (
     PolicyPeer,
     PolicyPort,
     PolicyRule,
+    Probe,
     Secret,
     Service,
     ServicePort,
@@ -232,6 +233,81 @@ def _selector(f: Fields | None) -> LabelSelector:
 
 # --- workloads -----------------------------------------------------------------------
 
+PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")  # the API server's order
+
+
+def _probe(c: Fields, key: str, ports: list[ContainerPort]) -> Probe | None:
+    """A container's readinessProbe, livenessProbe or startupProbe, validated with the API
+    server's rules and wording (validateProbe, validateHandler) and its defaults."""
+    f = c.sub(key)
+    if f is None:
+        return None
+    handlers = [h for h in PROBE_HANDLERS if f.has(h)]
+    if not handlers:
+        raise f.error("", "Required value: must specify a handler type")
+    if len(handlers) > 1:
+        raise f.error(handlers[1], "Forbidden: may not specify more than 1 handler type")
+    kind = handlers[0]
+
+    def count(name: str, default: int) -> int:
+        # 0 (or absent) means the default: the API server's SetDefaults_Probe
+        value = f.int(name, None)
+        if value is not None and value < 0:
+            raise f.error(name, f"Invalid value: {value}: must be greater than or equal to 0")
+        return value or default
+
+    timing = dict(initial_delay_seconds=count("initialDelaySeconds", 0),
+                  period_seconds=count("periodSeconds", 10),
+                  timeout_seconds=count("timeoutSeconds", 1),
+                  success_threshold=count("successThreshold", 1),
+                  failure_threshold=count("failureThreshold", 3))
+    grace = f.int("terminationGracePeriodSeconds", None)
+    if grace is not None and grace <= 0:
+        raise f.error("terminationGracePeriodSeconds", f"Invalid value: {grace}: must be "
+                                                       "greater than 0")
+    if grace is not None and key == "readinessProbe":
+        raise f.error("terminationGracePeriodSeconds", f"Invalid value: {grace}: must not be "
+                                                       "set for readinessProbes")
+    if key != "readinessProbe" and timing["success_threshold"] != 1:
+        raise f.error("successThreshold", f"Invalid value: {timing['success_threshold']}: "
+                                          "must be 1")
+    h = f.sub(kind)
+    assert h is not None
+    if kind == "grpc":
+        raise f.error("grpc", "grpc probes are not supported by netlab (the gRPC health "
+                              "protocol needs HTTP/2): use an exec probe running "
+                              "grpc_health_probe, or a tcpSocket probe")
+    if kind == "exec":
+        command = h.str_list("command")
+        if not command:
+            raise h.error("command", "Required value")
+        h.done()
+        f.done()
+        return Probe("exec", command=command, termination_grace_period_seconds=grace, **timing)
+    port = h.int_or_str("port")
+    if isinstance(port, str) and port not in {p.name for p in ports}:
+        raise h.error("port", f"{port!r} does not name a containerPort of this container "
+                              "(kubelet looks a probe's named port up in the probed "
+                              "container's ports only)")
+    host = h.str("host", None) or None
+    path, scheme, headers = "/", "HTTP", []
+    if kind == "httpGet":
+        path = h.str("path", "/") or "/"
+        scheme = h.choice("scheme", ("HTTP", "HTTPS"), "HTTP")
+        for hh in h.items("httpHeaders"):
+            name = hh.str("name")
+            if not name or not all(ch.isascii() and (ch.isalnum() or ch == "-") for ch in name):
+                raise hh.error("name", f"Invalid value: {name!r}: a valid HTTP header must "
+                                       "consist of alphanumeric characters or '-' (e.g. "
+                                       "'X-Header-Name', regex used for validation is "
+                                       "'[-A-Za-z0-9]+')")
+            headers.append((name, hh.str("value", "")))
+            hh.done()
+    h.done()
+    f.done()
+    return Probe(kind, port=port, host=host, path=path, scheme=scheme,
+                 http_headers=tuple(headers), termination_grace_period_seconds=grace, **timing)
+
 
 def _pod_spec(spec: Fields) -> PodSpec:
     containers = []
@@ -278,8 +354,12 @@ def _pod_spec(spec: Fields) -> PodSpec:
             e.done()
         c.ignore("imagePullPolicy", "resources", "terminationMessagePath",
                  "terminationMessagePolicy")
+        probes = {k: _probe(c, key, ports)
+                  for k, key in (("readiness_probe", "readinessProbe"),
+                                 ("liveness_probe", "livenessProbe"),
+                                 ("startup_probe", "startupProbe"))}
         containers.append(Container(name, c.str("image", None), c.str_list("command"),
-                                    c.str_list("args"), tuple(ports), tuple(env)))
+                                    c.str_list("args"), tuple(ports), tuple(env), **probes))
         c.done()
     for key in ("initContainers",):
         if spec.has(key):

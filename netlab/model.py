@@ -64,6 +64,27 @@ class ContainerPort:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """core/v1 Probe: exactly one handler (`kind`) and its timing, API defaults applied.
+    `netlab.runtime.probes` runs it the way kubelet does."""
+
+    kind: Literal["exec", "tcpSocket", "httpGet", "grpc"]
+    command: tuple[str, ...] = ()  # exec
+    port: int | str | None = None  # tcpSocket/httpGet: a number or a containerPort name; grpc
+    host: str | None = None  # tcpSocket/httpGet; None: the pod IP
+    path: str = "/"  # httpGet
+    scheme: Literal["HTTP", "HTTPS"] = "HTTP"
+    http_headers: tuple[tuple[str, str], ...] = ()
+    service: str | None = None  # grpc
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+    termination_grace_period_seconds: int | None = None  # liveness/startup only
+
+
+@dataclass(frozen=True)
 class Container:
     name: str
     image: str | None = None
@@ -71,6 +92,9 @@ class Container:
     args: tuple[str, ...] = ()
     ports: tuple[ContainerPort, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    readiness_probe: Probe | None = None
+    liveness_probe: Probe | None = None
+    startup_probe: Probe | None = None
 
     @property
     def argv(self) -> tuple[str, ...]:
