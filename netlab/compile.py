@@ -41,6 +41,8 @@ from netlab.intents import (
     NetworkIntent,
     Process,
     ReadyWhen,
+    Serve,
+    Workload,
     render_text,
 )
 from netlab.loader import RawDoc, build, describe, object_key
@@ -61,10 +63,20 @@ class DesiredLab:
     files: dict[str, File | Directory | Certificate]  # lab-relative path -> what is there
     rules: dict[str, list[Table]]  # node namespace -> its nftables tables
     announced: dict[str, list[Announced]]  # node namespace -> LoadBalancer addresses it holds
-    processes: dict[str, list[Process]]  # pod key or host/NAME -> its processes, resolved
+    workloads: dict[str, Workload]  # pod key or host/NAME -> what the agent runs for it
     ready: dict[tuple[str, str], ReadyWhen]  # (owner, container) -> when it is ready
     forget_udp: list[ForgetUdpFlows] = field(default_factory=list)  # vs. the previous plan
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def processes(self) -> dict[str, list[Process]]:
+        """Every process, resolved, by owner (pod key or host/NAME)."""
+        return {k: list(w.processes) for k, w in self.workloads.items() if w.processes}
+
+    @property
+    def serves(self) -> dict[str, Serve]:
+        """The built-in responder's ports, by owner."""
+        return {k: w.serve for k, w in self.workloads.items() if w.serve}
 
     @property
     def policies(self) -> list[NetworkPolicy]:
@@ -80,9 +92,10 @@ class DesiredLab:
         intents: list[Intent] = [*self.network]
         for key in sorted(self.pods):
             intents += self.pods[key]
-        for owner in sorted(self.processes):
-            intents += self.processes[owner]
+        for owner in sorted(self.workloads):
+            intents += self.workloads[owner].processes
         out = [render_text(intents)]
+        out += [f"{serve.text()}\n" for _, serve in sorted(self.serves.items())]
         for path in sorted(self.files):
             out.append(f"{self.files[path].text()}\n")
         for node in self.plan.nodes:
@@ -105,6 +118,9 @@ class DesiredLab:
             "processes": {k: [{"container": p.container, "netns": p.netns,
                                "argv": list(p.argv), "env": dict(p.env)} for p in v]
                           for k, v in sorted(self.processes.items())},
+            "restartPolicies": {k: w.restart_policy for k, w in sorted(self.workloads.items())
+                                if w.processes},
+            "responder": {k: list(v.ports) for k, v in sorted(self.serves.items())},
             "rules": {n.name: "".join(t.full() for t in self.rules[n.netns])
                       for n in self.plan.nodes},
             "loadBalancerAddresses": {n.name: [a.address.cidr for a in
@@ -247,8 +263,8 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
              for n in plan.nodes}
     announced = {n.netns: [Announced(a, names.NODE_UNDERLAY_IFACE)
                            for a in loadbalancer.announced(plan, n)] for n in plan.nodes}
-    processes: dict[str, list[Process]] = {}
     ready: dict[tuple[str, str], ReadyWhen] = {}
+    processes: dict[str, list[Process]] = {}
     raw = underlay.render_processes(plan)
     for pod in plan.pods.values():
         raw += workloads.render_pod(pod)
@@ -257,7 +273,16 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
         processes.setdefault(p.pod, []).append(resolved)
         if when is not None:
             ready[(p.pod, p.container)] = when
-    return DesiredLab(plan.lab, plan, m, network, pods, files, rules, announced, processes,
+    serves = {"host/internet": underlay.render_serve(plan)}
+    for pod in plan.pods.values():
+        serve = workloads.render_serve(pod)
+        if serve is not None:
+            serves[pod.key] = serve
+    policy = {p.key: p.restart_policy for p in plan.pods.values()}
+    backoff = (plan.cluster.backoff_initial, plan.cluster.backoff_max)
+    loads = {k: Workload(k, tuple(processes.get(k, ())), policy.get(k, "Always"), serves.get(k),
+                         backoff) for k in sorted(set(processes) | set(serves))}
+    return DesiredLab(plan.lab, plan, m, network, pods, files, rules, announced, loads,
                       ready, warnings=warnings)
 
 
@@ -290,10 +315,7 @@ def resolve(plan: Plan, lab_dir: str, p: Process) -> tuple[Process, ReadyWhen | 
                  (f"{lab_dir}/{workdir}/hosts", "/etc/hosts"))
         env = {"HOSTNAME": pod.hostname}
     env |= {"NETLAB_LAB": plan.lab, "NETLAB_POD": p.pod, **dict(p.env)}
-    p = Process(p.pod, p.container, p.netns, p.argv, tuple(env.items()), p.builtin, binds,
-                workdir)
-    if p.builtin:
-        return workloads.resolve_responder(p)
+    p = Process(p.pod, p.container, p.netns, p.argv, tuple(env.items()), binds, workdir)
     if p.argv[:1] == (dns.COMMAND,):
         return dns.resolve(plan, lab_dir, p)
     if p.argv[:1] == (ingress.COMMAND,):

@@ -12,7 +12,8 @@ Stages, in order:
   5. rules      each node's nftables, one transaction per node (only the difference)
   6. addresses  LoadBalancer addresses moved between nodes (gratuitous ARP), UDP conntrack
                 entries of endpoints that are gone
-  7. processes  containers of new pods and processes whose definition changed
+  7. workloads  the agent is given the lab's workloads: it starts the containers of new pods
+                and what changed, stops what went, and serves the built-in responder
   8. ready      wait until what was started listens
 Rules load before workloads start: a new pod is isolated before it runs anything.
 """
@@ -27,13 +28,13 @@ from dataclasses import dataclass, field
 
 from netlab.compile import DesiredLab, compile_lab, current, order, pod_dir
 from netlab.errors import KernelError
-from netlab.intents import Announced, Certificate, Directory, File, Netns, Process
+from netlab.intents import Announced, Certificate, Directory, File, Netns
 from netlab.kernel.port import KernelPort, Started
 from netlab.plan import Plan
 from netlab.state import LabState, ProcessRecord
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
-STAGES = ("network", "pods-out", "files", "pods-in", "rules", "addresses", "processes",
+STAGES = ("network", "pods-out", "files", "pods-in", "rules", "addresses", "workloads",
           "ready")
 
 
@@ -99,7 +100,7 @@ class Converger:
             self._create_pods(new, made)
             self._rules(old, new)
             self._addresses(old, new)
-            started = self._processes(old, new, gone, made)
+            started = self._workloads(old, new, gone)
         except BaseException:
             for undo in reversed(self._undo):
                 with contextlib.suppress(Exception):
@@ -134,6 +135,7 @@ class Converger:
 
     def _stop_pods(self, lab: DesiredLab, keys: Sequence[str]) -> None:
         pods = [lab.plan.pods[k] for k in keys]
+        self.port.release(keys)  # the agent lets go first: no restart, sockets closed
         recorded = [r.started for k in keys for r in self.state.processes.get(k, [])]
         self.port.stop(recorded, [p.netns for p in pods])
         by_node: dict[str, list[tuple[str, int]]] = {}
@@ -147,13 +149,12 @@ class Converger:
             self.port.remove_tree(pod_dir(p))
 
     def _restore_pods(self, old: DesiredLab, keys: Sequence[str]) -> None:
-        """Undo of a removal: the pods as they were, with their files and processes."""
+        """Undo of a removal: the pods as they were, with their files and workloads."""
         self.port.create(order([i for k in keys for i in old.pods[k]]))
         for k in keys:
             for path in old.pod_files(k):
                 self._put(old.files[path])
-            for p in old.processes.get(k, []):
-                self._spawn(p)
+        self._record(self.port.workloads(old.workloads))
 
     def _create_pods(self, new: DesiredLab, keys: Sequence[str]) -> None:
         if not keys:
@@ -282,41 +283,27 @@ class Converger:
 
     # --- 7. processes --------------------------------------------------------------------------
 
-    def _spawn(self, p: Process) -> Started:
-        started = self.port.spawn(p)
-        self.state.processes.setdefault(p.pod, []).append(
-            ProcessRecord(p.container, started.pid, started.starttime))
-        return started
+    def _record(self, running: dict[tuple[str, str], Started]) -> None:
+        self.state.processes = {}
+        for (owner, container), started in sorted(running.items()):
+            self.state.processes.setdefault(owner, []).append(
+                ProcessRecord(container, started.pid, started.starttime))
 
-    def _processes(self, old: DesiredLab | None, new: DesiredLab, gone: Sequence[str],
-                   made: Sequence[str]) -> list[tuple[str, str]]:
-        """Start what is new, restart what changed (a Service now targets other ports of a
-        pod: its responder), stop what is no longer wanted. Returns (owner, container) of
-        what was started."""
-        started: list[tuple[str, str]] = []
-        recreated = set(gone) | set(made)
-        owners = sorted(set(new.processes) | set(old.processes if old else ()))
-        for owner in owners:
-            want = {p.container: p for p in new.processes.get(owner, [])}
-            had = {} if (old is None or owner in recreated) else {
-                p.container: p for p in old.processes.get(owner, [])}
-            for name in sorted(set(had) | set(want)):
-                if had.get(name) == want.get(name):
-                    continue
-                if name in had:
-                    self._stop_process(owner, name)
-                    self._undo.append(lambda p=had[name]: self._spawn(p))
-                if name in want:
-                    self._undo.append(lambda o=owner, n=name: self._stop_process(o, n))
-                    self._spawn(want[name])
-                    started.append((owner, name))
-        return started
+    def _workloads(self, old: DesiredLab | None, new: DesiredLab, gone: Sequence[str]
+                   ) -> list[tuple[str, str]]:
+        """The agent gets the new workloads; returns (owner, container) of the processes it
+        started for them (new pods, changed definitions)."""
+        before = dict(self.state.processes)
 
-    def _stop_process(self, owner: str, container: str) -> None:
-        records = self.state.processes.get(owner, [])
-        doomed = [r for r in records if r.container == container]
-        self.port.stop([r.started for r in doomed])
-        self.state.processes[owner] = [r for r in records if r not in doomed]
+        def undo() -> None:  # the old workloads, but for pods not restored yet
+            keep = {} if old is None else {k: w for k, w in old.workloads.items()
+                                            if k not in set(gone)}
+            self._record(self.port.workloads(keep))
+        self._undo.append(undo)
+        running = self.port.workloads(new.workloads)
+        self._record(running)
+        had = {(o, r.container): r.started for o, rs in before.items() for r in rs}
+        return sorted(k for k, v in running.items() if had.get(k) != v)
 
     # --- 8. ready ------------------------------------------------------------------------------
 

@@ -74,6 +74,18 @@ class Fields:
             raise self.error(key, f"{value} is out of range {lo}-{hi}")
         return value
 
+    def number(self, key: str, default: Any = _MISSING, lo: float | None = None,
+               hi: float | None = None) -> Any:
+        """An integer or a decimal number (seconds, say)."""
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"must be a number, not {_kind(value)} {value!r}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.error(key, f"{value} is out of range {lo}-{hi}")
+        return float(value)
+
     def bool(self, key: str, default: Any = _MISSING) -> Any:
         value = self.raw(key, default)
         if not isinstance(value, bool):

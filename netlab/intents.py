@@ -148,22 +148,45 @@ class Fdb:
 @dataclass(frozen=True)
 class Process:
     """A container's process, started in its pod's namespaces. As features render it, `argv`
-    may be a netlab placeholder (`builtin`: arguments of netlab's responder; `netlab-dns`,
-    `netlab-nginx`); compile resolves it into the exact command line, environment, bind
-    mounts and log directory, which is what the kernel starts."""
+    may be a netlab placeholder (`netlab-dns`, `netlab-nginx`); compile resolves it into the
+    exact command line, environment, bind mounts and log directory, which the agent starts."""
 
     pod: str  # namespace/name, or host/NAME
     container: str
     netns: str
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
-    builtin: bool = False  # argv are the arguments of netlab's responder, not a command
     binds: tuple[tuple[str, str], ...] = ()  # (file, where the process sees it)
     workdir: str = ""  # lab-relative directory of its .log and .exit files
 
     def text(self) -> str:
-        what = "responder " if self.builtin else ""
-        return f"[{_short(self.netns)}] run {self.container}: {what}{' '.join(self.argv)}"
+        return f"[{_short(self.netns)}] run {self.container}: {' '.join(self.argv)}"
+
+
+@dataclass(frozen=True)
+class Serve:
+    """netlab's built-in responder for a pod (or an outside host): the lab's agent listens on
+    these ports ("tcp:80", "udp:53") inside its network namespace; one process serves all."""
+
+    pod: str  # namespace/name, or host/NAME
+    hostname: str
+    netns: str
+    ports: tuple[str, ...]
+
+    def text(self) -> str:
+        return f"[{_short(self.netns)}] serve {' '.join(self.ports)} (responder, in the agent)"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the agent runs for one pod (or host): its containers' processes, its restart
+    policy (Always, OnFailure, Never), and the built-in responder's ports."""
+
+    owner: str
+    processes: tuple[Process, ...] = ()
+    restart_policy: str = "Always"
+    serve: Serve | None = None
+    backoff: tuple[float, float] = (10.0, 300.0)  # restart back-off: first, longest (s)
 
 
 @dataclass(frozen=True)

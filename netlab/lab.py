@@ -16,6 +16,7 @@ netlab.views, `check`/`explain` live in netlab.check and the packet walk in netl
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import time
@@ -42,7 +43,6 @@ from netlab.dns_client import DnsAnswer
 from netlab.errors import InputError, LabExistsError, LabNotFoundError, NotRootError
 from netlab.http_client import HttpResult
 from netlab.kernel import (
-    Kernel,
     all_labs,
     commands,
     destroy_lab,
@@ -56,6 +56,7 @@ from netlab.model import NetworkPolicy
 from netlab.plan import Plan, PodPlan
 from netlab.policy.engine import PolicyEngine, engine_for
 from netlab.probe import ProbeResult
+from netlab.runtime.client import LabPort
 from netlab.trace import TraceResult
 from netlab.views import (
     ContainerStatus,
@@ -112,6 +113,7 @@ class Lab:
         self.owned = owned
         self.warnings: list[str] = []
         self._cache: tuple[tuple[int, int, int], state.LabState] | None = None
+        self._status_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -272,25 +274,45 @@ class Lab:
         assert st.plan is not None
         return self._info(st, targets.pod(st.plan, ref))
 
+    def _agent_status(self) -> dict[str, Any]:
+        """What the lab's agent last reported (its status file), cached until it changes."""
+        path = names.lab_dir(self.name) / "agent" / "status.json"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return {}
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._status_cache is None or self._status_cache[0] != key:
+            try:
+                self._status_cache = (key, json.loads(path.read_text()))
+            except (OSError, ValueError):
+                return {}
+        return self._status_cache[1]
+
     def _info(self, st: state.LabState, p: PodPlan) -> PodInfo:
         assert st.plan is not None
-        records = {r.container: r for r in st.processes.get(p.key, [])}
-        d = names.pod_dir(self.name, p.namespace, p.name)
+        status = self._agent_status()
+        reported = {c["container"]: c for c in status.get("containers", [])
+                    if c["owner"] == p.key}
+        created = status.get("pods", {}).get(p.key, {}).get("created", 0.0)
+        served = p.key in status.get("responder", {})
         statuses = []
         for c in p.containers:
-            r = records.get(c.name)
-            if not c.argv:
-                statuses.append(ContainerStatus(c.name, (), "idle"))
-            elif r and procs.alive(r.pid, r.starttime):
-                statuses.append(ContainerStatus(c.name, c.argv, "running", pid=r.pid))
+            r = reported.get(c.name)
+            if not c.argv:  # no command: the built-in responder stands for its image
+                statuses.append(ContainerStatus(c.name, (), "running" if served or not p.serves
+                                                else "waiting", "" if served else
+                                                "ContainerCreating", started_at=created,
+                                                ready=served or not p.serves))
+            elif r is None:
+                statuses.append(ContainerStatus(c.name, c.argv, "waiting", "ContainerCreating"))
             else:
-                try:
-                    code: int | None = int((d / f"{c.name}.exit").read_text())
-                except (FileNotFoundError, ValueError):
-                    code = None
-                statuses.append(ContainerStatus(c.name, c.argv, "exited", code))
+                statuses.append(ContainerStatus(
+                    c.name, c.argv, r["state"], r["reason"], r["exitCode"], r["pid"] or None,
+                    r["restarts"], r["startedAt"], r["finishedAt"], r["message"],
+                    r.get("lastState") or {}, ready=r["state"] == "running"))
         return PodInfo(p.namespace, p.name, p.node, p.ip, dict(p.labels), tuple(statuses),
-                       st.plan.node(p.node).underlay_ip, p.owner)
+                       st.plan.node(p.node).underlay_ip, p.owner, created, p.restart_policy)
 
     def services(self, namespace: str | None = None) -> list[ServiceInfo]:
         """Services of one namespace, or of all when `namespace` is None."""
@@ -550,7 +572,7 @@ def plan_up(docs: list[RawDoc], files: Sequence[Any] = (), name: str | None = No
 def _create(st: state.LabState, desired: DesiredLab, docs: list[RawDoc],
             progress: ProgressFn | None = None) -> ChangeSummary:
     """Bring a lab up from nothing; on any failure (or Ctrl-C) remove all of it."""
-    port = Kernel(st.lab)
+    port = LabPort(st.lab)
     try:
         return Converger(port, st, progress, save=state.save).converge(None, desired, docs)
     except BaseException:
@@ -564,7 +586,7 @@ def _create(st: state.LabState, desired: DesiredLab, docs: list[RawDoc],
 def _converge(st: state.LabState, docs: list[RawDoc], progress: ProgressFn | None = None
               ) -> ChangeSummary:
     """A running lab made what `docs` say (with its `netlab label` changes)."""
-    port = Kernel(st.lab)
+    port = LabPort(st.lab)
     try:
         return converge_docs(port, st, docs, progress, save=state.save)
     finally:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +22,18 @@ from netlab.errors import InputError
 from netlab.fields import Fields, Where
 from netlab.model import (
     Cluster,
+    ConfigMap,
     Container,
     ContainerPort,
     Deployment,
+    EnvRef,
     Ingress,
     IngressBackend,
     IngressPath,
     IngressRule,
     IngressTLS,
     IPBlock,
+    KeyToPath,
     LabelSelector,
     LabelSelectorRequirement,
     Manifests,
@@ -46,6 +51,8 @@ from netlab.model import (
     Service,
     ServicePort,
     Source,
+    Volume,
+    VolumeMount,
 )
 
 CLUSTER_API = "netlab.dev/v1alpha1"
@@ -54,6 +61,7 @@ API_VERSIONS = {
     "Pod": ("v1",),
     "Service": ("v1",),
     "Secret": ("v1",),
+    "ConfigMap": ("v1",),
     "Deployment": ("apps/v1",),
     "NetworkPolicy": ("networking.k8s.io/v1",),
     "Ingress": ("networking.k8s.io/v1",),
@@ -309,7 +317,237 @@ def _probe(c: Fields, key: str, ports: list[ContainerPort]) -> Probe | None:
                  http_headers=tuple(headers), termination_grace_period_seconds=grace, **timing)
 
 
+VOLUME_SOURCES = ("emptyDir", "configMap", "secret", "hostPath", "downwardAPI", "projected")
+OTHER_VOLUME_SOURCES = (
+    "persistentVolumeClaim", "ephemeral", "nfs", "iscsi", "csi", "gcePersistentDisk",
+    "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "fc", "flexVolume",
+    "flocker", "gitRepo", "glusterfs", "image", "photonPersistentDisk", "portworxVolume",
+    "quobyte", "rbd", "scaleIO", "storageos", "vsphereVolume")
+FIELD_PATHS = ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+               "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP",
+               "status.podIPs")
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
+_SUFFIX = {None: 1, "m": 0.001, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+           "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
+           "Ei": 2**60}
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def quantity_bytes(text: str) -> int | None:
+    """A resource.Quantity (128Mi, 1G, 500000) in bytes, rounded up; None if not one."""
+    m = _QUANTITY.match(text.strip())
+    if not m:
+        return None
+    return -(-int(float(m.group(1)) * _SUFFIX[m.group(2)] * 1000) // 1000)
+
+
+def _relative_path(f: Fields, key: str, value: str) -> str:
+    """validateLocalDescendingPath: relative, no '..' element."""
+    if value.startswith("/") or ".." in value.split("/"):
+        raise f.error(key, f"{value!r} must be a relative path without '..'")
+    return value
+
+
+def _mode(f: Fields, key: str, default: int | None) -> int | None:
+    return f.int(key, default, lo=0, hi=0o777)
+
+
+def _key_items(f: Fields) -> tuple[KeyToPath, ...]:
+    items = []
+    for it in f.items("items"):
+        items.append(KeyToPath(it.str("key"), _relative_path(it, "path", it.str("path")),
+                               _mode(it, "mode", None)))
+        it.done()
+    return tuple(items)
+
+
+def _downward_items(f: Fields) -> tuple[tuple[str, str, int | None], ...]:
+    out = []
+    for it in f.items("items"):
+        path = _relative_path(it, "path", it.str("path"))
+        if it.has("resourceFieldRef"):
+            it.ignore("resourceFieldRef")
+            it.where.warnings.append(f"{it.where.obj}: {it.path}.resourceFieldRef is not "
+                                     "modelled; file not written")
+        else:
+            ref = it.sub("fieldRef", required=True)
+            assert ref is not None
+            out.append((path, _field_path(ref, volume=True), _mode(it, "mode", None)))
+            ref.ignore("apiVersion")
+            ref.done()
+        it.done()
+    return tuple(out)
+
+
+def _field_path(ref: Fields, volume: bool = False) -> str:
+    """A fieldRef's path; volumes may also take all labels or annotations (one per line)."""
+    path = ref.str("fieldPath")
+    whole = ("metadata.labels", "metadata.annotations") if volume else ()
+    if path not in (*FIELD_PATHS, *whole) and not re.fullmatch(
+            r"metadata\.(labels|annotations)\['[^']+'\]", path):
+        raise ref.error("fieldPath", f"{path!r} is not supported: use one of "
+                                     f"{', '.join(FIELD_PATHS)}, metadata.labels['KEY'] or "
+                                     "metadata.annotations['KEY']")
+    return path
+
+
+def _volume_source(v: Fields, name: str, kind: str, default_mode: int | None = None,
+                   projected: bool = False) -> Volume:
+    src = v.sub(kind)
+    assert src is not None
+    if kind == "emptyDir":
+        medium = src.choice("medium", ("", "Memory"), "")
+        size = None
+        if src.has("sizeLimit"):
+            size = quantity_bytes(src.str("sizeLimit"))
+            if size is None:
+                raise src.error("sizeLimit", f"{src.str('sizeLimit')!r} is not a quantity "
+                                             "(like 64Mi)")
+        src.done()
+        return Volume(name, "emptyDir", medium=medium, size_limit=size)
+    if kind == "hostPath":
+        path = src.str("path")
+        if not path.startswith("/"):
+            raise src.error("path", f"{path!r} must be an absolute path")
+        src.choice("type", ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File",
+                            "Socket", "CharDevice", "BlockDevice"), "")
+        src.done()
+        # The pod already reads the whole host tree through its overlay's read-only lower
+        # layer, so a read-only hostPath shows nothing new; a writable one would let a pod
+        # change the host, which the sandbox exists to prevent.
+        v.where.warnings.append(f"{v.where.obj}: {v.path}.hostPath {path} is mounted "
+                                "read-only (netlab pods never write to the host)")
+        return Volume(name, "hostPath", ref=path)
+    if kind == "projected":
+        mode = _mode(src, "defaultMode", 0o644)
+        sources = []
+        for i, s in enumerate(src.items("sources")):
+            kinds = [k for k in ("configMap", "secret", "downwardAPI") if s.has(k)]
+            if not kinds:
+                s.ignore("serviceAccountToken", "clusterTrustBundle")
+                s.where.warnings.append(f"{s.where.obj}: {s.path}.{', '.join(s.data)} is not "
+                                        "modelled (netlab projects configMap, secret and "
+                                        "downwardAPI); skipped")
+            elif len(kinds) > 1:
+                raise s.error(kinds[1], "may not specify more than 1 volume type")
+            else:
+                sources.append(_volume_source(s, f"{name}[{i}]", kinds[0], mode, True))
+            s.done()
+        src.done()
+        return Volume(name, "projected", default_mode=mode or 0o644, sources=tuple(sources))
+    mode = _mode(src, "defaultMode", default_mode if default_mode is not None else 0o644)
+    if kind == "downwardAPI":
+        fields = _downward_items(src)
+        src.done()
+        return Volume(name, "downwardAPI", default_mode=mode, fields=fields)
+    ref_key = "secretName" if kind == "secret" and not projected else "name"
+    ref = src.name(ref_key, f"{kind} name") if kind == "configMap" else \
+        src.str(ref_key)
+    items = _key_items(src)
+    optional = src.bool("optional", False)
+    src.done()
+    return Volume(name, kind, ref=ref, items=items, default_mode=mode, optional=optional)
+
+
+def _volumes(spec: Fields) -> tuple[Volume, ...]:
+    volumes: dict[str, Volume] = {}
+    for v in spec.items("volumes"):
+        name = v.name("name", "volume name")
+        if name in volumes:
+            raise v.error("name", f"Duplicate value: {name!r}")
+        kinds = [k for k in (*VOLUME_SOURCES, *OTHER_VOLUME_SOURCES) if v.has(k)]
+        if not kinds:
+            raise v.error("", "must specify a volume type")
+        if len(kinds) > 1:
+            raise v.error(kinds[1], "may not specify more than 1 volume type")
+        if kinds[0] in VOLUME_SOURCES:
+            volumes[name] = _volume_source(v, name, kinds[0])
+        else:
+            v.ignore(kinds[0])
+            v.where.warnings.append(f"{v.where.obj}: {v.path}.{kinds[0]} is not modelled; "
+                                    "the volume is an empty directory")
+            volumes[name] = Volume(name, "other")
+        v.done()
+    return tuple(volumes.values())
+
+
+def _volume_mounts(c: Fields, volumes: tuple[Volume, ...]) -> tuple[VolumeMount, ...]:
+    names = {v.name for v in volumes}
+    out: list[VolumeMount] = []
+    paths: set[str] = set()
+    for vm in c.items("volumeMounts"):
+        name = vm.str("name")
+        if name not in names:
+            raise vm.error("name", f"Not found: {name!r} (no volume of the pod has that name)")
+        path = vm.str("mountPath")
+        if not path.startswith("/"):
+            raise vm.error("mountPath", f"{path!r} must be an absolute path")
+        norm = "/" + "/".join(p for p in path.split("/") if p)
+        if norm in paths:
+            raise vm.error("mountPath", f"{path!r} must be unique")
+        paths.add(norm)
+        sub = _relative_path(vm, "subPath", vm.str("subPath", ""))
+        if vm.has("subPathExpr"):
+            raise vm.error("subPathExpr", "is not supported by netlab: use subPath")
+        vm.ignore("mountPropagation", "recursiveReadOnly")
+        out.append(VolumeMount(name, norm, vm.bool("readOnly", False), sub.strip("/")))
+        vm.done()
+    return tuple(out)
+
+
+def _env_refs(c: Fields, env: list[tuple[str, str]]) -> tuple[EnvRef, ...]:
+    """env (literal values into `env`; valueFrom returned) and envFrom."""
+    refs: list[EnvRef] = []
+    for ef in c.items("envFrom"):
+        kinds = [k for k in ("configMapRef", "secretRef") if ef.has(k)]
+        if len(kinds) != 1:
+            raise ef.error("", "must specify exactly one of configMapRef and secretRef")
+        r = ef.sub(kinds[0])
+        assert r is not None
+        refs.append(EnvRef("", "configMap" if kinds[0] == "configMapRef" else "secret",
+                           r.str("name"), optional=r.bool("optional", False),
+                           prefix=ef.str("prefix", "")))
+        r.done()
+        ef.done()
+    for e in c.items("env"):
+        name = e.str("name")
+        if not e.has("valueFrom"):
+            env.append((name, e.str("value", "")))
+            e.done()
+            continue
+        if e.str("value", ""):
+            raise e.error("valueFrom", "may not be specified when `value` is not empty")
+        vf = e.sub("valueFrom")
+        assert vf is not None
+        kinds = [k for k in ("configMapKeyRef", "secretKeyRef", "fieldRef", "resourceFieldRef")
+                 if vf.has(k)]
+        if len(kinds) != 1:
+            raise vf.error("", "must specify exactly one of configMapKeyRef, secretKeyRef, "
+                               "fieldRef and resourceFieldRef")
+        r = vf.sub(kinds[0])
+        assert r is not None
+        if kinds[0] == "resourceFieldRef":
+            r.ignore(*r.data)
+            e.where.warnings.append(f"{e.where.obj}: {vf.path}.resourceFieldRef is not "
+                                    "modelled; variable not set")
+        elif kinds[0] == "fieldRef":
+            refs.append(EnvRef(name, "field", _field_path(r)))
+            r.ignore("apiVersion")
+        else:
+            refs.append(EnvRef(name, "configMap" if kinds[0] == "configMapKeyRef" else "secret",
+                               r.str("name"), r.str("key"), r.bool("optional", False)))
+        r.done()
+        vf.done()
+        e.done()
+    return tuple(refs)
+
+
 def _pod_spec(spec: Fields) -> PodSpec:
+    volumes = _volumes(spec)
+    return dataclasses.replace(_pod_spec_fields(spec, volumes), volumes=volumes)
+
+
+def _pod_spec_fields(spec: Fields, volumes: tuple[Volume, ...]) -> PodSpec:
     containers = []
     port_names: dict[str, str] = {}
     names: set[str] = set()
@@ -343,15 +581,9 @@ def _pod_spec(spec: Fields) -> PodSpec:
             p.ignore("hostPort", "hostIP")
             ports.append(ContainerPort(number, proto, pname))
             p.done()
-        env = []
-        for e in c.items("env"):
-            if e.has("value") or not e.has("valueFrom"):
-                env.append((e.str("name"), e.str("value", "")))
-            else:
-                e.ignore("valueFrom")
-                e.where.warnings.append(f"{e.where.obj}: {e.path}.valueFrom is not modelled; "
-                                        "variable not set")
-            e.done()
+        env: list[tuple[str, str]] = []
+        env_refs = _env_refs(c, env)
+        mounts = _volume_mounts(c, volumes)
         c.ignore("imagePullPolicy", "resources", "terminationMessagePath",
                  "terminationMessagePolicy")
         probes = {k: _probe(c, key, ports)
@@ -360,6 +592,8 @@ def _pod_spec(spec: Fields) -> PodSpec:
                                  ("startup_probe", "startupProbe"))}
         containers.append(Container(name, c.str("image", None), c.str_list("command"),
                                     c.str_list("args"), tuple(ports), tuple(env), **probes))
+        containers[-1] = dataclasses.replace(containers[-1], volume_mounts=mounts,
+                                             env_refs=env_refs)
         c.done()
     for key in ("initContainers",):
         if spec.has(key):
@@ -382,11 +616,13 @@ def _pod_spec(spec: Fields) -> PodSpec:
         dc.done()
     if dns_policy == "None" and not dns_config:
         raise spec.error("dnsConfig", "is required when dnsPolicy is None")
-    spec.ignore("restartPolicy", "terminationGracePeriodSeconds", "schedulerName",
-                "securityContext", "serviceAccountName", "serviceAccount", "volumes",
+    restart_policy = spec.choice("restartPolicy", ("Always", "OnFailure", "Never"), "Always")
+    spec.ignore("terminationGracePeriodSeconds", "schedulerName",
+                "securityContext", "serviceAccountName", "serviceAccount",
                 "imagePullSecrets", "enableServiceLinks", "priority")
     spec.done()
-    return PodSpec(tuple(containers), node_name, hostname, subdomain, dns_policy, dns_config)
+    return PodSpec(tuple(containers), node_name, hostname, subdomain, dns_policy, dns_config,
+                   restart_policy)
 
 
 def _pod(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
@@ -699,6 +935,27 @@ def _secret(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     m.secrets[f"{key[1]}/{key[2]}"] = Secret(key[1], key[2], stype, data, src)
 
 
+def _config_map(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    _meta(top)
+    data = top.str_map("data")
+    binary: dict[str, bytes] = {}
+    for k, v in top.str_map("binaryData").items():
+        try:
+            binary[k] = base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise top.error(f"binaryData.{k}", "is not valid base64") from e
+    for k in (*data, *binary):
+        if len(k) > 253 or not _CONFIG_KEY.match(k) or k in (".", ".."):
+            raise top.error(f"data.{k}" if k in data else f"binaryData.{k}",
+                            f"{k!r} is not a valid config key (letters, digits, '-', '_', '.')")
+        if k in data and k in binary:
+            raise top.error(f"binaryData.{k}", f"Invalid value: {k!r}: duplicate of key "
+                                               "present in data")
+    immutable = top.bool("immutable", False)
+    top.done()
+    m.config_maps[f"{key[1]}/{key[2]}"] = ConfigMap(key[1], key[2], data, binary, immutable, src)
+
+
 # --- the Cluster document ---------------------------------------------------------------
 
 
@@ -794,13 +1051,20 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     upstream_dns = spec.bool("upstreamDNS", d.upstream_dns)
     ingress_class = spec.name("ingressClass", "IngressClass name") if spec.has(
         "ingressClass") else d.ingress_class
+    backoff_initial, backoff_max = d.backoff_initial, d.backoff_max
+    backoff = spec.sub("restartBackOff")
+    if backoff is not None:  # kubelet's CrashLoopBackOff timing, shortened for a lab
+        backoff_initial = backoff.number("initialSeconds", d.backoff_initial, lo=0.1, hi=300)
+        backoff_max = backoff.number("maxSeconds", d.backoff_max, lo=backoff_initial, hi=3600)
+        backoff.done()
     spec.done()
     top.done()
     m.cluster = Cluster(nodes=tuple(nodes), pod_cidr=str(pod_net), node_cidr_mask=mask,
                         service_cidr=str(svc_net), underlay_cidr=str(underlay), backend=backend,
                         mtu=mtu, cluster_dns=dns, cluster_domain=domain,
                         load_balancer_pool=pool, internet_cidr=str(internet), dns=dns_addon,
-                        upstream_dns=upstream_dns, ingress_class=ingress_class, source=src)
+                        upstream_dns=upstream_dns, ingress_class=ingress_class,
+                        backoff_initial=backoff_initial, backoff_max=backoff_max, source=src)
 
 
 def _expectation(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
@@ -859,6 +1123,7 @@ PARSERS = {
     "NetworkPolicy": _network_policy,
     "Ingress": _ingress,
     "Secret": _secret,
+    "ConfigMap": _config_map,
     "Cluster": _cluster,
     "Expectation": _expectation,
 }

@@ -85,6 +85,53 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class KeyToPath:
+    """An `items` entry of a configMap/secret volume: key -> file path, optional mode."""
+
+    key: str
+    path: str
+    mode: int | None = None
+
+
+@dataclass(frozen=True)
+class Volume:
+    """core/v1 Volume. `kind` is its source; `other` (a PersistentVolumeClaim, say) is set
+    up as an empty directory. A projected volume's sources are Volumes themselves."""
+
+    name: str
+    kind: Literal["emptyDir", "configMap", "secret", "hostPath", "downwardAPI", "projected",
+                  "other"]
+    medium: str = ""  # emptyDir: "" (a directory of the pod) or "Memory" (a tmpfs)
+    size_limit: int | None = None  # emptyDir sizeLimit, bytes
+    ref: str | None = None  # configMap name, secretName, hostPath path
+    items: tuple[KeyToPath, ...] = ()
+    default_mode: int = 0o644
+    optional: bool = False
+    fields: tuple[tuple[str, str, int | None], ...] = ()  # downwardAPI: (path, fieldPath, mode)
+    sources: tuple[Volume, ...] = ()  # projected
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    name: str
+    mount_path: str
+    read_only: bool = False
+    sub_path: str = ""
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """env[].valueFrom (`name` is the variable) or, with `name` "", an envFrom entry."""
+
+    name: str
+    kind: Literal["configMap", "secret", "field"]
+    source: str  # the ConfigMap's or Secret's name, or a fieldPath
+    key: str = ""
+    optional: bool = False
+    prefix: str = ""  # envFrom
+
+
+@dataclass(frozen=True)
 class Container:
     name: str
     image: str | None = None
@@ -95,6 +142,8 @@ class Container:
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
     startup_probe: Probe | None = None
+    volume_mounts: tuple[VolumeMount, ...] = ()
+    env_refs: tuple[EnvRef, ...] = ()  # valueFrom and envFrom, resolved at pod start
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -111,6 +160,9 @@ class PodSpec:
     subdomain: str | None = None
     dns_policy: str | None = None
     dns_config: dict | None = None
+    restart_policy: str = "Always"  # Always | OnFailure | Never
+
+    volumes: tuple[Volume, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -261,6 +313,16 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class ConfigMap:
+    namespace: str
+    name: str
+    data: dict[str, str] = field(default_factory=dict, hash=False)
+    binary_data: dict[str, bytes] = field(default_factory=dict, hash=False)
+    immutable: bool = False
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     name: str
     pod_cidr: str | None = None  # None: allocated from the cluster podCIDR
@@ -284,6 +346,9 @@ class Cluster:
     upstream_dns: bool = True  # forward outside names to the internet host's resolver
     ingress_class: str = "nginx"  # the IngressClass the lab's controller serves (the default)
     internet_cidr: str = "203.0.113.0/24"  # the `internet` host's network, behind the underlay
+    # kubelet's container restart back-off: 10 s doubling to 5 min; a lab may shorten it
+    backoff_initial: float = 10.0
+    backoff_max: float = 300.0
     source: Source | None = field(default=None, compare=False)
 
     def lb_pool(self) -> list[ipaddress.IPv4Address]:
@@ -342,6 +407,7 @@ class Manifests:
     network_policies: dict[str, NetworkPolicy] = field(default_factory=dict)
     ingresses: dict[str, Ingress] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
+    config_maps: dict[str, ConfigMap] = field(default_factory=dict)
     expectations: dict[str, Expectation] = field(default_factory=dict)
     raw: dict[ObjectKey, dict] = field(default_factory=dict)  # the documents as written
     label_overrides: dict[str, dict[str, str | None]] = field(default_factory=dict)  # netlab label

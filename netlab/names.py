@@ -47,6 +47,7 @@ INDEX_PORT_BASE = 1000  # fabric ports: 1000 + node number; node veths: 1000 + p
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LAB_NAME_MAX = 40
+AGENT_PID_FILE = "agent.pid"  # in the lab's state directory: "PID STARTTIME" of its agent
 
 
 def is_dns1123_label(name: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from netlab import names
@@ -61,6 +61,7 @@ class PodPlan:
     subdomain: str | None = None
     dns_policy: str = "ClusterFirst"
     dns_config: dict | None = field(default=None, hash=False)
+    restart_policy: str = "Always"
 
     @property
     def key(self) -> str:
@@ -189,8 +190,28 @@ def _k8s_suffix(seed: str, n: int) -> str:
     return "".join(K8S_ALPHANUMS[b % len(K8S_ALPHANUMS)] for b in digest[:n])
 
 
+def _set_fields(obj: Any) -> Any:
+    """A dataclass as data without the fields left at their defaults, so that a field netlab
+    learns to model later does not rename every pod (Kubernetes hashes what was set)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        out = {}
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            if f.default is not MISSING and value == f.default:
+                continue
+            if f.default_factory is not MISSING and value == f.default_factory():
+                continue
+            out[f.name] = _set_fields(value)
+        return out
+    if isinstance(obj, list | tuple):
+        return [_set_fields(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _set_fields(v) for k, v in obj.items()}
+    return obj
+
+
 def spec_hash(spec: PodSpec) -> str:
-    return _hash(asdict(spec), 16)
+    return _hash(_set_fields(spec), 16)
 
 
 def desired_pods(m: Manifests) -> list[Pod]:
@@ -198,7 +219,8 @@ def desired_pods(m: Manifests) -> list[Pod]:
     `<deployment>-<template hash>-<5 chars>` (like a ReplicaSet's, but deterministic)."""
     pods = list(m.pods.values())
     for d in m.deployments.values():
-        template_hash = _k8s_suffix(_hash([asdict(d.template_spec), d.template_labels], 32), 10)
+        template_hash = _k8s_suffix(_hash([_set_fields(d.template_spec), d.template_labels],
+                                          32), 10)
         base = d.name[: 63 - 17]
         for i in range(d.replicas):
             name = f"{base}-{template_hash}-{_k8s_suffix(f'{d.namespace}/{d.name}/{i}', 5)}"
@@ -330,7 +352,7 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
             containers=tuple(ContainerPlan(c.name, c.argv, c.env) for c in p.spec.containers),
             spec_hash=spec_hash(p.spec), owner=p.owner, annotations=dict(p.annotations),
             subdomain=p.spec.subdomain, dns_policy=p.spec.dns_policy or "ClusterFirst",
-            dns_config=p.spec.dns_config,
+            dns_config=p.spec.dns_config, restart_policy=p.spec.restart_policy,
             container_ports=tuple(sorted({(cp.protocol, cp.container_port)
                                           for c in p.spec.containers for cp in c.ports})),
             named_ports=tuple(sorted((cp.name, cp.protocol, cp.container_port)

@@ -13,11 +13,58 @@ from netlab.plan import Plan
 
 @dataclass(frozen=True)
 class ContainerStatus:
+    """A container as the lab's agent reports it (kubelet's containerStatuses)."""
+
     name: str
     command: tuple[str, ...]
-    state: str  # running | exited | idle (no command to run)
+    state: str  # running | waiting | terminated; "running" also for a container with no
+    #             command, whose image the built-in responder stands for
+    reason: str = ""  # waiting: ContainerCreating, CrashLoopBackOff...; terminated: Completed...
     exit_code: int | None = None
     pid: int | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    message: str = ""
+    last_state: dict[str, Any] = field(default_factory=dict, hash=False)
+    ready: bool = False
+
+    def to_k8s(self) -> dict[str, Any]:
+        when = _timestamp
+        if self.state == "running":
+            state: dict[str, Any] = {"running": {"startedAt": when(self.started_at)}}
+        elif self.state == "waiting":
+            state = {"waiting": {"reason": self.reason, "message": self.message}}
+        else:
+            state = {"terminated": {"exitCode": self.exit_code, "reason": self.reason,
+                                    "startedAt": when(self.started_at),
+                                    "finishedAt": when(self.finished_at)}}
+        last = {}
+        if "terminated" in self.last_state:
+            t = self.last_state["terminated"]
+            last = {"terminated": {"exitCode": t.get("exitCode"), "reason": t.get("reason"),
+                                   "startedAt": when(t.get("startedAt", 0.0)),
+                                   "finishedAt": when(t.get("finishedAt", 0.0))}}
+        return {"name": self.name, "ready": self.ready, "restartCount": self.restarts,
+                "started": self.state == "running", "state": state, "lastState": last}
+
+
+def _timestamp(t: float | None) -> str | None:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) if t else None
+
+
+def age(seconds: float) -> str:
+    """kubectl's AGE: 45s, 3m12s, 2h5m, 4d3h."""
+    s = int(max(seconds, 0))
+    if s < 120:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60}s" if s < 600 else f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60}m" if s < 36000 else f"{s // 3600}h"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
 
 
 @dataclass(frozen=True)
@@ -32,6 +79,8 @@ class PodInfo:
     containers: tuple[ContainerStatus, ...]
     host_ip: str
     owner: str | None = None
+    created: float = 0.0  # when the lab's agent was first given the pod
+    restart_policy: str = "Always"
 
     @property
     def key(self) -> str:
@@ -39,40 +88,56 @@ class PodInfo:
 
     @property
     def ready(self) -> str:
-        up = sum(c.state in ("running", "idle") for c in self.containers)
-        return f"{up}/{len(self.containers)}"
+        return f"{sum(c.ready for c in self.containers)}/{len(self.containers)}"
+
+    @property
+    def restarts(self) -> int:
+        return sum(c.restarts for c in self.containers)
 
     @property
     def status(self) -> str:
-        states = [c.state for c in self.containers]
-        if any(s == "exited" and c.exit_code not in (0, None)
-               for s, c in zip(states, self.containers, strict=True)):
-            return "Error"
-        if states and all(s == "exited" for s in states):
-            return "Completed"
+        """kubectl's STATUS column: a waiting container's reason (ContainerCreating,
+        CrashLoopBackOff), else Completed or Error once every container has ended for
+        good, else Running."""
+        for c in self.containers:
+            if c.state == "waiting":
+                return c.reason or "Waiting"
+        if self.containers and all(c.state == "terminated" for c in self.containers):
+            if all(c.exit_code == 0 for c in self.containers):
+                return "Completed"
+            return next(c.reason for c in self.containers if c.exit_code != 0) or "Error"
+        return "Running"
+
+    @property
+    def phase(self) -> str:
+        """Pending, Running, Succeeded or Failed (the Pod API's phase)."""
+        if any(c.state == "waiting" and c.reason == "ContainerCreating" and not c.restarts
+               for c in self.containers):
+            return "Pending"
+        if self.containers and all(c.state == "terminated" for c in self.containers):
+            return "Succeeded" if all(c.exit_code == 0 for c in self.containers) else "Failed"
         return "Running"
 
     def to_k8s(self) -> dict[str, Any]:
         """The pod shaped like `kubectl get pod -o json`."""
         meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace,
-                                "labels": dict(self.labels)}
+                                "labels": dict(self.labels),
+                                "creationTimestamp": _timestamp(self.created)}
         if self.owner:
             kind, _, owner = self.owner.partition("/")
             meta["ownerReferences"] = [{"kind": kind, "name": owner}]
+        ready = bool(self.containers) and all(c.ready for c in self.containers)
         return {
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"nodeName": self.node,
+            "spec": {"nodeName": self.node, "restartPolicy": self.restart_policy,
                      "containers": [{"name": c.name, "command": list(c.command)}
                                     for c in self.containers]},
             "status": {
-                "phase": {"Completed": "Succeeded", "Error": "Failed"}.get(self.status,
-                                                                          "Running"),
-                "podIP": self.ip, "podIPs": [{"ip": self.ip}], "hostIP": self.host_ip,
-                "containerStatuses": [
-                    {"name": c.name, "ready": c.state in ("running", "idle"),
-                     "state": {"running": {}} if c.state != "exited"
-                     else {"terminated": {"exitCode": c.exit_code}}}
-                    for c in self.containers]},
+                "phase": self.phase, "podIP": self.ip, "podIPs": [{"ip": self.ip}],
+                "hostIP": self.host_ip,
+                "conditions": [{"type": "Ready", "status": str(ready)},
+                               {"type": "ContainersReady", "status": str(ready)}],
+                "containerStatuses": [c.to_k8s() for c in self.containers]},
         }
 
 

@@ -3,6 +3,7 @@ Lab, their table columns) and the listings made of them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from netlab import lab as api
 from netlab.cli.printers import Column, Listing
 from netlab.errors import InputError
-from netlab.views import PodInfo, ServiceInfo
+from netlab.views import PodInfo, ServiceInfo, age
 
 
 def _labels(labels: dict[str, str] | None) -> str:
@@ -71,10 +72,20 @@ class Kind:
         return f"{self.plural}.{group}" if group else self.plural
 
 
+def _restarts(p: PodInfo) -> str:
+    """kubectl's RESTARTS: the count, and how long ago the last one was."""
+    if not p.restarts:
+        return "0"
+    last = max((c.started_at for c in p.containers if c.restarts), default=0.0)
+    return f"{p.restarts} ({age(time.time() - last)} ago)" if last else str(p.restarts)
+
+
 KINDS = (
     Kind("pods", ("pod", "po"), "pod", True, lambda lab, ns: lab.pods(ns), (
         Column("NAME", _name), Column("READY", lambda p: p.ready),
-        Column("STATUS", lambda p: p.status), Column("IP", lambda p: p.ip),
+        Column("STATUS", lambda p: p.status), Column("RESTARTS", _restarts),
+        Column("AGE", lambda p: age(time.time() - p.created) if p.created else "<unknown>"),
+        Column("IP", lambda p: p.ip),
         Column("NODE", lambda p: p.node), Column("LABELS", lambda p: _labels(p.labels),
                                                  wide=True))),
     Kind("services", ("service", "svc"), "service", True, lambda lab, ns: lab.services(ns), (

@@ -164,5 +164,5 @@ def resolve(plan: Plan, lab_dir: str, p: Process) -> tuple[Process, ReadyWhen]:
     extra = p.argv[1:] or ("--zone", f"{lab_dir}/{ZONE_FILE}", *(
         ("--upstream", plan.internet_ip) if plan.cluster.upstream_dns else ()))
     argv = (sys.executable, "-m", "netlab.dns_server", *extra)
-    return (Process(p.pod, p.container, p.netns, argv, p.env, False, p.binds, p.workdir),
+    return (Process(p.pod, p.container, p.netns, argv, p.env, p.binds, p.workdir),
             ReadyWhen(p.pod, p.container, f"{p.workdir}/{p.container}.log", 2))

@@ -296,5 +296,5 @@ def resolve(lab_dir: str, p: Process) -> tuple[Process, ReadyWhen]:
     """nginx in the foreground on the rendered configuration; ready once it has written its
     pid file, which it does after opening its listening sockets."""
     argv = ("nginx", "-c", f"{lab_dir}/{DIR}/nginx.conf", "-g", "daemon off;")
-    return (Process(p.pod, p.container, p.netns, argv, p.env, False, p.binds, p.workdir),
+    return (Process(p.pod, p.container, p.netns, argv, p.env, p.binds, p.workdir),
             ReadyWhen(p.pod, p.container, f"{DIR}/nginx.pid", 0))

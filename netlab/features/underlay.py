@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 from netlab import names
-from netlab.intents import Address, Intent, Link, Netns, Peer, Process, Route
+from netlab.intents import Address, Intent, Link, Netns, Peer, Process, Route, Serve
 from netlab.plan import NodePlan, Plan
 
 # Namespaces of routers: forwarding on, IPv6 off (no NDP/MLD noise in captures).
@@ -65,19 +65,19 @@ INTERNET_PORTS = ("tcp:80", "tcp:443", "udp:80")
 
 
 def render_processes(plan: Plan) -> list[Process]:
-    """The internet host's responder, and a resolver for the world outside the cluster,
-    which the cluster DNS forwards to."""
+    """A resolver for the world outside the cluster, which the cluster DNS forwards to."""
     from netlab.features.dns import COMMAND, UPSTREAM_NAMES
-    from netlab.features.workloads import RESPONDER
 
     internet = names.host_netns(plan.lab, "internet")
-    return [
-        Process("host/internet", RESPONDER, internet,
-                ("--name", "internet", "--hostname", "internet", *INTERNET_PORTS), builtin=True),
-        Process("host/internet", "dns", internet,
-                (COMMAND, "--static", *(f"{n}={ip}" for n, ip in
-                                        sorted(UPSTREAM_NAMES.items())))),
-    ]
+    return [Process("host/internet", "dns", internet,
+                    (COMMAND, "--static", *(f"{n}={ip}" for n, ip in
+                                            sorted(UPSTREAM_NAMES.items()))))]
+
+
+def render_serve(plan: Plan) -> Serve:
+    """The internet host's responder (web on 80 and 443, UDP on 80)."""
+    return Serve("host/internet", "internet", names.host_netns(plan.lab, "internet"),
+                 INTERNET_PORTS)
 
 
 def render_node(plan: Plan, node: NodePlan) -> list[Intent]:

@@ -23,6 +23,7 @@ from netlab.intents import (
     Process,
     ReadyWhen,
     Route,
+    Workload,
 )
 from netlab.kernel.port import Progress, Started
 from netlab.nft.fake import FakeNft
@@ -55,6 +56,7 @@ class FakeKernel:
         self.files: dict[str, bytes] = {}
         self.dirs: set[str] = set()
         self.processes: dict[int, Process] = {}
+        self.loads: dict[str, Workload] = {}  # what the agent was given
         self.not_ready: set[tuple[str, str]] = set()  # (pod, container) that never get ready
         self.reloads: list[int] = []
         self.announced: list[tuple[str, str]] = []
@@ -201,12 +203,35 @@ class FakeKernel:
 
     # --- processes ----------------------------------------------------------------------
 
-    def spawn(self, p: Process) -> Started:
-        self._call("spawn", f"{p.pod}/{p.container}")
-        self._ns(p.netns, f"run {p.container}")
-        self._pid += 1
-        self.processes[self._pid] = p
-        return Started(self._pid, 1)
+    def workloads(self, desired: dict[str, Workload]) -> dict[tuple[str, str], Started]:
+        """As the agent does it: only the difference (netlab.runtime.workloads)."""
+        from netlab.runtime.workloads import changes
+
+        self._call("workloads")
+        diff = changes(self.loads, desired)
+        for serve in diff.serve:
+            self._ns(serve.netns, f"serve {serve.pod}")
+        for p in diff.start:
+            self._ns(p.netns, f"run {p.container}")
+        for owner, container in diff.stop:
+            self._kill(owner, container)
+        for p in diff.start:
+            self._pid += 1
+            self.processes[self._pid] = p
+        self.loads = dict(desired)
+        return {(p.pod, p.container): Started(pid, 1) for pid, p in self.processes.items()}
+
+    def release(self, owners: Sequence[str]) -> None:
+        self._call("release")
+        for owner in owners:
+            self.loads.pop(owner, None)
+            for pid in [pid for pid, p in self.processes.items() if p.pod == owner]:
+                del self.processes[pid]
+
+    def _kill(self, owner: str, container: str) -> None:
+        for pid in [pid for pid, p in self.processes.items()
+                    if (p.pod, p.container) == (owner, container)]:
+            del self.processes[pid]
 
     def stop(self, processes: Sequence[Started], netns: Sequence[str] = ()) -> None:
         self._call("stop")
@@ -250,4 +275,5 @@ class FakeKernel:
                       for name, ns in sorted(self.netns.items())},
             "files": dict(sorted(self.files.items())),
             "processes": sorted((p.pod, p.container, p.argv) for p in self.processes.values()),
+            "served": sorted((k, w.serve.ports) for k, w in self.loads.items() if w.serve),
         }

@@ -263,14 +263,6 @@ class Kernel:
 
     # --- processes ------------------------------------------------------------------------
 
-    def spawn(self, p: Process) -> Started:
-        d = self.root / p.workdir
-        d.mkdir(parents=True, exist_ok=True)
-        uts = uts_path(self.lab, p.netns)
-        return procs.spawn(netns_path(p.netns), uts if uts.exists() else None, p.argv,
-                           dict(p.env), p.binds, d / f"{p.container}.log",
-                           d / f"{p.container}.exit")
-
     def stop(self, processes: Sequence[Started], netns: Sequence[str] = ()) -> None:
         inodes = {i for i in (ns.inode(netns_path(n)) for n in netns) if i}
         procs.kill_verified(list(processes), inodes)
@@ -383,8 +375,25 @@ def lab_mounts(lab: str) -> list[str]:
 
 
 def lab_pids(lab: str) -> list[int]:
+    """Every process inside the lab's namespaces, and its agent."""
     inodes = {i for i in (ns.inode(netns_path(n)) for n in lab_netns(lab)) if i}
-    return procs.pids_in_netns(inodes) if inodes else []
+    return sorted({*(procs.pids_in_netns(inodes) if inodes else []), *lab_agents(lab)})
+
+
+def lab_agents(lab: str) -> list[int]:
+    """Agent processes of this lab (`python -m netlab.runtime.agent LAB`), found by their
+    command line: for reporting leftovers, never for killing (kills go by recorded pid)."""
+    want = [b"-m", b"netlab.runtime.agent", lab.encode()]
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")[:-1]
+            except OSError:
+                continue
+            if argv[-3:] == want:
+                found.append(int(entry.name))
+    return found
 
 
 def destroy_lab(lab: str, recorded: Sequence[procs.Started] = ()) -> None:
@@ -392,6 +401,11 @@ def destroy_lab(lab: str, recorded: Sequence[procs.Started] = ()) -> None:
     namespaces), namespaces, UTS namespace files, state. Safe to run at any time, twice."""
     netns_names = lab_netns(lab)
     inodes = {i for i in (ns.inode(netns_path(n)) for n in netns_names) if i}
+    # the agent first, so it restarts nothing while the lab's processes are stopped
+    with contextlib.suppress(OSError, ValueError):
+        pid, start = (int(x) for x in (names.lab_dir(lab) / names.AGENT_PID_FILE).read_text()
+                      .split())
+        procs.kill_verified([procs.Started(pid, start)], set())
     procs.kill_verified(list(recorded), inodes)
     # Node namespaces hold the pod veths' host ends; removing pods first keeps each
     # namespace's teardown small. Order does not matter for correctness.

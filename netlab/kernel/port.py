@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from netlab.intents import Address, Certificate, NetworkIntent, Process, ReadyWhen
+from netlab.intents import Address, Certificate, NetworkIntent, ReadyWhen, Workload
 
 Progress = Callable[[int], None]
 
@@ -67,9 +67,16 @@ class KernelPort(Protocol):
     def make_certificate(self, cert: Certificate) -> None:
         """A self-signed certificate, unless it exists."""
 
-    # --- processes ----------------------------------------------------------------------
-    def spawn(self, p: Process) -> Started: ...
+    # --- workloads (the lab's agent) -----------------------------------------------------
+    def workloads(self, desired: dict[str, Workload]) -> dict[tuple[str, str], Started]:
+        """Hand the lab's agent every workload (containers, restart policies, responder
+        ports): it starts, restarts and stops processes to match, and serves the responder.
+        Returns the processes running, by (owner, container)."""
 
+    def release(self, owners: Sequence[str]) -> None:
+        """The agent stops supervising these pods and serving them (before they go)."""
+
+    # --- processes ----------------------------------------------------------------------
     def stop(self, processes: Sequence[Started], netns: Sequence[str] = ()) -> None:
         """Kill these processes (if they are still the same) and every process inside
         these namespaces; return when they are gone."""

@@ -57,6 +57,38 @@ def spawn(netns: Path, uts: Path | None, argv: tuple[str, ...], env: dict[str, s
     return Started(proc.pid, starttime(proc.pid) or 0)
 
 
+def start(netns: Path, uts: Path | None, argv: tuple[str, ...] | list[str],
+          env: dict[str, str], binds: tuple[tuple[str, str], ...], log: Path
+          ) -> subprocess.Popen:
+    """A container's process, a child of the caller: nsenter, unshare and the launcher each
+    exec the next, so one process remains (the command), and the caller waits for its exit
+    code. Its output goes to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            launcher_argv(netns, uts, argv, binds), stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, env={**BASE_ENV, **env}, start_new_session=True,
+            close_fds=True)
+
+
+def wait(child: subprocess.Popen, timeout: float) -> int | None:
+    """A child's exit status once it has ended (within `timeout`), else None."""
+    try:
+        return child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def daemon(argv: list[str], log: Path) -> Started:
+    """A long-lived helper process of netlab's own (the lab's agent), in a session of its
+    own so it outlives the command that started it; its output goes to `log`."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                close_fds=True, cwd="/")
+    _children[proc.pid] = proc
+    return Started(proc.pid, starttime(proc.pid) or 0)
+
+
 _children: dict[int, subprocess.Popen] = {}
 
 

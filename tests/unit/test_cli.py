@@ -82,8 +82,8 @@ def test_plan_errors_are_exit_2_before_root(write):
 # --- get, like kubectl, against a fake lab --------------------------------------------------
 
 def _pod(ns: str, name: str, ip: str, node: str, **labels: str) -> PodInfo:
-    return PodInfo(ns, name, node, ip, labels, (ContainerStatus("c", ("sleep",), "running"),),
-                   "172.18.0.2")
+    running = ContainerStatus("c", ("sleep",), "running", ready=True)
+    return PodInfo(ns, name, node, ip, labels, (running,), "172.18.0.2")
 
 
 def _port(*endpoints: SimpleNamespace) -> SimpleNamespace:
@@ -153,7 +153,7 @@ def _names(stdout: str) -> list[str]:
 @pytest.mark.parametrize("kind", ["pods", "pod", "po", "PODS"])
 def test_get_pod_type_names(get, kind: str):
     code, out, _ = get(kind)
-    assert code == 0 and out.split()[:5] == ["NAME", "READY", "STATUS", "IP", "NODE"]
+    assert code == 0 and out.split()[:5] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert _names(out) == ["web-1", "web-2", "client"]
 
 

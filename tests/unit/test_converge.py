@@ -128,7 +128,11 @@ def test_up_builds_exactly_the_desired_lab():
         want.apply("".join(t.full() for t in desired.rules[node.netns]))
         assert fake.netns[node.netns].nft.dump() == want.dump()
     assert st.phase == "ready" and st.plan == desired.plan
-    assert {r.container for r in st.processes["host/internet"]} == {"netlab-responder", "dns"}
+    assert {r.container for r in st.processes["host/internet"]} == {"dns"}
+    assert fake.loads == desired.workloads  # the agent got every workload
+    assert desired.serves["host/internet"].ports == ("tcp:80", "tcp:443", "udp:80")
+    web = [k for k in desired.serves if k.startswith("default/web-")]
+    assert len(web) == 2 and all(desired.serves[k].ports == ("tcp:80",) for k in web)
 
 
 @pytest.mark.parametrize(("a", "b"), STEPS, ids=[f"{a}->{b}" for a, b in STEPS])
@@ -148,14 +152,16 @@ def _previous(a: str):
     return st.plan
 
 
-def test_a_service_targeting_other_ports_restarts_only_the_responders():
+def test_a_service_targeting_other_ports_changes_only_what_the_responder_serves():
     fake, st, _ = up(VERSIONS["base"])
-    before = {pid: p for pid, p in fake.processes.items()}
+    before = dict(fake.processes)
+    served = {k: w.serve for k, w in fake.loads.items()}
     summary = converge_docs(fake, st, VERSIONS["other-target-port"])
     assert summary.created == [] and summary.deleted == []
-    changed = {(p.pod, p.container) for pid, p in fake.processes.items() if pid not in before}
-    assert changed and all(c == "netlab-responder" for _, c in changed)
-    assert all(k.startswith("default/web-") for k, _ in changed)
+    assert fake.processes == before  # no process restarted
+    changed = {k for k, w in fake.loads.items() if w.serve != served.get(k)}
+    assert changed and all(k.startswith("default/web-") for k in changed)
+    assert all(fake.loads[k].serve.ports == ("tcp:80", "tcp:8081") for k in changed)
 
 
 def test_load_balancer_address_is_announced_by_one_node():
@@ -225,4 +231,5 @@ def test_a_failed_up_leaves_nothing():
                 Converger(fake, LabState(LAB)).converge(None, compile_lab(LAB, d), d)
             snap = fake.snapshot()
             assert snap["netns"] == {} and snap["processes"] == [], f"{op} #{n}"
+            assert snap["served"] == [], f"{op} #{n}"
             assert snap["files"] == {} and not fake.dirs, f"{op} #{n}"

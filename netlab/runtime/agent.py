@@ -1,0 +1,416 @@
+"""The lab's agent: one process per lab, its kubelet. It runs every container of the lab and
+serves netlab's built-in responder for every pod from this one process (sockets opened in
+each pod's network namespace), so a serving pod costs sockets, not an interpreter.
+
+    python -m netlab.runtime.agent LAB          (started by `netlab up`; outlives it)
+
+It is told what to run over a Unix socket (`agent.sock` in the lab's state directory) by
+the converger, keeps that in `agent/workloads.json`, and reports every container's state in
+`agent/status.json`. Containers are its children, so it sees their exit codes; it restarts
+them as their pod's restartPolicy says, with kubelet's back-off (10 s doubling to 5 min,
+reset after 10 min of running; the Cluster's restartBackOff may shorten it). A container's
+previous log is kept as `<name>.previous.log` when it restarts.
+
+If the agent dies, the network and the containers keep working; the next `netlab` command
+that changes the lab starts it again, and it adopts the running containers from its status
+file (by pid and start time) instead of starting them twice. It cannot learn the exit code
+of an adopted container (it is not their parent): such an exit is reported as Unknown.
+`netlab down` never needs it: it stops it like any other process of the lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netlab import names
+from netlab.intents import Process, Serve, Workload
+from netlab.kernel import netns_path, procs, raise_fd_limit, uts_path
+from netlab.kernel.port import Started
+from netlab.runtime.responder_hub import ResponderHub
+from netlab.runtime.workloads import changes
+
+RESET_AFTER = 600.0  # kubelet forgets a container's back-off after 10 minutes of running
+TICK = 0.05
+
+
+def agent_dir(lab: str) -> Path:
+    return names.lab_dir(lab) / "agent"
+
+
+def socket_path(lab: str) -> Path:
+    return names.lab_dir(lab) / "agent.sock"
+
+
+# --- what the agent is told, as JSON ------------------------------------------------------
+
+
+def workload_to_json(w: Workload) -> dict[str, Any]:
+    return {"owner": w.owner, "restartPolicy": w.restart_policy,
+            "processes": [asdict(p) for p in w.processes],
+            "serve": asdict(w.serve) if w.serve else None, "backoff": list(w.backoff)}
+
+
+def workload_from_json(d: dict[str, Any]) -> Workload:
+    def proc(p: dict[str, Any]) -> Process:
+        return Process(p["pod"], p["container"], p["netns"], tuple(p["argv"]),
+                       tuple(map(tuple, p["env"])), tuple(map(tuple, p["binds"])), p["workdir"])
+
+    s = d.get("serve")
+    serve = Serve(s["pod"], s["hostname"], s["netns"], tuple(s["ports"])) if s else None
+    return Workload(d["owner"], tuple(proc(p) for p in d["processes"]), d["restartPolicy"],
+                    serve, tuple(d.get("backoff", (10.0, 300.0))))
+
+
+# --- one container ----------------------------------------------------------------------
+
+
+@dataclass
+class Container:
+    """A container as kubelet tracks it: its current state and its last termination."""
+
+    process: Process
+    policy: str
+    backoff_limits: tuple[float, float] = (10.0, 300.0)  # first and longest back-off
+    state: str = "waiting"  # waiting | running | terminated
+    reason: str = "ContainerCreating"  # for waiting and terminated states
+    message: str = ""
+    pid: int = 0
+    starttime: int = 0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    exit_code: int | None = None
+    restarts: int = 0
+    backoff: float = 0.0  # the current back-off (0: none yet)
+    next_start: float = 0.0  # monotonic time of the next start, while backing off
+    last: dict[str, Any] = field(default_factory=dict)  # lastState.terminated
+    popen: Any = field(default=None, repr=False)  # the subprocess, while it is our child
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.process.pod, self.process.container)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"owner": self.process.pod, "container": self.process.container,
+                "state": self.state, "reason": self.reason, "message": self.message,
+                "pid": self.pid, "starttime": self.starttime, "startedAt": self.started_at,
+                "finishedAt": self.finished_at, "exitCode": self.exit_code,
+                "restarts": self.restarts, "restartPolicy": self.policy,
+                "lastState": self.last, "argv": list(self.process.argv),
+                "backoff": self.backoff,
+                "nextStartAt": time.time() + (self.next_start - time.monotonic())
+                if self.next_start else 0.0}
+
+
+class Agent:
+    def __init__(self, lab: str) -> None:
+        self.lab = lab
+        self.dir = agent_dir(lab)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.RLock()
+        self.loads: dict[str, Workload] = {}
+        self.containers: dict[tuple[str, str], Container] = {}
+        self.hub = ResponderHub()
+        self.served: dict[str, list[str]] = {}  # owner -> the responder's log lines
+        self.created: dict[str, float] = {}  # owner -> when the agent was first given it
+        self.stop = threading.Event()
+        self._status_dirty = True
+
+    def log(self, text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+    # --- workloads ------------------------------------------------------------------------
+
+    def apply(self, desired: dict[str, Workload]) -> None:
+        """Make the running workloads `desired` (what changed only)."""
+        with self.lock:
+            diff = changes(self.loads, desired)
+            for owner, container in diff.stop:
+                self._stop(self.containers.pop((owner, container), None))
+            for owner in diff.unserve:
+                self.hub.remove(owner)
+                self.served.pop(owner, None)
+            for serve in diff.serve:
+                self.served[serve.pod] = self.hub.add(  # a host answers by its own name
+                    serve.pod, serve.hostname, netns_path(serve.netns), serve.ports,
+                    name=serve.pod.removeprefix("host/"))
+                self._write_lines(serve.pod, self.served[serve.pod])
+            for p in diff.start:
+                c = Container(p, desired[p.pod].restart_policy, desired[p.pod].backoff)
+                self.containers[c.key] = c
+                self._start(c)
+            for owner in desired:
+                self.created.setdefault(owner, time.time())
+            for owner in set(self.created) - set(desired):
+                del self.created[owner]
+            for owner, w in desired.items():  # a new restart policy applies from now on
+                for p in w.processes:
+                    if (c := self.containers.get((owner, p.container))) is not None:
+                        c.policy, c.backoff_limits = w.restart_policy, w.backoff
+            self.loads = dict(desired)
+            self._save_workloads()
+            self._status_dirty = True
+
+    def release(self, owners: list[str]) -> None:
+        """Let go of these pods: their containers stopped (not restarted), sockets closed."""
+        with self.lock:
+            for owner in owners:
+                self.loads.pop(owner, None)
+                self.created.pop(owner, None)
+                self.hub.remove(owner)
+                self.served.pop(owner, None)
+                for key in [k for k in self.containers if k[0] == owner]:
+                    self._stop(self.containers.pop(key))
+            self._save_workloads()
+            self._status_dirty = True
+
+    def _write_lines(self, owner: str, lines: list[str]) -> None:
+        """The responder's lines, where its log always was (readiness and `logs` read it)."""
+        d = self._workdir(owner)
+        with contextlib.suppress(OSError):
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "netlab-responder.log").write_text("".join(f"{x}\n" for x in lines))
+
+    def _workdir(self, owner: str) -> Path:
+        if owner.startswith("host/"):
+            return names.lab_dir(self.lab) / "hosts" / owner.split("/", 1)[1]
+        ns, _, name = owner.partition("/")
+        return names.pod_dir(self.lab, ns, name)
+
+    def _save_workloads(self) -> None:
+        tmp = self.dir / "workloads.json.tmp"
+        tmp.write_text(json.dumps([workload_to_json(w) for w in self.loads.values()]))
+        os.replace(tmp, self.dir / "workloads.json")
+
+    # --- containers -----------------------------------------------------------------------
+
+    def _start(self, c: Container) -> None:
+        p = c.process
+        d = names.lab_dir(self.lab) / p.workdir
+        log = d / f"{p.container}.log"
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            if c.restarts and log.exists():
+                os.replace(log, d / f"{p.container}.previous.log")
+            uts = uts_path(self.lab, p.netns)
+            c.popen = procs.start(netns_path(p.netns), uts if uts.exists() else None, p.argv,
+                                  dict(p.env), p.binds, log)
+        except OSError as e:
+            c.state, c.reason, c.message = "waiting", "CreateContainerError", str(e)
+            c.popen = None
+            self._schedule_restart(c, failed=True)
+            return
+        c.pid, c.starttime = c.popen.pid, procs.starttime(c.popen.pid) or 0
+        c.state, c.reason, c.message = "running", "", ""
+        c.started_at, c.exit_code = time.time(), None
+        self._status_dirty = True
+
+    def _stop(self, c: Container | None) -> None:
+        if c is None or c.state != "running":
+            return
+        procs.kill_verified([Started(c.pid, c.starttime)], set())
+        if c.popen is not None:
+            procs.wait(c.popen, 5)
+        c.state, c.popen = "terminated", None
+
+    def _exited(self, c: Container, code: int | None) -> None:
+        """A container ended: record it, then restart it as its pod's policy says."""
+        c.finished_at = time.time()
+        c.exit_code = code
+        reason = "Unknown" if code is None else "Completed" if code == 0 else "Error"
+        c.state, c.reason, c.popen = "terminated", reason, None
+        c.message = "" if code is not None else \
+            "the agent restarted while the container ran: its exit code is unknown"
+        c.last = {"terminated": {"exitCode": code, "reason": reason,
+                                 "startedAt": c.started_at, "finishedAt": c.finished_at}}
+        self.log(f"{c.process.pod}/{c.process.container} exited: {reason}"
+                 f"{f' ({code})' if code is not None else ''}")
+        restart = c.policy == "Always" or (c.policy == "OnFailure" and code != 0)
+        if restart:
+            self._schedule_restart(c, failed=False)
+        self._status_dirty = True
+
+    def _schedule_restart(self, c: Container, failed: bool) -> None:
+        """kubelet's back-off: the first restart waits `initial`, each next one twice as
+        long up to `max`; a container that ran for 10 minutes starts over."""
+        initial, most = c.backoff_limits
+        ran = c.finished_at - c.started_at if c.started_at else 0.0
+        if c.backoff == 0.0 or ran >= RESET_AFTER:
+            c.backoff = initial
+        else:
+            c.backoff = min(c.backoff * 2, most)
+        c.next_start = time.monotonic() + c.backoff
+        if not failed:
+            c.state, c.reason = "waiting", "CrashLoopBackOff"
+            c.message = (f"back-off {c.backoff:g}s restarting failed container="
+                         f"{c.process.container} pod={c.process.pod}")
+
+    def supervise(self) -> None:
+        """Reap exits, start containers whose back-off is over, write the status."""
+        with self.lock:
+            now = time.monotonic()
+            for c in list(self.containers.values()):
+                if c.state == "running":
+                    if c.popen is not None:
+                        code = c.popen.poll()
+                        if code is not None:
+                            self._exited(c, -code if code < 0 else code)
+                    elif not procs.alive(c.pid, c.starttime):  # adopted, not our child
+                        self._exited(c, None)
+                elif c.state == "waiting" and c.next_start and now >= c.next_start:
+                    c.restarts += 1
+                    c.next_start = 0.0
+                    self._start(c)
+            if self._status_dirty:
+                self._write_status()
+
+    def _write_status(self) -> None:
+        data = {"agent": {"pid": os.getpid(), "starttime": procs.starttime(os.getpid()) or 0},
+                "containers": [c.to_json() for c in self.containers.values()],
+                "pods": {k: {"created": t} for k, t in self.created.items()},
+                "responder": self.served}
+        tmp = self.dir / "status.json.tmp"
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.dir / "status.json")
+        self._status_dirty = False
+
+    def running(self) -> dict[str, Any]:
+        with self.lock:
+            return {"running": [[c.process.pod, c.process.container, c.pid, c.starttime]
+                                for c in self.containers.values() if c.state == "running"],
+                    "responder": self.served}
+
+    # --- recovery -------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """After a restart: take the workloads back, adopt the containers still running
+        (same pid and start time), start those that are not, serve the responder."""
+        try:
+            loads = [workload_from_json(d) for d in
+                     json.loads((self.dir / "workloads.json").read_text())]
+        except (OSError, ValueError, KeyError):
+            return
+        try:
+            old = {(d["owner"], d["container"]): d for d in
+                   json.loads((self.dir / "status.json").read_text())["containers"]}
+            self.created = {k: v["created"] for k, v in json.loads(
+                (self.dir / "status.json").read_text()).get("pods", {}).items()}
+        except (OSError, ValueError, KeyError):
+            old = {}
+        now = time.time()
+        known: dict[tuple[str, str], Container] = {}
+        for w in loads:
+            for p in w.processes:
+                was = old.get((w.owner, p.container))
+                if was is None or was.get("argv") != list(p.argv):
+                    continue  # never started: apply() starts it
+                c = Container(p, w.restart_policy, w.backoff, was["state"], was["reason"],
+                              was.get("message", ""), was["pid"], was["starttime"],
+                              was.get("startedAt", 0.0), was.get("finishedAt", 0.0),
+                              was.get("exitCode"), was.get("restarts", 0),
+                              was.get("backoff", 0.0), 0.0, was.get("lastState", {}))
+                if c.state == "running" and not procs.alive(c.pid, c.starttime):
+                    self._exited(c, None)  # it ended while there was no agent
+                elif c.state == "waiting" and was.get("nextStartAt"):
+                    c.next_start = time.monotonic() + max(0.0, was["nextStartAt"] - now)
+                known[c.key] = c
+        adopted = sum(c.state == "running" for c in known.values())
+        with self.lock:
+            self.containers = dict(known)
+            # what is known counts as there already: apply() starts only the rest
+            self.loads = {w.owner: Workload(w.owner, tuple(
+                p for p in w.processes if (w.owner, p.container) in known), w.restart_policy,
+                None, w.backoff) for w in loads}
+        self.apply({w.owner: w for w in loads})
+        self.log(f"recovered: {adopted} running containers adopted, {len(known) - adopted} "
+                 f"others resumed, {len(self.served)} pods served")
+
+    # --- control socket -------------------------------------------------------------------
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        if op == "workloads":
+            self.apply({d["owner"]: workload_from_json(d) for d in request["workloads"]})
+            self.supervise()
+            return {"ok": True, **self.running()}
+        if op == "release":
+            self.release(list(request["owners"]))
+            self.supervise()
+            return {"ok": True}
+        if op == "status":
+            return {"ok": True, **self.running()}
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    def serve_control(self, server: socket.socket) -> None:
+        server.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = conn.recv(1 << 20)
+                if not chunk:
+                    return
+                data += chunk
+            try:
+                reply = self.handle(json.loads(data))
+            except Exception as e:  # a bad request must not take the agent down
+                reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    def run(self) -> None:
+        path = socket_path(self.lab)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(path))
+        os.chmod(path, 0o600)
+        server.listen(64)
+        threads = [threading.Thread(target=self.hub.serve, args=(self.stop,), daemon=True),
+                   threading.Thread(target=self.serve_control, args=(server,), daemon=True)]
+        for t in threads:
+            t.start()
+        self.recover()
+        self.log(f"agent of lab {self.lab} running (pid {os.getpid()})")
+        try:
+            while not self.stop.is_set():
+                self.supervise()
+                self.stop.wait(TICK)
+        finally:
+            server.close()
+            self.hub.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        sys.exit("usage: python -m netlab.runtime.agent LAB")
+    names.check_lab_name(args[0])
+    raise_fd_limit()
+    agent = Agent(args[0])
+    # SIGTERM ends the agent, not the containers: they belong to the lab (`down` stops them)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
+    agent.run()
+
+
+if __name__ == "__main__":
+    main()
