@@ -140,8 +140,9 @@ spec:
 
 
 def test_unknown_kind_is_a_warning_and_skipped():
-    m = load_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n" "---\n" + SEED_PODS)
-    assert any("ConfigMap" in w and "skipped" in w for w in m.warnings)
+    m = load_text("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\n"
+                  "---\n" + SEED_PODS)
+    assert any("PersistentVolumeClaim" in w and "skipped" in w for w in m.warnings)
     assert len(m.pods) == 2
 
 
