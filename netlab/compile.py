@@ -211,14 +211,15 @@ def manifests(docs: Iterable[RawDoc], cluster: Cluster | None = None,
 
 def compile_lab(lab: str, docs: Iterable[RawDoc], previous: Plan | None = None,
                 label_overrides: dict[str, dict[str, str | None]] | None = None,
-                built: Manifests | None = None) -> DesiredLab:
+                built: Manifests | None = None,
+                readiness: dict[str, tuple[bool, str]] | None = None) -> DesiredLab:
     """(documents, previous plan) -> the desired lab. With a previous plan, pods that did not
     change keep their node and addresses and Services their addresses (a running lab)."""
     docs = list(docs)
     m = built or build(docs)
     cluster = effective_cluster(m, previous)
     m = manifests(docs, cluster, label_overrides, built=m)
-    desired = render(plan_lab(lab, m, cluster, previous), m)
+    desired = render(plan_lab(lab, m, cluster, previous, readiness), m)
     if previous is not None:
         stale = kubeproxy.stale_udp_endpoints(previous, desired.plan)
         if stale:
@@ -234,9 +235,11 @@ def current(plan: Plan, docs: Iterable[RawDoc],
     return render(plan, manifests(docs, plan.cluster, label_overrides))
 
 
-def plan_lab(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None) -> Plan:
-    """Pods placed and addressed, then Services (addresses, endpoints, responder ports)."""
-    return services.plan_services(m, make_plan(lab, m, cluster, previous), previous)
+def plan_lab(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None,
+             readiness: dict[str, tuple[bool, str]] | None = None) -> Plan:
+    """Pods placed and addressed, then Services (addresses, endpoints of ready pods,
+    responder ports)."""
+    return services.plan_services(m, make_plan(lab, m, cluster, previous), previous, readiness)
 
 
 def render(plan: Plan, m: Manifests) -> DesiredLab:

@@ -329,7 +329,8 @@ def converge_docs(port: KernelPort, st: LabState, docs: list, progress: Progress
     """A running lab made what `docs` say (with its `netlab label` changes)."""
     assert st.plan is not None
     old = current(st.plan, st.docs, st.label_overrides)
-    new = compile_lab(st.lab, docs, previous=st.plan, label_overrides=st.label_overrides)
+    new = compile_lab(st.lab, docs, previous=st.plan, label_overrides=st.label_overrides,
+                      readiness=st.readiness)
     return Converger(port, st, progress, save).converge(old, new, docs)
 
 

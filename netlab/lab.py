@@ -316,11 +316,13 @@ class Lab:
 
     def services(self, namespace: str | None = None) -> list[ServiceInfo]:
         """Services of one namespace, or of all when `namespace` is None."""
-        return [service_info(s) for s in self.plan.services.values()
+        plan = self.plan
+        return [service_info(s, plan) for s in plan.services.values()
                 if namespace is None or s.namespace == namespace]
 
     def service(self, ref: str) -> ServiceInfo:
-        return service_info(targets.service(self.plan, ref))
+        plan = self.plan
+        return service_info(targets.service(plan, ref), plan)
 
     def why_unanswered(self, dst: str) -> str | None:
         """For a person: why nothing can answer at `dst`, when the lab knows (a Service

@@ -744,14 +744,12 @@ def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                                                   f"LoadBalancer, not {stype}")
     itp = spec.choice("internalTrafficPolicy", ("Cluster", "Local"), "Cluster")
     lb_ip = spec.str("loadBalancerIP", None)
-    # Every pod counts as ready while it exists (no readiness probes yet), so publishing
-    # not-ready addresses changes nothing: the field is checked, not kept.
-    spec.bool("publishNotReadyAddresses", False)
+    publish = spec.bool("publishNotReadyAddresses", False)
     spec.done()
     top.done()
     m.services[f"{key[1]}/{key[2]}"] = Service(
         key[1], key[2], stype, tuple(ports), selector, cluster_ip, external_name, affinity,
-        timeout, etp, itp, lb_ip, labels, src)
+        timeout, etp, itp, lb_ip, publish, labels, src)
 
 
 # --- network policy -------------------------------------------------------------------

@@ -223,6 +223,7 @@ class Service:
     external_traffic_policy: Literal["Cluster", "Local"] = "Cluster"
     internal_traffic_policy: Literal["Cluster", "Local"] = "Cluster"
     load_balancer_ip: str | None = None
+    publish_not_ready: bool = False  # publishNotReadyAddresses
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     source: Source | None = field(default=None, compare=False)
 

@@ -62,6 +62,9 @@ class PodPlan:
     dns_policy: str = "ClusterFirst"
     dns_config: dict | None = field(default=None, hash=False)
     restart_policy: str = "Always"
+    readiness_probed: bool = False  # a container has a readiness probe: not ready until it passes
+    ready: bool = True  # counted as an endpoint (the agent's readiness, see compile)
+    not_ready_reason: str = ""
 
     @property
     def key(self) -> str:
@@ -84,6 +87,7 @@ class ServicePortPlan:
     target: int | str
     node_port: int | None
     endpoints: tuple[Endpoint, ...] = ()
+    not_ready: tuple[Endpoint, ...] = ()  # selected pods that are not ready (notReadyAddresses)
 
     @property
     def label(self) -> str:
@@ -104,6 +108,7 @@ class ServicePlan:
     external_traffic_policy: str = "Cluster"
     internal_traffic_policy: str = "Cluster"
     external_name: str | None = None
+    publish_not_ready: bool = False
 
     @property
     def key(self) -> str:
@@ -151,9 +156,10 @@ class Plan:
             pods[k] = PodPlan(**p)
         services = {}
         for k, s in data.get("services", {}).items():
-            ports = tuple(ServicePortPlan(**{**p, "endpoints": tuple(Endpoint(**e) for e in
-                                                                      p["endpoints"])})
-                          for p in s["ports"])
+            ports = tuple(ServicePortPlan(**{
+                **p, "endpoints": tuple(Endpoint(**e) for e in p["endpoints"]),
+                "not_ready": tuple(Endpoint(**e) for e in p.get("not_ready", ()))})
+                for p in s["ports"])
             services[k] = ServicePlan(**{**s, "ports": ports})
         return cls(data["lab"], Cluster(**c), [NodePlan(**n) for n in data["nodes"]], pods,
                    data["underlay_gateway"], data.get("namespaces", {}), services,
@@ -353,6 +359,8 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
             spec_hash=spec_hash(p.spec), owner=p.owner, annotations=dict(p.annotations),
             subdomain=p.spec.subdomain, dns_policy=p.spec.dns_policy or "ClusterFirst",
             dns_config=p.spec.dns_config, restart_policy=p.spec.restart_policy,
+            readiness_probed=any(getattr(c, "readiness_probe", None) is not None
+                                 for c in p.spec.containers),
             container_ports=tuple(sorted({(cp.protocol, cp.container_port)
                                           for c in p.spec.containers for cp in c.ports})),
             named_ports=tuple(sorted((cp.name, cp.protocol, cp.container_port)

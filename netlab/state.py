@@ -45,6 +45,8 @@ class LabState:
     plan: Plan | None = None
     processes: dict[str, list[ProcessRecord]] = field(default_factory=dict)
     label_overrides: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    # what the lab's agent last saw: pod key -> (ready, why not); drives Service endpoints
+    readiness: dict[str, tuple[bool, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -53,6 +55,7 @@ class LabState:
             "plan": self.plan.to_json() if self.plan else None,
             "processes": {k: [vars(r) for r in v] for k, v in self.processes.items()},
             "label_overrides": self.label_overrides,
+            "readiness": {k: list(v) for k, v in self.readiness.items()},
         }
 
     @classmethod
@@ -63,7 +66,8 @@ class LabState:
             plan=Plan.from_json(data["plan"]) if data.get("plan") else None,
             processes={k: [ProcessRecord(**r) for r in v]
                        for k, v in data.get("processes", {}).items()},
-            label_overrides=data.get("label_overrides", {}))
+            label_overrides=data.get("label_overrides", {}),
+            readiness={k: (bool(v[0]), str(v[1])) for k, v in data.get("readiness", {}).items()})
 
     def recorded(self) -> list[Started]:
         return [r.started for rs in self.processes.values() for r in rs]

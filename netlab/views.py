@@ -225,10 +225,16 @@ class ServiceInfo:
     external_traffic_policy: str = "Cluster"
     internal_traffic_policy: str = "Cluster"
     affinity_timeout: int | None = None
+    not_ready_reasons: dict[str, str] = field(default_factory=dict, hash=False)  # pod -> why
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def not_ready(self) -> list[str]:
+        """Distinct ip:port of the selected pods that are not ready (notReadyAddresses)."""
+        return sorted({f"{ep.ip}:{ep.port}" for p in self.ports for ep in p.not_ready})
 
     @property
     def endpoints(self) -> list[str]:
@@ -262,21 +268,23 @@ class ServiceInfo:
                 "spec": spec, "status": status}
 
     def endpoints_k8s(self) -> dict[str, Any]:
-        """The Service's Endpoints object, as `kubectl get endpoints -o json` shows it."""
+        """The Service's Endpoints object, as `kubectl get endpoints -o json` shows it:
+        ready pods under addresses, the others under notReadyAddresses."""
         by_pod: dict[str, list] = {}
-        pods: dict[str, Any] = {}
+        pods: dict[str, tuple[Any, bool]] = {}
         for p in self.ports:
-            for ep in p.endpoints:
-                by_pod.setdefault(ep.pod, []).append(
-                    {k: v for k, v in (("name", p.name), ("port", ep.port),
-                                       ("protocol", p.protocol)) if v is not None})
-                pods[ep.pod] = ep
+            for ready, eps in ((True, p.endpoints), (False, p.not_ready)):
+                for ep in eps:
+                    by_pod.setdefault(ep.pod, []).append(
+                        {k: v for k, v in (("name", p.name), ("port", ep.port),
+                                           ("protocol", p.protocol)) if v is not None})
+                    pods[ep.pod] = (ep, ready)
         subsets: dict[str, dict] = {}
         for pod, ports in sorted(by_pod.items()):
-            sig = repr(ports)
-            ep = pods[pod]
+            ep, ready = pods[pod]
             ns, name = pod.split("/")
-            subsets.setdefault(sig, {"addresses": [], "ports": ports})["addresses"].append(
+            subset = subsets.setdefault(repr(ports), {"ports": ports})
+            subset.setdefault("addresses" if ready else "notReadyAddresses", []).append(
                 {"ip": ep.ip, "nodeName": ep.node,
                  "targetRef": {"kind": "Pod", "namespace": ns, "name": name}})
         return {"apiVersion": "v1", "kind": "Endpoints",
@@ -289,6 +297,11 @@ class ServiceInfo:
             return None
         if self.selector is None:
             return f"Service {self.key} has no selector: its endpoints are managed by hand"
+        waiting = sorted({ep.pod for p in self.ports for ep in p.not_ready})
+        if waiting:
+            why = "; ".join(f"pod {pod} not ready: {self.not_ready_reasons.get(pod) or '?'}"
+                            for pod in waiting)
+            return f"Service {self.key} has no ready endpoints: {why}"
         wanted = ",".join(f"{k}={v}" for k, v in self.selector.items())
         return (f"Service {self.key} has no endpoints: no pod in namespace {self.namespace} "
                 f"has labels {wanted}" + ("" if self.ports and all(
@@ -319,10 +332,14 @@ class IngressInfo:
                 "netlab": {"problems": self.problems, "tlsHosts": self.tls_hosts}}
 
 
-def service_info(s: Any) -> ServiceInfo:
+def service_info(s: Any, plan: Plan | None = None) -> ServiceInfo:
+    reasons = {}
+    if plan is not None:
+        reasons = {ep.pod: plan.pods[ep.pod].not_ready_reason for p in s.ports
+                   for ep in p.not_ready if ep.pod in plan.pods}
     return ServiceInfo(s.namespace, s.name, s.type, s.cluster_ip, s.lb_ip, s.announcer,
                        s.selector, s.ports, s.external_name, s.external_traffic_policy,
-                       s.internal_traffic_policy, s.affinity_timeout)
+                       s.internal_traffic_policy, s.affinity_timeout, reasons)
 
 
 @dataclass(frozen=True)

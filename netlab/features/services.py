@@ -36,8 +36,23 @@ def _resolve_target(port_target: int | str | None, port: int, pod_ports: dict[tu
     return pod_ports.get((port_target, protocol))
 
 
-def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None) -> Plan:
-    """Return `plan` with services and each pod's responder ports filled in."""
+def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
+                  readiness: dict[str, tuple[bool, str]] | None = None) -> Plan:
+    """Return `plan` with services and each pod's responder ports filled in. `readiness`:
+    what the lab's agent last saw of each pod (ready, why not); a pod it has not reported
+    on is ready unless a container has a readiness probe (Kubernetes: not ready until the
+    probe first succeeds). Only ready pods are endpoints, unless the Service publishes
+    not-ready addresses; the others are listed as not ready, with the reason."""
+    readiness = readiness or {}
+
+    def ready(p: PodPlan) -> tuple[bool, str]:
+        if p.key in readiness:
+            return readiness[p.key]
+        return (False, "waiting for its first readiness probe") if p.readiness_probed \
+            else (True, "")
+
+    plan = replace(plan, pods={k: replace(p, ready=r[0], not_ready_reason=r[1])
+                               for k, p in plan.pods.items() for r in (ready(p),)})
     cluster = plan.cluster
     svc_net = ipaddress.IPv4Network(cluster.service_cidr)
     prev = previous.services if previous else {}
@@ -127,13 +142,15 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None) -> Pla
                         raise InputError("no free nodePort left", **_where(svc, "spec.ports"))
                 used_ports.add(node_port)
             target = sp.target_port if sp.target_port is not None else sp.port
-            endpoints = []
+            endpoints, not_ready = [], []
             for p in selected:
                 number = _resolve_target(sp.target_port, sp.port, pod_ports[p.key], sp.protocol)
-                if number is not None:  # a pod without the named port is not an endpoint
-                    endpoints.append(Endpoint(p.key, p.ip, p.node, number))
+                if number is None:  # a pod without the named port is not an endpoint
+                    continue
+                ep = Endpoint(p.key, p.ip, p.node, number)
+                (endpoints if p.ready or svc.publish_not_ready else not_ready).append(ep)
             ports.append(ServicePortPlan(sp.name, sp.protocol, sp.port, target, node_port,
-                                         tuple(endpoints)))
+                                         tuple(endpoints), tuple(not_ready)))
         lb_ip = None
         if svc.type == "LoadBalancer":
             lb_ip = old.lb_ip if old and old.lb_ip else None
@@ -152,13 +169,14 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None) -> Pla
             dict(svc.selector) if svc.selector is not None else None, lb_ip,
             _announcer(plan, key, tuple(ports), svc.external_traffic_policy) if lb_ip else None,
             svc.affinity_timeout if svc.session_affinity == "ClientIP" else None,
-            svc.external_traffic_policy, svc.internal_traffic_policy, svc.external_name)
+            svc.external_traffic_policy, svc.internal_traffic_policy, svc.external_name,
+            svc.publish_not_ready)
 
     # Each pod answers on its container ports and on numeric targetPorts aimed at it.
     serves: dict[str, set[tuple[str, int]]] = {p.key: set(p.container_ports) for p in pods}
     for s in services.values():
         for sp in s.ports:
-            for ep in sp.endpoints:
+            for ep in (*sp.endpoints, *sp.not_ready):  # a not-ready pod is probed there
                 serves[ep.pod].add((sp.protocol, ep.port))
     new_pods = {}
     for p in pods:

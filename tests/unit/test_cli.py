@@ -88,7 +88,7 @@ def _pod(ns: str, name: str, ip: str, node: str, **labels: str) -> PodInfo:
 
 def _port(*endpoints: SimpleNamespace) -> SimpleNamespace:
     return SimpleNamespace(name="http", port=80, protocol="TCP", target=80, node_port=None,
-                           endpoints=endpoints)
+                           endpoints=endpoints, not_ready=())
 
 
 class FakeLab:
