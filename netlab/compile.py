@@ -39,6 +39,7 @@ from netlab.intents import (
     Link,
     Netns,
     NetworkIntent,
+    Probes,
     Process,
     ReadyWhen,
     Serve,
@@ -48,7 +49,7 @@ from netlab.intents import (
 from netlab.loader import RawDoc, build, describe, object_key
 from netlab.model import Cluster, Manifests, NetworkPolicy
 from netlab.nft import Table
-from netlab.plan import Plan, PodPlan, make_plan
+from netlab.plan import Plan, PodPlan, desired_pods, make_plan
 
 
 @dataclass
@@ -283,8 +284,19 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
             serves[pod.key] = serve
     policy = {p.key: p.restart_policy for p in plan.pods.values()}
     backoff = (plan.cluster.backoff_initial, plan.cluster.backoff_max)
-    loads = {k: Workload(k, tuple(processes.get(k, ())), policy.get(k, "Always"), serves.get(k),
-                         backoff) for k in sorted(set(processes) | set(serves))}
+    specs = {p.key: p.spec for p in desired_pods(m)}
+    loads = {}
+    for k in sorted(set(processes) | set(serves) | set(plan.pods)):
+        pod = plan.pods.get(k)
+        spec = specs.get(k)
+        probes = tuple(Probes(c.name, c.readiness_probe, c.liveness_probe, c.startup_probe,
+                              tuple((cp.name, cp.container_port) for cp in c.ports if cp.name))
+                       for c in (spec.containers if spec else ())
+                       if c.readiness_probe or c.liveness_probe or c.startup_probe)
+        loads[k] = Workload(k, tuple(processes.get(k, ())), policy.get(k, "Always"),
+                            serves.get(k), backoff,
+                            tuple(c.name for c in spec.containers) if spec else (), probes,
+                            pod.ip if pod else "", pod.netns if pod else "")
     return DesiredLab(plan.lab, plan, m, network, pods, files, rules, announced, loads,
                       ready, warnings=warnings)
 

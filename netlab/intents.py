@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netlab.model import Probe
+
 
 def _short(netns: str) -> str:
     # netlab.<lab>.node.node-1 -> node.node-1 (the lab prefix is the same everywhere)
@@ -178,6 +180,17 @@ class Serve:
 
 
 @dataclass(frozen=True)
+class Probes:
+    """A container's probes (netlab.model.Probe) and its named ports, for the agent."""
+
+    container: str
+    readiness: Probe | None = None
+    liveness: Probe | None = None
+    startup: Probe | None = None
+    ports: tuple[tuple[str, int], ...] = ()  # (name, containerPort)
+
+
+@dataclass(frozen=True)
 class Workload:
     """What the agent runs for one pod (or host): its containers' processes, its restart
     policy (Always, OnFailure, Never), and the built-in responder's ports."""
@@ -187,6 +200,10 @@ class Workload:
     restart_policy: str = "Always"
     serve: Serve | None = None
     backoff: tuple[float, float] = (10.0, 300.0)  # restart back-off: first, longest (s)
+    containers: tuple[str, ...] = ()  # every container, with a command or not (readiness)
+    probes: tuple[Probes, ...] = ()
+    pod_ip: str = ""
+    netns: str = ""
 
 
 @dataclass(frozen=True)

@@ -296,21 +296,26 @@ class Lab:
                     if c["owner"] == p.key}
         created = status.get("pods", {}).get(p.key, {}).get("created", 0.0)
         served = p.key in status.get("responder", {})
+        probes = status.get("probes", {})
         statuses = []
         for c in p.containers:
             r = reported.get(c.name)
+            probed = probes.get(f"{p.key}/{c.name}", {})
             if not c.argv:  # no command: the built-in responder stands for its image
-                statuses.append(ContainerStatus(c.name, (), "running" if served or not p.serves
-                                                else "waiting", "" if served else
-                                                "ContainerCreating", started_at=created,
-                                                ready=served or not p.serves))
+                up = served or not p.serves
+                statuses.append(ContainerStatus(c.name, (), "running" if up else "waiting",
+                                                "" if up else "ContainerCreating",
+                                                started_at=created, message=probed.get(
+                                                    "reason", "") if probed else "",
+                                                ready=up and probed.get("ready", True)))
             elif r is None:
                 statuses.append(ContainerStatus(c.name, c.argv, "waiting", "ContainerCreating"))
             else:
                 statuses.append(ContainerStatus(
                     c.name, c.argv, r["state"], r["reason"], r["exitCode"], r["pid"] or None,
                     r["restarts"], r["startedAt"], r["finishedAt"], r["message"],
-                    r.get("lastState") or {}, ready=r["state"] == "running"))
+                    r.get("lastState") or {},
+                    ready=r["state"] == "running" and probed.get("ready", True)))
         return PodInfo(p.namespace, p.name, p.node, p.ip, dict(p.labels), tuple(statuses),
                        st.plan.node(p.node).underlay_ip, p.owner, created, p.restart_policy)
 

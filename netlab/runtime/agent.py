@@ -28,14 +28,18 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from netlab import names
-from netlab.intents import Process, Serve, Workload
-from netlab.kernel import netns_path, procs, raise_fd_limit, uts_path
+from netlab.intents import Probes, Process, Serve, Workload
+from netlab.kernel import Kernel, netns_path, procs, raise_fd_limit, uts_path
 from netlab.kernel.port import Started
+from netlab.model import Probe
+from netlab.runtime.probes import ContainerProbes, ProbeRunner, Target
 from netlab.runtime.responder_hub import ResponderHub
 from netlab.runtime.workloads import changes
 
@@ -57,7 +61,9 @@ def socket_path(lab: str) -> Path:
 def workload_to_json(w: Workload) -> dict[str, Any]:
     return {"owner": w.owner, "restartPolicy": w.restart_policy,
             "processes": [asdict(p) for p in w.processes],
-            "serve": asdict(w.serve) if w.serve else None, "backoff": list(w.backoff)}
+            "serve": asdict(w.serve) if w.serve else None, "backoff": list(w.backoff),
+            "containers": list(w.containers), "probes": [asdict(p) for p in w.probes],
+            "podIP": w.pod_ip, "netns": w.netns}
 
 
 def workload_from_json(d: dict[str, Any]) -> Workload:
@@ -65,10 +71,22 @@ def workload_from_json(d: dict[str, Any]) -> Workload:
         return Process(p["pod"], p["container"], p["netns"], tuple(p["argv"]),
                        tuple(map(tuple, p["env"])), tuple(map(tuple, p["binds"])), p["workdir"])
 
+    def probe(p: dict[str, Any] | None) -> Probe | None:
+        if p is None:
+            return None
+        return Probe(**{**p, "command": tuple(p["command"]),
+                        "http_headers": tuple(map(tuple, p["http_headers"]))})
+
+    def probes(p: dict[str, Any]) -> Probes:
+        return Probes(p["container"], probe(p["readiness"]), probe(p["liveness"]),
+                      probe(p["startup"]), tuple(map(tuple, p["ports"])))
+
     s = d.get("serve")
     serve = Serve(s["pod"], s["hostname"], s["netns"], tuple(s["ports"])) if s else None
     return Workload(d["owner"], tuple(proc(p) for p in d["processes"]), d["restartPolicy"],
-                    serve, tuple(d.get("backoff", (10.0, 300.0))))
+                    serve, tuple(d.get("backoff", (10.0, 300.0))),
+                    tuple(d.get("containers", ())), tuple(probes(p) for p in d.get("probes", ())),
+                    d.get("podIP", ""), d.get("netns", ""))
 
 
 # --- one container ----------------------------------------------------------------------
@@ -124,6 +142,12 @@ class Agent:
         self.created: dict[str, float] = {}  # owner -> when the agent was first given it
         self.stop = threading.Event()
         self._status_dirty = True
+        # probes: per (owner, container), what they say, and those running now
+        self.probes: dict[tuple[str, str], ContainerProbes] = {}
+        self.runner = ProbeRunner(workers=8)
+        self.inflight: list[tuple[tuple[str, str], str, int, Future]] = []
+        self.pod_ready: dict[str, tuple[bool, str]] = {}  # owner -> (ready, why not)
+        self.readiness_changed = threading.Event()
 
     def log(self, text: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
@@ -134,6 +158,7 @@ class Agent:
         """Make the running workloads `desired` (what changed only)."""
         with self.lock:
             diff = changes(self.loads, desired)
+            self.loads = dict(desired)  # probes of what starts below are looked up here
             for owner, container in diff.stop:
                 self._stop(self.containers.pop((owner, container), None))
             for owner in diff.unserve:
@@ -148,6 +173,10 @@ class Agent:
                 c = Container(p, desired[p.pod].restart_policy, desired[p.pod].backoff)
                 self.containers[c.key] = c
                 self._start(c)
+            for owner in diff.unserve:
+                self._virtual_exited(owner)
+            for serve in diff.serve:  # a container without a command runs from now on
+                self._virtual_started(desired[serve.pod])
             for owner in desired:
                 self.created.setdefault(owner, time.time())
             for owner in set(self.created) - set(desired):
@@ -156,7 +185,8 @@ class Agent:
                 for p in w.processes:
                     if (c := self.containers.get((owner, p.container))) is not None:
                         c.policy, c.backoff_limits = w.restart_policy, w.backoff
-            self.loads = dict(desired)
+            for key in [k for k in self.probes if k[0] not in desired]:
+                del self.probes[key]
             self._save_workloads()
             self._status_dirty = True
 
@@ -170,6 +200,9 @@ class Agent:
                 self.served.pop(owner, None)
                 for key in [k for k in self.containers if k[0] == owner]:
                     self._stop(self.containers.pop(key))
+                for key in [k for k in self.probes if k[0] == owner]:
+                    del self.probes[key]
+                self.pod_ready.pop(owner, None)
             self._save_workloads()
             self._status_dirty = True
 
@@ -212,6 +245,7 @@ class Agent:
         c.pid, c.starttime = c.popen.pid, procs.starttime(c.popen.pid) or 0
         c.state, c.reason, c.message = "running", "", ""
         c.started_at, c.exit_code = time.time(), None
+        self._probes_started(c.process.pod, c.process.container)
         self._status_dirty = True
 
     def _stop(self, c: Container | None) -> None:
@@ -222,14 +256,17 @@ class Agent:
             procs.wait(c.popen, 5)
         c.state, c.popen = "terminated", None
 
-    def _exited(self, c: Container, code: int | None) -> None:
+    def _exited(self, c: Container, code: int | None, why: str = "") -> None:
         """A container ended: record it, then restart it as its pod's policy says."""
+        if (cp := self.probes.get(c.key)) is not None:
+            cp.exited()
         c.finished_at = time.time()
         c.exit_code = code
         reason = "Unknown" if code is None else "Completed" if code == 0 else "Error"
         c.state, c.reason, c.popen = "terminated", reason, None
-        c.message = "" if code is not None else \
-            "the agent restarted while the container ran: its exit code is unknown"
+        c.message = why or ("" if code is not None else
+                            "the agent restarted while the container ran: its exit code is "
+                            "unknown")
         c.last = {"terminated": {"exitCode": code, "reason": reason,
                                  "startedAt": c.started_at, "finishedAt": c.finished_at}}
         self.log(f"{c.process.pod}/{c.process.container} exited: {reason}"
@@ -262,21 +299,28 @@ class Agent:
                 if c.state == "running":
                     if c.popen is not None:
                         code = c.popen.poll()
-                        if code is not None:
-                            self._exited(c, -code if code < 0 else code)
+                        if code is not None:  # killed by a signal: 128 + signal, as kubelet
+                            self._exited(c, 128 - code if code < 0 else code)
                     elif not procs.alive(c.pid, c.starttime):  # adopted, not our child
                         self._exited(c, None)
                 elif c.state == "waiting" and c.next_start and now >= c.next_start:
                     c.restarts += 1
                     c.next_start = 0.0
                     self._start(c)
+            self._run_probes(now)
+            self._update_readiness()
             if self._status_dirty:
                 self._write_status()
 
     def _write_status(self) -> None:
         data = {"agent": {"pid": os.getpid(), "starttime": procs.starttime(os.getpid()) or 0},
                 "containers": [c.to_json() for c in self.containers.values()],
-                "pods": {k: {"created": t} for k, t in self.created.items()},
+                "pods": {k: {"created": t, "ready": self.pod_ready.get(k, (True, ""))[0],
+                             "notReadyReason": self.pod_ready.get(k, (True, ""))[1]}
+                         for k, t in self.created.items()},
+                "probes": {f"{k[0]}/{k[1]}": {"started": cp.started, "ready": cp.ready,
+                                               "reason": cp.reason}
+                           for k, cp in self.probes.items()},
                 "responder": self.served}
         tmp = self.dir / "status.json.tmp"
         tmp.write_text(json.dumps(data))
@@ -288,6 +332,160 @@ class Agent:
             return {"running": [[c.process.pod, c.process.container, c.pid, c.starttime]
                                 for c in self.containers.values() if c.state == "running"],
                     "responder": self.served}
+
+
+    # --- probes and readiness -------------------------------------------------------------
+
+    def _probes_started(self, owner: str, container: str) -> None:
+        """A container (re)started: its probes start over."""
+        w = self.loads.get(owner)
+        spec = next((p for p in w.probes if p.container == container), None) if w else None
+        if spec is None:
+            return
+        now = time.monotonic()
+        if (cp := self.probes.get((owner, container))) is not None:
+            cp.restart(now)
+        else:
+            self.probes[(owner, container)] = ContainerProbes(
+                now, readiness=spec.readiness, liveness=spec.liveness, startup=spec.startup)
+
+    def _virtual_started(self, w: Workload) -> None:
+        """The containers without a command (the responder stands for their image) start
+        when the pod is served."""
+        commands = {p.container for p in w.processes}
+        for name in w.containers:
+            if name not in commands:
+                self._probes_started(w.owner, name)
+
+    def _virtual_exited(self, owner: str) -> None:
+        for (o, _), cp in self.probes.items():
+            if o == owner:
+                cp.exited()
+
+    def _target(self, owner: str, container: str) -> Target:
+        w = self.loads[owner]
+        spec = next(p for p in w.probes if p.container == container)
+        proc = next((p for p in w.processes if p.container == container), None)
+        netns = netns_path(w.netns)
+        uts = uts_path(self.lab, w.netns)
+        binds = proc.binds if proc else ()
+
+        def exec_argv(command: Sequence[str]) -> list[str]:
+            return procs.launcher_argv(netns, uts if uts.exists() else None, list(command),
+                                       binds)
+        return Target(netns, w.pod_ip, dict(spec.ports), exec_argv)
+
+    def _run_probes(self, now: float) -> None:
+        """Start the probes that are due; act on the results of those that finished."""
+        for key, cp in self.probes.items():
+            if key[0] not in self.loads:
+                continue
+            for worker in cp.due(now):
+                worker.begin(now)
+                future = self.runner.submit(worker.probe, self._target(*key))
+                self.inflight.append((key, worker.probe_type, cp.generation, future))
+        waiting = []
+        for key, kind, generation, future in self.inflight:
+            if not future.done():
+                waiting.append((key, kind, generation, future))
+                continue
+            cp = self.probes.get(key)
+            if cp is None:
+                continue
+            ok, message = future.result()
+            t = cp.record(time.monotonic(), kind, ok, message, generation)
+            if t is not None:
+                self._status_dirty = True
+                self.log(f"{key[0]}/{key[1]}: {t.action}: {t.reason}")
+                if t.action == "restart":
+                    self._probe_restart(key, t.reason)
+        self.inflight = waiting
+
+    def _probe_restart(self, key: tuple[str, str], reason: str) -> None:
+        """A liveness (or startup) probe failed: kubelet kills the container, and its pod's
+        restartPolicy decides whether it starts again."""
+        c = self.containers.get(key)
+        if c is not None and c.state == "running":
+            procs.kill_verified([Started(c.pid, c.starttime)], set())
+            if c.popen is not None:
+                procs.wait(c.popen, 5)
+            self._exited(c, 137, why=reason)
+            return
+        w = self.loads.get(key[0])
+        if c is None and w is not None and w.serve is not None:  # the responder "container"
+            self.hub.remove(w.owner)
+            self.served[w.owner] = self.hub.add(w.owner, w.serve.hostname,
+                                                netns_path(w.serve.netns), w.serve.ports,
+                                                name=w.owner.removeprefix("host/"))
+            self._probes_started(*key)
+
+    def _container_ready(self, w: Workload, name: str) -> tuple[bool, str]:
+        cp = self.probes.get((w.owner, name))
+        c = self.containers.get((w.owner, name))
+        if any(p.container == name for p in w.processes):
+            if c is None or c.state != "running":
+                state = c.reason if c is not None else "ContainerCreating"
+                return False, f"container {name} is not running ({state})"
+        elif w.owner not in self.served:
+            return False, f"container {name} is not running (ContainerCreating)"
+        if cp is not None and not cp.ready:
+            return False, f"container {name}: {cp.reason}"
+        return True, ""
+
+    def _update_readiness(self) -> None:
+        """Each pod's readiness (all its containers ready); a change wakes the endpoints
+        sync, which rewrites Service rules, DNS and Ingress upstreams."""
+        now: dict[str, tuple[bool, str]] = {}
+        for owner, w in self.loads.items():
+            if owner.startswith("host/") or not w.containers:
+                continue
+            states = [self._container_ready(w, name) for name in w.containers]
+            bad = [why for ok, why in states if not ok]
+            now[owner] = (not bad, "; ".join(bad))
+        if now != self.pod_ready:
+            self.pod_ready = now
+            self._status_dirty = True
+            self.readiness_changed.set()
+
+    def sync_endpoints(self) -> None:
+        """Keep the lab's endpoints on the pods that are ready: under the lab's lock, the
+        readiness goes into the lab's state and the lab converges (only rules, the DNS zone
+        and nginx's upstreams change)."""
+        while not self.stop.is_set():
+            if not self.readiness_changed.wait(0.5):
+                continue
+            self.readiness_changed.clear()
+            try:
+                self._sync_endpoints_once()
+            except Exception as e:  # the next change tries again
+                self.log(f"endpoints sync failed: {type(e).__name__}: {e}")
+                time.sleep(0.5)
+                self.readiness_changed.set()
+
+    def _sync_endpoints_once(self) -> None:
+        from netlab import state
+        from netlab.converge import converge_docs
+
+        with self.lock:
+            ready = dict(self.pod_ready)
+        with state.locked(self.lab):
+            st = state.load(self.lab)
+            if st.plan is None or st.phase != "ready":
+                self.readiness_changed.set()  # the lab is being built: later
+                time.sleep(0.05)
+                return
+            want = {k: v for k, v in ready.items() if k in st.plan.pods}
+            if want == {k: v for k, v in st.readiness.items() if k in st.plan.pods}:
+                return
+            st.readiness = want
+            t0 = time.monotonic()
+            port = AgentPort(self)
+            try:
+                converge_docs(port, st, st.docs, save=state.save)
+            finally:
+                port.close()
+            self.log(f"endpoints follow readiness ({sum(not r for r, _ in want.values())} "
+                     f"pods not ready) in {(time.monotonic() - t0) * 1000:.0f} ms")
 
     # --- recovery -------------------------------------------------------------------------
 
@@ -386,7 +584,8 @@ class Agent:
         os.chmod(path, 0o600)
         server.listen(64)
         threads = [threading.Thread(target=self.hub.serve, args=(self.stop,), daemon=True),
-                   threading.Thread(target=self.serve_control, args=(server,), daemon=True)]
+                   threading.Thread(target=self.serve_control, args=(server,), daemon=True),
+                   threading.Thread(target=self.sync_endpoints, daemon=True)]
         for t in threads:
             t.start()
         self.recover()
@@ -398,6 +597,24 @@ class Agent:
         finally:
             server.close()
             self.hub.close()
+            self.runner.close()
+
+
+class AgentPort(Kernel):
+    """The kernel port the agent converges through itself: workloads go straight to it."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__(agent.lab)
+        self.agent = agent
+
+    def workloads(self, desired: dict[str, Workload]) -> dict[tuple[str, str], Started]:
+        self.agent.apply(desired)
+        with self.agent.lock:
+            return {c.key: Started(c.pid, c.starttime) for c in self.agent.containers.values()
+                    if c.state == "running"}
+
+    def release(self, owners: Sequence[str]) -> None:
+        self.agent.release(list(owners))
 
 
 def main(argv: list[str] | None = None) -> None:
