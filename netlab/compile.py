@@ -27,6 +27,7 @@ from netlab.features import (
     podnet,
     services,
     underlay,
+    volumes,
     workloads,
 )
 from netlab.intents import (
@@ -42,12 +43,13 @@ from netlab.intents import (
     Probes,
     Process,
     ReadyWhen,
+    SandboxSpec,
     Serve,
     Workload,
     render_text,
 )
 from netlab.loader import RawDoc, build, describe, object_key
-from netlab.model import Cluster, Manifests, NetworkPolicy
+from netlab.model import Cluster, Manifests, NetworkPolicy, Pod
 from netlab.nft import Table
 from netlab.plan import Plan, PodPlan, desired_pods, make_plan
 
@@ -272,8 +274,20 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
     raw = underlay.render_processes(plan)
     for pod in plan.pods.values():
         raw += workloads.render_pod(pod)
+    models = {p.key: p for p in desired_pods(m)}
+    sandboxes: dict[str, SandboxSpec] = {}
+    for key, pod in plan.pods.items():
+        model = models.get(key)
+        if model is None or not any(c.argv for c in pod.containers):
+            continue
+        fields = volumes.pod_fields(model, pod.ip, pod.node, plan.node(pod.node).underlay_ip)
+        vols, warned = volumes.pod_volumes(model, m, fields)
+        warnings += warned
+        d = f"{lab_dir}/{pod_dir(pod)}"
+        sandboxes[key] = SandboxSpec(pod.hostname, ((f"{d}/resolv.conf", "/etc/resolv.conf"),
+                                                    (f"{d}/hosts", "/etc/hosts")), tuple(vols))
     for p in raw:
-        resolved, when = resolve(plan, lab_dir, p)
+        resolved, when = resolve(plan, lab_dir, p, models.get(p.pod), m, warnings)
         processes.setdefault(p.pod, []).append(resolved)
         if when is not None:
             ready[(p.pod, p.container)] = when
@@ -284,7 +298,7 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
             serves[pod.key] = serve
     policy = {p.key: p.restart_policy for p in plan.pods.values()}
     backoff = (plan.cluster.backoff_initial, plan.cluster.backoff_max)
-    specs = {p.key: p.spec for p in desired_pods(m)}
+    specs = {k: p.spec for k, p in models.items()}
     loads = {}
     for k in sorted(set(processes) | set(serves) | set(plan.pods)):
         pod = plan.pods.get(k)
@@ -296,7 +310,7 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
         loads[k] = Workload(k, tuple(processes.get(k, ())), policy.get(k, "Always"),
                             serves.get(k), backoff,
                             tuple(c.name for c in spec.containers) if spec else (), probes,
-                            pod.ip if pod else "", pod.netns if pod else "")
+                            pod.ip if pod else "", pod.netns if pod else "", sandboxes.get(k))
     return DesiredLab(plan.lab, plan, m, network, pods, files, rules, announced, loads,
                       ready, warnings=warnings)
 
@@ -316,10 +330,14 @@ def _pod_network(plan: Plan, pod: PodPlan) -> list[NetworkIntent]:
             *podnet.render_pod_inside(plan, pod)]
 
 
-def resolve(plan: Plan, lab_dir: str, p: Process) -> tuple[Process, ReadyWhen | None]:
-    """A process as features render it -> exactly what is started: its environment, its
-    pod's /etc files bound over the host's, its log directory, and netlab placeholders
-    (the responder, the DNS server, nginx) replaced by their real command lines."""
+def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
+            m: Manifests | None = None, warnings: list[str] | None = None
+            ) -> tuple[Process, ReadyWhen | None]:
+    """A process as features render it -> exactly what is started: its environment (with
+    env valueFrom and envFrom resolved), its pod's /etc files bound over the host's, its log
+    directory, its volume mounts in the pod's sandbox, and netlab placeholders (the DNS
+    server, nginx) replaced by their real command lines. netlab's own servers run outside
+    sandboxes: they read the lab's state (zone, nginx.conf) from the host."""
     if p.pod.startswith("host/"):
         host = p.pod.split("/", 1)[1]
         workdir, binds, env = f"hosts/{host}", (), {"HOSTNAME": host}
@@ -330,7 +348,20 @@ def resolve(plan: Plan, lab_dir: str, p: Process) -> tuple[Process, ReadyWhen | 
                  (f"{lab_dir}/{workdir}/hosts", "/etc/hosts"))
         env = {"HOSTNAME": pod.hostname}
     env |= {"NETLAB_LAB": plan.lab, "NETLAB_POD": p.pod, **dict(p.env)}
-    p = Process(p.pod, p.container, p.netns, p.argv, tuple(env.items()), binds, workdir)
+    mounts: tuple = ()
+    own = p.argv[:1] not in ((dns.COMMAND,), (ingress.COMMAND,))
+    sandboxed = own and model is not None
+    if sandboxed and model is not None and m is not None:
+        container = next(c for c in model.spec.containers if c.name == p.container)
+        pod = plan.pods[p.pod]
+        fields = volumes.pod_fields(model, pod.ip, pod.node, plan.node(pod.node).underlay_ip)
+        resolved, warned = volumes.container_env(model, container, m, fields)
+        env |= dict(resolved)
+        if warnings is not None:
+            warnings += warned
+        mounts = volumes.container_mounts(model.spec, container)
+    p = Process(p.pod, p.container, p.netns, p.argv, tuple(env.items()), binds, workdir,
+                sandboxed, mounts)
     if p.argv[:1] == (dns.COMMAND,):
         return dns.resolve(plan, lab_dir, p)
     if p.argv[:1] == (ingress.COMMAND,):

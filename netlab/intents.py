@@ -8,8 +8,9 @@ golden-file tests and `netlab up --dry-run`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from netlab.model import Probe
+from netlab.model import Probe, VolumeMount
 
 
 def _short(netns: str) -> str:
@@ -160,6 +161,8 @@ class Process:
     env: tuple[tuple[str, str], ...] = ()
     binds: tuple[tuple[str, str], ...] = ()  # (file, where the process sees it)
     workdir: str = ""  # lab-relative directory of its .log and .exit files
+    sandboxed: bool = False  # in its pod's sandbox (own root, /tmp, PID namespace, volumes)
+    mounts: tuple[VolumeMount, ...] = ()  # its volumeMounts, in the sandbox
 
     def text(self) -> str:
         return f"[{_short(self.netns)}] run {self.container}: {' '.join(self.argv)}"
@@ -177,6 +180,16 @@ class Serve:
 
     def text(self) -> str:
         return f"[{_short(self.netns)}] serve {' '.join(self.ports)} (responder, in the agent)"
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """A pod's sandbox (netlab.kernel.sandbox): its hostname, the pod files bound over /etc,
+    and its volumes with their contents (netlab.features.volumes.PodVolume)."""
+
+    hostname: str
+    binds: tuple[tuple[str, str], ...] = ()
+    volumes: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,6 +217,7 @@ class Workload:
     probes: tuple[Probes, ...] = ()
     pod_ip: str = ""
     netns: str = ""
+    sandbox: SandboxSpec | None = None  # for its sandboxed processes
 
 
 @dataclass(frozen=True)

@@ -355,7 +355,9 @@ class Lab:
         """The Expectation documents applied to this lab."""
         return sorted(build(self._state().docs).expectations.values(), key=lambda e: e.name)
 
-    def logs(self, pod: str, container: str | None = None) -> str:
+    def logs(self, pod: str, container: str | None = None, previous: bool = False) -> str:
+        """What a container wrote (stdout and stderr); `previous`: its previous run's, kept
+        when the agent restarted it (kubectl logs --previous)."""
         p = targets.pod(self.plan, pod)
         names_ = [c.name for c in p.containers]
         if container is None:
@@ -366,7 +368,11 @@ class Lab:
         if container not in names_:
             raise InputError(f"pod {p.key} has no container {container!r} "
                              f"(containers: {', '.join(names_)})")
-        log = names.pod_dir(self.name, p.namespace, p.name) / f"{container}.log"
+        d = names.pod_dir(self.name, p.namespace, p.name)
+        log = d / (f"{container}.previous.log" if previous else f"{container}.log")
+        if previous and not log.exists():
+            raise InputError(f'previous terminated container "{container}" in pod "{p.name}" '
+                             "not found")
         return log.read_text(errors="replace") if log.exists() else ""
 
     # --- traffic -----------------------------------------------------------------------------
@@ -506,12 +512,19 @@ class Lab:
 
     # --- commands inside the lab ------------------------------------------------------------
 
-    def exec_argv(self, target: str, argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    def exec_argv(self, target: str, argv: Sequence[str], container: str | None = None
+                  ) -> tuple[list[str], dict[str, str]]:
         """The command line and environment that run `argv` inside `target` (a pod, node/NAME,
         external, internet or fabric), for callers with their own process handling (an
-        interactive shell)."""
+        interactive shell). In a pod with a sandbox, the command joins it: the pod's root
+        filesystem, /tmp, PID namespace and `container`'s mounts (default: the first one
+        running)."""
         plan = self.plan
         t = targets.parse(target)
+        if t.kind == "pod":
+            entered = self._sandbox_argv(targets.pod(plan, t.name), argv, container)
+            if entered is not None:
+                return entered
         netns = targets.netns(plan, t)
         uts: Path | None = uts_path(self.name, netns)
         binds: tuple[tuple[str, str], ...] = ()
@@ -532,11 +545,39 @@ class Lab:
         return procs.launcher_argv(netns_path(netns), uts, list(argv), binds), {
             **procs.BASE_ENV, **extra, **env}
 
+    def _sandbox_argv(self, p: PodPlan, argv: Sequence[str], container: str | None
+                      ) -> tuple[list[str], dict[str, str]] | None:
+        from netlab.kernel import sandbox
+
+        names_ = [c.name for c in p.containers]
+        if container is not None and container not in names_:
+            raise InputError(f"pod {p.key} has no container {container!r} "
+                             f"(containers: {', '.join(names_)})")
+        status = self._agent_status()
+        sb_json = status.get("sandboxes", {}).get(p.key)
+        if sb_json is None:
+            return None
+        sb = sandbox.Sandbox.from_json(sb_json)
+        if not sb.alive():
+            return None
+        running = [c for c in status.get("containers", []) if c["owner"] == p.key
+                   and c["state"] == "running" and (container is None or
+                                                    c["container"] == container)]
+        joined = procs.Started(running[0]["pid"], running[0]["starttime"]) if running else None
+        env = {"HOSTNAME": p.hostname}
+        for c in p.containers:
+            if container in (None, c.name):
+                env.update(dict(c.env))
+        extra = {k: os.environ[k] for k in ("TERM",) if k in os.environ}
+        return sandbox.exec_argv(sb, (), list(argv), container=joined), {
+            **procs.BASE_ENV, **extra, **env}
+
     def exec(self, target: str, argv: Sequence[str], *, input: str | None = None,
-             timeout: float | None = 60) -> ExecResult:
-        """Run a command in a pod (`NAME`, `NS/NAME`) or node (`node/NAME`) and capture it."""
+             timeout: float | None = 60, container: str | None = None) -> ExecResult:
+        """Run a command in a pod (`NAME`, `NS/NAME`; in `container`'s sandbox when it has
+        one) or node (`node/NAME`) and capture it."""
         require_root()
-        cmd, env = self.exec_argv(target, argv)
+        cmd, env = self.exec_argv(target, argv, container)
         r = commands.run(cmd, input=input.encode() if input is not None else None,
                          timeout=timeout, env=env)
         stderr = r.stderr.decode(errors="replace")

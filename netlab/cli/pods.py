@@ -18,8 +18,12 @@ from netlab.errors import InputError
 @app.command(name="exec", rich_help_panel=TRAFFIC)
 def exec_(target: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME) or node/NAME.")],
           command: Annotated[list[str], typer.Argument(help="Command and arguments, after --.")],
+          container: Annotated[str | None, typer.Option(
+              "--container", "-c", help="The pod's container whose mounts to join (default: "
+              "the first running).")] = None,
           lab: LabOpt = None) -> None:
-    """Run a command inside a pod's namespaces (network, hostname, /etc/resolv.conf).
+    """Run a command inside a pod: its network namespace, hostname and, when it has
+    containers with commands, its sandbox (root filesystem, /tmp, processes, volumes).
 
     Example: sudo netlab exec pod-a -- ip addr     (or: -- sh for a shell)
     """
@@ -29,7 +33,7 @@ def exec_(target: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAM
     if not command:
         raise InputError("no command given: write it after --, e.g. "
                          f"`{prog()} exec {target} -- ip addr`")
-    argv, env = open_lab(lab).exec_argv(target, command)
+    argv, env = open_lab(lab).exec_argv(target, command, container)
     sys.stdout.flush()
     os.execvpe(argv[0], argv, env)
 
@@ -39,17 +43,20 @@ def logs(pod: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME)."
          container: Annotated[str | None, typer.Option("--container", "-c")] = None,
          follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new "
                                               "output.")] = False,
+         previous: Annotated[bool, typer.Option("--previous", "-p", help="The previous run's "
+                                                "output (of a container that restarted).")
+                             ] = False,
          lab: LabOpt = None) -> None:
     """Print what a pod's container wrote to stdout and stderr."""
     lab_ = open_lab(lab)
-    text = lab_.logs(pod, container)
+    text = lab_.logs(pod, container, previous)
     sys.stdout.write(text)
     sys.stdout.flush()
     seen = len(text)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow, exit 0
         while follow:
             time.sleep(0.5)
-            text = lab_.logs(pod, container)
+            text = lab_.logs(pod, container, previous)
             sys.stdout.write(text[seen:])
             sys.stdout.flush()
             seen = len(text)

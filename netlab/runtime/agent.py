@@ -20,6 +20,7 @@ of an adopted container (it is not their parent): such an exit is reported as Un
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -35,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from netlab import names
-from netlab.intents import Probes, Process, Serve, Workload
-from netlab.kernel import Kernel, netns_path, procs, raise_fd_limit, uts_path
+from netlab.errors import KernelError
+from netlab.features.volumes import PodVolume
+from netlab.intents import Probes, Process, SandboxSpec, Serve, Workload
+from netlab.kernel import Kernel, netns_path, procs, raise_fd_limit, sandbox, uts_path
 from netlab.kernel.port import Started
-from netlab.model import Probe
+from netlab.model import Probe, VolumeMount
 from netlab.runtime.probes import ContainerProbes, ProbeRunner, Target
 from netlab.runtime.responder_hub import ResponderHub
 from netlab.runtime.workloads import changes
@@ -59,17 +62,27 @@ def socket_path(lab: str) -> Path:
 
 
 def workload_to_json(w: Workload) -> dict[str, Any]:
+    sandbox = None
+    if w.sandbox is not None:
+        sandbox = {"hostname": w.sandbox.hostname, "binds": list(w.sandbox.binds),
+                   "volumes": [{"name": v.name, "kind": v.kind, "size_bytes": v.size_bytes,
+                                "host_path": v.host_path,
+                                "files": {path: [base64.b64encode(data).decode(), mode]
+                                          for path, (data, mode) in v.files.items()}}
+                               for v in w.sandbox.volumes]}
     return {"owner": w.owner, "restartPolicy": w.restart_policy,
             "processes": [asdict(p) for p in w.processes],
             "serve": asdict(w.serve) if w.serve else None, "backoff": list(w.backoff),
             "containers": list(w.containers), "probes": [asdict(p) for p in w.probes],
-            "podIP": w.pod_ip, "netns": w.netns}
+            "podIP": w.pod_ip, "netns": w.netns, "sandbox": sandbox}
 
 
 def workload_from_json(d: dict[str, Any]) -> Workload:
     def proc(p: dict[str, Any]) -> Process:
         return Process(p["pod"], p["container"], p["netns"], tuple(p["argv"]),
-                       tuple(map(tuple, p["env"])), tuple(map(tuple, p["binds"])), p["workdir"])
+                       tuple(map(tuple, p["env"])), tuple(map(tuple, p["binds"])), p["workdir"],
+                       p.get("sandboxed", False),
+                       tuple(VolumeMount(**m) for m in p.get("mounts", ())))
 
     def probe(p: dict[str, Any] | None) -> Probe | None:
         if p is None:
@@ -83,10 +96,18 @@ def workload_from_json(d: dict[str, Any]) -> Workload:
 
     s = d.get("serve")
     serve = Serve(s["pod"], s["hostname"], s["netns"], tuple(s["ports"])) if s else None
+    sb = d.get("sandbox")
+    sandbox = None
+    if sb is not None:
+        sandbox = SandboxSpec(sb["hostname"], tuple(map(tuple, sb["binds"])), tuple(
+            PodVolume(v["name"], v["kind"], v["size_bytes"],
+                      {path: (base64.b64decode(data), mode)
+                       for path, (data, mode) in v["files"].items()}, v["host_path"])
+            for v in sb["volumes"]))
     return Workload(d["owner"], tuple(proc(p) for p in d["processes"]), d["restartPolicy"],
                     serve, tuple(d.get("backoff", (10.0, 300.0))),
                     tuple(d.get("containers", ())), tuple(probes(p) for p in d.get("probes", ())),
-                    d.get("podIP", ""), d.get("netns", ""))
+                    d.get("podIP", ""), d.get("netns", ""), sandbox)
 
 
 # --- one container ----------------------------------------------------------------------
@@ -148,6 +169,7 @@ class Agent:
         self.inflight: list[tuple[tuple[str, str], str, int, Future]] = []
         self.pod_ready: dict[str, tuple[bool, str]] = {}  # owner -> (ready, why not)
         self.readiness_changed = threading.Event()
+        self.sandboxes: dict[str, sandbox.Sandbox] = {}  # owner -> its pod's sandbox
 
     def log(self, text: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
@@ -187,6 +209,7 @@ class Agent:
                         c.policy, c.backoff_limits = w.restart_policy, w.backoff
             for key in [k for k in self.probes if k[0] not in desired]:
                 del self.probes[key]
+            self._drop_sandboxes()
             self._save_workloads()
             self._status_dirty = True
 
@@ -203,6 +226,7 @@ class Agent:
                 for key in [k for k in self.probes if k[0] == owner]:
                     del self.probes[key]
                 self.pod_ready.pop(owner, None)
+            self._drop_sandboxes()
             self._save_workloads()
             self._status_dirty = True
 
@@ -224,6 +248,35 @@ class Agent:
         tmp.write_text(json.dumps([workload_to_json(w) for w in self.loads.values()]))
         os.replace(tmp, self.dir / "workloads.json")
 
+    # --- sandboxes ------------------------------------------------------------------------
+
+    def _sandbox(self, owner: str) -> sandbox.Sandbox:
+        """The pod's sandbox, made when its first container starts (again, if its pause
+        died: the pod's processes died with it)."""
+        sb = self.sandboxes.get(owner)
+        if sb is not None and sb.alive():
+            return sb
+        if sb is not None:
+            sandbox.remove_sandbox(sb)
+        w = self.loads[owner]
+        if w.sandbox is None:
+            raise KernelError(f"pod {owner} has no sandbox specification")
+        uts = uts_path(self.lab, w.netns)
+        ns, _, name = owner.partition("/")
+        sb = sandbox.create_sandbox(self.lab, names.pod_dir(self.lab, ns, name),
+                                    netns_path(w.netns), uts if uts.exists() else None,
+                                    w.sandbox.hostname, w.sandbox.binds, w.sandbox.volumes)
+        self.sandboxes[owner] = sb
+        self._status_dirty = True
+        return sb
+
+    def _drop_sandboxes(self) -> None:
+        """Sandboxes of pods that run no sandboxed container any more go."""
+        using = {c.process.pod for c in self.containers.values() if c.process.sandboxed}
+        for owner in [o for o in self.sandboxes if o not in using]:
+            sandbox.remove_sandbox(self.sandboxes.pop(owner))
+            self._status_dirty = True
+
     # --- containers -----------------------------------------------------------------------
 
     def _start(self, c: Container) -> None:
@@ -235,9 +288,17 @@ class Agent:
             if c.restarts and log.exists():
                 os.replace(log, d / f"{p.container}.previous.log")
             uts = uts_path(self.lab, p.netns)
-            c.popen = procs.start(netns_path(p.netns), uts if uts.exists() else None, p.argv,
-                                  dict(p.env), p.binds, log)
-        except OSError as e:
+            if p.sandboxed:
+                sb = self._sandbox(p.pod)
+                with open(log, "ab") as out, open(os.devnull) as null:
+                    c.popen = sandbox.popen(
+                        sb, sandbox.container_argv(sb, p.mounts, p.argv), dict(p.env),
+                        stdin=null, stdout=out, stderr=out, start_new_session=True,
+                        close_fds=True)
+            else:
+                c.popen = procs.start(netns_path(p.netns), uts if uts.exists() else None,
+                                      p.argv, dict(p.env), p.binds, log)
+        except (OSError, KernelError) as e:
             c.state, c.reason, c.message = "waiting", "CreateContainerError", str(e)
             c.popen = None
             self._schedule_restart(c, failed=True)
@@ -321,6 +382,7 @@ class Agent:
                 "probes": {f"{k[0]}/{k[1]}": {"started": cp.started, "ready": cp.ready,
                                                "reason": cp.reason}
                            for k, cp in self.probes.items()},
+                "sandboxes": {k: sb.to_json() for k, sb in self.sandboxes.items()},
                 "responder": self.served}
         tmp = self.dir / "status.json.tmp"
         tmp.write_text(json.dumps(data))
@@ -331,7 +393,8 @@ class Agent:
         with self.lock:
             return {"running": [[c.process.pod, c.process.container, c.pid, c.starttime]
                                 for c in self.containers.values() if c.state == "running"],
-                    "responder": self.served}
+                    "sandboxes": {k: sb.to_json() for k, sb in self.sandboxes.items()},
+                "responder": self.served}
 
 
     # --- probes and readiness -------------------------------------------------------------
@@ -500,8 +563,10 @@ class Agent:
         try:
             old = {(d["owner"], d["container"]): d for d in
                    json.loads((self.dir / "status.json").read_text())["containers"]}
-            self.created = {k: v["created"] for k, v in json.loads(
-                (self.dir / "status.json").read_text()).get("pods", {}).items()}
+            saved = json.loads((self.dir / "status.json").read_text())
+            self.created = {k: v["created"] for k, v in saved.get("pods", {}).items()}
+            self.sandboxes = {k: sb for k, d in saved.get("sandboxes", {}).items()
+                              if (sb := sandbox.Sandbox.from_json(d)).alive()}
         except (OSError, ValueError, KeyError):
             old = {}
         now = time.time()
