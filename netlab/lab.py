@@ -565,9 +565,16 @@ class Lab:
                                                     c["container"] == container)]
         joined = procs.Started(running[0]["pid"], running[0]["starttime"]) if running else None
         env = {"HOSTNAME": p.hostname}
-        for c in p.containers:
-            if container in (None, c.name):
-                env.update(dict(c.env))
+        chosen = running[0]["container"] if running else container
+        try:  # the container's environment as the agent started it (valueFrom resolved)
+            loads = json.loads((names.lab_dir(self.name) / "agent" / "workloads.json")
+                               .read_text())
+            env |= dict(next(map(tuple, proc["env"]) for w in loads if w["owner"] == p.key
+                             for proc in w["processes"] if proc["container"] == chosen))
+        except (OSError, ValueError, StopIteration):
+            for c in p.containers:
+                if container in (None, c.name):
+                    env.update(dict(c.env))
         extra = {k: os.environ[k] for k in ("TERM",) if k in os.environ}
         return sandbox.exec_argv(sb, (), list(argv), container=joined), {
             **procs.BASE_ENV, **extra, **env}
