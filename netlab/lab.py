@@ -56,7 +56,7 @@ from netlab.model import NetworkPolicy
 from netlab.plan import Plan, PodPlan
 from netlab.policy.engine import PolicyEngine, engine_for
 from netlab.probe import ProbeResult
-from netlab.runtime.client import LabPort
+from netlab.runtime.client import LabPort, agent_process
 from netlab.trace import TraceResult
 from netlab.views import (
     ContainerStatus,
@@ -166,9 +166,11 @@ class Lab:
                 continue
             plan = st.plan
             phase = "broken" if plan and not netns else st.phase  # namespaces gone under it
+            agent = agent_process(lab)
             out.append(LabStatus(lab, phase, plan.cluster.backend if plan else None,
                                  len(plan.nodes) if plan else 0,
-                                 len(plan.pods) if plan else 0, netns))
+                                 len(plan.pods) if plan else 0, netns,
+                                 agent_pid=agent.pid if agent else None))
         return out
 
     def __enter__(self) -> Lab:

@@ -203,10 +203,16 @@ class LabStatus:
     pods: int = 0
     namespaces: int = 0  # network namespaces on this machine
     warnings: tuple[str, ...] = field(default=())
+    agent_pid: int | None = None  # the lab's agent, when it runs
+
+    @property
+    def agent(self) -> str:
+        return f"running (pid {self.agent_pid})" if self.agent_pid else "not running"
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "phase": self.phase, "backend": self.backend,
-                "nodes": self.nodes, "pods": self.pods, "netns": self.namespaces}
+                "nodes": self.nodes, "pods": self.pods, "netns": self.namespaces,
+                "agent": {"running": bool(self.agent_pid), "pid": self.agent_pid}}
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,8 @@ def status(output: Annotated[str, output_option(STATUS_FORMATS)] = "table") -> N
     columns = [Column("NAME", lambda s: s.name), Column("STATE", lambda s: s.phase),
                Column("BACKEND", lambda s: s.backend or "-"),
                Column("NODES", lambda s: str(s.nodes)), Column("PODS", lambda s: str(s.pods)),
-               Column("NETNS", lambda s: str(s.namespaces))]
+               Column("NETNS", lambda s: str(s.namespaces)),
+               Column("AGENT", lambda s: s.agent)]
     show(fmt, [Listing("lab", labs, columns, lambda s: s.name, lambda s: s.to_json(),
                        empty="no labs are up", api_version="netlab.dev/v1alpha1")])
 

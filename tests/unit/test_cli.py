@@ -315,7 +315,8 @@ def test_status_formats(labs):
     assert runner.invoke(app, ["status", "-o", "name"]).stdout == "lab/alpha\nlab/beta\n"
     doc = json.loads(runner.invoke(app, ["status", "-o", "json"]).stdout)
     assert doc["kind"] == "List" and doc["items"][0] == {
-        "name": "alpha", "phase": "ready", "backend": "vxlan", "nodes": 2, "pods": 5, "netns": 7}
+        "name": "alpha", "phase": "ready", "backend": "vxlan", "nodes": 2, "pods": 5, "netns": 7,
+        "agent": {"running": False, "pid": None}}
     assert yaml.safe_load(runner.invoke(app, ["status", "-o", "yaml"]).stdout) == doc
     assert runner.invoke(app, ["status", "-o", "jsonpath={.items[*].phase}"]).stdout == \
         "ready broken"
