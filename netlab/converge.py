@@ -91,6 +91,7 @@ class Converger:
             if old is None:
                 self.state.docs, self.state.plan = docs, None
                 self.save(self.state)
+                self.port.prepare()
                 self._network(new)
             if old is not None and gone:
                 self._remove_pods(old, gone)

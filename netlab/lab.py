@@ -303,13 +303,19 @@ class Lab:
         for c in p.containers:
             r = reported.get(c.name)
             probed = probes.get(f"{p.key}/{c.name}", {})
+            # before the agent reports on a container with a readiness probe, it is not ready
+            unprobed_ready = not p.readiness_probed
             if not c.argv:  # no command: the built-in responder stands for its image
-                up = served or not p.serves
-                statuses.append(ContainerStatus(c.name, (), "running" if up else "waiting",
-                                                "" if up else "ContainerCreating",
-                                                started_at=created, message=probed.get(
-                                                    "reason", "") if probed else "",
-                                                ready=up and probed.get("ready", True)))
+                v = status.get("virtual", {}).get(f"{p.key}/{c.name}", {})
+                up = (served or not p.serves) and not v.get("waiting")
+                reason = "" if up else ("CrashLoopBackOff" if v.get("waiting")
+                                        else "ContainerCreating")
+                statuses.append(ContainerStatus(
+                    c.name, (), "running" if up else "waiting", reason,
+                    restarts=v.get("restarts", 0), started_at=created,
+                    message=probed.get("reason", "") if probed else "",
+                    last_state=v.get("lastState") or {},
+                    ready=up and probed.get("ready", unprobed_ready)))
             elif r is None:
                 statuses.append(ContainerStatus(c.name, c.argv, "waiting", "ContainerCreating"))
             else:
@@ -317,7 +323,7 @@ class Lab:
                     c.name, c.argv, r["state"], r["reason"], r["exitCode"], r["pid"] or None,
                     r["restarts"], r["startedAt"], r["finishedAt"], r["message"],
                     r.get("lastState") or {},
-                    ready=r["state"] == "running" and probed.get("ready", True)))
+                    ready=r["state"] == "running" and probed.get("ready", unprobed_ready)))
         return PodInfo(p.namespace, p.name, p.node, p.ip, dict(p.labels), tuple(statuses),
                        st.plan.node(p.node).underlay_ip, p.owner, created, p.restart_policy)
 

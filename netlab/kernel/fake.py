@@ -203,6 +203,9 @@ class FakeKernel:
 
     # --- processes ----------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        pass
+
     def workloads(self, desired: dict[str, Workload]) -> dict[tuple[str, str], Started]:
         """As the agent does it: only the difference (netlab.runtime.workloads)."""
         from netlab.runtime.workloads import changes

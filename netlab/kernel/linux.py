@@ -263,6 +263,9 @@ class Kernel:
 
     # --- processes ------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        pass  # netlab.runtime.client.LabPort starts the lab's agent here
+
     def stop(self, processes: Sequence[Started], netns: Sequence[str] = ()) -> None:
         inodes = {i for i in (ns.inode(netns_path(n)) for n in netns) if i}
         procs.kill_verified(list(processes), inodes)

@@ -68,6 +68,9 @@ class KernelPort(Protocol):
         """A self-signed certificate, unless it exists."""
 
     # --- workloads (the lab's agent) -----------------------------------------------------
+    def prepare(self) -> None:
+        """A new lab is about to be built (the Linux side starts its agent meanwhile)."""
+
     def workloads(self, desired: dict[str, Workload]) -> dict[tuple[str, str], Started]:
         """Hand the lab's agent every workload (containers, restart policies, responder
         ports): it starts, restarts and stops processes to match, and serves the responder.

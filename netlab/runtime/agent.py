@@ -170,6 +170,9 @@ class Agent:
         self.pod_ready: dict[str, tuple[bool, str]] = {}  # owner -> (ready, why not)
         self.readiness_changed = threading.Event()
         self.sandboxes: dict[str, sandbox.Sandbox] = {}  # owner -> its pod's sandbox
+        # containers without a command (the responder stands for them) that a probe
+        # restarted: their restarts, last state and back-off
+        self.virtual: dict[tuple[str, str], dict[str, Any]] = {}
 
     def log(self, text: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
@@ -211,6 +214,8 @@ class Agent:
                         c.policy, c.backoff_limits = w.restart_policy, w.backoff
             for key in [k for k in self.probes if k[0] not in desired]:
                 del self.probes[key]
+            for key in [k for k in self.virtual if k[0] not in desired]:
+                del self.virtual[key]
             self._drop_sandboxes()
             self._save_workloads()
             self._status_dirty = True
@@ -227,6 +232,8 @@ class Agent:
                     self._stop(self.containers.pop(key))
                 for key in [k for k in self.probes if k[0] == owner]:
                     del self.probes[key]
+                for key in [k for k in self.virtual if k[0] == owner]:
+                    del self.virtual[key]
                 self.pod_ready.pop(owner, None)
             self._drop_sandboxes()
             self._save_workloads()
@@ -385,6 +392,7 @@ class Agent:
                     c.next_start = 0.0
                     self._start(c)
             self._run_probes(now)
+            self._restart_virtual(now)
             self._update_readiness()
             if self._status_dirty:
                 self._write_status()
@@ -399,6 +407,11 @@ class Agent:
                                                "reason": cp.reason}
                            for k, cp in self.probes.items()},
                 "sandboxes": {k: sb.to_json() for k, sb in self.sandboxes.items()},
+                "virtual": {f"{k[0]}/{k[1]}": {"restarts": v["restarts"],
+                                               "waiting": v.get("waiting", False),
+                                               "lastState": v["last"],
+                                               "backoff": v["backoff"]}
+                            for k, v in self.virtual.items()},
                 "responder": self.served}
         tmp = self.dir / "status.json.tmp"
         tmp.write_text(json.dumps(data))
@@ -410,6 +423,11 @@ class Agent:
             return {"running": [[c.process.pod, c.process.container, c.pid, c.starttime]
                                 for c in self.containers.values() if c.state == "running"],
                     "sandboxes": {k: sb.to_json() for k, sb in self.sandboxes.items()},
+                "virtual": {f"{k[0]}/{k[1]}": {"restarts": v["restarts"],
+                                               "waiting": v.get("waiting", False),
+                                               "lastState": v["last"],
+                                               "backoff": v["backoff"]}
+                            for k, v in self.virtual.items()},
                 "responder": self.served}
 
 
@@ -492,11 +510,39 @@ class Agent:
             return
         w = self.loads.get(key[0])
         if c is None and w is not None and w.serve is not None:  # the responder "container"
+            # it stops answering (its sockets close), and starts again after kubelet's
+            # back-off, counted like any container's restart
             self.hub.remove(w.owner)
+            self.served.pop(w.owner, None)
+            self._virtual_exited(w.owner)
+            v = self.virtual.setdefault(key, {"restarts": 0, "backoff": 0.0, "last": {}})
+            now = time.time()
+            v["last"] = {"terminated": {"exitCode": 137, "reason": "Error", "message": reason,
+                                        "startedAt": v.get("startedAt", 0.0),
+                                        "finishedAt": now}}
+            initial, most = w.backoff
+            v["backoff"] = initial if not v["backoff"] else min(v["backoff"] * 2, most)
+            v["next"] = time.monotonic() + v["backoff"]
+            v["waiting"] = True
+            if w.restart_policy == "Never":
+                v["next"] = 0.0  # it stays down
+            self._status_dirty = True
+
+    def _restart_virtual(self, now: float) -> None:
+        """Responder "containers" whose back-off is over answer again."""
+        for key, v in self.virtual.items():
+            w = self.loads.get(key[0])
+            if not v.get("waiting") or not v.get("next") or now < v["next"] or w is None \
+                    or w.serve is None:
+                continue
+            v["waiting"], v["next"] = False, 0.0
+            v["restarts"] += 1
+            v["startedAt"] = time.time()
             self.served[w.owner] = self.hub.add(w.owner, w.serve.hostname,
                                                 netns_path(w.serve.netns), w.serve.ports,
                                                 name=w.owner.removeprefix("host/"))
             self._probes_started(*key)
+            self._status_dirty = True
 
     def _container_ready(self, w: Workload, name: str) -> tuple[bool, str]:
         cp = self.probes.get((w.owner, name))

@@ -49,18 +49,33 @@ def request(lab: str, payload: dict[str, Any], timeout: float = 60.0) -> dict[st
     return reply
 
 
-def ensure_agent(lab: str) -> Started:
-    """The lab's agent, started if it is not running (after a crash, kill -9, OOM)."""
-    running = agent_process(lab)
-    if running is not None:
-        with contextlib.suppress(OSError, KernelError, ValueError):
-            request(lab, {"op": "ping"}, timeout=5)
-            return running
-        procs.kill_verified([running], set())  # alive but deaf: replace it
+def start_agent(lab: str) -> Started:
+    """Start the lab's agent without waiting for it (a new lab starts it early, so that it
+    is ready by the time it is given the workloads)."""
     d = names.lab_dir(lab)
     started = procs.daemon([sys.executable, "-m", "netlab.runtime.agent", lab],
                            d / "agent.log")
     (d / PID_FILE).write_text(f"{started.pid} {started.starttime}\n")
+    return started
+
+
+def ensure_agent(lab: str) -> Started:
+    """The lab's agent, started if it is not running (after a crash, kill -9, OOM)."""
+    running = agent_process(lab)
+    if running is not None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:  # a new agent may still be starting: give it its time
+            try:
+                request(lab, {"op": "ping"}, timeout=5)
+                return running
+            except (OSError, KernelError, ValueError):
+                if not procs.alive(running.pid, running.starttime) or \
+                        time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+        procs.kill_verified([running], set())  # dead, or alive but deaf: replace it
+    d = names.lab_dir(lab)
+    started = start_agent(lab)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         try:
@@ -78,6 +93,11 @@ def ensure_agent(lab: str) -> Started:
 
 class LabPort(Kernel):
     """The Linux kernel port with the lab's agent running the workloads."""
+
+    def prepare(self) -> None:
+        """A new lab: its agent starts now, while the network is being built."""
+        if agent_process(self.lab) is None:
+            start_agent(self.lab)
 
     def workloads(self, desired: dict[str, Workload]) -> dict[tuple[str, str], Started]:
         ensure_agent(self.lab)
