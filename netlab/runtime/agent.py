@@ -422,14 +422,7 @@ class Agent:
         with self.lock:
             return {"running": [[c.process.pod, c.process.container, c.pid, c.starttime]
                                 for c in self.containers.values() if c.state == "running"],
-                    "sandboxes": {k: sb.to_json() for k, sb in self.sandboxes.items()},
-                "virtual": {f"{k[0]}/{k[1]}": {"restarts": v["restarts"],
-                                               "waiting": v.get("waiting", False),
-                                               "lastState": v["last"],
-                                               "backoff": v["backoff"]}
-                            for k, v in self.virtual.items()},
-                "responder": self.served}
-
+                    "responder": self.served}
 
     # --- probes and readiness -------------------------------------------------------------
 
