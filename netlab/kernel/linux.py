@@ -98,25 +98,41 @@ class Kernel:
                     progress(len(batch))
                 batch.clear()
 
-        for intent in intents:
-            if isinstance(intent, Netns):
-                flush()
-                self.create_netns(intent)
-                if progress:
-                    progress(1)
-            elif isinstance(intent, Process):
-                raise KernelError(f"{intent.text()}: processes are started with spawn()")
-            else:
-                if batch and batch[-1].netns != intent.netns:
-                    flush()
-                batch.append(intent)
-        flush()
+        # Namespaces come first and their batches after (compile.order): keep the socket
+        # opened in each new namespace until its batch is sent, instead of evicting it and
+        # entering the namespace again to open another (an LRU over 256 sockets evicts every
+        # one of them once a call makes more namespaces than that).
+        made = sum(1 for i in intents if isinstance(i, Netns))
+        cap = self.MAX_OPEN_SOCKETS
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.MAX_OPEN_SOCKETS = max(cap, min(made + len(self._socks), soft // 2))
+        try:
+            with open("/proc/thread-self/ns/net") as net, open("/proc/thread-self/ns/uts") as uts:
+                home = (net.fileno(), uts.fileno())
+                for intent in intents:
+                    if isinstance(intent, Netns):
+                        flush()
+                        self.create_netns(intent, home)
+                        if progress:
+                            progress(1)
+                    elif isinstance(intent, Process):
+                        raise KernelError(f"{intent.text()}: processes are started with spawn()")
+                    else:
+                        if batch and batch[-1].netns != intent.netns:
+                            flush()
+                        batch.append(intent)
+            flush()
+        finally:
+            self.MAX_OPEN_SOCKETS = cap
+            while len(self._socks) > self.MAX_OPEN_SOCKETS:
+                self._socks.popitem(last=False)[1].close()
 
-    def create_netns(self, intent: Netns) -> None:
+    def create_netns(self, intent: Netns, home: tuple[int, int] | None = None) -> None:
+        """`home`: fds of this thread's network and UTS namespaces (see ns.create)."""
         path = netns_path(intent.name)
         uts = uts_path(self.lab, intent.name) if intent.hostname else None
         try:
-            sock = ns.create(path, uts, intent.hostname, intent.sysctls, rtnl.open_socket)
+            sock = ns.create(path, uts, intent.hostname, intent.sysctls, rtnl.open_socket, home)
         except FileExistsError as e:
             raise KernelError(f"{intent.text()}: {path} already exists (a lab of that name is "
                               "up, or left over: run `netlab down` for it)") from e
