@@ -34,10 +34,12 @@ The labs are `nlbench-agent*`, the raw baseline's namespaces `netlab.nlbenchraw.
 torn down in finally blocks. Only processes this benchmark started are killed (by pid).
 
     sudo .venv/bin/python bench/agent.py
+    sudo .venv/bin/python bench/agent.py --only command   # one part: serving, command, ready
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import contextlib
 import json
@@ -356,6 +358,11 @@ def tree() -> str:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description="netlab agent benchmark (issue 13)")
+    ap.add_argument("--only", choices=("serving", "command", "ready"),
+                    help="run only this part (after the warm-up): serving pods (400 and "
+                         "1000), command pods (400 x sleep 3600) or readiness")
+    only = ap.parse_args().only
     destroy_lab(RAW)
     down(LAB)
     down(RLAB)
@@ -367,10 +374,15 @@ def main() -> None:
               flush=True)
     finally:
         down(LAB)
-    up_down("serving pods (containerPort, agent's responder)", 400, serving_pods(400), 400.0)
-    up_down("serving pods (containerPort, agent's responder)", 1000, serving_pods(1000), None)
-    up_down("command pods (sleep 3600)", 400, command_pods(400), None, processes=True)
-    readiness()
+    if only in (None, "serving"):
+        up_down("serving pods (containerPort, agent's responder)", 400, serving_pods(400),
+                400.0)
+        up_down("serving pods (containerPort, agent's responder)", 1000, serving_pods(1000),
+                None)
+    if only in (None, "command"):
+        up_down("command pods (sleep 3600)", 400, command_pods(400), None, processes=True)
+    if only in (None, "ready"):
+        readiness()
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ import contextlib
 import os
 import resource
 import shutil
+import signal
 import socket
 import subprocess
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -419,18 +421,89 @@ def destroy_lab(lab: str, recorded: Sequence[procs.Started] = ()) -> None:
     """Remove everything of `lab`: processes (recorded pids, then every process inside its
     namespaces), namespaces, UTS namespace files, state. Safe to run at any time, twice."""
     netns_names = lab_netns(lab)
-    inodes = {i for i in (ns.inode(netns_path(n)) for n in netns_names) if i}
+    inodes = set()
+    for name in netns_names:
+        with contextlib.suppress(FileNotFoundError):
+            inodes.add(os.stat(f"{names.NETNS_DIR}/{name}").st_ino)
     # the agent first, so it restarts nothing while the lab's processes are stopped
     with contextlib.suppress(OSError, ValueError):
         pid, start = (int(x) for x in (names.lab_dir(lab) / names.AGENT_PID_FILE).read_text()
                       .split())
         procs.kill_verified([procs.Started(pid, start)], set())
-    procs.kill_verified(list(recorded), inodes)
+    _wait_gone(_kill_lab_processes(list(recorded), inodes), inodes)
+    # The UTS namespace files go, then `rm` deletes the state dir (much faster than
+    # Python's rmtree over a few thousand entries) while the namespace files are unmounted
+    # here. (Unmounting while the processes die, or from several threads, measured slower
+    # on a 400-pod lab.)
+    for point in sorted(lab_mounts(lab), reverse=True):
+        if not point.startswith(f"{names.NETNS_DIR}/"):
+            ns.umount(point)
+    remover = None
+    if names.lab_dir(lab).exists():
+        with contextlib.suppress(OSError):
+            remover = subprocess.Popen(["rm", "-rf", "--one-file-system", "--",
+                                        str(names.lab_dir(lab))], stdin=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, close_fds=True)
     # Node namespaces hold the pod veths' host ends; removing pods first keeps each
     # namespace's teardown small. Order does not matter for correctness.
     for name in sorted(netns_names, key=lambda n: ".pod." not in n):
         ns.remove_bound(netns_path(name))
-    for point in sorted(lab_mounts(lab), reverse=True):
-        ns.umount(point)
-    if names.lab_dir(lab).exists():
+    if remover is not None:
+        remover.wait()
+    if names.lab_dir(lab).exists():  # no rm, or something was mounted or made meanwhile
+        for point in sorted(lab_mounts(lab), reverse=True):
+            ns.umount(point)
         shutil.rmtree(names.lab_dir(lab), ignore_errors=True)
+
+
+def _kill_lab_processes(recorded: list[procs.Started], inodes: set[int]) -> list[int]:
+    """SIGKILL every process inside the lab's network namespaces (one scan of /proc) and
+    the recorded process groups that are still the same processes (a recorded pid found
+    in the scan is the lab's, verified by its namespace, and killed with it: its group's
+    other members are in the namespace too). The pids found, to wait for."""
+    found = procs.pids_in_netns(inodes) if inodes else []
+    seen = set(found)
+    for s in recorded:
+        if s.pid not in seen and s.starttime != 0 and _starttime(s.pid) == s.starttime:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(s.pid, signal.SIGKILL)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return found
+
+
+def _wait_gone(pids: list[int], inodes: set[int], timeout: float = 5.0) -> None:
+    """Wait until the killed processes have left the lab's namespaces (polling just
+    them), then scan /proc again (procs.kill_verified) for any started meanwhile. The
+    namespace files are still mounted, so their inodes cannot be reused by another lab's
+    namespaces while they identify the lab's processes."""
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        time.sleep(0.002)
+        pids = [pid for pid in pids if _netns_of(pid) in inodes]
+    procs.kill_verified([], inodes, max(0.1, deadline - time.monotonic()))
+
+
+def _netns_of(pid: int) -> int | None:
+    """The inode of a process's network namespace; None once it has exited."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _starttime(pid: int) -> int | None:
+    """procs.starttime, read with one os.read (destroy_lab checks hundreds of them)."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        stat = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    fields = stat[stat.rindex(b")") + 2:].split()
+    return None if fields[0] == b"Z" else int(fields[19])

@@ -18,8 +18,9 @@ namespace is the pod's template:
   /etc/...     the pod's resolv.conf and hosts bound from the pod dir; /etc/hostname written
   /run/.netlab/volumes   the pod's volumes (<pod_dir>/volumes bound; Memory emptyDirs and
                hostPaths mounted on it here), where a container's mounts are bound from
+               (only if the pod has volumes)
 
-The mount namespace is made with `unshare --propagation private` (recursive private), so no
+The mount namespace is made private (recursively, as `unshare --propagation private`), so no
 mount made inside ever reaches the host or another pod, and nothing the host mounts later
 reaches the pod. Then pivot_root(".", ".") into the overlay and a lazy unmount of the old root
 (the runc sequence): unlike chroot, the host's mount tree is gone from the namespace, not just
@@ -40,8 +41,10 @@ PID namespace; instead the caller's thread sets its pid_namespace_for_children f
 it forks (`pid_namespace`, used by `popen`), and the child, already in the pod's PID namespace,
 execs nsenter -> unshare -> sh -> the command: one process per container, the caller's child
 (so the caller can wait for its exit code). The pause is started the same way in a new PID
-namespace. Its SIGCHLD is ignored (ignored signals survive execve), so the kernel reaps the
-orphans reparented to it as Kubernetes' pause does (wait(2): SIG_IGN on SIGCHLD => no zombies).
+namespace, by a helper process (PAUSE_HELPER: one fork and a few dozen mount(2) calls per
+pod, no process per mount). Its SIGCHLD is ignored (ignored signals survive execve), so the
+kernel reaps the orphans reparented to it as Kubernetes' pause does (wait(2): SIG_IGN on
+SIGCHLD => no zombies); the helper ignores it too, so the pause itself is reaped when it ends.
 Killing the pause SIGKILLs every process of the namespace (the kernel does, when a PID
 namespace's init dies).
 
@@ -52,11 +55,14 @@ user namespace.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -77,56 +83,202 @@ DISK_FS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "exfat", "f2fs", "zfs
            "virtiofs", "nfs", "nfs4", "cifs", "fuseblk")
 SKIP_TREES = ("/proc", "/sys", "/dev", "/run", "/tmp")
 
-# Runs as PID 1 of the new PID namespace, in the pod's network and UTS namespaces and a new
-# (private) mount and IPC namespace. Arguments: ROOTFS HOSTNAME SET_HOSTNAME then
-#   S path | B src dst | M name size | H name  ... and ends by exec'ing the pause.
-PAUSE_SETUP = r'''set -eu
-r=$1 h=$2 sethost=$3; shift 3
-m=$r/merged
-[ "$sethost" = 1 ] && printf '%s' "$h" > /proc/sys/kernel/hostname
-mount -t overlay overlay -o "lowerdir=/,upperdir=$r/upper,workdir=$r/work" "$m"
-[ -n "$h" ] && printf '%s\n' "$h" > "$m/etc/hostname"
-for d in proc sys dev tmp run; do [ -d "$m/$d" ] || mkdir -p "$m/$d"; done
-mount -t proc -o nosuid,nodev,noexec proc "$m/proc"
-for p in sys sysrq-trigger irq bus; do
-  if [ -e "$m/proc/$p" ]; then mount --bind "$m/proc/$p" "$m/proc/$p"
-    mount -o remount,bind,ro "$m/proc/$p"; fi
-done
-mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$m/sys"
-mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs "$m/tmp"
-mount -t tmpfs -o nosuid,nodev,mode=755 tmpfs "$m/run"
-mount -t tmpfs -o nosuid,mode=755,size=4m tmpfs "$m/dev"
-(cd "$m/dev"
- mknod -m 666 null c 1 3; mknod -m 666 zero c 1 5; mknod -m 666 full c 1 7
- mknod -m 666 random c 1 8; mknod -m 666 urandom c 1 9; mknod -m 666 tty c 5 0
- mkdir pts shm
- mount -t devpts -o newinstance,ptmxmode=0666,mode=620,nosuid,noexec devpts pts
- ln -s pts/ptmx ptmx
- mount -t tmpfs -o nosuid,nodev,mode=1777 shm shm
- ln -s /proc/self/fd fd; ln -s /proc/self/fd/0 stdin; ln -s /proc/self/fd/1 stdout
- ln -s /proc/self/fd/2 stderr)
-mkdir -p "$m/run/.netlab/volumes"
-mount --bind "$r/../volumes" "$m/run/.netlab/volumes"
-while [ $# -gt 0 ]; do
-  case $1 in
-  S) mount --bind "$2" "$m$2"; mount -o remount,bind,ro "$m$2"; shift 2;;
-  B) [ -e "$m$3" ] || { mkdir -p "$m${3%/*}"; : > "$m$3"; }
-     mount --bind "$2" "$m$3"; shift 3;;
-  M) mount -t tmpfs -o "nosuid,nodev,mode=1777$3" tmpfs "$m/run/.netlab/volumes/$2"; shift 3;;
-  H) mount -o remount,bind,ro "$m/run/.netlab/volumes/$2"; shift 2;;
-  *) echo "netlab-pause: bad argument $1" >&2; exit 2;;
-  esac
-done
-cd "$m"
-pivot_root . .
-umount -l .
-cd /
-echo ready
-exec env --ignore-signal=CHLD sleep infinity </dev/null >/dev/null 2>&1'''
+# The sandbox helper: a small Python process started by exec (never forked from the caller,
+# which may be multi-threaded), single-threaded, that makes pause processes on request. For
+# each it unshares a new PID namespace for its children and forks one: the child, PID 1 of
+# that namespace, enters the pod's network (and UTS) namespace, unshares its mount, IPC (and
+# UTS) namespaces with private propagation, makes the pod's mounts with mount(2) (one system
+# call each, no process per mount), pivot_root's into the overlay, drops the old root and
+# execs `sleep infinity` with SIGCHLD ignored. The helper ignores SIGCHLD too, so the kernel
+# reaps its pauses when they end. Requests are JSON lines on stdin, answers lines on stdout:
+# "ok PID" once the pause has exec'd (its close-on-exec status pipe closed with nothing
+# written), or "err MESSAGE". It exits at end of input or after IDLE seconds without one.
+# Request: {"net", "uts" (or null), "root", "hostname", "staging", "sleep", "timeout",
+# "args": [S path | B src dst | M name size | H name ...]}.
+PAUSE_HELPER = r"""
+import ctypes, json, os, select, signal, stat, sys
 
-# Runs in a copy of the pause's mount namespace. Arguments: WORKDIR then
-#   SRC DST RO ... -- ARGV...
-CONTAINER_SETUP = r'''w=$1; shift
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                       ctypes.c_char_p]
+libc.syscall.argtypes = [ctypes.c_long, ctypes.c_char_p, ctypes.c_char_p]
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "ppc64": 203,
+              "s390x": 217, "loongarch64": 41}[os.uname().machine]
+RDONLY, NOSUID, NODEV, NOEXEC, REMOUNT, BIND, REC, PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 262144
+KEEP = NOSUID | NODEV | NOEXEC | 1024 | 2048 | 4096  # and noatime, nodiratime, relatime
+NEWNS, NEWUTS, NEWIPC, NEWPID, NEWNET = 0x20000, 0x4000000, 0x8000000, 0x20000000, 0x40000000
+STAGING = "/run/.netlab/volumes"
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+           ("urandom", 1, 9), ("tty", 5, 0))
+LINKS = (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"))
+
+
+def check(rc, what):
+    if rc != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def enc(s):
+    return None if s is None else s.encode()
+
+
+def mount(src, dst, fstype, flags, data=None):
+    check(libc.mount(enc(src), enc(dst), enc(fstype), flags, enc(data)), f"mount {dst}")
+
+
+def read_only(dst):  # mount -o remount,bind,ro, keeping the mount's other flags
+    mount(None, dst, None, REMOUNT | BIND | RDONLY | (os.statvfs(dst).f_flag & KEEP))
+
+
+def setns(path, kind):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        check(libc.setns(fd, kind), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
+def setup(q):
+    os.umask(0)
+    setns(q["net"], NEWNET)
+    if q["uts"]:
+        setns(q["uts"], NEWUTS)
+    check(libc.unshare(NEWNS | NEWIPC | (0 if q["uts"] else NEWUTS)), "unshare")
+    mount(None, "/", None, REC | PRIVATE)
+    r, h = q["root"], q["hostname"]
+    m = r + "/merged"
+    if not q["uts"]:
+        check(libc.sethostname(h.encode(), len(h.encode())), "sethostname")
+    mount("overlay", m, "overlay", 0, f"lowerdir=/,upperdir={r}/upper,workdir={r}/work")
+    if h:
+        fd = os.open(m + "/etc/hostname", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, (h + "\n").encode())
+        os.close(fd)
+    for d in ("proc", "sys", "dev", "tmp", "run"):
+        os.makedirs(f"{m}/{d}", 0o755, exist_ok=True)
+    mount("proc", m + "/proc", "proc", NOSUID | NODEV | NOEXEC)
+    for p in ("sys", "sysrq-trigger", "irq", "bus"):
+        p = f"{m}/proc/{p}"
+        if os.path.lexists(p):
+            mount(p, p, None, BIND)
+            read_only(p)
+    mount("sysfs", m + "/sys", "sysfs", RDONLY | NOSUID | NODEV | NOEXEC)
+    mount("tmpfs", m + "/tmp", "tmpfs", NOSUID | NODEV, "mode=1777")
+    mount("tmpfs", m + "/run", "tmpfs", NOSUID | NODEV, "mode=755")
+    dev = m + "/dev"
+    mount("tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=4m")
+    for name, major, minor in DEVICES:
+        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+    os.mkdir(dev + "/pts", 0o755)
+    os.mkdir(dev + "/shm", 0o755)
+    mount("devpts", dev + "/pts", "devpts", NOSUID | NOEXEC,
+          "newinstance,ptmxmode=0666,mode=620")
+    mount("shm", dev + "/shm", "tmpfs", NOSUID | NODEV, "mode=1777")
+    for name, target in LINKS:
+        os.symlink(target, f"{dev}/{name}")
+    if q["staging"]:
+        os.makedirs(m + STAGING, 0o755)
+        mount(r + "/../volumes", m + STAGING, None, BIND)
+    a = q["args"]
+    i = 0
+    while i < len(a):
+        op = a[i]
+        if op == "S":
+            mount(a[i + 1], m + a[i + 1], None, BIND)
+            read_only(m + a[i + 1])
+            i += 2
+        elif op == "B":
+            dst = m + a[i + 2]
+            if not os.path.lexists(dst):
+                os.makedirs(os.path.dirname(dst), 0o755, exist_ok=True)
+                os.close(os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644))
+            mount(a[i + 1], dst, None, BIND)
+            i += 3
+        elif op == "M":
+            mount("tmpfs", f"{m}{STAGING}/{a[i + 1]}", "tmpfs", NOSUID | NODEV,
+                  "mode=1777" + a[i + 2])
+            i += 3
+        elif op == "H":
+            read_only(f"{m}{STAGING}/{a[i + 1]}")
+            i += 2
+        else:
+            raise ValueError(f"bad argument {op}")
+    os.chdir(m)
+    check(libc.syscall(PIVOT_ROOT, b".", b"."), "pivot_root")
+    check(libc.umount2(b".", 2), "umount the old root")  # MNT_DETACH
+    os.chdir("/")
+    os.umask(0o022)
+    os.setsid()
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores them; exec keeps that
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    os.execv(q["sleep"], ["sleep", "infinity"])  # SIGCHLD stays ignored
+
+
+def start(q, here):
+    rd, wr = os.pipe()  # close-on-exec: EOF with nothing written = the pause exec'd
+    try:
+        check(libc.unshare(NEWPID), "unshare pid")
+        try:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.close(rd)
+                    setup(q)
+                except BaseException as e:
+                    os.write(wr, str(e).encode(errors="replace") or b"failed")
+                finally:
+                    os._exit(1)
+        finally:
+            check(libc.setns(here, NEWPID), "setns back")
+        os.close(wr)
+        wr = -1
+        out = b""
+        while select.select([rd], [], [], q["timeout"])[0]:
+            chunk = os.read(rd, 4096)
+            if not chunk:
+                break
+            out += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
+            return "err timed out"
+        if out:
+            return "err " + out.decode(errors="replace")
+        return f"ok {pid}"
+    finally:
+        os.close(rd)
+        if wr >= 0:
+            os.close(wr)
+
+
+def main():
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the pauses
+    here = os.open("/proc/self/ns/pid", os.O_RDONLY)
+    idle = float(sys.argv[2])
+    while select.select([0], [], [], idle)[0]:
+        line = sys.stdin.buffer.readline()
+        if not line:
+            break
+        try:
+            answer = start(json.loads(line), here)
+        except Exception as e:
+            answer = f"err {e}"
+        sys.stdout.write(answer.replace("\n", " ") + "\n")
+        sys.stdout.flush()
+
+
+main()
+"""
+HELPER_IDLE = 5.0  # seconds without a request before a helper exits
+
+# Runs in a copy of the pause's mount namespace. Arguments: WORKDIR STAGED (1: the pod has
+# volumes, staged at /run/.netlab/volumes) then SRC DST RO ... -- ARGV...
+CONTAINER_SETUP = r'''w=$1 staged=$2; shift 2
 while [ "$1" != -- ]; do
   s=$1 d=$2 o=$3; shift 3
   [ -e "$s" ] || mkdir -p "$s" || exit 126
@@ -135,7 +287,7 @@ while [ "$1" != -- ]; do
   mount --bind "$s" "$d" || exit 126
   if [ "$o" = 1 ]; then mount -o remount,bind,ro "$d" || exit 126; fi
 done; shift
-umount -l /run/.netlab/volumes || exit 126
+if [ "$staged" = 1 ]; then umount -l /run/.netlab/volumes || exit 126; fi
 if [ -n "$w" ]; then cd "$w" || exit 126; fi
 exec "$@"'''
 
@@ -195,14 +347,10 @@ class Sandbox:
         return self.pid
 
 
-_children: dict[int, subprocess.Popen] = {}
-
-
 def reap() -> None:
-    """Collect the exit status of pause processes started here that have exited."""
-    for pid, proc in list(_children.items()):
-        if proc.poll() is not None:
-            del _children[pid]
+    """End the sandbox helpers that have been idle a while (pauses are the helpers'
+    children, reaped by the kernel: the helpers ignore SIGCHLD)."""
+    _reap_helpers()
 
 
 def host_disk_mounts() -> list[str]:
@@ -286,6 +434,90 @@ def _prepare_volumes(vol_dir: Path, volumes: Sequence[VolumeLike]) -> list[str]:
     return args
 
 
+class _Helper:
+    """One running sandbox helper (PAUSE_HELPER), our child, used by one thread at a time."""
+
+    def __init__(self) -> None:
+        # The program comes in the environment (taken out of it at once, so the pauses do
+        # not inherit it): `ps` shows a short command line.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c",
+             "import os; exec(os.environ.pop('NETLAB_PAUSE_HELPER'))", "netlab-pause-helper",
+             str(HELPER_IDLE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env={**BASE_ENV, "NETLAB_PAUSE_HELPER": PAUSE_HELPER}, close_fds=True)
+        self.used = time.monotonic()
+
+    def fresh(self) -> bool:
+        """Alive, and far enough from its idle exit to be given a request."""
+        return self.proc.poll() is None and time.monotonic() - self.used < HELPER_IDLE / 2
+
+    def ask(self, request: dict, timeout: float) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.used = time.monotonic()
+        try:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError as e:
+            self.close()
+            return f"err the sandbox helper is gone: {e}"
+        if select.select([self.proc.stdout], [], [], timeout)[0]:
+            line = self.proc.stdout.readline().decode(errors="replace").rstrip("\n")
+        else:
+            line = "err the sandbox helper did not answer"
+        if not line.startswith(("ok ", "err ")):
+            line = line or f"err the sandbox helper exited ({self.proc.poll()})"
+            self.close()
+        self.used = time.monotonic()
+        return line
+
+    def close(self) -> None:
+        """End it (end of input; SIGKILL, our own child by pid, if it does not exit)."""
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+_helpers_lock = threading.Lock()
+_idle_helpers: list[_Helper] = []
+_helper_slots = threading.BoundedSemaphore(max(2, min(4, os.cpu_count() or 2)))
+
+
+@contextlib.contextmanager
+def _helper() -> Iterator[_Helper]:
+    """A helper for this thread's request: an idle one, else a new one (at most a few at a
+    time: each is one process making pauses as fast as a core allows)."""
+    with _helper_slots:
+        h = None
+        with _helpers_lock:
+            while _idle_helpers and h is None:
+                h = _idle_helpers.pop()
+                if not h.fresh():
+                    h.close()
+                    h = None
+        if h is None:
+            h = _Helper()
+        try:
+            yield h
+        finally:
+            if h.proc.poll() is None:
+                with _helpers_lock:
+                    _idle_helpers.append(h)
+
+
+def _reap_helpers() -> None:
+    with _helpers_lock:
+        for h in [h for h in _idle_helpers if not h.fresh()]:
+            _idle_helpers.remove(h)
+            h.close()
+
+
 def create_sandbox(lab: str, pod_dir: Path, netns: Path, uts: Path | None, hostname: str,
                    binds: tuple[tuple[str, str], ...] = (),
                    volumes: Sequence[VolumeLike] = (), timeout: float = 10.0) -> Sandbox:
@@ -317,39 +549,25 @@ def create_sandbox(lab: str, pod_dir: Path, netns: Path, uts: Path | None, hostn
     except (OSError, KernelError):
         _remove_dirs(root, vol_dir)
         raise
-    cmd = ["nsenter", f"--net={netns}"]
-    if uts is not None:
-        cmd.append(f"--uts={uts}")
-    cmd += ["--", "unshare", "--mount", "--ipc", "--propagation", "private"]
-    if uts is None:
-        cmd.append("--uts")
-    cmd += ["--", "/bin/sh", "-c", PAUSE_SETUP, "netlab-pause", str(root), hostname,
-            "1" if uts is None else "0", *args]
+    sleep = shutil.which("sleep", path=BASE_ENV.get("PATH")) or "/bin/sleep"
+    request = {"net": str(netns), "uts": None if uts is None else str(uts),
+               "root": str(root), "hostname": hostname, "staging": bool(volumes),
+               "sleep": sleep, "timeout": timeout, "args": args}
     try:
-        with pid_namespace(None):
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=dict(BASE_ENV),
-                                    start_new_session=True, close_fds=True)
+        with _helper() as helper:
+            answer = helper.ask(request, timeout + 5)
     except OSError as e:
         _remove_dirs(root, vol_dir)
         raise KernelError(f"cannot start the sandbox of {pod_dir}: {e}") from e
-    _children[proc.pid] = proc
-    assert proc.stdout is not None and proc.stderr is not None
-    ready = select.select([proc.stdout], [], [], timeout)[0]
-    line = proc.stdout.readline() if ready else b""
-    start = procs.starttime(proc.pid) or 0
-    if line != b"ready\n":
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        err = proc.stderr.read().decode(errors="replace").strip() if ready else "timed out"
-        proc.wait()
-        _children.pop(proc.pid, None)
+    status, _, detail = answer.partition(" ")
+    start = procs.starttime(int(detail)) if status == "ok" else None
+    if start is None:
         _remove_dirs(root, vol_dir)
-        raise KernelError(f"cannot set up the sandbox of {pod_dir}: {err or 'failed'}")
-    proc.stdout.close()
-    proc.stderr.close()
-    pid_ns = os.stat(f"/proc/{proc.pid}/ns/pid").st_ino
-    return Sandbox(str(pod_dir), proc.pid, start, pid_ns, tuple(v.name for v in volumes))
+        raise KernelError(f"cannot set up the sandbox of {pod_dir}: "
+                          f"{detail if status == 'err' else 'its pause exited'}")
+    pid = int(detail)
+    pid_ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
+    return Sandbox(str(pod_dir), pid, start, pid_ns, tuple(v.name for v in volumes))
 
 
 def _mount_args(sandbox: Sandbox, mounts: Sequence[MountLike]) -> list[str]:
@@ -370,9 +588,18 @@ def container_argv(sandbox: Sandbox, mounts: Sequence[MountLike], argv: Sequence
     forked inside `pid_namespace(sandbox)` (see `popen`), so that it is in the pod's PID
     namespace: nsenter, unshare and sh each exec the next, the last one `argv`."""
     return ["nsenter", f"--target={sandbox.pause()}", "--net", "--uts", "--ipc", "--mount",
-            "--", "unshare", "--mount", "--propagation", "unchanged", "--",
-            "/bin/sh", "-c", CONTAINER_SETUP, "netlab-container", workdir or "",
-            *_mount_args(sandbox, mounts), "--", *argv]
+            "--", *_container_setup(sandbox, mounts, argv, workdir, "netlab-container")]
+
+
+def _container_setup(sandbox: Sandbox, mounts: Sequence[MountLike], argv: Sequence[str],
+                     workdir: str | None, name: str) -> list[str]:
+    """unshare (a mount namespace of the container's own) and, if there is anything to set
+    up in it (volume mounts, the staging dir, a working dir), sh running CONTAINER_SETUP."""
+    head = ["unshare", "--mount", "--propagation", "unchanged", "--"]
+    if not sandbox.volumes and not mounts and not workdir:
+        return [*head, *argv]  # nothing to do in the namespace: one exec less
+    return [*head, "/bin/sh", "-c", CONTAINER_SETUP, name, workdir or "",
+            "1" if sandbox.volumes else "0", *_mount_args(sandbox, mounts), "--", *argv]
 
 
 def exec_argv(sandbox: Sandbox, mounts: Sequence[MountLike], argv: Sequence[str],
@@ -388,9 +615,7 @@ def exec_argv(sandbox: Sandbox, mounts: Sequence[MountLike], argv: Sequence[str]
                 f"--mount=/proc/{container.pid}/ns/mnt", *([f"--wd={workdir}"] if workdir
                                                            else []), "--", *argv]
     return ["nsenter", f"--target={pid}", "--net", "--uts", "--ipc", "--pid", "--mount",
-            "--", "unshare", "--mount", "--propagation", "unchanged", "--",
-            "/bin/sh", "-c", CONTAINER_SETUP, "netlab-exec", workdir or "",
-            *_mount_args(sandbox, mounts), "--", *argv]
+            "--", *_container_setup(sandbox, mounts, argv, workdir, "netlab-exec")]
 
 
 def popen(sandbox: Sandbox, argv: Sequence[str], env: dict[str, str] | None = None,
@@ -422,8 +647,7 @@ def remove_sandbox(sandbox: Sandbox, timeout: float = 5.0) -> None:
 
     The caller reaps its container processes (they are its children). The kernel lets the
     pause finish exiting only once every process of its PID namespace is reaped
-    (zap_pid_ns_processes), so it is reaped later by `reap` (called here and by
-    create_sandbox) if a container was still unreaped."""
+    (zap_pid_ns_processes); then the kernel reaps it (its parent ignores SIGCHLD)."""
     if sandbox.alive():
         with contextlib.suppress(ProcessLookupError):
             os.kill(sandbox.pid, signal.SIGKILL)

@@ -313,3 +313,31 @@ def test_destroy_lab_after_a_crash_removes_the_sandbox(pods):
     assert sandbox_mounts_anywhere(pods.lab) == []
     pods.sandboxes.remove(s)
     sbx.remove_sandbox(s)  # reaps the pause (our child); nothing else to do
+
+
+def test_dev_proc_and_sys_are_the_pods_own(pods):
+    s = pods.sandbox("web")
+    rc, out = pods.run(s, """
+        echo x > /dev/null && head -c 3 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c
+        stat -c '%F %a %t:%T' /dev/null /dev/tty
+        readlink /dev/ptmx /dev/fd /dev/stdout
+        stat -f -c %T /dev /dev/pts /dev/shm /proc /sys
+        { echo 1 > /proc/sys/net/ipv4/ip_forward; } 2>/dev/null || echo ro-proc-sys
+        { echo x > /sys/kernel/uevent_helper; } 2>/dev/null || echo ro-sys
+        touch /dev/new && echo dev-writable
+        grep -c . /proc/self/mountinfo >/dev/null && echo ok""")
+    assert rc == 0, out
+    assert out.splitlines() == [
+        "3", "4", "character special file 666 1:3", "character special file 666 5:0",
+        "pts/ptmx", "/proc/self/fd", "/proc/self/fd/1",
+        "tmpfs", "devpts", "tmpfs", "proc", "sysfs", "ro-proc-sys", "ro-sys",
+        "dev-writable", "ok"]
+
+
+def test_a_sandbox_that_cannot_be_set_up_says_why_and_leaves_nothing(pods):
+    d = names.STATE_ROOT / pods.lab / "pods" / "default.bad"
+    d.mkdir(parents=True)
+    with pytest.raises(Exception, match="does-not-exist"):
+        sbx.create_sandbox(pods.lab, d, names.NETNS_DIR / "nlsbx-does-not-exist", None, "bad")
+    assert sorted(p.name for p in d.iterdir()) == []
+    assert sandbox_mounts_anywhere(pods.lab) == []
