@@ -10,8 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from manifests import wait_until
 
 from netlab import names
+from netlab.compile import compile_lab
 from netlab.intents import Address, Certificate, File, Netns
 from netlab.lab import plan_up
 from netlab.loader import read_files
@@ -42,16 +44,18 @@ def test_dry_run_is_what_up_builds(scenario: Path, netlab_lab, netlab_lab_name):
         else:
             assert (root / f.path).is_dir(), path
 
-    st = lab._state()
+    status = lab._agent_status()  # every container the agent runs, also those that ended
     for owner, processes in desired.processes.items():
-        recorded = {r.container: r for r in st.processes.get(owner, [])}
+        recorded = {c["container"]: c for c in status["containers"] if c["owner"] == owner}
         assert set(recorded) == {p.container for p in processes}, owner
         for p in processes:
             r = recorded[p.container]
+            if r["state"] != "running":
+                continue  # a container command that has finished (or waits to restart)
             try:
-                cmdline = Path(f"/proc/{r.pid}/cmdline").read_bytes().split(b"\0")[:-1]
+                cmdline = Path(f"/proc/{r['pid']}/cmdline").read_bytes().split(b"\0")[:-1]
             except FileNotFoundError:
-                continue  # a container command that has finished
+                continue
             argv = [a.decode() for a in cmdline]
             # the recorded process is the command itself (no wrapper left); nginx rewrites
             # its command line into a title that still contains it
@@ -70,11 +74,23 @@ def test_dry_run_is_what_up_builds(scenario: Path, netlab_lab, netlab_lab_name):
                 for a in link["addr_info"] if a["family"] == "inet"}
         assert have == want, key
 
+    # Service rules follow readiness after up (a crashing pod leaves its endpoints): compare
+    # with the same compile given the readiness the lab's agent has reported since
+    def rules_differ() -> list[tuple[str, str]]:
+        st = lab._state(fresh=True)
+        now = compile_lab(lab.name, st.docs, readiness=st.readiness)
+        wrong = []
+        for node in now.plan.nodes:
+            for table in now.rules[node.netns]:
+                listed = _json(node.netns, "nft", "-j", "list", "table", table.family,
+                               table.name)
+                chains = {o["chain"]["name"] for o in listed["nftables"] if "chain" in o}
+                if chains != set(table.chains):
+                    wrong.append((node.name, table.name))
+        return wrong
+
+    assert wait_until(lambda: not rules_differ(), timeout=3), rules_differ()
     for node in desired.plan.nodes:
-        for table in desired.rules[node.netns]:
-            listed = _json(node.netns, "nft", "-j", "list", "table", table.family, table.name)
-            chains = {o["chain"]["name"] for o in listed["nftables"] if "chain" in o}
-            assert chains == set(table.chains), (node.name, table.name)
         lb = {a.address.cidr for a in desired.announced.get(node.netns, [])}
         held = {f"{a['local']}/{a['prefixlen']}" for link in _json(node.netns, "ip", "-j",
                                                                     "addr", "show", "lo")
