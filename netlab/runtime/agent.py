@@ -712,7 +712,11 @@ class Agent:
         self.log(f"agent of lab {self.lab} running (pid {os.getpid()})")
         try:
             while not self.stop.is_set():
-                self.supervise()
+                try:
+                    self.supervise()
+                except Exception as e:  # one bad container must not end the lab's agent
+                    self.log(f"supervision failed: {type(e).__name__}: {e}")
+                    self.stop.wait(1.0)
                 self.stop.wait(TICK)
         finally:
             server.close()
