@@ -7,11 +7,26 @@ the lab does not model instead of silently misreading them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from netlab.errors import InputError
-from netlab.names import is_dns1123_label
+from netlab.names import is_dns1035_label, is_dns1123_label, is_dns1123_subdomain
+
+# How the API server checks a name, by the rule it applies (apimachinery's validation).
+NAME_RULES = {
+    "label": (is_dns1123_label, "a DNS-1123 label is at most 63 lower-case letters, digits "
+                                "and '-', starting and ending with a letter or digit"),
+    "subdomain": (is_dns1123_subdomain, "a DNS-1123 subdomain is at most 253 lower-case "
+                                        "letters, digits, '-' and '.', starting and ending "
+                                        "with a letter or digit"),
+    "dns1035": (is_dns1035_label, "a DNS-1035 label is at most 63 lower-case letters, digits "
+                                  "and '-', starting with a letter and ending with a letter "
+                                  "or digit"),
+}
+_QUALIFIED = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+ANNOTATIONS_MAX = 256 * 1024  # TotalAnnotationSizeLimitB
 
 
 @dataclass
@@ -146,13 +161,40 @@ class Fields:
             out[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
         return out
 
-    def name(self, key: str, what: str = "name") -> str:
+    def name(self, key: str, what: str = "name", rule: str = "label") -> str:
+        """A name checked by one of NAME_RULES: `label`, `subdomain` or `dns1035`."""
         value = self.str(key)
-        if not is_dns1123_label(value):
-            raise self.error(key, f"{value!r} is not a valid {what}: a DNS-1123 label is at most "
-                                  "63 lower-case letters, digits and '-', starting and ending "
-                                  "with a letter or digit")
+        check, text = NAME_RULES[rule]
+        if not check(value):
+            raise self.error(key, f"{value!r} is not a valid {what}: {text}")
         return value
+
+    def labels(self, key: str) -> dict[str, str]:
+        """A label map (metadata.labels, matchLabels, a Service's selector), its keys and
+        values checked as the API server does (ValidateLabels)."""
+        out = self.str_map(key)
+        for k, v in out.items():
+            if err := qualified_name_error(k):
+                raise self.where.error(f"{self._p(key)}.{k}", f"label key {k!r} is not valid: "
+                                                              f"{err}")
+            if err := label_value_error(v):
+                raise self.where.error(f"{self._p(key)}.{k}", f"label value {v!r} is not "
+                                                              f"valid: {err}")
+        return out
+
+    def annotations(self, key: str) -> dict[str, str]:
+        """metadata.annotations: keys checked like label keys (lower-cased first, as the API
+        server does), values free, at most 256 KiB in all (ValidateAnnotations)."""
+        out = self.str_map(key)
+        for k in out:
+            if err := qualified_name_error(k.lower()):
+                raise self.where.error(f"{self._p(key)}.{k}", f"annotation key {k!r} is not "
+                                                              f"valid: {err}")
+        size = sum(len(k) + len(v) for k, v in out.items())
+        if size > ANNOTATIONS_MAX:
+            raise self.error(key, f"may not be more than {ANNOTATIONS_MAX} bytes in all, "
+                                  f"not {size}")
+        return out
 
     def ignore(self, *keys: str) -> None:
         """Fields deliberately read as meaningless for the lab (no warning)."""
@@ -167,9 +209,38 @@ class Fields:
                                        "is ignored")
 
 
-def is_port_name(value: str) -> bool:
-    import re
+def qualified_name_error(key: str) -> str | None:
+    """Why `key` is not a qualified name (a label or annotation key: an optional DNS-1123
+    subdomain prefix and '/', then a name), or None (IsQualifiedName)."""
+    prefix, slash, name = key.rpartition("/")
+    if slash:
+        if "/" in prefix:
+            return "a qualified name has at most one '/'"
+        if not prefix:
+            return "the prefix before '/' must not be empty"
+        if not is_dns1123_subdomain(prefix):
+            return (f"the prefix {prefix!r} must be a DNS-1123 subdomain: at most 253 lower-case "
+                    "letters, digits, '-' and '.', starting and ending with a letter or digit")
+    if not name:
+        return "the name part must not be empty"
+    if len(name) > 63 or not _QUALIFIED.fullmatch(name):
+        return ("the name part must be at most 63 letters, digits, '-', '_' and '.', starting "
+                "and ending with a letter or digit")
+    return None
 
+
+def label_value_error(value: str) -> str | None:
+    """Why `value` is not a label value, or None (IsValidLabelValue): empty, or at most 63
+    letters, digits, '-', '_' and '.', starting and ending with a letter or digit."""
+    if len(value) > 63:
+        return f"it is {len(value)} characters long; a label value is at most 63"
+    if value and not _QUALIFIED.fullmatch(value):
+        return ("a label value holds letters, digits, '-', '_' and '.', starting and ending "
+                "with a letter or digit")
+    return None
+
+
+def is_port_name(value: str) -> bool:
     return (len(value) <= 15 and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", value) is not None
             and "--" not in value and any(c.isalpha() for c in value))
 

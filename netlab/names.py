@@ -1,10 +1,12 @@
 """Names of everything a lab creates, and the markers that tie them to their lab.
 
-Every network namespace of lab L is /run/netns/netlab.L.<role>[.<more>]. Lab,
-namespace and pod names are DNS-1123 labels (no dots), so the dotted form is
-unambiguous, and `netlab down` can find all of a lab by prefix even when its
-state file was never written. Interface names live inside lab namespaces only
-and are kept within the kernel's 15-character limit (IFNAMSIZ - 1).
+Every network namespace of lab L is /run/netns/netlab.L.<role>[.<more>]. Lab and
+namespace names are DNS-1123 labels (no dots) and a pod's name (a DNS-1123 subdomain,
+which may hold dots) comes last, so the dotted form is unambiguous, and `netlab down`
+can find all of a lab by prefix even when its state file was never written. A name too
+long for a file name (255 bytes) is cut and marked with a hash of the whole. Interface
+names live inside lab namespaces only and are kept within the kernel's 15-character
+limit (IFNAMSIZ - 1).
 """
 
 from __future__ import annotations
@@ -45,13 +47,44 @@ HOSTS = ("internet", "external")  # machines outside the cluster, on the underla
 INDEX_POD_ETH0 = 100
 INDEX_PORT_BASE = 1000  # fabric ports: 1000 + node number; node veths: 1000 + pod slot
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 LAB_NAME_MAX = 40
+FILE_NAME_MAX = 255  # NAME_MAX: a network namespace's or a pod directory's name
+HOSTNAME_MAX = 63  # the kubelet cuts a pod's hostname to 63 characters
 AGENT_PID_FILE = "agent.pid"  # in the lab's state directory: "PID STARTTIME" of its agent
 
 
 def is_dns1123_label(name: str) -> bool:
-    return len(name) <= 63 and bool(DNS1123_LABEL.match(name))
+    """Namespace names, container names, hostnames (IsDNS1123Label)."""
+    return len(name) <= 63 and DNS1123_LABEL.fullmatch(name) is not None
+
+
+def is_dns1123_subdomain(name: str) -> bool:
+    """Most object names: Pod, Deployment, Secret, ConfigMap, Ingress... (IsDNS1123Subdomain)."""
+    return len(name) <= 253 and DNS1123_SUBDOMAIN.fullmatch(name) is not None
+
+
+def is_dns1035_label(name: str) -> bool:
+    """Service names (IsDNS1035Label): a label that starts with a letter."""
+    return len(name) <= 63 and DNS1035_LABEL.fullmatch(name) is not None
+
+
+def pod_hostname(name: str) -> str:
+    """A pod's hostname from its name (or spec.hostname) as the kubelet makes it
+    (truncatePodHostnameIfNeeded): at most 63 characters, not ending in '-' or '.'."""
+    return name if len(name) <= HOSTNAME_MAX else name[:HOSTNAME_MAX].rstrip("-.")
+
+
+def fit(head: str, tail: str, limit: int = FILE_NAME_MAX) -> str:
+    """`head + tail`, with `tail` (a name) cut and marked with '_' and a hash of it when the
+    whole would be longer than `limit`: two long names that share a beginning stay apart,
+    and no Kubernetes name holds a '_'. For file names, and nft chain names (255 too)."""
+    if len(head) + len(tail) <= limit:
+        return head + tail
+    digest = _digest(tail)[:10]
+    return f"{head}{tail[:max(limit - len(head) - 11, 0)]}_{digest}"
 
 
 def check_lab_name(name: str) -> str:
@@ -84,7 +117,7 @@ def host_netns(lab: str, host: str) -> str:
 
 
 def pod_netns(lab: str, namespace: str, pod: str) -> str:
-    return f"{lab_prefix(lab)}pod.{namespace}.{pod}"
+    return fit(f"{lab_prefix(lab)}pod.{namespace}.", pod)
 
 
 def lab_of_netns(netns: str) -> str | None:
@@ -147,4 +180,4 @@ def lab_dir(lab: str) -> Path:
 
 
 def pod_dir(lab: str, namespace: str, pod: str) -> Path:
-    return lab_dir(lab) / "pods" / f"{namespace}.{pod}"
+    return lab_dir(lab) / "pods" / fit(f"{namespace}.", pod)

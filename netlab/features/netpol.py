@@ -26,7 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from netlab.model import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
+from netlab.names import fit
 from netlab.nft import Table, comment
+from netlab.nft.table import NAME_MAX
 from netlab.plan import NodePlan, Plan, PodPlan
 
 TABLE = "netlab-policy"
@@ -204,7 +206,7 @@ def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy]) -
         for direction, map_name in (("Ingress", "ingress-pods"), ("Egress", "egress-pods")):
             selecting = _isolating(ordered, pod, direction)
             if selecting:
-                chain = f"{direction.lower()}-{pod.key}"
+                chain = fit(f"{direction.lower()}-{pod.namespace}/", pod.name, NAME_MAX)
                 t.chain(chain, _chain_rules(scope, selecting, pod, direction))
                 t.maps[map_name][1][pod.ip] = f"jump {chain}"
     return t
