@@ -175,7 +175,8 @@ def explain(lab: Prober, src: str, dst: str, port: int | None = None, protocol: 
     ends: list[tuple[str, Any, int | None]] = []
     if d.kind == "service":
         sp = next(p for p in targets.service(plan, d.name).ports if p.port == port_)
-        ends = [(f"{ep.pod} port {ep.port}", engine.pods[ep.pod], ep.port)
+        ends = [(f"{ep.label} port {ep.port}",  # an address outside the cluster: no pod
+                 engine.pods[ep.pod] if ep.pod else engine.resolve(ep.ip), ep.port)
                 for ep in sp.endpoints]
     else:
         ends = [(dst, engine.resolve(address), port_)]

@@ -85,8 +85,13 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
         text = _q(f"svc {s.key}\n{s.type} {addr}\n{ports}{extra}")
         lines.append(f"  {_id('svc', s.key)} [shape=hexagon, style=filled, "
                      f"fillcolor=lightyellow, label={text}];")
-        for ep in sorted({ep.pod for p in s.ports for ep in p.endpoints}):
+        for ep in sorted({ep.pod for p in s.ports for ep in p.endpoints if ep.pod}):
             lines.append(f"  {_id('svc', s.key)} -> {_id('pod', ep)} [style=dotted, "
+                         "color=gray40];")
+        hosts = {plan.internet_ip: "internet", plan.external_ip: "external"}
+        for host in sorted({hosts[ep.ip] for p in s.ports for ep in p.endpoints
+                            if ep.pod is None and ep.ip in hosts}):  # no selector: outside
+            lines.append(f"  {_id('svc', s.key)} -> {_id(host)} [style=dotted, "
                          "color=gray40];")
     policies = list(policies)
     if policies:

@@ -65,6 +65,7 @@ class PodPlan:
     readiness_probed: bool = False  # a container has a readiness probe: not ready until it passes
     ready: bool = True  # counted as an endpoint (the agent's readiness, see compile)
     not_ready_reason: str = ""
+    host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # spec.hostAliases: /etc/hosts
 
     @property
     def key(self) -> str:
@@ -73,10 +74,20 @@ class PodPlan:
 
 @dataclass(frozen=True)
 class Endpoint:
-    pod: str  # namespace/name
+    """Where a Service port sends traffic. A pod's address (pod and node set), or, for a
+    Service without a selector, any address its Endpoints/EndpointSlices list: outside
+    the cluster (the internet or external host) there is no pod, and no node unless the
+    object named one (nodeName)."""
+
+    pod: str | None  # namespace/name; None for an address that is no pod of the lab
     ip: str
-    node: str
+    node: str | None  # None: on no node of the lab (never local to a node)
     port: int
+
+    @property
+    def label(self) -> str:
+        """For a person: the pod, or the address."""
+        return self.pod or self.ip
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,9 @@ class ServicePlan:
     internal_traffic_policy: str = "Cluster"
     external_name: str | None = None
     publish_not_ready: bool = False
+    # a Service without a selector: the Endpoints/EndpointSlice objects its endpoints come
+    # from ("Endpoints NAME", "EndpointSlice NAME")
+    endpoint_objects: tuple[str, ...] = field(default=(), hash=False)
 
     @property
     def key(self) -> str:
@@ -153,6 +167,7 @@ class Plan:
                                     for c_ in p["containers"])
             for f in ("container_ports", "named_ports", "serves"):
                 p[f] = tuple(map(tuple, p.get(f, ())))
+            p["host_aliases"] = tuple((ip, tuple(h)) for ip, h in p.get("host_aliases", ()))
             pods[k] = PodPlan(**p)
         services = {}
         for k, s in data.get("services", {}).items():
@@ -160,7 +175,8 @@ class Plan:
                 **p, "endpoints": tuple(Endpoint(**e) for e in p["endpoints"]),
                 "not_ready": tuple(Endpoint(**e) for e in p.get("not_ready", ()))})
                 for p in s["ports"])
-            services[k] = ServicePlan(**{**s, "ports": ports})
+            services[k] = ServicePlan(**{**s, "ports": ports, "endpoint_objects": tuple(
+                s.get("endpoint_objects", ()))})
         return cls(data["lab"], Cluster(**c), [NodePlan(**n) for n in data["nodes"]], pods,
                    data["underlay_gateway"], data.get("namespaces", {}), services,
                    data.get("external_ip", ""), data.get("internet_ip", ""))
@@ -227,7 +243,7 @@ def desired_pods(m: Manifests) -> list[Pod]:
     for d in m.deployments.values():
         template_hash = _k8s_suffix(_hash([_set_fields(d.template_spec), d.template_labels],
                                           32), 10)
-        base = d.name[: 63 - 17]
+        base = d.name[: 63 - 17].rstrip(".")  # a dotted name cut before its dot: no ".-"
         for i in range(d.replicas):
             name = f"{base}-{template_hash}-{_k8s_suffix(f'{d.namespace}/{d.name}/{i}', 5)}"
             labels = {**d.template_labels, "pod-template-hash": template_hash}
@@ -353,7 +369,9 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
         planned[p.key] = PodPlan(
             namespace=p.namespace, name=p.name, node=node, ip=str(cidrs[node][offset]),
             netns=names.pod_netns(lab, p.namespace, p.name), veth=veth,
-            veth_index=names.INDEX_PORT_BASE + offset, hostname=p.spec.hostname or p.name,
+            veth_index=names.INDEX_PORT_BASE + offset,
+            hostname=names.pod_hostname(p.spec.hostname or p.name),
+            host_aliases=p.spec.host_aliases,
             labels=dict(p.labels),
             containers=tuple(ContainerPlan(c.name, c.argv, c.env) for c in p.spec.containers),
             spec_hash=spec_hash(p.spec), owner=p.owner, annotations=dict(p.annotations),
