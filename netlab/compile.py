@@ -146,7 +146,7 @@ def _file_json(f: File | Directory | Certificate) -> dict[str, Any]:
 
 def pod_dir(pod: PodPlan) -> str:
     """A pod's directory (files, logs), relative to the lab's state directory."""
-    return f"pods/{pod.namespace}.{pod.name}"
+    return f"pods/{names.fit(f'{pod.namespace}.', pod.name)}"  # as names.pod_dir
 
 
 # --- manifests ------------------------------------------------------------------------------
@@ -169,12 +169,14 @@ def remove_docs(current: list[RawDoc], doomed: list[RawDoc]) -> tuple[list[RawDo
 
 def add_cluster_addons(m: Manifests, cluster: Cluster) -> None:
     """The cluster DNS add-on, unless the Cluster turns it off or the user brings their own
-    kube-system/kube-dns Service; the ingress controller once an Ingress is for it."""
+    kube-system/kube-dns Service; the ingress controller once it serves an Ingress."""
     docs = []
     if cluster.dns and "kube-system/kube-dns" not in m.services:
         docs += dns.addon_docs(cluster, cluster.nodes[0].name)
     if ingress.served(m, cluster):
         docs += ingress.addon_docs(cluster, cluster.nodes[0].name)
+    else:  # no controller renders them: say here why the Ingresses are not served
+        m.warnings += ingress.class_warnings(m) + ingress.unserved_warnings(m, cluster)
     if not docs:
         return
     addons = build(docs)

@@ -61,6 +61,7 @@ from netlab.trace import TraceResult
 from netlab.views import (
     ContainerStatus,
     ExecResult,
+    IngressClassInfo,
     IngressInfo,
     LabStatus,
     NamespaceInfo,
@@ -68,6 +69,7 @@ from netlab.views import (
     PingResult,
     PodInfo,
     ServiceInfo,
+    ingress_class_infos,
     ingress_infos,
     namespace_infos,
     node_infos,
@@ -350,6 +352,13 @@ class Lab:
         plan = self.plan
         return ingress_infos(plan, manifests(st.docs, plan.cluster, st.label_overrides),
                              namespace)
+
+    def ingress_classes(self) -> list[IngressClassInfo]:
+        """IngressClass objects (cluster-scoped): controller, parameters, default, and
+        whether the lab's ingress-nginx serves the class."""
+        st = self._state()
+        plan = self.plan
+        return ingress_class_infos(plan, manifests(st.docs, plan.cluster, st.label_overrides))
 
     def policies(self) -> list[NetworkPolicy]:
         return sorted(build(self._state().docs).network_policies.values(),

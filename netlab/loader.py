@@ -19,16 +19,23 @@ from typing import Any
 import yaml
 
 from netlab.errors import InputError
-from netlab.fields import Fields, Where
+from netlab.fields import NAME_RULES as NAME_RULES_TEXT
+from netlab.fields import Fields, Where, label_value_error, qualified_name_error
 from netlab.model import (
     Cluster,
     ConfigMap,
     Container,
     ContainerPort,
     Deployment,
+    EndpointAddress,
+    EndpointGroup,
+    EndpointPort,
+    EndpointsObject,
     EnvRef,
     Ingress,
     IngressBackend,
+    IngressClass,
+    IngressClassParameters,
     IngressPath,
     IngressRule,
     IngressTLS,
@@ -60,15 +67,18 @@ API_VERSIONS = {
     "Namespace": ("v1",),
     "Pod": ("v1",),
     "Service": ("v1",),
+    "Endpoints": ("v1",),
+    "EndpointSlice": ("discovery.k8s.io/v1",),
     "Secret": ("v1",),
     "ConfigMap": ("v1",),
     "Deployment": ("apps/v1",),
     "NetworkPolicy": ("networking.k8s.io/v1",),
     "Ingress": ("networking.k8s.io/v1",),
+    "IngressClass": ("networking.k8s.io/v1",),
     "Cluster": (CLUSTER_API,),
     "Expectation": (CLUSTER_API,),
 }
-CLUSTER_SCOPED = {"Namespace", "Cluster", "Expectation"}
+CLUSTER_SCOPED = {"Namespace", "Cluster", "Expectation", "IngressClass"}
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 BUILTIN_NAMESPACES = ("default", "kube-system")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
@@ -118,11 +128,30 @@ def read_files(paths: Iterable[str | Path]) -> list[RawDoc]:
     docs: list[RawDoc] = []
     for path in expand_paths(paths):
         try:
-            text = path.read_text()
+            data = path.read_bytes()
         except OSError as e:
-            raise InputError(f"cannot read {path}: {e.strerror}") from e
-        docs.extend(read_text(text, str(path)))
+            raise _file_error(path, f"cannot read {path}: {e.strerror}") from e
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise _file_error(path, f"{path} is not a text file: byte {e.start} is not UTF-8 "
+                                    "(manifests are YAML or JSON in UTF-8)") from e
+        if "\0" in text:
+            raise _file_error(path, f"{path} is not a text file: it holds a NUL byte at "
+                                    f"{text.index(chr(0))}")
+        found = read_text(text, str(path))
+        if not found:
+            raise _file_error(path, f"{path} holds no Kubernetes objects"
+                                    + (" (it is empty)" if not text.strip() else ""))
+        docs.extend(found)
     return docs
+
+
+def _file_error(path: Path, message: str) -> InputError:
+    """An error about a whole file: the message names it, and so does `.file`."""
+    err = InputError(message)
+    err.file = str(path)
+    return err
 
 
 def read_text(text: str, file: str = "<inline>") -> list[RawDoc]:
@@ -153,6 +182,12 @@ def read_text(text: str, file: str = "<inline>") -> list[RawDoc]:
     return docs
 
 
+# The rule the API server checks an object's name with (ValidateNamespaceName: a DNS-1123
+# label, ValidateServiceName: a DNS-1035 label); every other kind netlab reads takes a
+# DNS-1123 subdomain (ValidatePodName, ValidateSecretName, ValidateDeploymentName...).
+NAME_RULES = {"Namespace": "label", "Service": "dns1035"}
+
+
 def object_key(doc: RawDoc) -> ObjectKey:
     """(kind, namespace, name) of a document, validating the metadata it needs."""
     kind = doc.kind
@@ -166,7 +201,7 @@ def object_key(doc: RawDoc) -> ObjectKey:
         return (kind, "", meta.str("name", default) if meta else default)
     meta = top.sub("metadata", required=True)
     assert meta is not None
-    name = meta.name("name", f"{kind} name")
+    name = meta.name("name", f"{kind} name", NAME_RULES.get(kind, "subdomain"))
     ns = "" if kind in CLUSTER_SCOPED else meta.name("namespace", "namespace") \
         if meta.has("namespace") else "default"
     return (kind, ns, name)
@@ -203,6 +238,7 @@ def build(docs: Iterable[RawDoc]) -> Manifests:
         PARSERS[kind](m, key, top, Source(doc.file, doc.line))
         m.raw[key] = doc.doc
     _add_namespaces(m)
+    _check_endpoint_owners(m)
     return m
 
 
@@ -214,11 +250,7 @@ def _meta(top: Fields) -> tuple[Fields, dict[str, str], dict[str, str]]:
     assert meta is not None
     meta.ignore("name", "namespace", "uid", "resourceVersion", "creationTimestamp",
                 "generation", "managedFields", "selfLink")
-    labels = meta.str_map("labels")
-    for k in labels:
-        if len(k) > 317 or not k:
-            raise meta.error(f"labels.{k}", "is not a valid label key")
-    return meta, labels, meta.str_map("annotations")
+    return meta, meta.labels("labels"), meta.annotations("annotations")
 
 
 def _selector(f: Fields | None) -> LabelSelector:
@@ -232,9 +264,15 @@ def _selector(f: Fields | None) -> LabelSelector:
             raise e.error("values", f"must not be empty for operator {op}")
         if op in ("Exists", "DoesNotExist") and values:
             raise e.error("values", f"must be empty for operator {op}")
-        reqs.append(LabelSelectorRequirement(e.str("key"), op, values))
+        key = e.str("key")
+        if err := qualified_name_error(key):
+            raise e.error("key", f"label key {key!r} is not valid: {err}")
+        for i, v in enumerate(values):
+            if err := label_value_error(v):
+                raise e.error(f"values[{i}]", f"label value {v!r} is not valid: {err}")
+        reqs.append(LabelSelectorRequirement(key, op, values))
         e.done()
-    sel = LabelSelector(tuple(sorted(f.str_map("matchLabels").items())), tuple(reqs))
+    sel = LabelSelector(tuple(sorted(f.labels("matchLabels").items())), tuple(reqs))
     f.done()
     return sel
 
@@ -441,8 +479,7 @@ def _volume_source(v: Fields, name: str, kind: str, default_mode: int | None = N
         src.done()
         return Volume(name, "downwardAPI", default_mode=mode, fields=fields)
     ref_key = "secretName" if kind == "secret" and not projected else "name"
-    ref = src.name(ref_key, f"{kind} name") if kind == "configMap" else \
-        src.str(ref_key)
+    ref = src.name(ref_key, f"{kind} name", "subdomain")
     items = _key_items(src)
     optional = src.bool("optional", False)
     src.done()
@@ -620,9 +657,22 @@ def _pod_spec_fields(spec: Fields, volumes: tuple[Volume, ...]) -> PodSpec:
     spec.ignore("terminationGracePeriodSeconds", "schedulerName",
                 "securityContext", "serviceAccountName", "serviceAccount",
                 "imagePullSecrets", "enableServiceLinks", "priority")
+    host_aliases = []
+    for a in spec.items("hostAliases"):  # ValidateHostAliases: an IP, subdomain hostnames
+        ip = a.str("ip")
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError as e:
+            raise a.error("ip", f"{ip!r} is not a valid IP address") from e
+        is_subdomain, rule = NAME_RULES_TEXT["subdomain"]
+        for i, h in enumerate(a.str_list("hostnames")):
+            if not is_subdomain(h):
+                raise a.error(f"hostnames[{i}]", f"{h!r} is not a valid hostname: {rule}")
+        host_aliases.append((ip, a.str_list("hostnames")))
+        a.done()
     spec.done()
     return PodSpec(tuple(containers), node_name, hostname, subdomain, dns_policy, dns_config,
-                   restart_policy)
+                   restart_policy, host_aliases=tuple(host_aliases))
 
 
 def _pod(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
@@ -645,8 +695,8 @@ def _deployment(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     assert template is not None
     tmeta = template.sub("metadata", required=True)
     assert tmeta is not None
-    tlabels = tmeta.str_map("labels")
-    tannotations = tmeta.str_map("annotations")
+    tlabels = tmeta.labels("labels")
+    tannotations = tmeta.annotations("annotations")
     tmeta.ignore("name", "creationTimestamp")
     tmeta.done()
     if not selector.match_labels and not selector.match_expressions:
@@ -712,7 +762,9 @@ def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
             raise p.error("port", f"{port}/{proto} is listed twice")
         seen.add((port, proto))
         names.add(name or "")
-        node_port = p.int("nodePort", None, lo=30000, hi=32767)
+        unset = type(p.data.get("nodePort")) is int and p.data["nodePort"] == 0  # kubectl's
+        p.ignore("nodePort")  # `get -o yaml` writes 0 for a port not allocated: not set
+        node_port = None if unset else p.int("nodePort", None, lo=30000, hi=32767)
         if node_port is not None and stype not in ("NodePort", "LoadBalancer"):
             raise p.error("nodePort", f"may not be set for type {stype}")
         p.ignore("appProtocol")
@@ -728,7 +780,7 @@ def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     external_name = spec.str("externalName", None)
     if stype == "ExternalName" and not external_name:
         raise spec.error("externalName", "is required for type ExternalName")
-    selector = spec.str_map("selector") if spec.has("selector") else None
+    selector = spec.labels("selector") if spec.has("selector") else None
     affinity = spec.choice("sessionAffinity", ("None", "ClientIP"), "None")
     timeout = 10800
     cfg = spec.sub("sessionAffinityConfig")
@@ -750,6 +802,154 @@ def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     m.services[f"{key[1]}/{key[2]}"] = Service(
         key[1], key[2], stype, tuple(ports), selector, cluster_ip, external_name, affinity,
         timeout, etp, itp, lb_ip, publish, labels, src)
+
+
+# --- Endpoints and EndpointSlices (the endpoints of a Service without a selector) ------
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+_LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")
+_LINK_LOCAL_MULTICAST = ipaddress.IPv4Network("224.0.0.0/24")
+_DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+                            r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _endpoint_ip(f: Fields, key: str) -> str:
+    """An endpoint address, checked as the API server's ValidateEndpointIP does."""
+    value = f.str(key)
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError as e:
+        raise f.error(key, f"{value!r} must be a valid IP address") from e
+    if ip.version != 4:
+        raise f.error(key, f"{value}: the lab's cluster is IPv4 only")
+    for bad, text in ((ip.is_unspecified, "may not be unspecified (0.0.0.0)"),
+                      (ip.is_loopback, "may not be in the loopback range (127.0.0.0/8)"),
+                      (ip in _LINK_LOCAL, "may not be in the link-local range (169.254.0.0/16)"),
+                      (ip in _LINK_LOCAL_MULTICAST,
+                       "may not be in the link-local multicast range (224.0.0.0/24)")):
+        if bad:
+            raise f.error(key, f"{value} {text}")
+    return str(ip)
+
+
+def _endpoint_extra(a: Fields) -> tuple[str | None, tuple[str, str, str] | None]:
+    node = a.str("nodeName", None)
+    if node is not None and not _DNS_SUBDOMAIN.fullmatch(node):
+        raise a.error("nodeName", f"{node!r} is not a valid node name (a DNS-1123 subdomain)")
+    ref = a.sub("targetRef")
+    target = None
+    if ref is not None:
+        target = (ref.str("kind", "Pod"), ref.str("namespace", ""), ref.str("name", ""))
+        ref.ignore("uid", "apiVersion", "resourceVersion", "fieldPath")
+        ref.done()
+    return node, target
+
+
+def _endpoint_ports(items: list[Fields], require_name: bool) -> tuple[EndpointPort, ...]:
+    ports, names = [], set()
+    for p in items:
+        name = p.name("name", "port name") if p.has("name") and p.str("name") else ""
+        if require_name and not name:
+            raise p.error("name", "is required when there is more than one port")
+        if name in names:
+            raise p.error("name", f"Duplicate value: {name!r}")
+        names.add(name)
+        proto = p.choice("protocol", PROTOCOLS, "TCP")
+        p.ignore("appProtocol")
+        if not p.has("port"):  # allowed by the API; kube-proxy ignores such a port
+            p.where.warnings.append(f"{p.where.obj}: {p.path} has no port: kube-proxy does "
+                                    "not use it")
+            p.done()
+            continue
+        ports.append(EndpointPort(name, p.int("port", lo=1, hi=65535), proto))
+        p.done()
+    return tuple(ports)
+
+
+def _endpoints(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    _, labels, _ = _meta(top)
+    groups = []
+    for s in top.items("subsets"):
+        addresses = []
+        for field_, ready in (("addresses", True), ("notReadyAddresses", False)):
+            for a in s.items(field_):
+                ip = _endpoint_ip(a, "ip")
+                node, target = _endpoint_extra(a)
+                a.ignore("hostname")
+                a.done()
+                addresses.append(EndpointAddress(ip, ready, ready, False, node, target))
+        if not addresses:
+            raise s.error("", "must specify `addresses` or `notReadyAddresses`")
+        items = s.items("ports")
+        groups.append(EndpointGroup(tuple(addresses), _endpoint_ports(items, len(items) > 1)))
+        s.done()
+    top.done()
+    m.endpoints[f"{key[1]}/{key[2]}"] = EndpointsObject(
+        "Endpoints", key[1], key[2], key[2], tuple(groups), "IPv4", labels, src)
+
+
+def _endpoint_slice(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    _, labels, _ = _meta(top)
+    address_type = top.choice("addressType", ("IPv4", "IPv6", "FQDN"))
+    where = f"{top.where.obj}"
+    if address_type != "IPv4":
+        top.ignore("endpoints", "ports")
+        top.done()
+        top.where.warnings.append(f"{where}: addressType {address_type} is not used: the lab's "
+                                  "cluster is IPv4 only (kube-proxy ignores the slice)")
+        return
+    endpoints = top.items("endpoints")
+    if len(endpoints) > 1000:
+        raise top.error("endpoints", f"Too many: {len(endpoints)}: must have at most 1000 items")
+    addresses = []
+    for e in endpoints:
+        ips = e.str_list("addresses")
+        if not ips:
+            raise e.error("addresses", "must contain at least 1 address")
+        if len(ips) > 100:
+            raise e.error("addresses", f"Too many: {len(ips)}: must have at most 100 items")
+        for i in range(len(ips)):  # consumers use the first; all must be valid
+            _endpoint_ip(Fields({"ip": ips[i]}, f"{e.path}.addresses[{i}]", e.where), "ip")
+        cond = e.sub("conditions")
+        cond = cond or Fields({}, f"{e.path}.conditions", e.where)
+        ready = cond.bool("ready", True)
+        serving = cond.bool("serving", ready)
+        terminating = cond.bool("terminating", False)
+        cond.done()
+        node, target = _endpoint_extra(e)
+        e.ignore("hostname", "zone", "hints", "deprecatedTopology")
+        e.done()
+        addresses.append(EndpointAddress(str(ipaddress.IPv4Address(ips[0])), ready, serving,
+                                         terminating, node, target))
+    items = top.items("ports")
+    if len(items) > 100:
+        raise top.error("ports", f"Too many: {len(items)}: must have at most 100 items")
+    ports = _endpoint_ports(items, False)
+    service = labels.get(SERVICE_NAME_LABEL)
+    if service is None:
+        top.where.warnings.append(f"{where}: it has no label {SERVICE_NAME_LABEL}, so no "
+                                  "Service uses it")
+    top.done()
+    m.endpoint_slices[f"{key[1]}/{key[2]}"] = EndpointsObject(
+        "EndpointSlice", key[1], key[2], service, (EndpointGroup(tuple(addresses), ports),),
+        address_type, labels, src)
+
+
+def _check_endpoint_owners(m: Manifests) -> None:
+    """Hand-written endpoints are used only by a Service without a selector (a Service
+    with one has its endpoints made from the pods it selects, as the controllers do)."""
+    for obj in (*m.endpoints.values(), *m.endpoint_slices.values()):
+        if obj.service is None or obj.address_type != "IPv4":
+            continue
+        svc = m.services.get(f"{obj.namespace}/{obj.service}")
+        what = f"{obj.source}: {obj.kind} {obj.namespace}/{obj.name}"
+        if svc is None:
+            m.warnings.append(f"{what}: there is no Service {obj.namespace}/{obj.service}; "
+                              "nothing uses it")
+        elif svc.selector is not None and obj.labels.get(
+                "endpointslice.kubernetes.io/managed-by") != "netlab":
+            m.warnings.append(f"{what}: Service {svc.namespace}/{svc.name} has a selector, so "
+                              "its endpoints are the pods it selects; this object is ignored")
 
 
 # --- network policy -------------------------------------------------------------------
@@ -879,6 +1079,10 @@ def _ingress(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     spec = top.sub("spec", required=True)
     assert spec is not None
     class_name = spec.str("ingressClassName", None)
+    if class_name is not None and LEGACY_INGRESS_CLASS in annotations:
+        raise top.error(f"metadata.annotations.{LEGACY_INGRESS_CLASS}",
+                        f"Invalid value: {annotations[LEGACY_INGRESS_CLASS]!r}: can not be set "
+                        "when the class field is also set")
     db = spec.sub("defaultBackend")
     default_backend = _backend(db) if db is not None else None
     rules = []
@@ -911,6 +1115,62 @@ def _ingress(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     top.done()
     m.ingresses[f"{key[1]}/{key[2]}"] = Ingress(key[1], key[2], class_name, tuple(rules),
                                                 default_backend, tuple(tls), annotations, src)
+
+
+LEGACY_INGRESS_CLASS = "kubernetes.io/ingress.class"
+DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+
+
+def _ingress_class(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    """networking.k8s.io/v1 IngressClass, validated as the API server does
+    (ValidateIngressClass); spec.parameters is kept but not modelled (warned)."""
+    _, labels, annotations = _meta(top)
+    spec = top.sub("spec")
+    controller = spec.str("controller", "") if spec is not None else ""
+
+    def bad(message: str) -> InputError:
+        return top.error("spec.controller", message)
+
+    if len(controller) > 250:
+        raise bad("Too long: may not be more than 250 bytes")
+    domain, slash, path = controller.partition("/")
+    if not slash or not domain or not path:
+        raise bad(f"Invalid value: {controller!r}: must be a domain-prefixed path (such as "
+                  "\"acme.io/foo\")")
+    label = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+    if len(domain) > 253 or not re.fullmatch(rf"{label}(\.{label})*", domain):
+        raise bad(f"Invalid value: {domain!r}: a lowercase RFC 1123 subdomain must consist of "
+                  "lower case alphanumeric characters, '-' or '.'")
+    if not re.fullmatch(r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+", path):
+        raise bad(f"Invalid value: {path!r}: must be a valid path")
+    params = None
+    p = spec.sub("parameters") if spec is not None else None
+    if p is not None:
+        kind, name = p.str("kind"), p.str("name")
+        for k, v in (("kind", kind), ("name", name)):
+            if v in (".", "..") or "/" in v or "%" in v:
+                raise p.error(k, f"Invalid value: {v!r}: may not be '.' or '..' or contain "
+                                 "'/' or '%'")
+        scope = p.choice("scope", ("Cluster", "Namespace"), "Cluster")  # the API's default
+        ns = p.str("namespace", None)
+        if scope == "Namespace" and ns is None:
+            raise p.error("namespace", "Required value: `parameters.scope` is set to "
+                                       "'Namespace'")
+        if scope == "Cluster" and ns is not None:
+            raise p.error("namespace", "Forbidden: `parameters.scope` is set to 'Cluster'")
+        if ns is not None:
+            p.name("namespace", "namespace")
+        params = IngressClassParameters(kind, name, p.str("apiGroup", None), scope, ns)
+        p.done()
+        top.where.warnings.append(
+            f"{top.where.obj}: spec.parameters ({kind} {name}) is not modelled by netlab: "
+            "the controller's configuration it points to is not used")
+    if spec is not None:
+        spec.done()
+    top.done()
+    m.ingress_classes[key[2]] = IngressClass(
+        key[2], controller, params, annotations.get(DEFAULT_CLASS_ANNOTATION) == "true",
+        annotations, labels, src)
 
 
 def _secret(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
@@ -1118,8 +1378,11 @@ PARSERS = {
     "Pod": _pod,
     "Deployment": _deployment,
     "Service": _service,
+    "Endpoints": _endpoints,
+    "EndpointSlice": _endpoint_slice,
     "NetworkPolicy": _network_policy,
     "Ingress": _ingress,
+    "IngressClass": _ingress_class,
     "Secret": _secret,
     "ConfigMap": _config_map,
     "Cluster": _cluster,

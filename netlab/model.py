@@ -163,6 +163,7 @@ class PodSpec:
     restart_policy: str = "Always"  # Always | OnFailure | Never
 
     volumes: tuple[Volume, ...] = ()
+    host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames): /etc/hosts
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,50 @@ class Service:
     internal_traffic_policy: Literal["Cluster", "Local"] = "Cluster"
     load_balancer_ip: str | None = None
     publish_not_ready: bool = False  # publishNotReadyAddresses
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class EndpointAddress:
+    """One address of an Endpoints subset or an EndpointSlice endpoint."""
+
+    ip: str
+    ready: bool = True  # conditions.ready (unset: ready); notReadyAddresses: False
+    serving: bool = True  # conditions.serving (unset: same as ready)
+    terminating: bool = False
+    node_name: str | None = None
+    target_ref: tuple[str, str, str] | None = None  # (kind, namespace, name)
+
+
+@dataclass(frozen=True)
+class EndpointPort:
+    name: str  # "" when unnamed (matches a Service port without a name)
+    port: int
+    protocol: Protocol = "TCP"
+
+
+@dataclass(frozen=True)
+class EndpointGroup:
+    """Addresses that share ports: an Endpoints subset, or one EndpointSlice."""
+
+    addresses: tuple[EndpointAddress, ...]
+    ports: tuple[EndpointPort, ...]
+
+
+@dataclass(frozen=True)
+class EndpointsObject:
+    """core/v1 Endpoints or discovery.k8s.io/v1 EndpointSlice written by hand (the
+    endpoints of a Service without a selector). `service`: the Service it belongs to, by
+    name in the same namespace (Endpoints: its own name; a slice: its
+    kubernetes.io/service-name label, None without it)."""
+
+    kind: Literal["Endpoints", "EndpointSlice"]
+    namespace: str
+    name: str
+    service: str | None
+    groups: tuple[EndpointGroup, ...]
+    address_type: str = "IPv4"
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     source: Source | None = field(default=None, compare=False)
 
@@ -301,6 +346,30 @@ class Ingress:
     default_backend: IngressBackend | None = None
     tls: tuple[IngressTLS, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict, hash=False)
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class IngressClassParameters:
+    """spec.parameters: a reference to the controller's configuration (kept, not used)."""
+
+    kind: str
+    name: str
+    api_group: str | None = None
+    scope: str | None = None  # Cluster | Namespace
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class IngressClass:
+    """networking.k8s.io/v1 IngressClass: which controller implements Ingresses of the class."""
+
+    name: str
+    controller: str
+    parameters: IngressClassParameters | None = None
+    is_default: bool = False  # annotation ingressclass.kubernetes.io/is-default-class: "true"
+    annotations: dict[str, str] = field(default_factory=dict, hash=False)
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
     source: Source | None = field(default=None, compare=False)
 
 
@@ -407,9 +476,12 @@ class Manifests:
     services: dict[str, Service] = field(default_factory=dict)
     network_policies: dict[str, NetworkPolicy] = field(default_factory=dict)
     ingresses: dict[str, Ingress] = field(default_factory=dict)
+    ingress_classes: dict[str, IngressClass] = field(default_factory=dict)  # by name
     secrets: dict[str, Secret] = field(default_factory=dict)
     config_maps: dict[str, ConfigMap] = field(default_factory=dict)
     expectations: dict[str, Expectation] = field(default_factory=dict)
+    endpoints: dict[str, EndpointsObject] = field(default_factory=dict)  # ns/name
+    endpoint_slices: dict[str, EndpointsObject] = field(default_factory=dict)  # ns/name
     raw: dict[ObjectKey, dict] = field(default_factory=dict)  # the documents as written
     label_overrides: dict[str, dict[str, str | None]] = field(default_factory=dict)  # netlab label
     warnings: list[str] = field(default_factory=list)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netlab.model import Manifests
-from netlab.plan import Plan
+from netlab.plan import Plan, _k8s_suffix
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,7 @@ class ServiceInfo:
     internal_traffic_policy: str = "Cluster"
     affinity_timeout: int | None = None
     not_ready_reasons: dict[str, str] = field(default_factory=dict, hash=False)  # pod -> why
+    endpoint_objects: tuple[str, ...] = ()  # no selector: the objects its endpoints come from
 
     @property
     def key(self) -> str:
@@ -275,24 +276,28 @@ class ServiceInfo:
 
     def endpoints_k8s(self) -> dict[str, Any]:
         """The Service's Endpoints object, as `kubectl get endpoints -o json` shows it:
-        ready pods under addresses, the others under notReadyAddresses."""
+        ready pods under addresses, the others under notReadyAddresses (an address outside
+        the cluster, from a Service without a selector, has no targetRef)."""
         by_pod: dict[str, list] = {}
         pods: dict[str, tuple[Any, bool]] = {}
         for p in self.ports:
             for ready, eps in ((True, p.endpoints), (False, p.not_ready)):
                 for ep in eps:
-                    by_pod.setdefault(ep.pod, []).append(
+                    by_pod.setdefault(ep.pod or ep.ip, []).append(
                         {k: v for k, v in (("name", p.name), ("port", ep.port),
                                            ("protocol", p.protocol)) if v is not None})
-                    pods[ep.pod] = (ep, ready)
+                    pods[ep.pod or ep.ip] = (ep, ready)
         subsets: dict[str, dict] = {}
         for pod, ports in sorted(by_pod.items()):
             ep, ready = pods[pod]
-            ns, name = pod.split("/")
             subset = subsets.setdefault(repr(ports), {"ports": ports})
-            subset.setdefault("addresses" if ready else "notReadyAddresses", []).append(
-                {"ip": ep.ip, "nodeName": ep.node,
-                 "targetRef": {"kind": "Pod", "namespace": ns, "name": name}})
+            address: dict[str, Any] = {"ip": ep.ip}
+            if ep.node:
+                address["nodeName"] = ep.node
+            if ep.pod:
+                ns, name = ep.pod.split("/")
+                address["targetRef"] = {"kind": "Pod", "namespace": ns, "name": name}
+            subset.setdefault("addresses" if ready else "notReadyAddresses", []).append(address)
         return {"apiVersion": "v1", "kind": "Endpoints",
                 "metadata": {"name": self.name, "namespace": self.namespace},
                 "subsets": list(subsets.values())}
@@ -302,8 +307,8 @@ class ServiceInfo:
         if self.type == "ExternalName" or self.endpoints:
             return None
         if self.selector is None:
-            return f"Service {self.key} has no selector: its endpoints are managed by hand"
-        waiting = sorted({ep.pod for p in self.ports for ep in p.not_ready})
+            return self._why_no_manual_endpoints()
+        waiting = sorted({ep.pod or ep.ip for p in self.ports for ep in p.not_ready})
         if waiting:
             why = "; ".join(f"pod {pod} not ready: {self.not_ready_reasons.get(pod) or '?'}"
                             for pod in waiting)
@@ -313,6 +318,87 @@ class ServiceInfo:
                 f"has labels {wanted}" + ("" if self.ports and all(
                     isinstance(p.target, int) for p in self.ports) else
                     " (or none declares the named targetPort)"))
+
+
+    def _why_no_manual_endpoints(self) -> str:
+        if not self.endpoint_objects:
+            return (f"Service {self.key} has no selector and no Endpoints/EndpointSlice "
+                    "objects")
+        objects = ", ".join(self.endpoint_objects)
+        waiting = sorted({ep.pod or ep.ip for p in self.ports for ep in p.not_ready})
+        if waiting:
+            return (f"Service {self.key} has no selector and no ready endpoints: {objects} "
+                    f"mark {', '.join(waiting)} not ready")
+        names = ", ".join(f"{p.name or '(unnamed)'}/{p.protocol}" for p in self.ports)
+        return (f"Service {self.key} has no selector and {objects} list no address on a port "
+                f"named as the Service's ({names}): a port is matched by its name")
+
+    def endpoint_slices(self) -> list[EndpointSliceInfo]:
+        """The EndpointSlices kube-proxy reads for this Service, as the lab computed them:
+        one per distinct set of ports (named targetPorts can differ per pod), as the
+        EndpointSlice controller makes them. A Service without a selector gets one slice
+        merging its Endpoints/EndpointSlice objects."""
+        if self.type == "ExternalName" or (self.selector is None and not self.endpoint_objects):
+            return []
+        addresses: dict[str, tuple[Any, dict[tuple[str, int, str], bool]]] = {}
+        for p in self.ports:
+            for ready, eps in ((True, p.endpoints), (False, p.not_ready)):
+                for ep in eps:
+                    entry = addresses.setdefault(ep.ip, (ep, {}))
+                    entry[1][(p.name or "", ep.port, p.protocol)] = ready
+        groups: dict[tuple, list[tuple[Any, bool]]] = {}
+        for ip in sorted(addresses, key=lambda a: tuple(map(int, a.split(".")))):
+            ep, ports = addresses[ip]
+            groups.setdefault(tuple(sorted(ports)), []).append((ep, all(ports.values())))
+        if not groups and self.selector is not None:  # the controller keeps an empty slice
+            groups[()] = []
+        managed = ("endpointslice-controller.k8s.io" if self.selector is not None else
+                   "endpointslicemirroring-controller.k8s.io"
+                   if all(o.startswith("Endpoints ") for o in self.endpoint_objects)
+                   else "netlab")
+        return [EndpointSliceInfo(
+            self.namespace, f"{self.name}-{_k8s_suffix(f'{self.key}/{ports}', 5)}", self.name,
+            managed, ports, tuple(eps), self.endpoint_objects)
+            for ports, eps in groups.items()]
+
+
+@dataclass(frozen=True)
+class EndpointSliceInfo:
+    """One EndpointSlice of a Service (discovery.k8s.io/v1)."""
+
+    namespace: str
+    name: str  # <service>-<hash>
+    service: str
+    managed_by: str
+    ports: tuple[tuple[str, int, str], ...]  # (name, port, protocol)
+    endpoints: tuple[tuple[Any, bool], ...]  # (plan.Endpoint, ready)
+    merged_from: tuple[str, ...] = ()
+    address_type: str = "IPv4"
+
+    def to_k8s(self) -> dict[str, Any]:
+        endpoints = []
+        for ep, ready in self.endpoints:
+            e: dict[str, Any] = {"addresses": [ep.ip], "conditions": {
+                "ready": ready, "serving": ready, "terminating": False}}
+            if ep.node:
+                e["nodeName"] = ep.node
+            if ep.pod:
+                ns, name = ep.pod.split("/")
+                e["targetRef"] = {"kind": "Pod", "namespace": ns, "name": name}
+            endpoints.append(e)
+        meta: dict[str, Any] = {
+            "name": self.name, "namespace": self.namespace,
+            "labels": {"kubernetes.io/service-name": self.service,
+                       "endpointslice.kubernetes.io/managed-by": self.managed_by},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Service", "name": self.service,
+                                 "controller": True, "blockOwnerDeletion": True}]}
+        if self.merged_from:
+            meta["annotations"] = {"netlab.dev/merged-from": ", ".join(self.merged_from)}
+        return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": meta, "addressType": self.address_type,
+                "endpoints": endpoints or None,
+                "ports": [{"name": n, "port": port, "protocol": proto}
+                          for n, port, proto in self.ports] or None}
 
 
 @dataclass(frozen=True)
@@ -339,13 +425,14 @@ class IngressInfo:
 
 
 def service_info(s: Any, plan: Plan | None = None) -> ServiceInfo:
-    reasons = {}
+    reasons: dict[str, str] = {}
     if plan is not None:
         reasons = {ep.pod: plan.pods[ep.pod].not_ready_reason for p in s.ports
                    for ep in p.not_ready if ep.pod in plan.pods}
     return ServiceInfo(s.namespace, s.name, s.type, s.cluster_ip, s.lb_ip, s.announcer,
                        s.selector, s.ports, s.external_name, s.external_traffic_policy,
-                       s.internal_traffic_policy, s.affinity_timeout, reasons)
+                       s.internal_traffic_policy, s.affinity_timeout, reasons,
+                       tuple(getattr(s, "endpoint_objects", ())))
 
 
 @dataclass(frozen=True)
@@ -375,7 +462,7 @@ def ingress_infos(plan: Plan, m: Manifests, namespace: str | None = None) -> lis
         if namespace is not None and ing.namespace != namespace:
             continue
         key = f"{ing.namespace}/{ing.name}"
-        served = ing.class_name in (None, plan.cluster.ingress_class)
+        served = ingress.why_not_served(ing, m, plan.cluster) is None
         rules = [(r.host or "*", r.path, r.path_type, _backend_text(ing, r))
                  for r in cfg.routes if r.ingress == key]
         if ing.default_backend is not None:
@@ -385,10 +472,61 @@ def ingress_infos(plan: Plan, m: Manifests, namespace: str | None = None) -> lis
         hosts = sorted({r.host for r in ing.rules if r.host}) or ["*"]
         tls_hosts = sorted({h for t in ing.tls for h in t.hosts})
         out.append(IngressInfo(
-            ing.namespace, ing.name, ing.class_name, hosts,
+            ing.namespace, ing.name, ingress.assigned_class(ing, m), hosts,
             controller.lb_ip if (served and controller) else None,
             [80, 443] if tls_hosts else [80], rules, tls_hosts,
             [w for w in cfg.warnings if w.startswith(f"Ingress {key}:")]))
+    return out
+
+
+@dataclass(frozen=True)
+class IngressClassInfo:
+    """An IngressClass: the controller that implements Ingresses of the class, and whether
+    the lab's controller (ingress-nginx) serves it."""
+
+    name: str
+    controller: str
+    parameters: dict[str, str] | None  # apiGroup, kind, name, scope, namespace as written
+    is_default: bool
+    served: bool
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+    @property
+    def parameters_text(self) -> str:
+        """kubectl's PARAMETERS column: Kind[.apiGroup]/name, or <none>."""
+        p = self.parameters
+        if not p:
+            return "<none>"
+        group = f".{p['apiGroup']}" if p.get("apiGroup") else ""
+        return f"{p['kind']}{group}/{p['name']}"
+
+    def to_k8s(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": self.name}
+        if self.labels:
+            meta["labels"] = dict(self.labels)
+        if self.annotations:
+            meta["annotations"] = dict(self.annotations)
+        spec: dict[str, Any] = {"controller": self.controller}
+        if self.parameters:
+            spec["parameters"] = dict(self.parameters)
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                "metadata": meta, "spec": spec, "netlab": {"served": self.served}}
+
+
+def ingress_class_infos(plan: Plan, m: Manifests) -> list[IngressClassInfo]:
+    """The lab's IngressClass objects, by name."""
+    from netlab.features import ingress
+
+    ours = set(ingress.served_classes(m, plan.cluster))
+    out = []
+    for c in sorted(m.ingress_classes.values(), key=lambda c: c.name):
+        p = c.parameters
+        params = None if p is None else {k: v for k, v in (
+            ("apiGroup", p.api_group), ("kind", p.kind), ("name", p.name),
+            ("scope", p.scope), ("namespace", p.namespace)) if v is not None}
+        out.append(IngressClassInfo(c.name, c.controller, params, c.is_default,
+                                    c.name in ours, dict(c.labels), dict(c.annotations)))
     return out
 
 

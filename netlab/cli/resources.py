@@ -11,7 +11,7 @@ from typing import Any
 from netlab import lab as api
 from netlab.cli.printers import Column, Listing
 from netlab.errors import InputError
-from netlab.views import PodInfo, ServiceInfo, age
+from netlab.views import EndpointSliceInfo, PodInfo, ServiceInfo, age
 
 
 def _labels(labels: dict[str, str] | None) -> str:
@@ -31,6 +31,18 @@ def _endpoints(s: ServiceInfo) -> str:
     if not eps:
         return "<none>"
     return ",".join(eps[:3]) + (f" + {len(eps) - 3} more" if len(eps) > 3 else "")
+
+
+def _slice_ports(sl: EndpointSliceInfo) -> str:
+    return ",".join(str(port) for _, port, _ in sl.ports) or "<unset>"
+
+
+def _slice_endpoints(sl: EndpointSliceInfo) -> str:
+    """As kubectl prints them: the first three addresses, then how many more."""
+    ips = [ep.ip for ep, _ in sl.endpoints]
+    if not ips:
+        return "<unset>"
+    return ",".join(ips[:3]) + (f" + {len(ips) - 3} more..." if len(ips) > 3 else "")
 
 
 def _external(s: ServiceInfo) -> str:
@@ -117,6 +129,16 @@ KINDS = (
          lambda lab, ns: lab.namespaces(), (
              Column("NAME", _name), Column("STATUS", lambda n: "Active"),
              Column("LABELS", lambda n: _labels(n.labels), wide=True))),
+    Kind("endpointslices", ("endpointslice",), "endpointslice.discovery.k8s.io", True,
+         lambda lab, ns: [sl for s in lab.services(ns) for sl in s.endpoint_slices()],
+         (Column("NAME", _name), Column("ADDRESSTYPE", lambda sl: sl.address_type),
+          Column("PORTS", _slice_ports), Column("ENDPOINTS", _slice_endpoints))),
+    Kind("ingressclasses", ("ingressclass",), "ingressclass.networking.k8s.io", False,
+         lambda lab, ns: lab.ingress_classes(), (
+             Column("NAME", lambda c: c.name + (" (default)" if c.is_default else "")),
+             Column("CONTROLLER", lambda c: c.controller),
+             Column("PARAMETERS", lambda c: c.parameters_text),
+             Column("SERVED", lambda c: "yes" if c.served else "no", wide=True))),
 )
 _BY_NAME = {n: k for k in KINDS for n in (k.plural, *k.aliases, k.singular)}
 TYPES_HELP = ", ".join(f"{k.plural} ({', '.join(k.aliases)})" for k in KINDS)

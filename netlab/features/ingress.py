@@ -2,7 +2,8 @@
 
 The controller is an add-on pod (namespace ingress-nginx) behind a LoadBalancer Service
 with externalTrafficPolicy Local, so the client's address reaches nginx. This module
-renders nginx.conf from every Ingress of the lab's class (pure): upstreams are the Service's
+renders nginx.conf from every Ingress the lab's controller serves (pure; see
+`why_not_served` for the IngressClass rules): upstreams are the Service's
 endpoints (pod addresses), paths follow the Ingress pathType rules, TLS uses the Secrets
 in the manifests or a self-signed certificate for the listed hosts. Objects that cannot be
 served are reported and skipped; the rest keep working.
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netlab.intents import Certificate, Directory, File, Process, ReadyWhen, Reload
-from netlab.loader import RawDoc
-from netlab.model import Cluster, Ingress, IngressBackend, Manifests
+from netlab.loader import DEFAULT_CLASS_ANNOTATION, LEGACY_INGRESS_CLASS, RawDoc
+from netlab.model import Cluster, Ingress, IngressBackend, IngressClass, Manifests
 from netlab.plan import Plan, ServicePlan
 
 NAMESPACE, CONTROLLER, SERVICE = "ingress-nginx", "ingress-nginx-controller", \
@@ -25,6 +26,7 @@ NAMESPACE, CONTROLLER, SERVICE = "ingress-nginx", "ingress-nginx-controller", \
 DIR = "ingress"  # the controller's files, in the lab's state directory
 COMMAND = "netlab-nginx"  # the controller container's placeholder command
 REWRITE = "nginx.ingress.kubernetes.io/rewrite-target"
+OUR_CONTROLLER = "k8s.io/ingress-nginx"  # the spec.controller of the classes the lab serves
 INVALID_PATH = re.compile(r"[\s{};\"'\\]")
 
 
@@ -77,10 +79,96 @@ class IngressConfig:
     routes: list[Route] = field(default_factory=list)
 
 
+def served_classes(m: Manifests, cluster: Cluster) -> list[str]:
+    """The class names the lab's controller serves: every IngressClass whose
+    spec.controller is ingress-nginx's (k8s.io/ingress-nginx), and the Cluster's
+    `ingressClass` name unless an IngressClass of that name gives it to another controller."""
+    names = {n for n, c in m.ingress_classes.items() if c.controller == OUR_CONTROLLER}
+    if cluster.ingress_class not in m.ingress_classes:
+        names.add(cluster.ingress_class)
+    return sorted(names)
+
+
+def default_classes(m: Manifests) -> list[IngressClass]:
+    """IngressClasses annotated ingressclass.kubernetes.io/is-default-class: "true"."""
+    return sorted((c for c in m.ingress_classes.values() if c.is_default),
+                  key=lambda c: c.name)
+
+
+def assigned_class(ing: Ingress, m: Manifests) -> str | None:
+    """The class the Ingress has once admitted: its ingressClassName, or, with neither it
+    nor the legacy annotation, the one IngressClass marked default (Kubernetes'
+    DefaultIngressClass admission plugin sets it; with two defaults it refuses the Ingress)."""
+    if ing.class_name is not None or LEGACY_INGRESS_CLASS in ing.annotations:
+        return ing.class_name
+    defaults = default_classes(m)
+    return defaults[0].name if len(defaults) == 1 else None
+
+
+def why_not_served(ing: Ingress, m: Manifests, cluster: Cluster) -> str | None:
+    """None when the lab's controller serves the Ingress, else the reason, decided as
+    ingress-nginx does: spec.ingressClassName must name a served class; without it the
+    legacy annotation kubernetes.io/ingress.class must; with neither, the class is the
+    default IngressClass if exactly one is marked default. A lab that declares no
+    IngressClass at all keeps serving Ingresses without class (netlab's compatibility:
+    the Cluster's class is then the default, as ingress-nginx's watch-ingress-without-class
+    does)."""
+    ours = served_classes(m, cluster)
+    listed = ", ".join(repr(n) for n in ours)
+    if ing.class_name is not None:
+        if ing.class_name in ours:
+            return None
+        c = m.ingress_classes.get(ing.class_name)
+        if c is not None:
+            return (f"ingressClassName {ing.class_name!r}: IngressClass {c.name} is for "
+                    f"controller {c.controller}, not this lab's ingress-nginx "
+                    f"({OUR_CONTROLLER}): not served")
+        return (f"ingressClassName {ing.class_name!r}: no IngressClass of that name, and it is "
+                f"not a class this lab serves ({listed}): not served")
+    legacy = ing.annotations.get(LEGACY_INGRESS_CLASS)
+    if legacy is not None:
+        if legacy in ours:
+            return None
+        return (f"annotation {LEGACY_INGRESS_CLASS}: {legacy!r} is not a class this lab serves "
+                f"({listed}): ingress-nginx ignores it; not served")
+    if not m.ingress_classes:
+        return None
+    defaults = default_classes(m)
+    if len(defaults) > 1:
+        return ("no ingressClassName and several IngressClasses are marked default ("
+                + ", ".join(c.name for c in defaults) + "): Kubernetes refuses such an "
+                "Ingress; not served")
+    if not defaults:
+        return ("no ingressClassName, no kubernetes.io/ingress.class annotation and no "
+                f"IngressClass marked default ({DEFAULT_CLASS_ANNOTATION}: \"true\"): "
+                "ingress-nginx ignores it; not served")
+    d = defaults[0]
+    if d.controller != OUR_CONTROLLER:
+        return (f"no ingressClassName: it gets the default IngressClass {d.name}, which is "
+                f"for controller {d.controller}, not this lab's ingress-nginx: not served")
+    return None
+
+
+def class_warnings(m: Manifests) -> list[str]:
+    """Problems of the IngressClasses themselves (not tied to one Ingress)."""
+    defaults = default_classes(m)
+    if len(defaults) > 1:
+        return [f"IngressClasses {', '.join(c.name for c in defaults)} are all marked default "
+                f"({DEFAULT_CLASS_ANNOTATION}): Kubernetes refuses new Ingresses without "
+                "ingressClassName while more than one is"]
+    return []
+
+
+def unserved_warnings(m: Manifests, cluster: Cluster) -> list[str]:
+    """One line per Ingress the lab's controller does not serve, with the reason."""
+    return [f"Ingress {i.namespace}/{i.name}: {why}"
+            for i in sorted(m.ingresses.values(), key=lambda i: (i.namespace, i.name))
+            if (why := why_not_served(i, m, cluster)) is not None]
+
+
 def served(m: Manifests, cluster: Cluster) -> list[Ingress]:
-    """Ingresses of the lab's class, or without one (the lab's class is the default)."""
-    return sorted((i for i in m.ingresses.values()
-                   if i.class_name in (None, cluster.ingress_class)),
+    """The Ingresses the lab's controller serves (see `why_not_served`)."""
+    return sorted((i for i in m.ingresses.values() if why_not_served(i, m, cluster) is None),
                   key=lambda i: (i.namespace, i.name))
 
 
@@ -91,11 +179,7 @@ def _upstream_name(svc: ServicePlan, port: int) -> str:
 def render(plan: Plan, m: Manifests, directory: Path) -> IngressConfig:
     cfg = IngressConfig("")
     upstreams: dict[str, list[str]] = {}
-    for other in sorted(m.ingresses.values(), key=lambda i: (i.namespace, i.name)):
-        if other.class_name not in (None, plan.cluster.ingress_class):
-            cfg.warnings.append(f"Ingress {other.namespace}/{other.name}: ingressClassName "
-                                f"{other.class_name!r} is not this lab's class "
-                                f"{plan.cluster.ingress_class!r}: not served")
+    cfg.warnings += class_warnings(m) + unserved_warnings(m, plan.cluster)
 
     def backend(ing: Ingress, b: IngressBackend, where: str) -> str | None:
         who = f"Ingress {ing.namespace}/{ing.name}: {where}"

@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import replace
 
 from netlab.errors import InputError
-from netlab.model import Manifests, Service
+from netlab.model import EndpointAddress, EndpointGroup, EndpointsObject, Manifests, Service
 from netlab.plan import Endpoint, Plan, PodPlan, ServicePlan, ServicePortPlan
 
 __all__ = ["Endpoint", "ServicePlan", "ServicePortPlan", "plan_services"]
@@ -66,6 +66,12 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
         by_ns.setdefault(p.namespace, []).append(p)
         for k, v in p.labels.items():
             by_label.setdefault((p.namespace, k, v), []).append(p)
+
+    pods_by_ip = {p.ip: p for p in pods}
+    slices: dict[tuple[str, str], list[EndpointsObject]] = {}
+    for o in sorted(m.endpoint_slices.values(), key=lambda o: o.name):
+        if o.service is not None and o.address_type == "IPv4":
+            slices.setdefault((o.namespace, o.service), []).append(o)
 
     def selected_by(namespace: str, selector: dict[str, str]) -> list[PodPlan]:
         if not selector:
@@ -130,6 +136,8 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
         old_ports = {(p.protocol, p.port): p.node_port for p in old.ports} if old else {}
         selected = ([] if svc.selector is None or svc.type == "ExternalName" else
                     selected_by(svc.namespace, svc.selector))
+        manual = (_manual_objects(m, slices, svc) if svc.selector is None
+                  and svc.type != "ExternalName" else [])
         ports = []
         for sp in svc.ports:
             node_port = None
@@ -143,6 +151,9 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
                 used_ports.add(node_port)
             target = sp.target_port if sp.target_port is not None else sp.port
             endpoints, not_ready = [], []
+            if manual:
+                endpoints, not_ready = _manual_endpoints(manual, sp.name or "", sp.protocol,
+                                                         pods_by_ip)
             for p in selected:
                 number = _resolve_target(sp.target_port, sp.port, pod_ports[p.key], sp.protocol)
                 if number is None:  # a pod without the named port is not an endpoint
@@ -170,19 +181,68 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
             _announcer(plan, key, tuple(ports), svc.external_traffic_policy) if lb_ip else None,
             svc.affinity_timeout if svc.session_affinity == "ClientIP" else None,
             svc.external_traffic_policy, svc.internal_traffic_policy, svc.external_name,
-            svc.publish_not_ready)
+            svc.publish_not_ready, tuple(f"{o.kind} {o.name}" for o in manual))
 
     # Each pod answers on its container ports and on numeric targetPorts aimed at it.
     serves: dict[str, set[tuple[str, int]]] = {p.key: set(p.container_ports) for p in pods}
     for s in services.values():
         for sp in s.ports:
             for ep in (*sp.endpoints, *sp.not_ready):  # a not-ready pod is probed there
-                serves[ep.pod].add((sp.protocol, ep.port))
+                if ep.pod is not None:  # (an address outside the cluster has no pod)
+                    serves[ep.pod].add((sp.protocol, ep.port))
     new_pods = {}
     for p in pods:
         off = p.annotations.get(RESPONDER_OFF, "").lower() in ("off", "false", "disabled")
         new_pods[p.key] = replace(p, serves=() if off else tuple(sorted(serves[p.key])))
     return replace(plan, pods=new_pods, services=services)
+
+
+def _manual_objects(m: Manifests, slices: dict[tuple[str, str], list[EndpointsObject]],
+                    svc: Service) -> list[EndpointsObject]:
+    """The Endpoints and EndpointSlices of a Service without a selector: kube-proxy reads
+    every slice labelled kubernetes.io/service-name=NAME, and the EndpointSlice mirroring
+    controller makes one from the Endpoints object of the Service's name (unless it is
+    labelled endpointslice.kubernetes.io/skip-mirror=true)."""
+    out = []
+    ep = m.endpoints.get(f"{svc.namespace}/{svc.name}")
+    if ep is not None and ep.labels.get("endpointslice.kubernetes.io/skip-mirror") != "true":
+        out.append(ep)
+    return out + slices.get((svc.namespace, svc.name), [])
+
+
+def _manual_endpoints(objects: list[EndpointsObject], name: str, protocol: str,
+                      pods_by_ip: dict[str, PodPlan]) -> tuple[list[Endpoint], list[Endpoint]]:
+    """One Service port's endpoints from hand-written objects, as kube-proxy takes them from
+    slices: the slice port whose name (and protocol) is the Service port's, whatever its
+    targetPort; addresses merged over all slices (one endpoint per ip:port); ready ones get
+    traffic, and when none is ready, those still serving while terminating (kube-proxy's
+    fallback). An address that is a pod's is that pod, on its node; any other is outside
+    the pod network (the node is the object's nodeName, if any)."""
+    found: dict[tuple[str, int], EndpointAddress] = {}
+    groups: list[EndpointGroup] = [g for o in objects for g in o.groups]
+    for g in groups:
+        for gp in g.ports:
+            if gp.name != name or gp.protocol != protocol:
+                continue
+            for a in g.addresses:
+                old = found.get((a.ip, gp.port))
+                if old is None or (a.ready and not old.ready):
+                    found[(a.ip, gp.port)] = a
+    ready = [k for k, a in found.items() if a.ready]
+    if not ready:
+        ready = [k for k, a in found.items() if a.serving and a.terminating]
+
+    def endpoint(ip: str, port: int) -> Endpoint:
+        pod = pods_by_ip.get(ip)
+        if pod is not None:
+            return Endpoint(pod.key, ip, pod.node, port)
+        return Endpoint(None, ip, found[(ip, port)].node_name, port)
+
+    def order(k: tuple[str, int]) -> tuple:
+        return (ipaddress.IPv4Address(k[0]), k[1])
+
+    return ([endpoint(*k) for k in sorted(ready, key=order)],
+            [endpoint(*k) for k in sorted(set(found) - set(ready), key=order)])
 
 
 def _is_dns(svc: Service, dns_ip: str) -> bool:
