@@ -138,3 +138,16 @@ def test_pure_modules_load_no_kernel_library():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True)
     assert r.stdout.strip() == "[]", r.stdout
+
+
+def test_test_modules_have_distinct_basenames():
+    """pytest's default import mode imports test modules by basename: two test_x.py in
+    tests/unit and tests/integration collide in a fresh checkout (no __pycache__ to hide it)."""
+    root = PKG.parent
+    seen: dict[str, Path] = {}
+    clashes = []
+    for p in sorted((*root.glob("tests/**/test_*.py"), *root.glob("examples/**/test_*.py"))):
+        if p.name in seen:
+            clashes.append((str(seen[p.name].relative_to(root)), str(p.relative_to(root))))
+        seen.setdefault(p.name, p)
+    assert clashes == []
