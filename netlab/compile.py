@@ -244,7 +244,8 @@ def plan_lab(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = N
              readiness: dict[str, tuple[bool, str]] | None = None) -> Plan:
     """Pods placed and addressed, then Services (addresses, endpoints of ready pods,
     responder ports)."""
-    return services.plan_services(m, make_plan(lab, m, cluster, previous), previous, readiness)
+    return services.plan_services(m, make_plan(lab, m, cluster, previous, readiness),
+                                  previous, readiness)
 
 
 def render(plan: Plan, m: Manifests) -> DesiredLab:
@@ -276,7 +277,7 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
     raw = underlay.render_processes(plan)
     for pod in plan.pods.values():
         raw += workloads.render_pod(pod)
-    models = {p.key: p for p in desired_pods(m)}
+    models = {p.key: p for p in desired_pods(m, plan.cluster)}
     sandboxes: dict[str, SandboxSpec] = {}
     for key, pod in plan.pods.items():
         model = models.get(key)

@@ -40,7 +40,13 @@ from netlab.compile import (
 )
 from netlab.converge import ChangeSummary, Converger, ProgressFn, converge_docs
 from netlab.dns_client import DnsAnswer
-from netlab.errors import InputError, LabExistsError, LabNotFoundError, NotRootError
+from netlab.errors import (
+    InputError,
+    LabExistsError,
+    LabNotFoundError,
+    NotRootError,
+    PodNotFoundError,
+)
 from netlab.http_client import HttpResult
 from netlab.kernel import (
     all_labs,
@@ -270,13 +276,26 @@ class Lab:
         """Pods of one namespace, or of all namespaces when `namespace` is None."""
         st = self._state()
         assert st.plan is not None
-        return [self._info(st, p) for p in st.plan.pods.values()
-                if namespace is None or p.namespace == namespace]
+        out = [self._info(st, p) for p in st.plan.pods.values()
+               if namespace is None or p.namespace == namespace]
+        pending = [_pending_info(p) for p in st.plan.pending.values()
+                   if namespace is None or p.namespace == namespace]
+        return sorted(out + pending, key=lambda p: (p.namespace, p.name)) if pending else out
 
     def pod(self, ref: str) -> PodInfo:
         st = self._state()
         assert st.plan is not None
-        return self._info(st, targets.pod(st.plan, ref))
+        try:
+            return self._info(st, targets.pod(st.plan, ref))
+        except PodNotFoundError:  # a Pending pod (no node accepts it)?
+            name = ref.removeprefix("pod/")
+            pending = st.plan.pending
+            found = pending.get(name if "/" in name else f"default/{name}") or (
+                next((p for p in pending.values() if p.name == name), None)
+                if "/" not in name else None)
+            if found is None:
+                raise
+            return _pending_info(found)
 
     def _agent_status(self) -> dict[str, Any]:
         """What the lab's agent last reported (its status file), cached until it changes."""
@@ -703,3 +722,10 @@ def down_all() -> list[str]:
     for lab in labs:
         down(lab)
     return labs
+
+
+def _pending_info(p: Any) -> PodInfo:
+    """A pod no node accepts (plan.PendingPod): no node, no address, containers waiting."""
+    return PodInfo(p.namespace, p.name, "", "", dict(p.labels),
+                   tuple(ContainerStatus(c, (), "waiting", "") for c in p.containers), "",
+                   p.owner, 0.0, p.restart_policy, pending_reason=p.reason)

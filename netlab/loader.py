@@ -60,6 +60,7 @@ from netlab.model import (
     Source,
     Volume,
     VolumeMount,
+    Workload,
 )
 
 CLUSTER_API = "netlab.dev/v1alpha1"
@@ -72,6 +73,12 @@ API_VERSIONS = {
     "Secret": ("v1",),
     "ConfigMap": ("v1",),
     "Deployment": ("apps/v1",),
+    "ReplicaSet": ("apps/v1",),
+    "ReplicationController": ("v1",),
+    "DaemonSet": ("apps/v1",),
+    "StatefulSet": ("apps/v1",),
+    "Job": ("batch/v1",),
+    "CronJob": ("batch/v1",),
     "NetworkPolicy": ("networking.k8s.io/v1",),
     "Ingress": ("networking.k8s.io/v1",),
     "IngressClass": ("networking.k8s.io/v1",),
@@ -579,6 +586,78 @@ def _env_refs(c: Fields, env: list[tuple[str, str]]) -> tuple[EnvRef, ...]:
     return tuple(refs)
 
 
+NODE_SELECTOR_OPS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
+
+
+def _node_requirements(t: Fields, key: str) -> tuple:
+    """matchExpressions (node labels) or matchFields (metadata.name) of a node selector
+    term, checked as ValidateNodeSelectorRequirement / ValidateNodeFieldSelectorRequirement."""
+    from netlab.model import NodeSelectorRequirement
+
+    out = []
+    for e in t.items(key):
+        rkey = e.str("key")
+        if key == "matchFields":
+            if rkey != "metadata.name":
+                raise e.error("key", f"{rkey!r} is not supported: only metadata.name")
+            op = e.choice("operator", ("In", "NotIn"))
+            values = e.str_list("values")
+            if len(values) != 1:
+                raise e.error("values", f"must be only one value when operator is {op} for "
+                                        "node field selector")
+        else:
+            if err := qualified_name_error(rkey):
+                raise e.error("key", f"label key {rkey!r} is not valid: {err}")
+            op = e.choice("operator", NODE_SELECTOR_OPS)
+            values = e.str_list("values")
+            if op in ("In", "NotIn") and not values:
+                raise e.error("values", f"must be specified when operator is {op}")
+            if op in ("Exists", "DoesNotExist") and values:
+                raise e.error("values", f"may not be specified when operator is {op}")
+            if op in ("Gt", "Lt") and len(values) != 1:
+                raise e.error("values", f"must be a single value when operator is {op}")
+        out.append(NodeSelectorRequirement(rkey, op, values))
+        e.done()
+    return tuple(out)
+
+
+def _node_scheduling(spec: Fields) -> tuple[tuple, tuple]:
+    """spec.nodeSelector and affinity.nodeAffinity's required terms; preferences (preferred
+    node affinity, pod (anti-)affinity) are warned about and ignored."""
+    from netlab.model import NodeSelectorTerm
+
+    selector = tuple(sorted(spec.labels("nodeSelector").items()))
+    aff = spec.sub("affinity")
+    terms: list[NodeSelectorTerm] = []
+    if aff is not None:
+        for k in ("podAffinity", "podAntiAffinity"):
+            if aff.has(k):
+                aff.ignore(k)
+                aff.where.warnings.append(f"{aff.where.obj}: {aff.path}.{k} is not modelled by "
+                                          "netlab: pods are placed without it")
+        na = aff.sub("nodeAffinity")
+        if na is not None:
+            pref = "preferredDuringSchedulingIgnoredDuringExecution"
+            if na.has(pref):
+                na.ignore(pref)
+                na.where.warnings.append(f"{na.where.obj}: {na.path}.{pref} is a preference, not "
+                                         "modelled by netlab: pods are placed without it")
+            req = na.sub("requiredDuringSchedulingIgnoredDuringExecution")
+            if req is not None:
+                items = req.items("nodeSelectorTerms", required=True)
+                if not items:
+                    raise req.error("nodeSelectorTerms", "must have at least one node selector "
+                                                         "term")
+                for t in items:
+                    terms.append(NodeSelectorTerm(_node_requirements(t, "matchExpressions"),
+                                                  _node_requirements(t, "matchFields")))
+                    t.done()
+                req.done()
+            na.done()
+        aff.done()
+    return selector, tuple(terms)
+
+
 def _pod_spec(spec: Fields) -> PodSpec:
     volumes = _volumes(spec)
     return dataclasses.replace(_pod_spec_fields(spec, volumes), volumes=volumes)
@@ -670,9 +749,11 @@ def _pod_spec_fields(spec: Fields, volumes: tuple[Volume, ...]) -> PodSpec:
                 raise a.error(f"hostnames[{i}]", f"{h!r} is not a valid hostname: {rule}")
         host_aliases.append((ip, a.str_list("hostnames")))
         a.done()
+    node_selector, node_affinity = _node_scheduling(spec)
     spec.done()
     return PodSpec(tuple(containers), node_name, hostname, subdomain, dns_policy, dns_config,
-                   restart_policy, host_aliases=tuple(host_aliases))
+                   restart_policy, host_aliases=tuple(host_aliases),
+                   node_selector=node_selector, node_affinity=node_affinity)
 
 
 def _pod(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
@@ -714,6 +795,83 @@ def _deployment(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     top.done()
     m.deployments[f"{key[1]}/{key[2]}"] = Deployment(
         key[1], key[2], replicas, selector, tlabels, tannotations, pod_spec, labels, src)
+
+
+def _workload(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    """ReplicaSet, ReplicationController, DaemonSet, StatefulSet, Job: a pod template and
+    a selector that must match it, planned into pods by plan.desired_pods."""
+    kind = key[0]
+    _, labels, _ = _meta(top)
+    spec = top.sub("spec", required=True)
+    assert spec is not None
+    replicas = 1
+    if kind in ("ReplicaSet", "ReplicationController", "StatefulSet"):
+        replicas = spec.int("replicas", 1, lo=0, hi=100000)
+    template = spec.sub("template", required=True)
+    assert template is not None
+    tmeta = template.sub("metadata") or Fields({}, template._p("metadata"), template.where)
+    tlabels = tmeta.labels("labels")
+    tannotations = tmeta.annotations("annotations")
+    tmeta.ignore("name", "creationTimestamp")
+    tmeta.done()
+    if kind == "ReplicationController":  # a plain map, defaulted to the template's labels
+        plain = spec.labels("selector") if spec.has("selector") else dict(tlabels)
+        selector = LabelSelector(tuple(sorted(plain.items())))
+    elif kind == "Job":  # optional: the Job controller labels its pods itself
+        selector = _selector(spec.sub("selector")) if spec.has("selector") \
+            else LabelSelector((("job-name", key[2]),))
+        tlabels = {**tlabels, "job-name": key[2], "batch.kubernetes.io/job-name": key[2]}
+        spec.ignore("manualSelector")
+    else:
+        selector = _selector(spec.sub("selector", required=True))
+    if not selector.match_labels and not selector.match_expressions:
+        raise spec.error("selector", "must not be empty")
+    if not selector.matches(tlabels):
+        raise spec.error("selector", f"does not match template.metadata.labels: the {kind} "
+                                     "would never find its own pods")
+    tspec = template.sub("spec", required=True)
+    assert tspec is not None
+    pod_spec = _pod_spec(tspec)
+    where = f"{spec.where.obj}"
+    if kind == "Job" and pod_spec.restart_policy not in ("OnFailure", "Never"):
+        raise tspec.error("restartPolicy", f'Unsupported value: "{pod_spec.restart_policy}": '
+                                           'supported values: "OnFailure", "Never"')
+    template.done()
+    service_name, ordered = None, True
+    if kind == "StatefulSet":
+        service_name = spec.name("serviceName", "service name", "dns1035") \
+            if spec.has("serviceName") else None
+        ordered = spec.choice("podManagementPolicy", ("OrderedReady", "Parallel"),
+                              "OrderedReady") == "OrderedReady"
+        if spec.has("volumeClaimTemplates"):
+            spec.ignore("volumeClaimTemplates")
+            m.warnings.append(f"{where}: volumeClaimTemplates are not modelled (no volumes)")
+        spec.ignore("updateStrategy", "revisionHistoryLimit", "minReadySeconds",
+                    "persistentVolumeClaimRetentionPolicy", "ordinals")
+    elif kind == "Job":
+        completions = spec.int("completions", 1, lo=0, hi=100000)
+        parallelism = spec.int("parallelism", 1, lo=0, hi=100000)
+        replicas = min(parallelism, completions)
+        if completions > replicas:
+            m.warnings.append(f"{where}: {replicas} pod(s) run once; the other "
+                              f"{completions - replicas} completions are not run (netlab "
+                              "does not recreate finished Job pods)")
+        spec.ignore("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished",
+                    "completionMode", "suspend", "podFailurePolicy", "backoffLimitPerIndex",
+                    "maxFailedIndexes", "podReplacementPolicy")
+    elif kind == "DaemonSet":
+        spec.ignore("updateStrategy", "revisionHistoryLimit", "minReadySeconds")
+    else:
+        spec.ignore("minReadySeconds")
+    spec.done()
+    top.done()
+    m.workloads[f"{kind}/{key[1]}/{key[2]}"] = Workload(
+        kind, key[1], key[2], replicas, selector, tlabels, tannotations, pod_spec, labels,
+        service_name, ordered, src)
+
+
+def _cron_job(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    m.warnings.append(f"{describe(key)}: not run: netlab does not schedule")
 
 
 def _namespace(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
@@ -1296,11 +1454,12 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                 cidr = str(net)
             if any(o.name == name for o in nodes):
                 raise n.error("name", f"duplicate node name {name!r}")
+            labels = n.labels("labels")  # on top of kubernetes.io/hostname, os, arch
             n.done()
-            nodes.append(NodeSpec(name, cidr))
+            nodes.append(NodeSpec(name, cidr, labels))
     else:
         raise spec.error("nodes", "must be a node count or a list of node names / "
-                                  "{name, podCIDR} entries")
+                                  "{name, podCIDR, labels} entries")
     if len(nodes) > 64:
         raise spec.error("nodes", "at most 64 nodes")
     if underlay.num_addresses - 16 < len(nodes):
@@ -1377,6 +1536,12 @@ PARSERS = {
     "Namespace": _namespace,
     "Pod": _pod,
     "Deployment": _deployment,
+    "ReplicaSet": _workload,
+    "ReplicationController": _workload,
+    "DaemonSet": _workload,
+    "StatefulSet": _workload,
+    "Job": _workload,
+    "CronJob": _cron_job,
     "Service": _service,
     "Endpoints": _endpoints,
     "EndpointSlice": _endpoint_slice,

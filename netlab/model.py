@@ -57,6 +57,25 @@ class LabelSelector:
 
 
 @dataclass(frozen=True)
+class NodeSelectorRequirement:
+    """A matchExpressions (node labels) or matchFields (`metadata.name`) entry of a node
+    selector term."""
+
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeSelectorTerm:
+    """One of requiredDuringScheduling...nodeSelectorTerms: its requirements are ANDed
+    (an empty term matches no node); the terms are ORed."""
+
+    match_expressions: tuple[NodeSelectorRequirement, ...] = ()
+    match_fields: tuple[NodeSelectorRequirement, ...] = ()
+
+
+@dataclass(frozen=True)
 class ContainerPort:
     container_port: int
     protocol: Protocol = "TCP"
@@ -164,6 +183,9 @@ class PodSpec:
 
     volumes: tuple[Volume, ...] = ()
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames): /etc/hosts
+    node_selector: tuple[tuple[str, str], ...] = ()  # spec.nodeSelector, sorted
+    # affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution; () = none
+    node_affinity: tuple[NodeSelectorTerm, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,6 +220,25 @@ class Deployment:
     template_annotations: dict[str, str]
     template_spec: PodSpec
     labels: dict[str, str] = field(default_factory=dict, hash=False)
+    source: Source | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A ReplicaSet, ReplicationController, DaemonSet, StatefulSet or Job: its pods are
+    planned (plan.desired_pods) like a Deployment's."""
+
+    kind: str
+    namespace: str
+    name: str
+    replicas: int  # DaemonSet: unused (one per node); Job: pods planned at once
+    selector: LabelSelector
+    template_labels: dict[str, str]
+    template_annotations: dict[str, str]
+    template_spec: PodSpec
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    service_name: str | None = None  # StatefulSet spec.serviceName
+    ordered_ready: bool = True  # StatefulSet podManagementPolicy OrderedReady
     source: Source | None = field(default=None, compare=False)
 
 
@@ -396,6 +437,8 @@ class ConfigMap:
 class NodeSpec:
     name: str
     pod_cidr: str | None = None  # None: allocated from the cluster podCIDR
+    # labels set in the Cluster document (kubernetes.io/hostname, os, arch come on top)
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -473,6 +516,7 @@ class Manifests:
     namespaces: dict[str, Namespace] = field(default_factory=dict)
     pods: dict[str, Pod] = field(default_factory=dict)
     deployments: dict[str, Deployment] = field(default_factory=dict)
+    workloads: dict[str, Workload] = field(default_factory=dict)  # "Kind/ns/name"
     services: dict[str, Service] = field(default_factory=dict)
     network_policies: dict[str, NetworkPolicy] = field(default_factory=dict)
     ingresses: dict[str, Ingress] = field(default_factory=dict)

@@ -13,9 +13,9 @@ import json
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
-from netlab import names
+from netlab import names, scheduling
 from netlab.errors import InputError
-from netlab.model import Cluster, Manifests, Pod, PodSpec
+from netlab.model import Cluster, Manifests, Pod, PodSpec, Workload
 
 K8S_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes' generated names
 
@@ -133,6 +133,25 @@ class ServicePlan:
         return self.cluster_ip is None and self.type != "ExternalName"
 
 
+@dataclass(frozen=True)
+class PendingPod:
+    """A pod no node accepts (nodeSelector, required node affinity, or the nodes it may
+    use are full): Pending with kube-scheduler's reason, with no node, no address, no
+    namespace. Not in Plan.pods."""
+
+    namespace: str
+    name: str
+    reason: str  # "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/..."
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    owner: str | None = None
+    containers: tuple[str, ...] = ()  # container names
+    restart_policy: str = "Always"
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
 @dataclass
 class Plan:
     lab: str
@@ -144,6 +163,7 @@ class Plan:
     services: dict[str, ServicePlan] = field(default_factory=dict)
     external_ip: str = ""  # the `external` client host on the underlay
     internet_ip: str = ""  # the `internet` host (its underlay side is underlay_gateway)
+    pending: dict[str, PendingPod] = field(default_factory=dict)  # unschedulable pods
 
     def node(self, name: str) -> NodePlan:
         return next(n for n in self.nodes if n.name == name)
@@ -179,7 +199,9 @@ class Plan:
                 s.get("endpoint_objects", ()))})
         return cls(data["lab"], Cluster(**c), [NodePlan(**n) for n in data["nodes"]], pods,
                    data["underlay_gateway"], data.get("namespaces", {}), services,
-                   data.get("external_ip", ""), data.get("internet_ip", ""))
+                   data.get("external_ip", ""), data.get("internet_ip", ""),
+                   pending={k: PendingPod(**{**v, "containers": tuple(v.get("containers", ()))})
+                            for k, v in data.get("pending", {}).items()})
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
@@ -236,10 +258,82 @@ def spec_hash(spec: PodSpec) -> str:
     return _hash(_set_fields(spec), 16)
 
 
-def desired_pods(m: Manifests) -> list[Pod]:
+def workload_pods(w: Workload, cluster: Cluster) -> list[Pod]:
+    """The pods of a ReplicaSet, ReplicationController, Job (`<name>-<5 chars>`), DaemonSet
+    (one per node, pinned with nodeName) or StatefulSet (`<name>-<ordinal>`, hostname and
+    subdomain = serviceName), with stable, deterministic names."""
+    base = w.name[: 63 - 6].rstrip(".")
+    owner = f"{w.kind}/{w.name}"
+    if w.kind == "StatefulSet":
+        out = []
+        for i in range(w.replicas):
+            name = f"{w.name}-{i}"
+            spec = replace(w.template_spec, hostname=name,
+                           subdomain=w.service_name or w.template_spec.subdomain)
+            labels = {**w.template_labels, "statefulset.kubernetes.io/pod-name": name,
+                      "apps.kubernetes.io/pod-index": str(i)}
+            out.append(Pod(w.namespace, name, spec, labels, dict(w.template_annotations),
+                           owner, w.source))
+        return out
+    if w.kind == "DaemonSet":  # the nodes its nodeSelector and node affinity accept
+        from netlab.scheduling import accepts
+
+        out = []
+        for n in cluster.nodes:
+            if not accepts(w.template_spec, n):
+                continue
+            name = f"{base}-{_k8s_suffix(f'{owner}/{w.namespace}/{n.name}', 5)}"
+            spec = replace(w.template_spec, node_name=n.name)
+            out.append(Pod(w.namespace, name, spec, dict(w.template_labels),
+                           dict(w.template_annotations), owner, w.source))
+        return out
+    return [Pod(w.namespace, f"{base}-{_k8s_suffix(f'{owner}/{w.namespace}/{i}', 5)}",
+                w.template_spec, dict(w.template_labels), dict(w.template_annotations), owner,
+                w.source) for i in range(w.replicas)]
+
+
+def ordered_ready(pods: list[Pod], m: Manifests, readiness: dict[str, tuple[bool, str]] | None,
+                  previous: Plan | None) -> list[Pod]:
+    """StatefulSet podManagementPolicy OrderedReady: pod N+1 is planned only once pods
+    0..N are ready (as the lab's agent reports; not reported = not ready). Pods the lab
+    already has stay. The agent converges the lab when readiness changes, so the next
+    pod comes then."""
+    ready = readiness or {}
+
+    def ordered(p: Pod) -> bool:
+        kind, _, name = (p.owner or "").partition("/")
+        w = m.workloads.get(f"{kind}/{p.namespace}/{name}")
+        return kind == "StatefulSet" and w is not None and w.ordered_ready
+
+    blocked: set[str] = set()  # "namespace/StatefulSet name" whose next ordinal waits
+    out = []
+    for p in sorted(pods, key=lambda p: (p.namespace, p.owner or "", _ordinal(p))):
+        gate = f"{p.namespace}/{p.owner}"
+        if not ordered(p) or (previous is not None and p.key in previous.pods):
+            out.append(p)
+            if ordered(p) and not ready.get(p.key, (False, ""))[0]:
+                blocked.add(gate)
+            continue
+        if gate in blocked:
+            continue
+        out.append(p)
+        if not ready.get(p.key, (False, ""))[0]:
+            blocked.add(gate)
+    return out
+
+
+def _ordinal(p: Pod) -> int:
+    tail = p.name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def desired_pods(m: Manifests, cluster: Cluster | None = None) -> list[Pod]:
     """Pods as declared, plus the replicas of every Deployment, with stable names
-    `<deployment>-<template hash>-<5 chars>` (like a ReplicaSet's, but deterministic)."""
+    `<deployment>-<template hash>-<5 chars>` (like a ReplicaSet's, but deterministic), and
+    the pods of the other workload kinds (workload_pods)."""
     pods = list(m.pods.values())
+    for w in m.workloads.values():
+        pods.extend(workload_pods(w, cluster or m.cluster or Cluster()))
     for d in m.deployments.values():
         template_hash = _k8s_suffix(_hash([_set_fields(d.template_spec), d.template_labels],
                                           32), 10)
@@ -310,11 +404,12 @@ def capacity(cidr: ipaddress.IPv4Network) -> int:
     return cidr.num_addresses - 3
 
 
-def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None) -> Plan:
+def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None,
+              readiness: dict[str, tuple[bool, str]] | None = None) -> Plan:
     nodes, underlay_gw = plan_nodes(lab, cluster)
     by_name = {n.name: n for n in nodes}
     cidrs = {n.name: ipaddress.IPv4Network(n.pod_cidr) for n in nodes}
-    pods = desired_pods(m)
+    pods = ordered_ready(desired_pods(m, cluster), m, readiness, previous)
 
     kept: dict[str, PodPlan] = {}
     if previous is not None:
@@ -329,7 +424,11 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
         used[old.node].add(int(ipaddress.IPv4Address(old.ip)) - int(cidrs[old.node][0]))
         veths[old.node].add(old.veth)
 
-    def place(p: Pod) -> str:
+    specs = {n.name: n for n in cluster.nodes}
+    pending: dict[str, PendingPod] = {}
+
+    def place(p: Pod) -> str | None:
+        """The pod's node, or None: Pending (recorded in `pending`), no node accepting it."""
         if p.spec.node_name:
             if p.spec.node_name not in by_name:
                 raise InputError(
@@ -337,13 +436,28 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
                     file=str(p.source) if p.source else None, obj=f"Pod {p.key}",
                     field="spec.nodeName")
             node = p.spec.node_name
+            if not scheduling.accepts(p.spec, specs[node]):  # kubelet's admission refuses it
+                raise InputError(
+                    f"node {node} does not match the pod's nodeSelector/node affinity: kubelet "
+                    "would reject the pod (NodeAffinity)",
+                    file=str(p.source) if p.source else None, obj=f"Pod {p.key}",
+                    field="spec.nodeName")
             if len(used[node]) >= capacity(cidrs[node]):
                 raise InputError(
                     f"node {node} is full: its podCIDR {cidrs[node]} holds "
                     f"{capacity(cidrs[node])} pods", file=str(p.source) if p.source else None,
                     obj=f"Pod {p.key}", field="spec.nodeName")
             return node
-        free = [n for n in by_name if len(used[n]) < capacity(cidrs[n])]
+        matching = [n for n in by_name if scheduling.accepts(p.spec, specs[n])]
+        free = [n for n in matching if len(used[n]) < capacity(cidrs[n])]
+        if not free and scheduling.constrained(p.spec):
+            reason = scheduling.unschedulable_reason(len(by_name), {
+                scheduling.MISMATCH: len(by_name) - len(matching),
+                scheduling.TOO_MANY: len(matching)})
+            pending[p.key] = PendingPod(p.namespace, p.name, reason, dict(p.labels), p.owner,
+                                        tuple(c.name for c in p.spec.containers),
+                                        p.spec.restart_policy)
+            return None
         if not free:
             raise InputError(f"no node has room for pod {p.key}: every node's podCIDR is full; "
                              "add nodes or widen podCIDRMaskSize",
@@ -359,6 +473,8 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
                                      annotations=dict(p.annotations))
             continue
         node = place(p)
+        if node is None:
+            continue
         offset = next(i for i in range(2, cidrs[node].num_addresses - 1) if i not in used[node])
         used[node].add(offset)
         veth, salt = names.pod_veth(p.namespace, p.name), 0
@@ -388,4 +504,5 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
     underlay = ipaddress.IPv4Network(cluster.underlay_cidr)
     internet = ipaddress.IPv4Network(cluster.internet_cidr)
     return Plan(lab, cluster, nodes, ordered, underlay_gw, namespaces, {},
-                str(underlay.broadcast_address - 1), str(internet.network_address + 1))
+                str(underlay.broadcast_address - 1), str(internet.network_address + 1),
+                pending=dict(sorted(pending.items())))

@@ -81,6 +81,7 @@ class PodInfo:
     owner: str | None = None
     created: float = 0.0  # when the lab's agent was first given the pod
     restart_policy: str = "Always"
+    pending_reason: str = ""  # unschedulable (no node, no IP): kube-scheduler's message
 
     @property
     def key(self) -> str:
@@ -98,7 +99,9 @@ class PodInfo:
     def status(self) -> str:
         """kubectl's STATUS column: a waiting container's reason (ContainerCreating,
         CrashLoopBackOff), else Completed or Error once every container has ended for
-        good, else Running."""
+        good, else Running; Pending for a pod no node accepts."""
+        if self.pending_reason:
+            return "Pending"
         for c in self.containers:
             if c.state == "waiting":
                 return c.reason or "Waiting"
@@ -111,6 +114,8 @@ class PodInfo:
     @property
     def phase(self) -> str:
         """Pending, Running, Succeeded or Failed (the Pod API's phase)."""
+        if self.pending_reason:
+            return "Pending"
         if any(c.state == "waiting" and c.reason == "ContainerCreating" and not c.restarts
                for c in self.containers):
             return "Pending"
@@ -127,6 +132,15 @@ class PodInfo:
             kind, _, owner = self.owner.partition("/")
             meta["ownerReferences"] = [{"kind": kind, "name": owner}]
         ready = bool(self.containers) and all(c.ready for c in self.containers)
+        if self.pending_reason:  # as the scheduler leaves an unschedulable pod
+            return {
+                "apiVersion": "v1", "kind": "Pod", "metadata": meta,
+                "spec": {"restartPolicy": self.restart_policy,
+                         "containers": [{"name": c.name, "command": list(c.command)}
+                                        for c in self.containers]},
+                "status": {"phase": "Pending", "qosClass": "BestEffort", "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                     "message": self.pending_reason}]}}
         return {
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": self.node, "restartPolicy": self.restart_policy,
@@ -150,6 +164,7 @@ class NodeInfo:
     backend: str
     vtep_mac: str | None
     pods: int
+    labels: dict[str, str] = field(default_factory=dict, hash=False)  # scheduling.node_labels
 
     def to_k8s(self) -> dict[str, Any]:
         annotations = {"flannel.alpha.coreos.com/backend-type": self.backend,
@@ -159,7 +174,8 @@ class NodeInfo:
                 f'{{"VNI":1,"VtepMAC":"{self.vtep_mac}"}}')
         return {
             "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": self.name, "labels": {"kubernetes.io/hostname": self.name},
+            "metadata": {"name": self.name,
+                         "labels": dict(self.labels) or {"kubernetes.io/hostname": self.name},
                          "annotations": annotations},
             "spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]},
             "status": {"addresses": [{"type": "InternalIP", "address": self.internal_ip},
@@ -233,6 +249,7 @@ class ServiceInfo:
     affinity_timeout: int | None = None
     not_ready_reasons: dict[str, str] = field(default_factory=dict, hash=False)  # pod -> why
     endpoint_objects: tuple[str, ...] = ()  # no selector: the objects its endpoints come from
+    pending: dict[str, str] = field(default_factory=dict, hash=False)  # selected pod -> why
 
     @property
     def key(self) -> str:
@@ -313,6 +330,11 @@ class ServiceInfo:
             why = "; ".join(f"pod {pod} not ready: {self.not_ready_reasons.get(pod) or '?'}"
                             for pod in waiting)
             return f"Service {self.key} has no ready endpoints: {why}"
+        if self.pending:  # selected pods that no node accepts
+            why = "; ".join(f"pod {pod} is Pending: {reason}"
+                            for pod, reason in sorted(self.pending.items()))
+            return (f"Service {self.key} has no endpoints: the pods it selects are not "
+                    f"scheduled: {why}")
         wanted = ",".join(f"{k}={v}" for k, v in self.selector.items())
         return (f"Service {self.key} has no endpoints: no pod in namespace {self.namespace} "
                 f"has labels {wanted}" + ("" if self.ports and all(
@@ -429,10 +451,13 @@ def service_info(s: Any, plan: Plan | None = None) -> ServiceInfo:
     if plan is not None:
         reasons = {ep.pod: plan.pods[ep.pod].not_ready_reason for p in s.ports
                    for ep in p.not_ready if ep.pod in plan.pods}
+    pending = {k: pp.reason for k, pp in (plan.pending if plan is not None else {}).items()
+               if s.selector and pp.namespace == s.namespace
+               and all(pp.labels.get(a) == b for a, b in s.selector.items())}
     return ServiceInfo(s.namespace, s.name, s.type, s.cluster_ip, s.lb_ip, s.announcer,
                        s.selector, s.ports, s.external_name, s.external_traffic_policy,
                        s.internal_traffic_policy, s.affinity_timeout, reasons,
-                       tuple(getattr(s, "endpoint_objects", ())))
+                       tuple(getattr(s, "endpoint_objects", ())), pending)
 
 
 @dataclass(frozen=True)
@@ -542,12 +567,17 @@ def _backend_text(ing: Any, route: Any) -> str:
 
 
 def node_infos(plan: Plan) -> list[NodeInfo]:
+    from netlab.scheduling import node_labels
+
+    specs = {n.name: n for n in plan.cluster.nodes}
     counts: dict[str, int] = {}
     for p in plan.pods.values():
         counts[p.node] = counts.get(p.node, 0) + 1
     vxlan = plan.cluster.backend == "vxlan"
     return [NodeInfo(n.name, n.underlay_ip, n.pod_cidr, n.gateway, plan.cluster.backend,
-                     n.vtep_mac if vxlan else None, counts.get(n.name, 0)) for n in plan.nodes]
+                     n.vtep_mac if vxlan else None, counts.get(n.name, 0),
+                     node_labels(specs[n.name]) if n.name in specs else {})
+            for n in plan.nodes]
 
 
 def namespace_infos(plan: Plan) -> list[NamespaceInfo]:

@@ -97,8 +97,8 @@ KINDS = (
         Column("NAME", _name), Column("READY", lambda p: p.ready),
         Column("STATUS", lambda p: p.status), Column("RESTARTS", _restarts),
         Column("AGE", lambda p: age(time.time() - p.created) if p.created else "<unknown>"),
-        Column("IP", lambda p: p.ip),
-        Column("NODE", lambda p: p.node), Column("LABELS", lambda p: _labels(p.labels),
+        Column("IP", lambda p: p.ip or "<none>"),
+        Column("NODE", lambda p: p.node or "<none>"), Column("LABELS", lambda p: _labels(p.labels),
                                                  wide=True))),
     Kind("services", ("service", "svc"), "service", True, lambda lab, ns: lab.services(ns), (
         Column("NAME", _name), Column("TYPE", lambda s: s.type),
@@ -124,7 +124,8 @@ KINDS = (
         Column("NAME", _name), Column("STATUS", lambda n: "Ready"),
         Column("INTERNAL-IP", lambda n: n.internal_ip), Column("POD-CIDR", lambda n: n.pod_cidr),
         Column("PODS", lambda n: str(n.pods)), Column("BACKEND", lambda n: n.backend, wide=True),
-        Column("VTEP-MAC", lambda n: n.vtep_mac or "-", wide=True))),
+        Column("VTEP-MAC", lambda n: n.vtep_mac or "-", wide=True),
+        Column("LABELS", lambda n: _labels(n.labels), wide=True))),
     Kind("namespaces", ("namespace", "ns"), "namespace", False,
          lambda lab, ns: lab.namespaces(), (
              Column("NAME", _name), Column("STATUS", lambda n: "Active"),
