@@ -187,13 +187,9 @@ class Agent:
             for owner, container in diff.stop:
                 self._stop(self.containers.pop((owner, container), None))
             for owner in diff.unserve:
-                self.hub.remove(owner)
-                self.served.pop(owner, None)
+                self._unserve(owner)
             for serve in diff.serve:
-                self.served[serve.pod] = self.hub.add(  # a host answers by its own name
-                    serve.pod, serve.hostname, netns_path(serve.netns), serve.ports,
-                    name=serve.pod.removeprefix("host/"))
-                self._write_lines(serve.pod, self.served[serve.pod])
+                self._serve(serve)
             by_pod: dict[str, list[Container]] = {}
             for p in diff.start:
                 c = Container(p, desired[p.pod].restart_policy, desired[p.pod].backoff)
@@ -226,8 +222,7 @@ class Agent:
             for owner in owners:
                 self.loads.pop(owner, None)
                 self.created.pop(owner, None)
-                self.hub.remove(owner)
-                self.served.pop(owner, None)
+                self._unserve(owner)
                 for key in [k for k in self.containers if k[0] == owner]:
                     self._stop(self.containers.pop(key))
                 for key in [k for k in self.probes if k[0] == owner]:
@@ -239,12 +234,20 @@ class Agent:
             self._save_workloads()
             self._status_dirty = True
 
-    def _write_lines(self, owner: str, lines: list[str]) -> None:
-        """The responder's lines, where its log always was (readiness and `logs` read it)."""
-        d = self._workdir(owner)
+    def _serve(self, serve: Serve) -> None:
+        """The responder listens for this pod (a host answers by its own name); its lines go
+        where its log always was (readiness and `logs` read it)."""
+        self.served[serve.pod] = lines = self.hub.add(
+            serve.pod, serve.hostname, netns_path(serve.netns), serve.ports,
+            name=serve.pod.removeprefix("host/"))
+        d = self._workdir(serve.pod)
         with contextlib.suppress(OSError):
             d.mkdir(parents=True, exist_ok=True)
             (d / "netlab-responder.log").write_text("".join(f"{x}\n" for x in lines))
+
+    def _unserve(self, owner: str) -> None:
+        self.hub.remove(owner)
+        self.served.pop(owner, None)
 
     def _workdir(self, owner: str) -> Path:
         if owner.startswith("host/"):
@@ -332,12 +335,16 @@ class Agent:
         with ThreadPoolExecutor(max_workers=min(16, len(pods))) as pool:
             list(pool.map(start, pods))
 
-    def _stop(self, c: Container | None) -> None:
-        if c is None or c.state != "running":
-            return
+    def _kill(self, c: Container) -> None:
+        """SIGKILL a running container (verified by pid and start time) and reap it."""
         procs.kill_verified([Started(c.pid, c.starttime)], set())
         if c.popen is not None:
             procs.wait(c.popen, 5)
+
+    def _stop(self, c: Container | None) -> None:
+        if c is None or c.state != "running":
+            return
+        self._kill(c)
         c.state, c.popen = "terminated", None
 
     def _exited(self, c: Container, code: int | None, why: str = "") -> None:
@@ -496,17 +503,14 @@ class Agent:
         restartPolicy decides whether it starts again."""
         c = self.containers.get(key)
         if c is not None and c.state == "running":
-            procs.kill_verified([Started(c.pid, c.starttime)], set())
-            if c.popen is not None:
-                procs.wait(c.popen, 5)
+            self._kill(c)
             self._exited(c, 137, why=reason)
             return
         w = self.loads.get(key[0])
         if c is None and w is not None and w.serve is not None:  # the responder "container"
             # it stops answering (its sockets close), and starts again after kubelet's
             # back-off, counted like any container's restart
-            self.hub.remove(w.owner)
-            self.served.pop(w.owner, None)
+            self._unserve(w.owner)
             self._virtual_exited(w.owner)
             v = self.virtual.setdefault(key, {"restarts": 0, "backoff": 0.0, "last": {}})
             now = time.time()
@@ -531,9 +535,7 @@ class Agent:
             v["waiting"], v["next"] = False, 0.0
             v["restarts"] += 1
             v["startedAt"] = time.time()
-            self.served[w.owner] = self.hub.add(w.owner, w.serve.hostname,
-                                                netns_path(w.serve.netns), w.serve.ports,
-                                                name=w.owner.removeprefix("host/"))
+            self._serve(w.serve)
             self._probes_started(*key)
             self._status_dirty = True
 
