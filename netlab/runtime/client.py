@@ -59,36 +59,36 @@ def start_agent(lab: str) -> Started:
     return started
 
 
-def ensure_agent(lab: str) -> Started:
-    """The lab's agent, started if it is not running (after a crash, kill -9, OOM)."""
-    running = agent_process(lab)
-    if running is not None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:  # a new agent may still be starting: give it its time
-            try:
-                request(lab, {"op": "ping"}, timeout=5)
-                return running
-            except (OSError, KernelError, ValueError):
-                if not procs.alive(running.pid, running.starttime) or \
-                        time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
-        procs.kill_verified([running], set())  # dead, or alive but deaf: replace it
-    d = names.lab_dir(lab)
-    started = start_agent(lab)
+def _answers(lab: str, agent: Started) -> bool:
+    """Wait until `agent` answers on the lab's socket (True), or dies or lets START_TIMEOUT
+    pass (False); a new agent needs a moment to listen."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         try:
             request(lab, {"op": "ping"}, timeout=2)
-            return started
+            return True
         except (OSError, KernelError, ValueError):
-            if not procs.alive(started.pid, started.starttime):
-                log = (d / "agent.log").read_text(errors="replace")[-2000:]
-                raise KernelError(f"the agent of lab {lab} did not start:\n{log}") from None
-            if time.monotonic() > deadline:
-                raise KernelError(f"the agent of lab {lab} did not answer within "
-                                  f"{START_TIMEOUT:g}s (see {d / 'agent.log'})") from None
+            if not procs.alive(agent.pid, agent.starttime) or time.monotonic() > deadline:
+                return False
             time.sleep(0.02)
+
+
+def ensure_agent(lab: str) -> Started:
+    """The lab's agent, started if it is not running (after a crash, kill -9, OOM)."""
+    running = agent_process(lab)
+    if running is not None:
+        if _answers(lab, running):
+            return running
+        procs.kill_verified([running], set())  # dead, or alive but deaf: replace it
+    started = start_agent(lab)
+    if _answers(lab, started):
+        return started
+    log = names.lab_dir(lab) / "agent.log"
+    if not procs.alive(started.pid, started.starttime):
+        tail = log.read_text(errors="replace")[-2000:]
+        raise KernelError(f"the agent of lab {lab} did not start:\n{tail}")
+    raise KernelError(f"the agent of lab {lab} did not answer within {START_TIMEOUT:g}s "
+                      f"(see {log})")
 
 
 class LabPort(Kernel):
