@@ -279,18 +279,19 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
         raw += workloads.render_pod(pod)
     models = {p.key: p for p in desired_pods(m, plan.cluster)}
     sandboxes: dict[str, SandboxSpec] = {}
+    fields: dict[str, dict[str, str]] = {}  # pod key -> its downward-API values
     for key, pod in plan.pods.items():
         model = models.get(key)
         if model is None or not any(c.argv for c in pod.containers):
             continue
-        fields = volumes.pod_fields(model, pod.ip, pod.node, plan.node(pod.node).underlay_ip)
-        vols, warned = volumes.pod_volumes(model, m, fields)
+        fields[key] = volumes.pod_fields(model, pod.ip, pod.node,
+                                         plan.node(pod.node).underlay_ip)
+        vols, warned = volumes.pod_volumes(model, m, fields[key])
         warnings += warned
-        d = f"{lab_dir}/{pod_dir(pod)}"
-        sandboxes[key] = SandboxSpec(pod.hostname, ((f"{d}/resolv.conf", "/etc/resolv.conf"),
-                                                    (f"{d}/hosts", "/etc/hosts")), tuple(vols))
+        sandboxes[key] = SandboxSpec(pod.hostname, pod_binds(lab_dir, pod), tuple(vols))
     for p in raw:
-        resolved, when = resolve(plan, lab_dir, p, models.get(p.pod), m, warnings)
+        resolved, when = resolve(plan, lab_dir, p, models.get(p.pod), m, warnings,
+                                 fields.get(p.pod))
         processes.setdefault(p.pod, []).append(resolved)
         if when is not None:
             ready[(p.pod, p.container)] = when
@@ -333,9 +334,15 @@ def _pod_network(plan: Plan, pod: PodPlan) -> list[NetworkIntent]:
             *podnet.render_pod_inside(plan, pod)]
 
 
+def pod_binds(lab_dir: str, pod: PodPlan) -> tuple[tuple[str, str], ...]:
+    """The pod's files bound over the host's: /etc/resolv.conf and /etc/hosts."""
+    d = f"{lab_dir}/{pod_dir(pod)}"
+    return ((f"{d}/resolv.conf", "/etc/resolv.conf"), (f"{d}/hosts", "/etc/hosts"))
+
+
 def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
-            m: Manifests | None = None, warnings: list[str] | None = None
-            ) -> tuple[Process, ReadyWhen | None]:
+            m: Manifests | None = None, warnings: list[str] | None = None,
+            fields: dict[str, str] | None = None) -> tuple[Process, ReadyWhen | None]:
     """A process as features render it -> exactly what is started: its environment (with
     env valueFrom and envFrom resolved), its pod's /etc files bound over the host's, its log
     directory, its volume mounts in the pod's sandbox, and netlab placeholders (the DNS
@@ -346,9 +353,7 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
         workdir, binds, env = f"hosts/{host}", (), {"HOSTNAME": host}
     else:
         pod = plan.pods[p.pod]
-        workdir = pod_dir(pod)
-        binds = ((f"{lab_dir}/{workdir}/resolv.conf", "/etc/resolv.conf"),
-                 (f"{lab_dir}/{workdir}/hosts", "/etc/hosts"))
+        workdir, binds = pod_dir(pod), pod_binds(lab_dir, pod)
         env = {"HOSTNAME": pod.hostname}
     env |= {"NETLAB_LAB": plan.lab, "NETLAB_POD": p.pod, **dict(p.env)}
     mounts: tuple = ()
@@ -356,8 +361,10 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
     sandboxed = own and model is not None
     if sandboxed and model is not None and m is not None:
         container = next(c for c in model.spec.containers if c.name == p.container)
-        pod = plan.pods[p.pod]
-        fields = volumes.pod_fields(model, pod.ip, pod.node, plan.node(pod.node).underlay_ip)
+        if fields is None:
+            pod = plan.pods[p.pod]
+            fields = volumes.pod_fields(model, pod.ip, pod.node,
+                                        plan.node(pod.node).underlay_ip)
         resolved, warned = volumes.container_env(model, container, m, fields)
         env |= dict(resolved)
         if warnings is not None:

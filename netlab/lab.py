@@ -36,6 +36,7 @@ from netlab.compile import (
     current,
     manifests,
     merge_docs,
+    pod_binds,
     remove_docs,
 )
 from netlab.converge import ChangeSummary, Converger, ProgressFn, converge_docs
@@ -567,9 +568,7 @@ class Lab:
         env: dict[str, str] = {}
         if t.kind == "pod":
             p = targets.pod(plan, t.name)
-            d = names.pod_dir(self.name, p.namespace, p.name)
-            binds = ((str(d / "resolv.conf"), "/etc/resolv.conf"),
-                     (str(d / "hosts"), "/etc/hosts"))
+            binds = pod_binds(str(names.lab_dir(self.name)), p)  # as its containers have them
             env = {"HOSTNAME": p.hostname}
             for c in p.containers:
                 env.update(dict(c.env))
