@@ -24,7 +24,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from netlab.compile import DesiredLab, compile_lab, current, order, pod_dir
 from netlab.errors import KernelError
@@ -352,6 +352,5 @@ def _announce(port: KernelPort, netns: str, taken: list[Announced]) -> None:
 
 
 def _without(plan: Plan, gone: Sequence[str]) -> Plan:
-    kept = {k: p for k, p in plan.pods.items() if k not in set(gone)}
-    return Plan(plan.lab, plan.cluster, plan.nodes, kept, plan.underlay_gateway,
-                plan.namespaces, plan.services, plan.external_ip, plan.internet_ip)
+    """The plan with these pods gone and everything else (Services, pending pods) kept."""
+    return replace(plan, pods={k: p for k, p in plan.pods.items() if k not in set(gone)})
