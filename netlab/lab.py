@@ -558,10 +558,11 @@ class Lab:
         running)."""
         plan = self.plan
         t = targets.parse(target)
+        extra = {k: os.environ[k] for k in ("TERM",) if k in os.environ}
         if t.kind == "pod":
             entered = self._sandbox_argv(targets.pod(plan, t.name), argv, container)
             if entered is not None:
-                return entered
+                return entered[0], {**procs.BASE_ENV, **extra, **entered[1]}
         netns = targets.netns(plan, t)
         uts: Path | None = uts_path(self.name, netns)
         binds: tuple[tuple[str, str], ...] = ()
@@ -576,12 +577,13 @@ class Lab:
             env = {"HOSTNAME": t.name}
         else:
             uts = None  # the fabric has no hostname of its own
-        extra = {k: os.environ[k] for k in ("TERM",) if k in os.environ}
         return procs.launcher_argv(netns_path(netns), uts, list(argv), binds), {
             **procs.BASE_ENV, **extra, **env}
 
     def _sandbox_argv(self, p: PodPlan, argv: Sequence[str], container: str | None
                       ) -> tuple[list[str], dict[str, str]] | None:
+        """The command line entering the pod's sandbox and the container's own environment,
+        or None when the pod has no sandbox running."""
         from netlab.kernel import sandbox
 
         names_ = [c.name for c in p.containers]
@@ -610,9 +612,7 @@ class Lab:
             for c in p.containers:
                 if container in (None, c.name):
                     env.update(dict(c.env))
-        extra = {k: os.environ[k] for k in ("TERM",) if k in os.environ}
-        return sandbox.exec_argv(sb, (), list(argv), container=joined), {
-            **procs.BASE_ENV, **extra, **env}
+        return sandbox.exec_argv(sb, (), list(argv), container=joined), env
 
     def exec(self, target: str, argv: Sequence[str], *, input: str | None = None,
              timeout: float | None = 60, container: str | None = None) -> ExecResult:
