@@ -175,10 +175,15 @@ def _child_pids(pid: int) -> set[int]:
 
 def reload(pid: int, timeout: float = 3.0) -> None:
     """SIGHUP a master process (nginx: check the new configuration, start new workers with
-    it, let the old ones finish their requests) and return once a new worker exists, so
-    that a request made after the caller returns meets the new configuration."""
+    it, let the old ones finish their requests) and return once a new worker exists and the
+    old ones are gone (or `timeout` passed), so that a request made after the caller returns
+    meets the new configuration: an old worker keeps accepting on the shared listening
+    socket until it has handled its QUIT, which comes after the new worker starts."""
     old = _child_pids(pid)
     os.kill(pid, signal.SIGHUP)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not (_child_pids(pid) - old):
+    while time.monotonic() < deadline:
+        children = _child_pids(pid)
+        if children - old and not children & old:
+            break
         time.sleep(0.01)
