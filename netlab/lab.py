@@ -15,7 +15,6 @@ netlab.views, `check`/`explain` live in netlab.check and the packet walk in netl
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -567,17 +566,20 @@ class Lab:
         uts: Path | None = uts_path(self.name, netns)
         binds: tuple[tuple[str, str], ...] = ()
         env: dict[str, str] = {}
+        hostname = None
         if t.kind == "pod":
             p = targets.pod(plan, t.name)
             binds = pod_binds(str(names.lab_dir(self.name)), p)  # as its containers have them
             env = {"HOSTNAME": p.hostname}
+            uts, hostname = None, p.hostname  # a UTS namespace of its own, named for the pod
             for c in p.containers:
                 env.update(dict(c.env))
         elif t.kind in ("node", "host"):
             env = {"HOSTNAME": t.name}
         else:
             uts = None  # the fabric has no hostname of its own
-        return procs.launcher_argv(netns_path(netns), uts, list(argv), binds), {
+        return procs.launcher_argv(netns_path(netns), uts, list(argv), binds,
+                                   hostname=hostname), {
             **procs.BASE_ENV, **extra, **env}
 
     def _sandbox_argv(self, p: PodPlan, argv: Sequence[str], container: str | None
@@ -690,10 +692,7 @@ def down(name: str) -> bool:
     names.check_lab_name(name)
     if name not in all_labs():
         return False
-    recorded = []
-    with contextlib.suppress(LabNotFoundError):
-        recorded = state.load(name).recorded()
-    destroy_lab(name, recorded)
+    destroy_lab(name, state.recorded(name))
     return True
 
 

@@ -23,7 +23,11 @@ def render_node_bridge(plan: Plan, node: NodePlan) -> list[Intent]:
 
 
 def render_pod_netns(pod: PodPlan) -> list[Intent]:
-    return [Netns(pod.netns, hostname=pod.hostname, sysctls=HOST_SYSCTLS)]
+    """No UTS namespace is bound for a pod (unlike nodes): its sandbox has one with its
+    hostname, and a command in a pod without a sandbox gets a new one (procs.launcher_argv).
+    A bound namespace file is a mount in the host's table, copied into every new mount
+    namespace and unmounted at `down`: one per pod is enough (the network's)."""
+    return [Netns(pod.netns, sysctls=HOST_SYSCTLS)]
 
 
 def render_pod_veth(plan: Plan, pod: PodPlan) -> list[Intent]:

@@ -15,12 +15,16 @@ from netlab.kernel.port import Started
 
 __all__ = ["Started"]  # re-exported: callers name it through procs
 
-# Runs inside the pod's network and UTS namespaces, in a mount namespace of its own whose
-# mounts follow the host's (slave), so the pod sees its own /etc/resolv.conf and /etc/hosts
-# while the host's /etc stays untouched, and a /sys of its own network namespace (as
-# `ip netns exec` does: /sys/class/net lists the pod's interfaces, not the host's).
-# Arguments: EXITFILE SRC DST ... -- ARGV...
-LAUNCHER = r'''x="$1"; shift
+# Runs inside the pod's network namespace (and UTS namespace: a node's or host's bound one,
+# or a new one whose hostname it sets, for a pod: a pod's UTS namespace belongs to its
+# sandbox, so a pod without one gets a fresh namespace with its name per command), in a
+# mount namespace of its own whose mounts follow the host's (slave), so the pod sees its
+# own /etc/resolv.conf and /etc/hosts while the host's /etc stays untouched, and a /sys of
+# its own network namespace (as `ip netns exec` does: /sys/class/net lists the pod's
+# interfaces, not the host's). /proc/sys/kernel/hostname is the caller's UTS namespace's.
+# Arguments: EXITFILE HOSTNAME SRC DST ... -- ARGV...
+LAUNCHER = r'''x="$1" h="$2"; shift 2
+if [ -n "$h" ]; then echo "$h" > /proc/sys/kernel/hostname || exit 126; fi
 umount -l /sys 2>/dev/null && mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys
 while [ "$1" != "--" ]; do
   if [ -e "$2" ]; then mount --bind "$1" "$2" || exit 126; fi; shift 2
@@ -32,40 +36,33 @@ BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
             "HOME": "/root"}
 
 
-
-
 def launcher_argv(netns: Path, uts: Path | None, argv: tuple[str, ...] | list[str],
-                  binds: tuple[tuple[str, str], ...] = (), exit_file: str = "") -> list[str]:
+                  binds: tuple[tuple[str, str], ...] = (), exit_file: str = "",
+                  hostname: str | None = None) -> list[str]:
+    """`argv` in the namespace `netns`, with the UTS namespace bound at `uts`, else (with
+    `hostname`) a new one named so, else the caller's."""
     cmd = ["nsenter", f"--net={netns}"]
     if uts is not None:
         cmd.append(f"--uts={uts}")
-    cmd += ["--", "unshare", "--mount", "--propagation", "slave", "--",
-            "/bin/sh", "-c", LAUNCHER, "netlab-launch", exit_file]
+    new_uts = uts is None and bool(hostname)
+    cmd += ["--", "unshare", "--mount", *(["--uts"] if new_uts else []), "--propagation",
+            "slave", "--", "/bin/sh", "-c", LAUNCHER, "netlab-launch", exit_file,
+            hostname if new_uts and hostname else ""]
     for src, dst in binds:
         cmd += [src, dst]
     return [*cmd, "--", *argv]
 
 
-def spawn(netns: Path, uts: Path | None, argv: tuple[str, ...], env: dict[str, str],
-          binds: tuple[tuple[str, str], ...], log: Path, exit_file: Path) -> Started:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            launcher_argv(netns, uts, argv, binds, str(exit_file)), stdin=subprocess.DEVNULL,
-            stdout=out, stderr=subprocess.STDOUT, env={**BASE_ENV, **env},
-            start_new_session=True, close_fds=True)
-    _children[proc.pid] = proc
-    return Started(proc.pid, starttime(proc.pid) or 0)
-
-
 def start(netns: Path, uts: Path | None, argv: tuple[str, ...] | list[str],
-          env: dict[str, str], binds: tuple[tuple[str, str], ...], log: Path
-          ) -> subprocess.Popen:
+          env: dict[str, str], binds: tuple[tuple[str, str], ...], log: Path,
+          hostname: str | None = None) -> subprocess.Popen:
     """A container's process, a child of the caller: nsenter, unshare and the launcher each
     exec the next, so one process remains (the command), and the caller waits for its exit
     code. Its output goes to `log`."""
     with open(log, "ab") as out:
         return subprocess.Popen(
-            launcher_argv(netns, uts, argv, binds), stdin=subprocess.DEVNULL, stdout=out,
+            launcher_argv(netns, uts, argv, binds, hostname=hostname), stdin=subprocess.DEVNULL,
+            stdout=out,
             stderr=subprocess.STDOUT, env={**BASE_ENV, **env}, start_new_session=True,
             close_fds=True)
 

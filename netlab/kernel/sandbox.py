@@ -132,8 +132,8 @@ def read_only(dst):  # mount -o remount,bind,ro, keeping the mount's other flags
     mount(None, dst, None, REMOUNT | BIND | RDONLY | (os.statvfs(dst).f_flag & KEEP))
 
 
-def setns(path, kind):
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def setns(path, kind):  # path: in the host's mount namespace (HOST: its root)
+    fd = os.open(path.lstrip("/"), os.O_RDONLY | os.O_CLOEXEC, dir_fd=HOST)
     try:
         check(libc.setns(fd, kind), f"setns {path}")
     finally:
@@ -146,7 +146,6 @@ def setup(q):
     if q["uts"]:
         setns(q["uts"], NEWUTS)
     check(libc.unshare(NEWNS | NEWIPC | (0 if q["uts"] else NEWUTS)), "unshare")
-    mount(None, "/", None, REC | PRIVATE)
     r, h = q["root"], q["hostname"]
     m = r + "/merged"
     if not q["uts"]:
@@ -256,8 +255,27 @@ def start(q, here):
             os.close(wr)
 
 
+# This helper's own mount namespace, which every pause copies: the host's without the
+# namespace files (/run/netns/*, UTS files), one mount per lab pod or node. unshare(NEWNS)
+# copies every mount and pivot_root's detach of the old root walks them all again, so a
+# copy of the host's table would cost O(pods) per pod. Paths in requests are opened
+# through HOST, the host's root: a walk from it follows the host's mounts, so namespace
+# files made after this helper started are found (as through /proc/PID/root).
+def template():
+    global HOST
+    HOST = os.open("/", os.O_PATH | os.O_CLOEXEC)
+    check(libc.unshare(NEWNS), "unshare")
+    mount(None, "/", None, REC | PRIVATE)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for p in reversed(points):
+        if p.startswith("/run/netns/") or "/uts/" in p:
+            libc.umount2(p.encode(), 2)  # MNT_DETACH; a failure only leaves it there
+
+
 def main():
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the pauses
+    template()
     here = os.open("/proc/self/ns/pid", os.O_RDONLY)
     idle = float(sys.argv[2])
     while select.select([0], [], [], idle)[0]:
@@ -520,10 +538,13 @@ def _reap_helpers() -> None:
 
 def create_sandbox(lab: str, pod_dir: Path, netns: Path, uts: Path | None, hostname: str,
                    binds: tuple[tuple[str, str], ...] = (),
-                   volumes: Sequence[VolumeLike] = (), timeout: float = 10.0) -> Sandbox:
+                   volumes: Sequence[VolumeLike] = (), timeout: float = 10.0,
+                   disk_mounts: Sequence[str] | None = None) -> Sandbox:
     """Start the pod's pause process with its root filesystem, /proc, /sys, /dev, /tmp, the
     pod's files (`binds`: host file -> path in the pod) and its volumes. `lab` only checks
-    that `pod_dir` is the lab's."""
+    that `pod_dir` is the lab's. `disk_mounts`: host_disk_mounts() if the caller has them
+    (reading the mount table costs ~1 ms per thousand mounts, and a lab binds one per pod
+    namespace: a caller starting many sandboxes reads it once)."""
     reap()
     pod_dir = Path(pod_dir)
     if lab not in pod_dir.parts:
@@ -542,7 +563,7 @@ def create_sandbox(lab: str, pod_dir: Path, netns: Path, uts: Path | None, hostn
     vol_dir.mkdir(mode=0o755)
     try:
         args = _prepare_volumes(vol_dir, volumes)
-        for point in host_disk_mounts():
+        for point in host_disk_mounts() if disk_mounts is None else disk_mounts:
             args += ["S", point]
         for src, dst in binds:
             args += ["B", src, dst]
@@ -582,13 +603,20 @@ def _mount_args(sandbox: Sandbox, mounts: Sequence[MountLike]) -> list[str]:
 
 
 def container_argv(sandbox: Sandbox, mounts: Sequence[MountLike], argv: Sequence[str],
-                   workdir: str | None = None) -> list[str]:
+                   workdir: str | None = None, alone: bool = False) -> list[str]:
     """The command line that becomes the container's one process, in the pod's network,
     UTS, IPC and a mount namespace of its own (the pod's plus `mounts`). Run it as a child
     forked inside `pid_namespace(sandbox)` (see `popen`), so that it is in the pod's PID
-    namespace: nsenter, unshare and sh each exec the next, the last one `argv`."""
-    return ["nsenter", f"--target={sandbox.pause()}", "--net", "--uts", "--ipc", "--mount",
-            "--", *_container_setup(sandbox, mounts, argv, workdir, "netlab-container")]
+    namespace: nsenter, unshare and sh each exec the next, the last one `argv`.
+
+    `alone`: the pod's only container. With no volumes and no working dir, it then stays in
+    the pod's mount namespace: its own copy would be identical with nobody to tell them
+    apart, and costs an exec (unshare) per container start."""
+    head = ["nsenter", f"--target={sandbox.pause()}", "--net", "--uts", "--ipc", "--mount",
+            "--"]
+    if alone and not sandbox.volumes and not mounts and not workdir:
+        return [*head, *argv]
+    return [*head, *_container_setup(sandbox, mounts, argv, workdir, "netlab-container")]
 
 
 def _container_setup(sandbox: Sandbox, mounts: Sequence[MountLike], argv: Sequence[str],

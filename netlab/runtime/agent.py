@@ -77,6 +77,15 @@ def workload_to_json(w: Workload) -> dict[str, Any]:
             "podIP": w.pod_ip, "netns": w.netns, "sandbox": sandbox}
 
 
+def _hostname(w: Workload) -> str | None:
+    """The pod's hostname (commands outside its sandbox get a UTS namespace with it)."""
+    if w.sandbox is not None:
+        return w.sandbox.hostname
+    if w.serve is not None:
+        return w.serve.hostname
+    return next((v for p in w.processes for k, v in p.env if k == "HOSTNAME"), None)
+
+
 def workload_from_json(d: dict[str, Any]) -> Workload:
     def proc(p: dict[str, Any]) -> Process:
         return Process(p["pod"], p["container"], p["netns"], tuple(p["argv"]),
@@ -170,6 +179,7 @@ class Agent:
         self.pod_ready: dict[str, tuple[bool, str]] = {}  # owner -> (ready, why not)
         self.readiness_changed = threading.Event()
         self.sandboxes: dict[str, sandbox.Sandbox] = {}  # owner -> its pod's sandbox
+        self.disk_mounts: list[str] | None = None  # read once for a batch of new sandboxes
         # containers without a command (the responder stands for them) that a probe
         # restarted: their restarts, last state and back-off
         self.virtual: dict[tuple[str, str], dict[str, Any]] = {}
@@ -195,7 +205,11 @@ class Agent:
                 c = Container(p, desired[p.pod].restart_policy, desired[p.pod].backoff)
                 self.containers[c.key] = c
                 by_pod.setdefault(p.pod, []).append(c)
-            self._start_pods(list(by_pod.values()))
+            self.disk_mounts = sandbox.host_disk_mounts() if by_pod else None
+            try:
+                self._start_pods(list(by_pod.values()))
+            finally:
+                self.disk_mounts = None
             for owner in diff.unserve:
                 self._virtual_exited(owner)
             for serve in diff.serve:  # a container without a command runs from now on
@@ -277,7 +291,8 @@ class Agent:
         ns, _, name = owner.partition("/")
         sb = sandbox.create_sandbox(self.lab, names.pod_dir(self.lab, ns, name),
                                     netns_path(w.netns), uts if uts.exists() else None,
-                                    w.sandbox.hostname, w.sandbox.binds, w.sandbox.volumes)
+                                    w.sandbox.hostname, w.sandbox.binds, w.sandbox.volumes,
+                                    disk_mounts=self.disk_mounts)
         self.sandboxes[owner] = sb
         self._status_dirty = True
         return sb
@@ -303,13 +318,16 @@ class Agent:
             if p.sandboxed:
                 sb = self._sandbox(p.pod)
                 with open(log, "ab") as out, open(os.devnull) as null:
+                    alone = sum(q.sandboxed for q in self.loads[p.pod].processes) == 1
                     c.popen = sandbox.popen(
-                        sb, sandbox.container_argv(sb, p.mounts, p.argv), dict(p.env),
+                        sb, sandbox.container_argv(sb, p.mounts, p.argv, alone=alone),
+                        dict(p.env),
                         stdin=null, stdout=out, stderr=out, start_new_session=True,
                         close_fds=True)
             else:
                 c.popen = procs.start(netns_path(p.netns), uts if uts.exists() else None,
-                                      p.argv, dict(p.env), p.binds, log)
+                                      p.argv, dict(p.env), p.binds, log,
+                                      hostname=_hostname(self.loads[p.pod]))
         except (OSError, KernelError) as e:
             c.state, c.reason, c.message = "waiting", "CreateContainerError", str(e)
             c.popen = None
@@ -466,10 +484,11 @@ class Agent:
         netns = netns_path(w.netns)
         uts = uts_path(self.lab, w.netns)
         binds = proc.binds if proc else ()
+        hostname = _hostname(w)
 
         def exec_argv(command: Sequence[str]) -> list[str]:
             return procs.launcher_argv(netns, uts if uts.exists() else None, list(command),
-                                       binds)
+                                       binds, hostname=hostname)
         return Target(netns, w.pod_ip, dict(spec.ports), exec_argv)
 
     def _run_probes(self, now: float) -> None:

@@ -9,6 +9,8 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import bind_layers
 
+from netlab import names
+
 bind_layers(UDP, VXLAN, dport=8472)  # flannel's port; scapy only knows IANA's 4789
 
 
@@ -42,6 +44,12 @@ def test_pod_identity_and_workload(netlab_lab):
     assert f"inet {a1.ip}/24" in lines[1]
     assert "default via 10.244.0.1 dev eth0" in r.stdout
     assert "mtu 1450" in lab.exec("a1", ["ip", "link", "show", "eth0"]).stdout
+    # a pod without a command (no sandbox) is named too: a UTS namespace per command;
+    # only nodes and outside hosts have a bound UTS namespace file
+    assert lab.exec("a2", ["hostname"]).stdout == "a2\n"
+    assert lab.exec("node/node-1", ["hostname"]).stdout == "node-1\n"
+    uts = sorted(p.name.rsplit(".", 1)[-1] for p in (names.lab_dir(lab.name) / "uts").iterdir())
+    assert uts == ["external", "internet", "node-1", "node-2"], uts
     assert wait_until(lambda: lab.logs("a1")) == "Hello from a1\n"
     assert a1.status == "Running" and a1.ready == "1/1"
     hosts = lab.exec("a1", ["cat", "/etc/hosts"]).stdout

@@ -341,3 +341,38 @@ def test_a_sandbox_that_cannot_be_set_up_says_why_and_leaves_nothing(pods):
         sbx.create_sandbox(pods.lab, d, names.NETNS_DIR / "nlsbx-does-not-exist", None, "bad")
     assert sorted(p.name for p in d.iterdir()) == []
     assert sandbox_mounts_anywhere(pods.lab) == []
+
+
+def test_a_namespace_made_after_the_helper_started_is_found(pods):
+    """The helper works in a template mount namespace without the host's namespace files
+    (/run/netns/*), and opens a request's paths through the host's root: a network
+    namespace bound after it started is entered all the same."""
+    first = pods.sandbox("early")  # the helper is running from here on (idle exit: 5 s)
+    late = f"nlsbx-late-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", late], check=True)
+    try:
+        pods.netns = names.NETNS_DIR / late
+        s = pods.sandbox("late")
+        assert os.stat(f"/proc/{s.pid}/ns/net").st_ino == os.stat(names.NETNS_DIR / late).st_ino
+        assert os.stat(f"/proc/{first.pid}/ns/net").st_ino != \
+            os.stat(names.NETNS_DIR / late).st_ino
+        # the pause's mount table: its own few mounts, no copy of the host's namespace files
+        table = Path(f"/proc/{s.pid}/mountinfo").read_text()
+        assert "/run/netns" not in table and len(table.splitlines()) < 40, table
+    finally:
+        sbx.remove_sandbox(pods.sandboxes.pop())
+        subprocess.run(["ip", "netns", "del", late], check=False)
+
+
+def test_a_sole_container_without_volumes_stays_in_the_pods_mount_namespace(pods):
+    s = pods.sandbox("solo")
+    argv = sbx.container_argv(s, (), ["sleep", "60"], alone=True)
+    assert "unshare" not in argv  # one exec less per container start
+    p = sbx.popen(s, argv)
+    pods.children.append(p)
+    time.sleep(0.2)
+    assert os.stat(f"/proc/{p.pid}/ns/mnt").st_ino == os.stat(f"/proc/{s.pid}/ns/mnt").st_ino
+    assert os.stat(f"/proc/{p.pid}/ns/pid").st_ino == s.pid_ns
+    assert Path(f"/proc/{p.pid}/cmdline").read_text() == "sleep\x0060\0"
+    # not alone, or with volumes: a mount namespace of its own, as before
+    assert "unshare" in sbx.container_argv(s, (), ["sleep", "60"])

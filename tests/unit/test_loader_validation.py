@@ -135,8 +135,8 @@ def test_dotted_pod_and_deployment_names_render():
     assert names.lab_of_netns(web.netns) == "t"
     assert web.hostname == "web.v1"
     assert web.veth.startswith("veth") and len(web.veth) <= names.IFNAMSIZ
-    assert "netns add pod.default.web.v1 hostname web.v1 " in text
-    assert f"netns add pod.default.{api.name} hostname {api.name} " in text
+    assert "netns add pod.default.web.v1 " in text
+    assert f"netns add pod.default.{api.name} " in text
     assert "file pods/default.web.v1/hosts:" in text
     # the policy's chains and comments are named after the pods, and nft would load them
     assert "add chain ip netlab-policy ingress-default/web.v1\n" in text
