@@ -48,10 +48,11 @@ from netlab.intents import (
     Workload,
     render_text,
 )
+from netlab.jobs import PodOutcome
 from netlab.loader import RawDoc, build, describe, object_key
 from netlab.model import Cluster, Manifests, NetworkPolicy, Pod
 from netlab.nft import Table
-from netlab.plan import Plan, PodPlan, desired_pods, make_plan
+from netlab.plan import Plan, PodPlan, desired_pods, make_plan, revision_pods
 
 
 @dataclass
@@ -217,14 +218,15 @@ def manifests(docs: Iterable[RawDoc], cluster: Cluster | None = None,
 def compile_lab(lab: str, docs: Iterable[RawDoc], previous: Plan | None = None,
                 label_overrides: dict[str, dict[str, str | None]] | None = None,
                 built: Manifests | None = None,
-                readiness: dict[str, tuple[bool, str]] | None = None) -> DesiredLab:
+                readiness: dict[str, tuple[bool, str]] | None = None,
+                outcomes: dict[str, PodOutcome] | None = None) -> DesiredLab:
     """(documents, previous plan) -> the desired lab. With a previous plan, pods that did not
     change keep their node and addresses and Services their addresses (a running lab)."""
     docs = list(docs)
     m = built or build(docs)
     cluster = effective_cluster(m, previous)
     m = manifests(docs, cluster, label_overrides, built=m)
-    desired = render(plan_lab(lab, m, cluster, previous, readiness), m)
+    desired = render(plan_lab(lab, m, cluster, previous, readiness, outcomes), m)
     if previous is not None:
         stale = kubeproxy.stale_udp_endpoints(previous, desired.plan)
         if stale:
@@ -241,10 +243,11 @@ def current(plan: Plan, docs: Iterable[RawDoc],
 
 
 def plan_lab(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None,
-             readiness: dict[str, tuple[bool, str]] | None = None) -> Plan:
+             readiness: dict[str, tuple[bool, str]] | None = None,
+             outcomes: dict[str, PodOutcome] | None = None) -> Plan:
     """Pods placed and addressed, then Services (addresses, endpoints of ready pods,
     responder ports)."""
-    return services.plan_services(m, make_plan(lab, m, cluster, previous, readiness),
+    return services.plan_services(m, make_plan(lab, m, cluster, previous, readiness, outcomes),
                                   previous, readiness)
 
 
@@ -277,12 +280,13 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
     raw = underlay.render_processes(plan)
     for pod in plan.pods.values():
         raw += workloads.render_pod(pod)
-    models = {p.key: p for p in desired_pods(m, plan.cluster)}
+    # a StatefulSet pod kept on an older revision renders from that revision's template
+    models = {p.key: p for p in revision_pods(desired_pods(m, plan.cluster, plan.jobs), m, plan)}
     sandboxes: dict[str, SandboxSpec] = {}
     fields: dict[str, dict[str, str]] = {}  # pod key -> its downward-API values
     for key, pod in plan.pods.items():
         model = models.get(key)
-        if model is None or not any(c.argv for c in pod.containers):
+        if model is None or not any(c.argv for c in (*pod.init_containers, *pod.containers)):
             continue
         fields[key] = volumes.pod_fields(model, pod.ip, pod.node,
                                          plan.node(pod.node).underlay_ip)
@@ -309,11 +313,11 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
         spec = specs.get(k)
         probes = tuple(Probes(c.name, c.readiness_probe, c.liveness_probe, c.startup_probe,
                               tuple((cp.name, cp.container_port) for cp in c.ports if cp.name))
-                       for c in (spec.containers if spec else ())
+                       for c in (spec.long_running if spec else ())
                        if c.readiness_probe or c.liveness_probe or c.startup_probe)
         loads[k] = Workload(k, tuple(processes.get(k, ())), policy.get(k, "Always"),
                             serves.get(k), backoff,
-                            tuple(c.name for c in spec.containers) if spec else (), probes,
+                            tuple(c.name for c in spec.long_running) if spec else (), probes,
                             pod.ip if pod else "", pod.netns if pod else "", sandboxes.get(k))
     return DesiredLab(plan.lab, plan, m, network, pods, files, rules, announced, loads,
                       ready, warnings=warnings)
@@ -360,7 +364,8 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
     own = p.argv[:1] not in ((dns.COMMAND,), (ingress.COMMAND,))
     sandboxed = own and model is not None
     if sandboxed and model is not None and m is not None:
-        container = next(c for c in model.spec.containers if c.name == p.container)
+        container = next(c for c in (*model.spec.init_containers, *model.spec.containers)
+                         if c.name == p.container)
         if fields is None:
             pod = plan.pods[p.pod]
             fields = volumes.pod_fields(model, pod.ip, pod.node,
@@ -371,7 +376,7 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
             warnings += warned
         mounts = volumes.container_mounts(model.spec, container)
     p = Process(p.pod, p.container, p.netns, p.argv, tuple(env.items()), binds, workdir,
-                sandboxed, mounts)
+                sandboxed, mounts, p.init)
     if p.argv[:1] == (dns.COMMAND,):
         return dns.resolve(plan, lab_dir, p)
     if p.argv[:1] == (ingress.COMMAND,):

@@ -114,6 +114,10 @@ class Converger:
             self._undo = []
         self._wait_ready(new, started)
         self.state.docs, self.state.plan, self.state.phase = docs, new.plan, "ready"
+        # readiness is a pod's, not a name's: a re-created pod is not ready until the agent
+        # says so (else a StatefulSet update would step on the old pod's readiness, and the
+        # agent, seeing no change to report, would never converge the next step)
+        self.state.readiness = {k: v for k, v in self.state.readiness.items() if k not in made}
         self.save(self.state)
         summary.created, summary.deleted = made, gone
         return summary
@@ -162,7 +166,15 @@ class Converger:
             return
         intents = order([i for k in keys for i in new.pods[k]])  # one batch per namespace
         self._undo.append(lambda: self._stop_pods(new, keys))
-        self.port.create(intents, self._tick("pods", len(intents)))
+
+        def prepare() -> None:
+            """Once the namespaces exist, the agent makes the pods' sandboxes while their
+            interfaces, addresses and routes are made here (an optimisation: its failure
+            fails nothing, the sandboxes are then made with the containers)."""
+            with contextlib.suppress(KernelError):
+                self.port.prepare_sandboxes({k: new.workloads[k] for k in keys
+                                             if k in new.workloads})
+        self.port.create(intents, self._tick("pods", len(intents)), namespaces_made=prepare)
 
     # --- 3. files ----------------------------------------------------------------------------
 
@@ -330,8 +342,10 @@ def converge_docs(port: KernelPort, st: LabState, docs: list, progress: Progress
     """A running lab made what `docs` say (with its `netlab label` changes)."""
     assert st.plan is not None
     old = current(st.plan, st.docs, st.label_overrides)
+    # outcomes only of pods the lab has: a Job made again must not inherit its old pods'
+    st.pod_outcomes = {k: v for k, v in st.pod_outcomes.items() if k in st.plan.pods}
     new = compile_lab(st.lab, docs, previous=st.plan, label_overrides=st.label_overrides,
-                      readiness=st.readiness)
+                      readiness=st.readiness, outcomes=st.pod_outcomes)
     return Converger(port, st, progress, save).converge(old, new, docs)
 
 

@@ -163,6 +163,9 @@ class Process:
     workdir: str = ""  # lab-relative directory of its .log and .exit files
     sandboxed: bool = False  # in its pod's sandbox (own root, /tmp, PID namespace, volumes)
     mounts: tuple[VolumeMount, ...] = ()  # its volumeMounts, in the sandbox
+    # "init": an init container, run to completion before what follows it starts;
+    # "sidecar": an init container with restartPolicy Always; "": a container
+    init: str = ""
 
     def text(self) -> str:
         return f"[{_short(self.netns)}] run {self.container}: {' '.join(self.argv)}"

@@ -59,7 +59,7 @@ from netlab.kernel import (
 )
 from netlab.loader import RawDoc, as_docs, build, object_key, read_files
 from netlab.model import NetworkPolicy
-from netlab.plan import Plan, PodPlan
+from netlab.plan import ContainerPlan, Plan, PodPlan
 from netlab.policy.engine import PolicyEngine, engine_for
 from netlab.probe import ProbeResult
 from netlab.runtime.client import LabPort, agent_process
@@ -69,6 +69,7 @@ from netlab.views import (
     ExecResult,
     IngressClassInfo,
     IngressInfo,
+    JobInfo,
     LabStatus,
     NamespaceInfo,
     NodeInfo,
@@ -77,6 +78,7 @@ from netlab.views import (
     ServiceInfo,
     ingress_class_infos,
     ingress_infos,
+    job_infos,
     namespace_infos,
     node_infos,
     service_info,
@@ -320,33 +322,44 @@ class Lab:
         created = status.get("pods", {}).get(p.key, {}).get("created", 0.0)
         served = p.key in status.get("responder", {})
         probes = status.get("probes", {})
-        statuses = []
-        for c in p.containers:
+        # before the agent reports on a container with a readiness probe, it is not ready
+        unprobed_ready = not p.readiness_probed
+
+        def container(c: ContainerPlan, held: bool = False) -> ContainerStatus:
             r = reported.get(c.name)
             probed = probes.get(f"{p.key}/{c.name}", {})
-            # before the agent reports on a container with a readiness probe, it is not ready
-            unprobed_ready = not p.readiness_probed
-            if not c.argv:  # no command: the built-in responder stands for its image
+            if not c.argv and (c.sidecar or c in p.containers):
+                # no command: the built-in responder stands for its image
                 v = status.get("virtual", {}).get(f"{p.key}/{c.name}", {})
                 up = (served or not p.serves) and not v.get("waiting")
-                reason = "" if up else ("CrashLoopBackOff" if v.get("waiting")
-                                        else "ContainerCreating")
-                statuses.append(ContainerStatus(
+                reason = "" if up else ("CrashLoopBackOff" if v.get("waiting") else
+                                        "PodInitializing" if held else "ContainerCreating")
+                return ContainerStatus(
                     c.name, (), "running" if up else "waiting", reason,
                     restarts=v.get("restarts", 0), started_at=created,
                     message=probed.get("reason", "") if probed else "",
                     last_state=v.get("lastState") or {},
-                    ready=up and probed.get("ready", unprobed_ready)))
-            elif r is None:
-                statuses.append(ContainerStatus(c.name, c.argv, "waiting", "ContainerCreating"))
-            else:
-                statuses.append(ContainerStatus(
-                    c.name, c.argv, r["state"], r["reason"], r["exitCode"], r["pid"] or None,
-                    r["restarts"], r["startedAt"], r["finishedAt"], r["message"],
-                    r.get("lastState") or {},
-                    ready=r["state"] == "running" and probed.get("ready", unprobed_ready)))
+                    ready=up and probed.get("ready", unprobed_ready), sidecar=c.sidecar)
+            if not c.argv:  # an init container with nothing to run: done at once
+                return ContainerStatus(c.name, (), "terminated", "Completed", 0,
+                                       started_at=created, finished_at=created)
+            if r is None:
+                return ContainerStatus(c.name, c.argv, "waiting",
+                                       "PodInitializing" if held else "ContainerCreating",
+                                       sidecar=c.sidecar)
+            return ContainerStatus(
+                c.name, c.argv, r["state"], r["reason"], r["exitCode"], r["pid"] or None,
+                r["restarts"], r["startedAt"], r["finishedAt"], r["message"],
+                r.get("lastState") or {},
+                ready=r["state"] == "running" and probed.get("ready", unprobed_ready),
+                sidecar=c.sidecar)
+
+        inits = tuple(container(c) for c in p.init_containers)
+        held = any(not (s.completed or (s.sidecar and s.state == "running")) for s in inits)
+        statuses = [container(c, held) for c in p.containers]
         return PodInfo(p.namespace, p.name, p.node, p.ip, dict(p.labels), tuple(statuses),
-                       st.plan.node(p.node).underlay_ip, p.owner, created, p.restart_policy)
+                       st.plan.node(p.node).underlay_ip, p.owner, created, p.restart_policy,
+                       init_containers=inits)
 
     def services(self, namespace: str | None = None) -> list[ServiceInfo]:
         """Services of one namespace, or of all when `namespace` is None."""
@@ -363,6 +376,11 @@ class Lab:
         without endpoints and why it has none)."""
         t = targets.parse(dst, self.plan)
         return self.service(t.name).why_no_endpoints() if t.kind == "service" else None
+
+    def jobs(self, namespace: str | None = None) -> list[JobInfo]:
+        """Jobs of one namespace, or of all when `namespace` is None: their completions,
+        active/succeeded/failed pods and conditions (netlab.jobs)."""
+        return job_infos(self.plan, namespace)
 
     def ingresses(self, namespace: str | None = None) -> list[IngressInfo]:
         """Ingress objects with their rules, backends, the controller's address, and
@@ -401,9 +419,11 @@ class Lab:
                 raise InputError(f"pod {p.key} has {len(names_)} containers "
                                  f"({', '.join(names_)}): choose one with -c")
             container = names_[0]
-        if container not in names_:
+        inits = [c.name for c in p.init_containers]
+        if container not in names_ + inits:
             raise InputError(f"pod {p.key} has no container {container!r} "
-                             f"(containers: {', '.join(names_)})")
+                             f"(containers: {', '.join(names_)}"
+                             f"{'; init containers: ' + ', '.join(inits) if inits else ''})")
         d = names.pod_dir(self.name, p.namespace, p.name)
         log = d / (f"{container}.previous.log" if previous else f"{container}.log")
         if previous and not log.exists():
@@ -588,7 +608,7 @@ class Lab:
         or None when the pod has no sandbox running."""
         from netlab.kernel import sandbox
 
-        names_ = [c.name for c in p.containers]
+        names_ = [c.name for c in (*p.containers, *p.init_containers)]
         if container is not None and container not in names_:
             raise InputError(f"pod {p.key} has no container {container!r} "
                              f"(containers: {', '.join(names_)})")

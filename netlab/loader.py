@@ -40,6 +40,7 @@ from netlab.model import (
     IngressRule,
     IngressTLS,
     IPBlock,
+    JobSpec,
     KeyToPath,
     LabelSelector,
     LabelSelectorRequirement,
@@ -664,57 +665,14 @@ def _pod_spec(spec: Fields) -> PodSpec:
 
 
 def _pod_spec_fields(spec: Fields, volumes: tuple[Volume, ...]) -> PodSpec:
-    containers = []
     port_names: dict[str, str] = {}
     names: set[str] = set()
     items = spec.items("containers", required=True)
     if not items:
         raise spec.error("containers", "must list at least one container")
-    for c in items:
-        name = c.name("name", "container name")
-        if name in names:
-            raise c.error("name", f"duplicate container name {name!r}")
-        names.add(name)
-        ports = []
-        seen_ports: set[tuple[int, str]] = set()
-        for p in c.items("ports"):
-            number = p.int("containerPort", lo=1, hi=65535)
-            proto = p.choice("protocol", PROTOCOLS, "TCP")
-            pname = p.str("name", None)
-            if pname is not None:
-                from netlab.fields import is_port_name
-
-                if not is_port_name(pname):
-                    raise p.error("name", f"{pname!r} is not a valid port name (at most 15 "
-                                          "lower-case letters, digits and '-', with a letter)")
-                if pname in port_names:
-                    raise p.error("name", f"port name {pname!r} is already used by "
-                                          f"{port_names[pname]}")
-                port_names[pname] = f"container {name}"
-            if (number, proto) in seen_ports:
-                raise p.error("containerPort", f"{number}/{proto} is listed twice")
-            seen_ports.add((number, proto))
-            p.ignore("hostPort", "hostIP")
-            ports.append(ContainerPort(number, proto, pname))
-            p.done()
-        env: list[tuple[str, str]] = []
-        env_refs = _env_refs(c, env)
-        mounts = _volume_mounts(c, volumes)
-        c.ignore("imagePullPolicy", "resources", "terminationMessagePath",
-                 "terminationMessagePolicy")
-        probes = {k: _probe(c, key, ports)
-                  for k, key in (("readiness_probe", "readinessProbe"),
-                                 ("liveness_probe", "livenessProbe"),
-                                 ("startup_probe", "startupProbe"))}
-        containers.append(Container(name, c.str("image", None), c.str_list("command"),
-                                    c.str_list("args"), tuple(ports), tuple(env), **probes))
-        containers[-1] = dataclasses.replace(containers[-1], volume_mounts=mounts,
-                                             env_refs=env_refs)
-        c.done()
-    for key in ("initContainers",):
-        if spec.has(key):
-            spec.ignore(key)
-            spec.where.warnings.append(f"{spec.where.obj}: {spec.path}.{key} are not run")
+    containers = [_container(c, volumes, port_names, names, init=False) for c in items]
+    init_containers = [_container(c, volumes, port_names, names, init=True)
+                       for c in spec.items("initContainers")]
     node_name = spec.name("nodeName", "node name") if spec.has("nodeName") else None
     hostname = spec.name("hostname", "hostname") if spec.has("hostname") else None
     subdomain = spec.name("subdomain", "subdomain") if spec.has("subdomain") else None
@@ -753,7 +711,64 @@ def _pod_spec_fields(spec: Fields, volumes: tuple[Volume, ...]) -> PodSpec:
     spec.done()
     return PodSpec(tuple(containers), node_name, hostname, subdomain, dns_policy, dns_config,
                    restart_policy, host_aliases=tuple(host_aliases),
-                   node_selector=node_selector, node_affinity=node_affinity)
+                   node_selector=node_selector, node_affinity=node_affinity,
+                   init_containers=tuple(init_containers))
+
+
+def _container(c: Fields, volumes: tuple[Volume, ...], port_names: dict[str, str],
+               names: set[str], init: bool) -> Container:
+    """One entry of containers or initContainers. Names are unique across both lists, as
+    the API server checks; an init container's restartPolicy may only be Always (a native
+    sidecar), and only sidecars may have probes (validateInitContainers)."""
+    name = c.name("name", "container name")
+    if name in names:
+        raise c.error("name", f"duplicate container name {name!r}")
+    names.add(name)
+    ports = []
+    seen_ports: set[tuple[int, str]] = set()
+    for p in c.items("ports"):
+        number = p.int("containerPort", lo=1, hi=65535)
+        proto = p.choice("protocol", PROTOCOLS, "TCP")
+        pname = p.str("name", None)
+        if pname is not None:
+            from netlab.fields import is_port_name
+
+            if not is_port_name(pname):
+                raise p.error("name", f"{pname!r} is not a valid port name (at most 15 "
+                                      "lower-case letters, digits and '-', with a letter)")
+            if pname in port_names:
+                raise p.error("name", f"port name {pname!r} is already used by "
+                                      f"{port_names[pname]}")
+            port_names[pname] = f"container {name}"
+        if (number, proto) in seen_ports:
+            raise p.error("containerPort", f"{number}/{proto} is listed twice")
+        seen_ports.add((number, proto))
+        p.ignore("hostPort", "hostIP")
+        ports.append(ContainerPort(number, proto, pname))
+        p.done()
+    restart_policy = None
+    if c.has("restartPolicy"):
+        if not init:
+            raise c.error("restartPolicy", "Forbidden: may not be set for non-init containers")
+        restart_policy = c.choice("restartPolicy", ("Always",), "Always")
+    env: list[tuple[str, str]] = []
+    env_refs = _env_refs(c, env)
+    mounts = _volume_mounts(c, volumes)
+    c.ignore("imagePullPolicy", "resources", "terminationMessagePath",
+             "terminationMessagePolicy")
+    probes = {}
+    for k, key in (("readiness_probe", "readinessProbe"), ("liveness_probe", "livenessProbe"),
+                   ("startup_probe", "startupProbe")):
+        if init and restart_policy is None and c.has(key):
+            raise c.error(key, "Forbidden: may not be set for init containers without "
+                               "restartPolicy=Always")
+        probes[k] = _probe(c, key, ports)
+    container = Container(name, c.str("image", None), c.str_list("command"),
+                          c.str_list("args"), tuple(ports), tuple(env), **probes,
+                          volume_mounts=mounts, env_refs=env_refs,
+                          restart_policy=restart_policy)
+    c.done()
+    return container
 
 
 def _pod(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
@@ -838,6 +853,8 @@ def _workload(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                                            'supported values: "OnFailure", "Never"')
     template.done()
     service_name, ordered = None, True
+    job_spec: JobSpec | None = None
+    strategy: dict[str, Any] = {}  # StatefulSet: Workload's update_strategy fields
     if kind == "StatefulSet":
         service_name = spec.name("serviceName", "service name", "dns1035") \
             if spec.has("serviceName") else None
@@ -846,19 +863,13 @@ def _workload(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         if spec.has("volumeClaimTemplates"):
             spec.ignore("volumeClaimTemplates")
             m.warnings.append(f"{where}: volumeClaimTemplates are not modelled (no volumes)")
-        spec.ignore("updateStrategy", "revisionHistoryLimit", "minReadySeconds",
+        strategy = _statefulset_update_strategy(m, spec, ordered)
+        spec.ignore("revisionHistoryLimit", "minReadySeconds",
                     "persistentVolumeClaimRetentionPolicy", "ordinals")
-    elif kind == "Job":
-        completions = spec.int("completions", 1, lo=0, hi=100000)
-        parallelism = spec.int("parallelism", 1, lo=0, hi=100000)
-        replicas = min(parallelism, completions)
-        if completions > replicas:
-            m.warnings.append(f"{where}: {replicas} pod(s) run once; the other "
-                              f"{completions - replicas} completions are not run (netlab "
-                              "does not recreate finished Job pods)")
-        spec.ignore("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished",
-                    "completionMode", "suspend", "podFailurePolicy", "backoffLimitPerIndex",
-                    "maxFailedIndexes", "podReplacementPolicy")
+    elif kind == "Job":  # run to completion by netlab.jobs, as the Job controller does
+        job_spec = _job_spec(spec, where, m.warnings)
+        replicas = min(job_spec.parallelism, job_spec.completions
+                       if job_spec.completions is not None else job_spec.parallelism)
     elif kind == "DaemonSet":
         spec.ignore("updateStrategy", "revisionHistoryLimit", "minReadySeconds")
     else:
@@ -867,7 +878,79 @@ def _workload(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     top.done()
     m.workloads[f"{kind}/{key[1]}/{key[2]}"] = Workload(
         kind, key[1], key[2], replicas, selector, tlabels, tannotations, pod_spec, labels,
-        service_name, ordered, src)
+        service_name, ordered, src, **strategy, job=job_spec)
+
+
+def _job_spec(spec: Fields, where: str, warnings: list[str]) -> JobSpec:
+    """completions, parallelism (both 1 when neither is set; completions unset with
+    parallelism set: a work queue, as the API server defaults them), backoffLimit (6),
+    completionMode. The fields netlab does not model are warned about when set."""
+    completions = spec.int("completions", None, lo=0, hi=100000)
+    if completions is None and not spec.has("parallelism"):
+        completions = 1
+    parallelism = spec.int("parallelism", 1, lo=0, hi=100000)
+    backoff = spec.int("backoffLimit", 6, lo=0, hi=2**31 - 1)
+    indexed = spec.choice("completionMode", ("NonIndexed", "Indexed"), "NonIndexed") == \
+        "Indexed"
+    if indexed and completions is None:
+        raise spec.error("completions", "Required value: when completionMode is Indexed")
+    unmodelled = {
+        "activeDeadlineSeconds": "the Job is not ended for running too long",
+        "ttlSecondsAfterFinished": "a finished Job and its pods stay until deleted",
+        "podFailurePolicy": "every failed pod counts against backoffLimit",
+        "successPolicy": "the Job succeeds when its completions succeeded",
+        "backoffLimitPerIndex": "only backoffLimit counts failures",
+        "maxFailedIndexes": "only backoffLimit counts failures"}
+    for name, effect in unmodelled.items():
+        if spec.raw(name, None) is not None:
+            warnings.append(f"{where}: spec.{name} is not modelled: {effect}")
+    if spec.raw("suspend", None) is True:
+        warnings.append(f"{where}: spec.suspend is not modelled: the Job runs")
+    spec.ignore(*unmodelled, "suspend", "podReplacementPolicy", "managedBy")
+    return JobSpec(completions, parallelism, backoff, indexed)
+
+
+def _statefulset_update_strategy(m: Manifests, spec: Fields, ordered: bool) -> dict[str, Any]:
+    """spec.updateStrategy of a StatefulSet, validated as the API server does
+    (ValidateStatefulSetSpec): Workload's update_strategy (type), partition and
+    max_unavailable (rollingUpdate's)."""
+    strategy = spec.sub("updateStrategy")
+    if strategy is None:
+        return {}
+    kind = strategy.choice("type", ("RollingUpdate", "OnDelete"), "RollingUpdate")
+    rolling = strategy.sub("rollingUpdate")
+    partition, max_unavailable = 0, None
+    if rolling is not None and kind != "RollingUpdate":
+        raise strategy.error("rollingUpdate", "only allowed for updateStrategy type "
+                                              "RollingUpdate: remove it, or use that type")
+    if rolling is not None:
+        partition = rolling.int("partition", 0)
+        if partition < 0:
+            raise rolling.error("partition", f"{partition}: must be greater than or equal to 0")
+        max_unavailable = rolling.raw("maxUnavailable", None)
+        if max_unavailable is not None:  # ValidatePositiveIntOrPercent, not 0, at most 100%
+            value = max_unavailable
+            if isinstance(value, str) and re.fullmatch(r"[0-9]+%", value):
+                value = int(value[:-1])
+                if value > 100:
+                    raise rolling.error("maxUnavailable", f"{max_unavailable!r}: must not be "
+                                                          "greater than 100%")
+            elif isinstance(value, bool) or not isinstance(value, int):
+                raise rolling.error("maxUnavailable", f"{max_unavailable!r}: must be an integer "
+                                                      "or a percentage such as '25%'")
+            if value < 0:
+                raise rolling.error("maxUnavailable", f"{value}: must be greater than or equal "
+                                                      "to 0")
+            if value == 0:
+                raise rolling.error("maxUnavailable", f"{max_unavailable!r}: cannot be 0")
+            if ordered and max_unavailable != 1:
+                m.warnings.append(
+                    f"{spec.where.obj}: {rolling.path}.maxUnavailable {max_unavailable} is "
+                    "treated as 1 with podManagementPolicy OrderedReady: netlab updates one pod "
+                    "at a time (it applies with podManagementPolicy Parallel)")
+        rolling.done()
+    strategy.done()
+    return {"update_strategy": kind, "partition": partition, "max_unavailable": max_unavailable}
 
 
 def _cron_job(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:

@@ -163,6 +163,9 @@ class Container:
     startup_probe: Probe | None = None
     volume_mounts: tuple[VolumeMount, ...] = ()
     env_refs: tuple[EnvRef, ...] = ()  # valueFrom and envFrom, resolved at pod start
+    # initContainers only: "Always" makes it a native sidecar (runs beside the containers,
+    # restarted whatever the pod's restartPolicy; KEP-753)
+    restart_policy: str | None = None
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -186,6 +189,19 @@ class PodSpec:
     node_selector: tuple[tuple[str, str], ...] = ()  # spec.nodeSelector, sorted
     # affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution; () = none
     node_affinity: tuple[NodeSelectorTerm, ...] = ()
+    # spec.initContainers in order: each runs to completion before the next; sidecars
+    # (restart_policy "Always") start in their turn and keep running
+    init_containers: tuple[Container, ...] = ()
+
+    @property
+    def sidecars(self) -> tuple[Container, ...]:
+        return tuple(c for c in self.init_containers if c.restart_policy == "Always")
+
+    @property
+    def long_running(self) -> tuple[Container, ...]:
+        """The containers that make up a running pod: its sidecars, then its containers
+        (what READY counts, whose ports are served and whose readiness makes the pod's)."""
+        return (*self.sidecars, *self.containers)
 
 
 @dataclass(frozen=True)
@@ -231,7 +247,7 @@ class Workload:
     kind: str
     namespace: str
     name: str
-    replicas: int  # DaemonSet: unused (one per node); Job: pods planned at once
+    replicas: int  # DaemonSet: unused (one per node); Job: its first wave of pods
     selector: LabelSelector
     template_labels: dict[str, str]
     template_annotations: dict[str, str]
@@ -240,6 +256,23 @@ class Workload:
     service_name: str | None = None  # StatefulSet spec.serviceName
     ordered_ready: bool = True  # StatefulSet podManagementPolicy OrderedReady
     source: Source | None = field(default=None, compare=False)
+    # StatefulSet spec.updateStrategy (plan.statefulset_revisions): "RollingUpdate" or
+    # "OnDelete"; rollingUpdate.partition; rollingUpdate.maxUnavailable (int, "N%", or None:
+    # not set, the GA one-at-a-time rule)
+    update_strategy: str = "RollingUpdate"
+    partition: int = 0
+    max_unavailable: int | str | None = None
+    job: JobSpec | None = None  # Job: how its pods run to completion (netlab.jobs)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A Job's run-to-completion fields, defaulted as the API server does."""
+
+    completions: int | None = 1  # None (parallelism set, completions not): a work queue
+    parallelism: int = 1
+    backoff_limit: int = 6
+    indexed: bool = False  # completionMode Indexed
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ its pod exists), so `up` is simply planning against an empty lab.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -15,9 +16,11 @@ from typing import Any
 
 from netlab import names, scheduling
 from netlab.errors import InputError
+from netlab.jobs import JobPlan, PodOutcome, job_pods, plan_job, plan_jobs
 from netlab.model import Cluster, Manifests, Pod, PodSpec, Workload
 
 K8S_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes' generated names
+REVISION_LABEL = "controller-revision-hash"  # a StatefulSet pod's template revision
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class ContainerPlan:
     name: str
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    sidecar: bool = False  # an init container with restartPolicy Always
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class PodPlan:
     ready: bool = True  # counted as an endpoint (the agent's readiness, see compile)
     not_ready_reason: str = ""
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # spec.hostAliases: /etc/hosts
+    # spec.initContainers in order (sidecars among them); `containers` are the others
+    init_containers: tuple[ContainerPlan, ...] = ()
 
     @property
     def key(self) -> str:
@@ -152,6 +158,18 @@ class PendingPod:
         return f"{self.namespace}/{self.name}"
 
 
+@dataclass(frozen=True)
+class StatefulSetRevisions:
+    """A StatefulSet's ControllerRevisions, as much of them as the lab needs (see
+    statefulset_revisions): the revision of its template now (`update`, status.updateRevision),
+    the one pods below a partition are created at (`current`, status.currentRevision), and the
+    pod template (spec.template as written) of each revision a pod still runs."""
+
+    update: str
+    current: str
+    templates: dict[str, dict] = field(default_factory=dict, hash=False)
+
+
 @dataclass
 class Plan:
     lab: str
@@ -164,6 +182,9 @@ class Plan:
     external_ip: str = ""  # the `external` client host on the underlay
     internet_ip: str = ""  # the `internet` host (its underlay side is underlay_gateway)
     pending: dict[str, PendingPod] = field(default_factory=dict)  # unschedulable pods
+    jobs: dict[str, JobPlan] = field(default_factory=dict)  # Jobs: pods, status (netlab.jobs)
+    # "namespace/name" of each StatefulSet -> its revisions (statefulset_revisions)
+    statefulsets: dict[str, StatefulSetRevisions] = field(default_factory=dict)
 
     def node(self, name: str) -> NodePlan:
         return next(n for n in self.nodes if n.name == name)
@@ -182,9 +203,10 @@ class Plan:
         pods = {}
         for k, p in data["pods"].items():
             p = dict(p)
-            p["containers"] = tuple(ContainerPlan(c_["name"], tuple(c_["argv"]),
-                                                  tuple(map(tuple, c_["env"])))
-                                    for c_ in p["containers"])
+            for f in ("containers", "init_containers"):
+                p[f] = tuple(ContainerPlan(c_["name"], tuple(c_["argv"]),
+                                           tuple(map(tuple, c_["env"])), c_.get("sidecar", False))
+                             for c_ in p.get(f, ()))
             for f in ("container_ports", "named_ports", "serves"):
                 p[f] = tuple(map(tuple, p.get(f, ())))
             p["host_aliases"] = tuple((ip, tuple(h)) for ip, h in p.get("host_aliases", ()))
@@ -201,7 +223,10 @@ class Plan:
                    data["underlay_gateway"], data.get("namespaces", {}), services,
                    data.get("external_ip", ""), data.get("internet_ip", ""),
                    pending={k: PendingPod(**{**v, "containers": tuple(v.get("containers", ()))})
-                            for k, v in data.get("pending", {}).items()})
+                            for k, v in data.get("pending", {}).items()},
+                   jobs={k: JobPlan.from_json(v) for k, v in data.get("jobs", {}).items()},
+                   statefulsets={k: StatefulSetRevisions(**v)
+                                 for k, v in data.get("statefulsets", {}).items()})
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
@@ -258,23 +283,19 @@ def spec_hash(spec: PodSpec) -> str:
     return _hash(_set_fields(spec), 16)
 
 
-def workload_pods(w: Workload, cluster: Cluster) -> list[Pod]:
-    """The pods of a ReplicaSet, ReplicationController, Job (`<name>-<5 chars>`), DaemonSet
-    (one per node, pinned with nodeName) or StatefulSet (`<name>-<ordinal>`, hostname and
-    subdomain = serviceName), with stable, deterministic names."""
+def workload_pods(w: Workload, cluster: Cluster, job: JobPlan | None = None) -> list[Pod]:
+    """The pods of a ReplicaSet, ReplicationController, Job (`<name>-<5 chars>`: those `job`
+    lists, else its first wave; netlab.jobs), DaemonSet (one per node, pinned with nodeName)
+    or StatefulSet (`<name>-<ordinal>`, hostname and subdomain = serviceName), with stable,
+    deterministic names."""
+    if w.kind == "Job" and w.job is not None:
+        return job_pods(w, job or plan_job(w, None, {}))
     base = w.name[: 63 - 6].rstrip(".")
     owner = f"{w.kind}/{w.name}"
-    if w.kind == "StatefulSet":
-        out = []
-        for i in range(w.replicas):
-            name = f"{w.name}-{i}"
-            spec = replace(w.template_spec, hostname=name,
-                           subdomain=w.service_name or w.template_spec.subdomain)
-            labels = {**w.template_labels, "statefulset.kubernetes.io/pod-name": name,
-                      "apps.kubernetes.io/pod-index": str(i)}
-            out.append(Pod(w.namespace, name, spec, labels, dict(w.template_annotations),
-                           owner, w.source))
-        return out
+    if w.kind == "StatefulSet":  # at the template's revision (statefulset_revisions)
+        revision = revision_name(w)
+        return [statefulset_pod(w, i, revision, w.template_spec, w.template_labels,
+                                w.template_annotations) for i in range(w.replicas)]
     if w.kind == "DaemonSet":  # the nodes its nodeSelector and node affinity accept
         from netlab.scheduling import accepts
 
@@ -327,13 +348,177 @@ def _ordinal(p: Pod) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def desired_pods(m: Manifests, cluster: Cluster | None = None) -> list[Pod]:
+def revision_name(w: Workload) -> str:
+    """A StatefulSet's revision of its pod template, as the `controller-revision-hash` label
+    shows it: `<name>-<10 chars>` (a label value is at most 63 characters). The hash is over
+    what the template sets, so a field netlab learns to model later starts no update."""
+    digest = _hash([_set_fields(w.template_spec), w.template_labels, w.template_annotations], 32)
+    return f"{w.name[:52]}-{_k8s_suffix(digest, 10)}"
+
+
+def statefulset_pod(w: Workload, ordinal: int, revision: str, spec: PodSpec,
+                    labels: dict[str, str], annotations: dict[str, str]) -> Pod:
+    """Pod `<name>-<ordinal>` of a StatefulSet at a revision of its template: hostname the
+    pod's name, subdomain spec.serviceName, labeled with its name, index and revision."""
+    name = f"{w.name}-{ordinal}"
+    spec = replace(spec, hostname=name, subdomain=w.service_name or spec.subdomain)
+    labels = {**labels, REVISION_LABEL: revision, "apps.kubernetes.io/pod-index": str(ordinal),
+              "statefulset.kubernetes.io/pod-name": name}
+    return Pod(w.namespace, name, spec, labels, dict(annotations), f"StatefulSet/{w.name}",
+               w.source)
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_template(text: str, file: str) -> tuple[dict[str, str], dict[str, str], PodSpec]:
+    """A recorded pod template (JSON) -> its labels, annotations and spec, read by the loader
+    as it read them when the template was applied."""
+    from netlab.loader import RawDoc, build
+
+    raw = json.loads(text)
+    labels = (raw.get("metadata") or {}).get("labels") or {}
+    doc = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "revision"},
+           "spec": {"selector": {"matchLabels": labels}, "template": raw}}
+    w = next(iter(build([RawDoc(doc, file)]).workloads.values()))
+    return w.template_labels, w.template_annotations, w.template_spec
+
+
+def _revision_pod(w: Workload, ordinal: int, revision: str, template: dict,
+                  m: Manifests) -> Pod:
+    """Pod `ordinal` of `w` at an older revision: its recorded template (with the lab's
+    `netlab label` changes, as desired_pods gives every pod)."""
+    labels, annotations, spec = _parse_template(json.dumps(template, sort_keys=True,
+                                                           default=str),
+                                                w.source.file if w.source else "<revision>")
+    p = statefulset_pod(w, ordinal, revision, spec, labels, annotations)
+    changes = m.label_overrides.get(p.key)
+    if changes:
+        p = replace(p, labels={k: v for k, v in {**p.labels, **changes}.items() if v is not None})
+    return p
+
+
+def _max_unavailable(w: Workload) -> int:
+    """rollingUpdate.maxUnavailable as a number of pods: a percentage of replicas rounded up,
+    at least 1 (getStatefulSetMaxUnavailable)."""
+    value = w.max_unavailable
+    if isinstance(value, str):
+        value = -(-int(value.rstrip("%")) * w.replicas // 100)
+    return max(1, value or 1)
+
+
+def statefulset_revisions(pods: list[Pod], m: Manifests, previous: Plan | None,
+                          readiness: dict[str, tuple[bool, str]] | None
+                          ) -> tuple[list[Pod], dict[str, StatefulSetRevisions]]:
+    """StatefulSet spec.updateStrategy: which revision of its template each pod runs.
+
+    `pods` come from workload_pods at the template's revision (`update`). A pod the lab
+    already runs keeps the revision its `controller-revision-hash` label says, unless the
+    strategy updates it now:
+
+    - RollingUpdate (the default): one pod at a time from the highest ordinal down to
+      rollingUpdate.partition; the pod updated last must be Running and Ready (the agent's
+      readiness; not reported = not ready) before the next lower one is. With OrderedReady,
+      nothing is updated while any pod is missing or not ready (the controller's monotonic
+      rule; maxUnavailable counts as 1, the loader warns). With Parallel and
+      rollingUpdate.maxUnavailable set, as many pods are updated at once as its budget allows:
+      maxUnavailable minus the pods not Running and Ready now, any ordinal (the
+      MaxUnavailableStatefulSet feature). Pods below the partition stay, and are created at
+      `current` (the revision every pod ran before the update).
+    - OnDelete: pods keep their revision; only new pods (scale-up) get the new one.
+
+    The agent converges the lab whenever readiness changes, so the next step comes then.
+
+    How an old pod keeps running exactly as it was: the plan records the pod template of each
+    revision still in use, as written (StatefulSetRevisions.templates: Kubernetes'
+    ControllerRevisions), and a pod staying on an old revision is rebuilt from it here (and
+    by revision_pods, for render): same spec, so make_plan keeps its PodPlan (node, address,
+    processes) untouched. A pod whose revision is not recorded (a plan made before
+    revisions were) is updated at once, as before."""
+    ready = readiness or {}
+    by_set: dict[str, list[Pod]] = {}
+    for p in pods:
+        if (p.owner or "").startswith("StatefulSet/"):
+            by_set.setdefault(f"{p.namespace}/{p.owner.split('/', 1)[1]}", []).append(p)
+    replaced: dict[str, Pod] = {}
+    records: dict[str, StatefulSetRevisions] = {}
+    for key, members in sorted(by_set.items()):
+        w = m.workloads.get(f"StatefulSet/{key}")
+        if w is None:
+            continue
+        update = revision_name(w)
+        before = previous.statefulsets.get(key) if previous is not None else None
+        templates = dict(before.templates) if before is not None else {}
+        raw = m.raw.get(("StatefulSet", w.namespace, w.name), {})
+        template = (raw.get("spec") or {}).get("template")
+        if isinstance(template, dict):
+            templates[update] = template
+        current = before.current if before is not None and before.current in templates \
+            else update
+        rolling = w.update_strategy == "RollingUpdate"
+        revision: dict[int, str] = {}
+        exists: set[int] = set()
+        for p in members:
+            i = _ordinal(p)
+            old = previous.pods.get(p.key) if previous is not None else None
+            if old is not None and old.owner == p.owner:
+                exists.add(i)
+                rev = old.labels.get(REVISION_LABEL, update)
+                revision[i] = rev if rev == update or rev in templates else update
+            else:  # newVersionedStatefulSetPod: below the partition at the current revision
+                revision[i] = current if rolling and i < w.partition else update
+        up = {i for i in exists if ready.get(f"{key}-{i}", (False, ""))[0]}  # Running and Ready
+        top_down = [i for i in sorted(revision, reverse=True) if i >= w.partition]
+        if rolling and w.max_unavailable is not None and not w.ordered_ready:
+            budget = _max_unavailable(w) - sum(i not in up for i in range(w.replicas))
+            for i in top_down:
+                if budget <= 0:
+                    break
+                if revision[i] != update:
+                    revision[i], budget = update, budget - 1
+        elif rolling and (not w.ordered_ready or all(i in up for i in range(w.replicas))):
+            for i in top_down:
+                if revision[i] != update:
+                    revision[i] = update  # this one now; the next once it is ready
+                    break
+                if i not in up:
+                    break
+        for p in members:
+            rev = revision[_ordinal(p)]
+            if rev != update:
+                replaced[p.key] = _revision_pod(w, _ordinal(p), rev, templates[rev], m)
+        if all(revision.get(i) == update for i in range(w.replicas)):
+            current = update  # the update is complete
+        used = {update, current, *revision.values()}
+        records[key] = StatefulSetRevisions(update, current, {r: t for r, t in templates.items()
+                                                              if r in used})
+    return [replaced.get(p.key, p) for p in pods], records
+
+
+def revision_pods(pods: list[Pod], m: Manifests, plan: Plan) -> list[Pod]:
+    """The model pods as `plan` runs them: a StatefulSet pod the plan keeps on an older
+    revision (statefulset_revisions) is its recorded template's, so it renders as it was."""
+    out = []
+    for p in pods:
+        planned = plan.pods.get(p.key)
+        rev = planned.labels.get(REVISION_LABEL) if planned is not None else None
+        owner, _, name = (p.owner or "").partition("/")
+        record = plan.statefulsets.get(f"{p.namespace}/{name}")
+        w = m.workloads.get(f"StatefulSet/{p.namespace}/{name}")
+        if owner == "StatefulSet" and rev and rev != p.labels.get(REVISION_LABEL) and \
+                record is not None and rev in record.templates and w is not None:
+            p = _revision_pod(w, _ordinal(p), rev, record.templates[rev], m)
+        out.append(p)
+    return out
+
+
+def desired_pods(m: Manifests, cluster: Cluster | None = None,
+                 jobs: dict[str, JobPlan] | None = None) -> list[Pod]:
     """Pods as declared, plus the replicas of every Deployment, with stable names
     `<deployment>-<template hash>-<5 chars>` (like a ReplicaSet's, but deterministic), and
-    the pods of the other workload kinds (workload_pods)."""
+    the pods of the other workload kinds (workload_pods; Jobs: the pods `jobs` lists)."""
     pods = list(m.pods.values())
     for w in m.workloads.values():
-        pods.extend(workload_pods(w, cluster or m.cluster or Cluster()))
+        pods.extend(workload_pods(w, cluster or m.cluster or Cluster(),
+                                  (jobs or {}).get(f"{w.namespace}/{w.name}")))
     for d in m.deployments.values():
         template_hash = _k8s_suffix(_hash([_set_fields(d.template_spec), d.template_labels],
                                           32), 10)
@@ -405,11 +590,15 @@ def capacity(cidr: ipaddress.IPv4Network) -> int:
 
 
 def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None,
-              readiness: dict[str, tuple[bool, str]] | None = None) -> Plan:
+              readiness: dict[str, tuple[bool, str]] | None = None,
+              outcomes: dict[str, PodOutcome] | None = None) -> Plan:
     nodes, underlay_gw = plan_nodes(lab, cluster)
     by_name = {n.name: n for n in nodes}
     cidrs = {n.name: ipaddress.IPv4Network(n.pod_cidr) for n in nodes}
-    pods = ordered_ready(desired_pods(m, cluster), m, readiness, previous)
+    # Jobs: which pods each has now, from its pods' outcomes as the lab's agent reports them
+    jobs = plan_jobs(m, previous.jobs if previous else None, outcomes)
+    pods = ordered_ready(desired_pods(m, cluster, jobs), m, readiness, previous)
+    pods, revisions = statefulset_revisions(pods, m, previous, readiness)
 
     kept: dict[str, PodPlan] = {}
     if previous is not None:
@@ -450,7 +639,7 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
             return node
         matching = [n for n in by_name if scheduling.accepts(p.spec, specs[n])]
         free = [n for n in matching if len(used[n]) < capacity(cidrs[n])]
-        if not free and scheduling.constrained(p.spec):
+        if not free:  # a node is full when its podCIDR is (kubelet's maxPods, as it were)
             reason = scheduling.unschedulable_reason(len(by_name), {
                 scheduling.MISMATCH: len(by_name) - len(matching),
                 scheduling.TOO_MANY: len(matching)})
@@ -458,10 +647,6 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
                                         tuple(c.name for c in p.spec.containers),
                                         p.spec.restart_policy)
             return None
-        if not free:
-            raise InputError(f"no node has room for pod {p.key}: every node's podCIDR is full; "
-                             "add nodes or widen podCIDRMaskSize",
-                             file=str(p.source) if p.source else None, obj=f"Pod {p.key}")
         return min(free, key=lambda n: (len(used[n]), by_name[n].number))
 
     planned: dict[str, PodPlan] = {}
@@ -490,19 +675,21 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
             host_aliases=p.spec.host_aliases,
             labels=dict(p.labels),
             containers=tuple(ContainerPlan(c.name, c.argv, c.env) for c in p.spec.containers),
+            init_containers=tuple(ContainerPlan(c.name, c.argv, c.env, c.restart_policy == "Always")
+                                  for c in p.spec.init_containers),
             spec_hash=spec_hash(p.spec), owner=p.owner, annotations=dict(p.annotations),
             subdomain=p.spec.subdomain, dns_policy=p.spec.dns_policy or "ClusterFirst",
             dns_config=p.spec.dns_config, restart_policy=p.spec.restart_policy,
             readiness_probed=any(getattr(c, "readiness_probe", None) is not None
-                                 for c in p.spec.containers),
+                                 for c in p.spec.long_running),
             container_ports=tuple(sorted({(cp.protocol, cp.container_port)
-                                          for c in p.spec.containers for cp in c.ports})),
+                                          for c in p.spec.long_running for cp in c.ports})),
             named_ports=tuple(sorted((cp.name, cp.protocol, cp.container_port)
-                                     for c in p.spec.containers for cp in c.ports if cp.name)))
+                                     for c in p.spec.long_running for cp in c.ports if cp.name)))
     ordered = dict(sorted(planned.items()))
     namespaces = {n: dict(ns.labels) for n, ns in sorted(m.namespaces.items())}
     underlay = ipaddress.IPv4Network(cluster.underlay_cidr)
     internet = ipaddress.IPv4Network(cluster.internet_cidr)
     return Plan(lab, cluster, nodes, ordered, underlay_gw, namespaces, {},
                 str(underlay.broadcast_address - 1), str(internet.network_address + 1),
-                pending=dict(sorted(pending.items())))
+                pending=dict(sorted(pending.items())), jobs=jobs, statefulsets=revisions)

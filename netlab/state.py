@@ -18,6 +18,7 @@ from pathlib import Path
 
 from netlab import names
 from netlab.errors import LabNotFoundError
+from netlab.jobs import PodOutcome
 from netlab.kernel.port import Started
 from netlab.loader import RawDoc
 from netlab.plan import Plan
@@ -47,6 +48,8 @@ class LabState:
     label_overrides: dict[str, dict[str, str | None]] = field(default_factory=dict)
     # what the lab's agent last saw: pod key -> (ready, why not); drives Service endpoints
     readiness: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    # what the agent saw of pods that run to completion (restartPolicy not Always); drives Jobs
+    pod_outcomes: dict[str, PodOutcome] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -56,6 +59,7 @@ class LabState:
             "processes": {k: [vars(r) for r in v] for k, v in self.processes.items()},
             "label_overrides": self.label_overrides,
             "readiness": {k: list(v) for k, v in self.readiness.items()},
+            "pod_outcomes": {k: v.to_json() for k, v in self.pod_outcomes.items()},
         }
 
     @classmethod
@@ -67,7 +71,9 @@ class LabState:
             processes={k: [ProcessRecord(**r) for r in v]
                        for k, v in data.get("processes", {}).items()},
             label_overrides=data.get("label_overrides", {}),
-            readiness={k: (bool(v[0]), str(v[1])) for k, v in data.get("readiness", {}).items()})
+            readiness={k: (bool(v[0]), str(v[1])) for k, v in data.get("readiness", {}).items()},
+            pod_outcomes={k: PodOutcome.from_json(v)
+                          for k, v in data.get("pod_outcomes", {}).items()})
 
     def recorded(self) -> list[Started]:
         return [r.started for rs in self.processes.values() for r in rs]

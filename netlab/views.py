@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from netlab.jobs import JobPlan, index_ranges
 from netlab.model import Manifests
 from netlab.plan import Plan, _k8s_suffix
 
@@ -28,6 +29,11 @@ class ContainerStatus:
     message: str = ""
     last_state: dict[str, Any] = field(default_factory=dict, hash=False)
     ready: bool = False
+    sidecar: bool = False  # an init container with restartPolicy Always
+
+    @property
+    def completed(self) -> bool:
+        return self.state == "terminated" and self.exit_code == 0
 
     def to_k8s(self) -> dict[str, Any]:
         when = _timestamp
@@ -82,26 +88,61 @@ class PodInfo:
     created: float = 0.0  # when the lab's agent was first given the pod
     restart_policy: str = "Always"
     pending_reason: str = ""  # unschedulable (no node, no IP): kube-scheduler's message
+    init_containers: tuple[ContainerStatus, ...] = ()  # spec order, sidecars among them
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
     @property
+    def running_set(self) -> tuple[ContainerStatus, ...]:
+        """What READY counts: the sidecars and the containers (kubectl since 1.29)."""
+        return (*(c for c in self.init_containers if c.sidecar), *self.containers)
+
+    @property
     def ready(self) -> str:
-        return f"{sum(c.ready for c in self.containers)}/{len(self.containers)}"
+        return f"{sum(c.ready for c in self.running_set)}/{len(self.running_set)}"
 
     @property
     def restarts(self) -> int:
-        return sum(c.restarts for c in self.containers)
+        return sum(c.restarts for c in (*self.init_containers, *self.containers))
+
+    @property
+    def initialized(self) -> bool:
+        """The pod's Initialized condition: every init container completed and every sidecar
+        started once, which is when its containers first started; it stays so (a sidecar
+        stopped or restarting later does not undo it)."""
+        return not self.init_containers or any(
+            c.state != "waiting" or c.restarts for c in self.containers)
+
+    @property
+    def initializing(self) -> str | None:
+        """kubectl's STATUS while init containers hold the pod back (Init:1/2,
+        Init:CrashLoopBackOff, Init:Error), else None (printPod's init container loop,
+        skipped once the pod is Initialized)."""
+        if self.initialized:
+            return None
+        for i, c in enumerate(self.init_containers):
+            if c.completed or (c.sidecar and c.state == "running"):
+                continue
+            if c.state == "terminated":
+                return f"Init:{c.reason}" if c.reason else f"Init:ExitCode:{c.exit_code}"
+            if c.state == "waiting" and c.reason and c.reason != "PodInitializing":
+                return f"Init:{c.reason}"
+            return f"Init:{i}/{len(self.init_containers)}"
+        return None
 
     @property
     def status(self) -> str:
-        """kubectl's STATUS column: a waiting container's reason (ContainerCreating,
-        CrashLoopBackOff), else Completed or Error once every container has ended for
-        good, else Running; Pending for a pod no node accepts."""
+        """kubectl's STATUS column: the init containers' state while they run
+        (Init:0/1, Init:CrashLoopBackOff), else a waiting container's reason
+        (ContainerCreating, PodInitializing, CrashLoopBackOff), else Completed or Error once
+        every container has ended for good, else Running; Pending for a pod no node
+        accepts."""
         if self.pending_reason:
             return "Pending"
+        if (init := self.initializing) is not None:
+            return init
         for c in self.containers:
             if c.state == "waiting":
                 return c.reason or "Waiting"
@@ -116,8 +157,14 @@ class PodInfo:
         """Pending, Running, Succeeded or Failed (the Pod API's phase)."""
         if self.pending_reason:
             return "Pending"
-        if any(c.state == "waiting" and c.reason == "ContainerCreating" and not c.restarts
-               for c in self.containers):
+        if self.restart_policy == "Never" and any(
+                c.state == "terminated" and not c.completed and not c.sidecar
+                for c in self.init_containers):
+            return "Failed"  # an init container failed and is not restarted
+        if self.initializing is not None:
+            return "Pending"
+        if any(c.state == "waiting" and c.reason in ("ContainerCreating", "PodInitializing")
+               and not c.restarts for c in self.containers):
             return "Pending"
         if self.containers and all(c.state == "terminated" for c in self.containers):
             return "Succeeded" if all(c.exit_code == 0 for c in self.containers) else "Failed"
@@ -131,7 +178,8 @@ class PodInfo:
         if self.owner:
             kind, _, owner = self.owner.partition("/")
             meta["ownerReferences"] = [{"kind": kind, "name": owner}]
-        ready = bool(self.containers) and all(c.ready for c in self.containers)
+        ready = bool(self.containers) and all(c.ready for c in self.running_set) \
+            and self.initializing is None
         if self.pending_reason:  # as the scheduler leaves an unschedulable pod
             return {
                 "apiVersion": "v1", "kind": "Pod", "metadata": meta,
@@ -145,13 +193,21 @@ class PodInfo:
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": self.node, "restartPolicy": self.restart_policy,
                      "containers": [{"name": c.name, "command": list(c.command)}
-                                    for c in self.containers]},
+                                    for c in self.containers],
+                     **({"initContainers": [
+                         {"name": c.name, "command": list(c.command),
+                          **({"restartPolicy": "Always"} if c.sidecar else {})}
+                         for c in self.init_containers]} if self.init_containers else {})},
             "status": {
                 "phase": self.phase, "podIP": self.ip, "podIPs": [{"ip": self.ip}],
                 "hostIP": self.host_ip,
-                "conditions": [{"type": "Ready", "status": str(ready)},
-                               {"type": "ContainersReady", "status": str(ready)}],
-                "containerStatuses": [c.to_k8s() for c in self.containers]},
+                "conditions": [
+                    {"type": "Initialized", "status": str(self.initialized)},
+                    {"type": "Ready", "status": str(ready)},
+                    {"type": "ContainersReady", "status": str(ready)}],
+                "containerStatuses": [c.to_k8s() for c in self.containers],
+                **({"initContainerStatuses": [c.to_k8s() for c in self.init_containers]}
+                   if self.init_containers else {})},
         }
 
 
@@ -587,3 +643,86 @@ def namespace_infos(plan: Plan) -> list[NamespaceInfo]:
         ns = key.split("/")[0]
         known.setdefault(ns, {"kubernetes.io/metadata.name": ns})
     return [NamespaceInfo(n, dict(labels)) for n, labels in sorted(known.items())]
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A Job as the lab runs it (netlab.jobs), shown as `kubectl get jobs` shows it."""
+
+    job: JobPlan
+    ready: int = 0  # its active pods that are ready
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+    @property
+    def namespace(self) -> str:
+        return self.job.namespace
+
+    @property
+    def completions(self) -> str:
+        """kubectl's COMPLETIONS: succeeded/completions, or `n/1 of P` for a work queue."""
+        j = self.job
+        if j.completions is not None:
+            return f"{j.succeeded}/{j.completions}"
+        return f"{j.succeeded}/1 of {j.parallelism}" if j.parallelism > 1 \
+            else f"{j.succeeded}/1"
+
+    @property
+    def status(self) -> str:
+        """kubectl's STATUS: Complete, Failed, else Running."""
+        return self.job.condition.type if self.job.condition else "Running"
+
+    def duration(self, now: float) -> str:
+        """kubectl's DURATION: start to completion, or to now while not complete (a Failed
+        Job has no completionTime: its duration keeps growing, as in kubectl)."""
+        j = self.job
+        if not j.start_time:
+            return ""
+        return age((j.completion_time or now) - j.start_time)
+
+    def to_k8s(self) -> dict[str, Any]:
+        """The Job shaped like `kubectl get job -o json` (batch/v1, Kubernetes 1.31+
+        conditions: SuccessCriteriaMet or FailureTarget before Complete or Failed)."""
+        j = self.job
+        spec: dict[str, Any] = {"parallelism": j.parallelism, "backoffLimit": j.backoff_limit,
+                                "completionMode": "Indexed" if j.indexed else "NonIndexed",
+                                "selector": {"matchLabels": dict(j.selector)},
+                                "suspend": False,
+                                "template": {"spec": {"restartPolicy": j.restart_policy}}}
+        if j.completions is not None:
+            spec["completions"] = j.completions
+        status: dict[str, Any] = {"ready": self.ready, "uncountedTerminatedPods": {}}
+        if j.start_time:
+            status["startTime"] = _timestamp(j.start_time)
+        if j.completion_time and j.condition and j.condition.type == "Complete":
+            status["completionTime"] = _timestamp(j.completion_time)
+        for key, n in (("active", j.active), ("succeeded", j.succeeded), ("failed", j.failed)):
+            if n:  # omitempty, as the API server writes them
+                status[key] = n
+        if j.indexed and j.completed_indexes:
+            status["completedIndexes"] = index_ranges(j.completed_indexes)
+        if j.condition is not None:
+            c = j.condition
+            first = "SuccessCriteriaMet" if c.type == "Complete" else "FailureTarget"
+            status["conditions"] = [
+                {"type": t, "status": "True", "reason": c.reason, "message": c.message,
+                 "lastProbeTime": _timestamp(c.time), "lastTransitionTime": _timestamp(c.time)}
+                for t in (first, c.type)]
+        return {"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": j.name, "namespace": j.namespace, "labels": dict(j.labels),
+                             "creationTimestamp": _timestamp(j.start_time)},
+                "spec": spec, "status": status}
+
+
+def job_infos(plan: Plan, namespace: str | None = None) -> list[JobInfo]:
+    """The lab's Jobs (of one namespace, or all), with how many of their pods are ready."""
+    out = []
+    for j in plan.jobs.values():
+        if namespace is not None and j.namespace != namespace:
+            continue
+        pods = [plan.pods.get(f"{j.namespace}/{p.name}") for p in j.pods]
+        ready = sum(1 for p in pods if p is not None and p.ready)
+        out.append(JobInfo(j, min(ready, j.active)))
+    return out

@@ -36,7 +36,7 @@ def get(args: Annotated[list[str] | None, typer.Argument(
                                                  help="Tables without the header line.")
                               ] = False,
         lab: LabOpt = None) -> None:
-    """Show pods, services, endpoints, ingresses, nodes or namespaces, like kubectl get.
+    """Show pods, services, endpoints, ingresses, jobs, nodes or namespaces, like kubectl get.
 
     Examples: netlab get pods -o wide;  netlab get po,svc -A;  netlab get pod/pod-a -o yaml;
     netlab get pods -l app=web -o name;  netlab get pods -o jsonpath='{.items[*].status.podIP}'

@@ -11,7 +11,7 @@ from typing import Any
 from netlab import lab as api
 from netlab.cli.printers import Column, Listing
 from netlab.errors import InputError
-from netlab.views import EndpointSliceInfo, PodInfo, ServiceInfo, age
+from netlab.views import EndpointSliceInfo, JobInfo, PodInfo, ServiceInfo, age
 
 
 def _labels(labels: dict[str, str] | None) -> str:
@@ -92,6 +92,10 @@ def _restarts(p: PodInfo) -> str:
     return f"{p.restarts} ({age(time.time() - last)} ago)" if last else str(p.restarts)
 
 
+def _job_age(j: JobInfo) -> str:
+    return age(time.time() - j.job.start_time) if j.job.start_time else "<unknown>"
+
+
 KINDS = (
     Kind("pods", ("pod", "po"), "pod", True, lambda lab, ns: lab.pods(ns), (
         Column("NAME", _name), Column("READY", lambda p: p.ready),
@@ -140,6 +144,11 @@ KINDS = (
              Column("CONTROLLER", lambda c: c.controller),
              Column("PARAMETERS", lambda c: c.parameters_text),
              Column("SERVED", lambda c: "yes" if c.served else "no", wide=True))),
+    Kind("jobs", ("job",), "job.batch", True, lambda lab, ns: lab.jobs(ns), (
+        Column("NAME", _name), Column("STATUS", lambda j: j.status),
+        Column("COMPLETIONS", lambda j: j.completions),
+        Column("DURATION", lambda j: j.duration(time.time())), Column("AGE", _job_age),
+        Column("SELECTOR", lambda j: _labels(j.job.selector), wide=True))),
 )
 _BY_NAME = {n: k for k in KINDS for n in (k.plural, *k.aliases, k.singular)}
 TYPES_HELP = ", ".join(f"{k.plural} ({', '.join(k.aliases)})" for k in KINDS)

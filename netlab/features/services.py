@@ -41,13 +41,16 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
     """Return `plan` with services and each pod's responder ports filled in. `readiness`:
     what the lab's agent last saw of each pod (ready, why not); a pod it has not reported
     on is ready unless a container has a readiness probe (Kubernetes: not ready until the
-    probe first succeeds). Only ready pods are endpoints, unless the Service publishes
-    not-ready addresses; the others are listed as not ready, with the reason."""
+    probe first succeeds) or it has init containers to run. Only ready pods are endpoints,
+    unless the Service publishes not-ready addresses; the others are listed as not ready,
+    with the reason."""
     readiness = readiness or {}
 
     def ready(p: PodPlan) -> tuple[bool, str]:
         if p.key in readiness:
             return readiness[p.key]
+        if any(c.argv and not c.sidecar for c in p.init_containers):
+            return (False, "initializing: its init containers have not completed")
         return (False, "waiting for its first readiness probe") if p.readiness_probed \
             else (True, "")
 

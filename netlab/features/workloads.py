@@ -14,8 +14,15 @@ RESPONDER_SCRIPT = Path(__file__).resolve().parent.parent / "responder.py"
 
 
 def render_pod(pod: PodPlan) -> list[Process]:
-    """The processes of the pod's containers that have a command."""
-    return [Process(pod.key, c.name, pod.netns, c.argv, c.env) for c in pod.containers if c.argv]
+    """The processes of the pod's containers that have a command: its init containers
+    first, in order (the agent runs each to completion before the next starts; sidecars
+    start in their turn and keep running), then its containers. An init container without
+    a command has nothing to run (no image entrypoint) and counts as completed."""
+    return [*(Process(pod.key, c.name, pod.netns, c.argv, c.env,
+                      init="sidecar" if c.sidecar else "init")
+              for c in pod.init_containers if c.argv),
+            *(Process(pod.key, c.name, pod.netns, c.argv, c.env) for c in pod.containers
+              if c.argv)]
 
 
 def render_serve(pod: PodPlan) -> Serve | None:

@@ -7,7 +7,7 @@ step of a convergence can be made to fail in a test and its rollback checked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,7 @@ class FakeKernel:
         self.announced: list[tuple[str, str]] = []
         self.forgotten: list[tuple[str, tuple[str, int]]] = []
         self.calls: dict[str, int] = {}
+        self.prepared: list[str] = []  # pods whose sandboxes were asked for ahead
         self.fail = dict(fail or {})  # operation -> the call number (1-based) that fails
         self._pid = 1000
 
@@ -77,13 +78,18 @@ class FakeKernel:
 
     # --- network ------------------------------------------------------------------------
 
-    def create(self, intents: Sequence[NetworkIntent], progress: Progress | None = None
-               ) -> None:
+    def create(self, intents: Sequence[NetworkIntent], progress: Progress | None = None,
+               namespaces_made: Callable[[], None] | None = None) -> None:
+        hook = namespaces_made
         for intent in intents:
+            if hook is not None and not isinstance(intent, Netns):
+                hook, _ = None, hook()
             self._call("create", intent.text())
             self._create(intent)
             if progress:
                 progress(1)
+        if hook is not None:
+            hook()
 
     def _create(self, i: NetworkIntent) -> None:
         if isinstance(i, Netns):
@@ -205,6 +211,10 @@ class FakeKernel:
 
     def prepare(self) -> None:
         pass
+
+    def prepare_sandboxes(self, desired: dict[str, Workload]) -> None:
+        self._call("prepare_sandboxes")
+        self.prepared += sorted(desired)
 
     def workloads(self, desired: dict[str, Workload]) -> dict[tuple[str, str], Started]:
         """As the agent does it: only the difference (netlab.runtime.workloads)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from netlab import names
 from netlab.errors import KernelError
-from netlab.intents import Address, Certificate, Intent, Link, Netns, Process, ReadyWhen
+from netlab.intents import Address, Certificate, Intent, Link, Netns, Process, ReadyWhen, Workload
 from netlab.kernel import ns, procs, rtnl  # submodules
 from netlab.kernel.port import Started
 
@@ -88,10 +88,13 @@ class Kernel:
 
     # --- applying intents ---------------------------------------------------------------
 
-    def create(self, intents: Sequence[Intent], progress: Progress | None = None) -> None:
+    def create(self, intents: Sequence[Intent], progress: Progress | None = None,
+               namespaces_made: Callable[[], None] | None = None) -> None:
         """Apply network intents in order. Consecutive netlink intents for one namespace go
-        to the kernel as one batch; namespaces are created one by one."""
+        to the kernel as one batch; namespaces are created one by one, and
+        `namespaces_made` is called once they are (before the first batch)."""
         batch: list[Intent] = []
+        hook = namespaces_made
 
         def flush() -> None:
             if batch:
@@ -112,6 +115,8 @@ class Kernel:
             with open("/proc/thread-self/ns/net") as net, open("/proc/thread-self/ns/uts") as uts:
                 home = (net.fileno(), uts.fileno())
                 for intent in intents:
+                    if hook is not None and not isinstance(intent, Netns):
+                        hook, _ = None, hook()
                     if isinstance(intent, Netns):
                         flush()
                         self.create_netns(intent, home)
@@ -124,6 +129,8 @@ class Kernel:
                             flush()
                         batch.append(intent)
             flush()
+            if hook is not None:
+                hook()
         finally:
             self.MAX_OPEN_SOCKETS = cap
             while len(self._socks) > self.MAX_OPEN_SOCKETS:
@@ -283,6 +290,9 @@ class Kernel:
 
     def prepare(self) -> None:
         pass  # netlab.runtime.client.LabPort starts the lab's agent here
+
+    def prepare_sandboxes(self, desired: dict[str, Workload]) -> None:
+        pass  # the lab's agent makes sandboxes (netlab.runtime.client.LabPort)
 
     def stop(self, processes: Sequence[Started], netns: Sequence[str] = ()) -> None:
         inodes = {i for i in (ns.inode(netns_path(n)) for n in netns) if i}

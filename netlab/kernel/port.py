@@ -30,9 +30,10 @@ class KernelPort(Protocol):
     lab: str
 
     # --- network ------------------------------------------------------------------------
-    def create(self, intents: Sequence[NetworkIntent], progress: Progress | None = None
-               ) -> None:
-        """Namespaces, links, addresses, routes, neighbours, FDB entries, in order."""
+    def create(self, intents: Sequence[NetworkIntent], progress: Progress | None = None,
+               namespaces_made: Callable[[], None] | None = None) -> None:
+        """Namespaces, links, addresses, routes, neighbours, FDB entries, in order (the
+        namespaces first); `namespaces_made` is called once they exist."""
 
     def delete_links(self, netns: str, links: Sequence[tuple[str, int]]) -> None:
         """Links by (name, index); a veth takes its peer with it. Gone already is fine."""
@@ -78,6 +79,11 @@ class KernelPort(Protocol):
 
     def release(self, owners: Sequence[str]) -> None:
         """The agent stops supervising these pods and serving them (before they go)."""
+
+    def prepare_sandboxes(self, desired: dict[str, Workload]) -> None:
+        """These pods' namespaces exist: their sandboxes may be made now, in the background,
+        while the rest of the lab is built; `workloads` then finds them ready. Best effort:
+        a sandbox not made here is made when its first container starts."""
 
     # --- processes ----------------------------------------------------------------------
     def stop(self, processes: Sequence[Started], netns: Sequence[str] = ()) -> None:

@@ -39,6 +39,7 @@ from netlab import names
 from netlab.errors import KernelError
 from netlab.features.volumes import PodVolume
 from netlab.intents import Probes, Process, SandboxSpec, Serve, Workload
+from netlab.jobs import PodOutcome
 from netlab.kernel import Kernel, netns_path, procs, raise_fd_limit, sandbox, uts_path
 from netlab.kernel.port import Started
 from netlab.model import Probe, VolumeMount
@@ -91,7 +92,7 @@ def workload_from_json(d: dict[str, Any]) -> Workload:
         return Process(p["pod"], p["container"], p["netns"], tuple(p["argv"]),
                        tuple(map(tuple, p["env"])), tuple(map(tuple, p["binds"])), p["workdir"],
                        p.get("sandboxed", False),
-                       tuple(VolumeMount(**m) for m in p.get("mounts", ())))
+                       tuple(VolumeMount(**m) for m in p.get("mounts", ())), p.get("init", ""))
 
     def probe(p: dict[str, Any] | None) -> Probe | None:
         if p is None:
@@ -117,6 +118,17 @@ def workload_from_json(d: dict[str, Any]) -> Workload:
                     serve, tuple(d.get("backoff", (10.0, 300.0))),
                     tuple(d.get("containers", ())), tuple(probes(p) for p in d.get("probes", ())),
                     d.get("podIP", ""), d.get("netns", ""), sandbox)
+
+
+def container_policy(p: Process, pod_policy: str) -> str:
+    """The restart policy a container runs under: a sidecar always restarts; an init
+    container is restarted when it fails unless the pod's policy is Never, and never once
+    it has completed; the others follow the pod's (KEP-753, pod lifecycle docs)."""
+    if p.init == "sidecar":
+        return "Always"
+    if p.init == "init":
+        return "Never" if pod_policy == "Never" else "OnFailure"
+    return pod_policy
 
 
 # --- one container ----------------------------------------------------------------------
@@ -154,6 +166,7 @@ class Container:
                 "finishedAt": self.finished_at, "exitCode": self.exit_code,
                 "restarts": self.restarts, "restartPolicy": self.policy,
                 "lastState": self.last, "argv": list(self.process.argv),
+                "init": self.process.init,
                 "backoff": self.backoff,
                 "nextStartAt": time.time() + (self.next_start - time.monotonic())
                 if self.next_start else 0.0}
@@ -177,9 +190,16 @@ class Agent:
         self.runner = ProbeRunner(workers=8)
         self.inflight: list[tuple[tuple[str, str], str, int, Future]] = []
         self.pod_ready: dict[str, tuple[bool, str]] = {}  # owner -> (ready, why not)
+        self.pod_outcomes: dict[str, PodOutcome] = {}  # owner -> its phase (not Always)
         self.readiness_changed = threading.Event()
         self.sandboxes: dict[str, sandbox.Sandbox] = {}  # owner -> its pod's sandbox
         self.disk_mounts: list[str] | None = None  # read once for a batch of new sandboxes
+        # sandboxes being made ahead (`prepare`), by owner
+        self.preparing: dict[str, Future] = {}
+        self.preparing_lock = threading.Lock()
+        self.preparer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox")
+        # pods whose built-in responder waits for their init containers to complete
+        self.serve_after_init: dict[str, Serve] = {}
         # containers without a command (the responder stands for them) that a probe
         # restarted: their restarts, last state and back-off
         self.virtual: dict[tuple[str, str], dict[str, Any]] = {}
@@ -198,11 +218,16 @@ class Agent:
                 self._stop(self.containers.pop((owner, container), None))
             for owner in diff.unserve:
                 self._unserve(owner)
+            serving = [s for s in diff.serve if not self._initializing(desired[s.pod])]
             for serve in diff.serve:
-                self._serve(serve)
+                if serve in serving:
+                    self._serve(serve)
+                else:  # its containers run once the init containers have completed
+                    self.serve_after_init[serve.pod] = serve
             by_pod: dict[str, list[Container]] = {}
             for p in diff.start:
-                c = Container(p, desired[p.pod].restart_policy, desired[p.pod].backoff)
+                c = Container(p, container_policy(p, desired[p.pod].restart_policy),
+                              desired[p.pod].backoff)
                 self.containers[c.key] = c
                 by_pod.setdefault(p.pod, []).append(c)
             self.disk_mounts = sandbox.host_disk_mounts() if by_pod else None
@@ -212,7 +237,7 @@ class Agent:
                 self.disk_mounts = None
             for owner in diff.unserve:
                 self._virtual_exited(owner)
-            for serve in diff.serve:  # a container without a command runs from now on
+            for serve in serving:  # a container without a command runs from now on
                 self._virtual_started(desired[serve.pod])
             for owner in desired:
                 self.created.setdefault(owner, time.time())
@@ -221,11 +246,15 @@ class Agent:
             for owner, w in desired.items():  # a new restart policy applies from now on
                 for p in w.processes:
                     if (c := self.containers.get((owner, p.container))) is not None:
-                        c.policy, c.backoff_limits = w.restart_policy, w.backoff
+                        c.policy = container_policy(p, w.restart_policy)
+                        c.backoff_limits = w.backoff
             for key in [k for k in self.probes if k[0] not in desired]:
                 del self.probes[key]
             for key in [k for k in self.virtual if k[0] not in desired]:
                 del self.virtual[key]
+            for owner in [o for o in self.serve_after_init if o not in desired]:
+                del self.serve_after_init[owner]
+            self._collect_prepared()
             self._drop_sandboxes()
             self._save_workloads()
             self._status_dirty = True
@@ -236,6 +265,7 @@ class Agent:
             for owner in owners:
                 self.loads.pop(owner, None)
                 self.created.pop(owner, None)
+                self.serve_after_init.pop(owner, None)
                 self._unserve(owner)
                 for key in [k for k in self.containers if k[0] == owner]:
                     self._stop(self.containers.pop(key))
@@ -244,6 +274,7 @@ class Agent:
                 for key in [k for k in self.virtual if k[0] == owner]:
                     del self.virtual[key]
                 self.pod_ready.pop(owner, None)
+                self.pod_outcomes.pop(owner, None)
             self._drop_sandboxes()
             self._save_workloads()
             self._status_dirty = True
@@ -278,24 +309,64 @@ class Agent:
 
     def _sandbox(self, owner: str) -> sandbox.Sandbox:
         """The pod's sandbox, made when its first container starts (again, if its pause
-        died: the pod's processes died with it)."""
+        died: the pod's processes died with it), unless it was prepared ahead."""
+        self._prepared(owner)
         sb = self.sandboxes.get(owner)
         if sb is not None and sb.alive():
             return sb
         if sb is not None:
             sandbox.remove_sandbox(sb)
-        w = self.loads[owner]
+        self.sandboxes[owner] = sb = self._make_sandbox(owner, self.loads[owner],
+                                                        self.disk_mounts)
+        self._status_dirty = True
+        return sb
+
+    def _make_sandbox(self, owner: str, w: Workload, disk_mounts: list[str] | None
+                      ) -> sandbox.Sandbox:
         if w.sandbox is None:
             raise KernelError(f"pod {owner} has no sandbox specification")
         uts = uts_path(self.lab, w.netns)
         ns, _, name = owner.partition("/")
-        sb = sandbox.create_sandbox(self.lab, names.pod_dir(self.lab, ns, name),
-                                    netns_path(w.netns), uts if uts.exists() else None,
-                                    w.sandbox.hostname, w.sandbox.binds, w.sandbox.volumes,
-                                    disk_mounts=self.disk_mounts)
+        return sandbox.create_sandbox(self.lab, names.pod_dir(self.lab, ns, name),
+                                      netns_path(w.netns), uts if uts.exists() else None,
+                                      w.sandbox.hostname, w.sandbox.binds, w.sandbox.volumes,
+                                      disk_mounts=disk_mounts)
+
+    def prepare(self, desired: dict[str, Workload]) -> None:
+        """Make these pods' sandboxes in the background (their namespaces exist; the CLI
+        is still building their interfaces): `apply` then finds them made."""
+        disk = sandbox.host_disk_mounts()
+        with self.preparing_lock:
+            for owner, w in desired.items():
+                if owner not in self.preparing and owner not in self.sandboxes:
+                    self.preparing[owner] = self.preparer.submit(
+                        self._make_sandbox, owner, w, disk)
+
+    def _prepared(self, owner: str) -> None:
+        """A sandbox made ahead for `owner` joins the others (an error making it is logged:
+        making it again, now, reports it where it belongs)."""
+        with self.preparing_lock:
+            future = self.preparing.pop(owner, None)
+        if future is None:
+            return
+        try:
+            sb = future.result()
+        except (OSError, KernelError) as e:
+            self.log(f"{owner}: sandbox made ahead failed: {e}")
+            return
+        old = self.sandboxes.get(owner)
+        if old is not None and old is not sb:
+            sandbox.remove_sandbox(old)
         self.sandboxes[owner] = sb
         self._status_dirty = True
-        return sb
+
+    def _collect_prepared(self) -> None:
+        """Every sandbox made ahead joins the others (those the workloads do not use are
+        then removed by _drop_sandboxes)."""
+        with self.preparing_lock:
+            owners = list(self.preparing)
+        for owner in owners:
+            self._prepared(owner)
 
     def _drop_sandboxes(self) -> None:
         """Sandboxes of pods that run no sandboxed container any more go."""
@@ -345,7 +416,10 @@ class Agent:
         own containers start in order, in its one sandbox."""
         def start(containers: list[Container]) -> None:
             for c in containers:
-                self._start(c)
+                if self._gated(c):
+                    c.state, c.reason = "waiting", "PodInitializing"
+                else:
+                    self._start(c)
         if len(pods) <= 1:
             for containers in pods:
                 start(containers)
@@ -383,6 +457,8 @@ class Agent:
         restart = c.policy == "Always" or (c.policy == "OnFailure" and code != 0)
         if restart:
             self._schedule_restart(c, failed=False)
+        elif not c.process.init:
+            self._end_sidecars(c.process.pod)
         self._status_dirty = True
 
     def _schedule_restart(self, c: Container, failed: bool) -> None:
@@ -416,6 +492,7 @@ class Agent:
                     c.restarts += 1
                     c.next_start = 0.0
                     self._start(c)
+            self._after_init()
             self._run_probes(now)
             self._restart_virtual(now)
             self._update_readiness()
@@ -448,6 +525,64 @@ class Agent:
             return {"running": [[c.process.pod, c.process.container, c.pid, c.starttime]
                                 for c in self.containers.values() if c.state == "running"],
                     "responder": self.served}
+
+    # --- init containers and sidecars -----------------------------------------------------
+
+    def _initializing(self, w: Workload, before: str | None = None) -> str | None:
+        """The first init container of the pod (before container `before`, if given) that
+        holds back what follows it: one that has not completed, or a sidecar that has not
+        started yet; None when there is none."""
+        for p in w.processes:
+            if p.container == before:
+                return None
+            c = self.containers.get((w.owner, p.container))
+            if p.init == "init" and (c is None or c.state != "terminated" or c.exit_code != 0):
+                return p.container
+            if p.init == "sidecar" and (c is None or not c.started_at):
+                return p.container
+        return None
+
+    def _gated(self, c: Container) -> bool:
+        w = self.loads.get(c.process.pod)
+        return w is not None and self._initializing(w, c.process.container) is not None
+
+    def _after_init(self) -> None:
+        """Start the containers an init container's completion released (in order: the
+        next init container, or sidecars and the containers), and serve a pod's ports once
+        all its init containers have completed."""
+        for c in list(self.containers.values()):
+            if c.state == "waiting" and c.reason == "PodInitializing" and not self._gated(c):
+                self._start(c)
+        for owner, serve in list(self.serve_after_init.items()):
+            w = self.loads.get(owner)
+            if w is not None and self._initializing(w) is None:
+                del self.serve_after_init[owner]
+                self._serve(serve)
+                self._virtual_started(w)
+
+    def _end_sidecars(self, owner: str) -> None:
+        """The pod's containers have all ended for good (restartPolicy Never/OnFailure):
+        its sidecars are stopped too, not restarted (so a Job's pod completes)."""
+        w = self.loads.get(owner)
+        if w is None:
+            return
+        sidecars = {p.container for p in w.processes if p.init == "sidecar"}
+        commands = {p.container: p for p in w.processes if not p.init}
+        if any(name not in commands for name in w.containers if name not in sidecars):
+            return  # a container without a command: the responder serves it, it never ends
+        for name in commands:
+            c = self.containers.get((owner, name))
+            if c is None or c.state != "terminated" or c.next_start:
+                return  # still running, or restarting
+        for p in w.processes:
+            c = self.containers.get((owner, p.container))
+            if p.init == "sidecar" and c is not None:
+                c.policy, c.next_start = "Never", 0.0
+                if c.state == "running":
+                    self._kill(c)
+                    self._exited(c, 137, "stopped: the pod's containers have completed")
+                elif c.state == "waiting":
+                    c.state, c.reason = "terminated", "Completed"
 
     # --- probes and readiness -------------------------------------------------------------
 
@@ -578,6 +713,10 @@ class Agent:
         for owner, w in self.loads.items():
             if owner.startswith("host/") or not w.containers:
                 continue
+            if (init := self._initializing(w)) is not None:
+                now[owner] = (False, f"initializing: init container {init} has not "
+                                     f"{'started' if init in w.containers else 'completed'}")
+                continue
             states = [self._container_ready(w, name) for name in w.containers]
             bad = [why for ok, why in states if not ok]
             now[owner] = (not bad, "; ".join(bad))
@@ -585,6 +724,34 @@ class Agent:
             self.pod_ready = now
             self._status_dirty = True
             self.readiness_changed.set()
+        outcomes = {o: out for o, w in self.loads.items() if (out := self._outcome(w))}
+        if outcomes != self.pod_outcomes:  # a Job's pod ended or restarted: its Job goes on
+            self.pod_outcomes = outcomes
+            self.readiness_changed.set()
+
+    def _outcome(self, w: Workload) -> PodOutcome | None:
+        """The phase of a pod that runs to completion (restartPolicy OnFailure or Never) and
+        its containers' restarts, for the Job controller's counting (netlab.jobs): Succeeded
+        once every container exited 0; Failed once every container ended and one failed,
+        or (Never) an init container failed; else Running. None for other pods."""
+        if w.restart_policy == "Always" or w.owner.startswith("host/") or not w.processes:
+            return None
+        cs = [(p, self.containers.get((w.owner, p.container))) for p in w.processes]
+        restarts = sum(c.restarts for _, c in cs if c is not None)
+        started = self.created.get(w.owner, 0.0)
+        main = [c for p, c in cs if not p.init]
+        ended = [c for c in main if c is not None and c.state == "terminated"]
+        responder = set(w.containers) - {p.container for p in w.processes}  # never ends
+        if w.restart_policy == "Never" and any(
+                p.init == "init" and c is not None and c.state == "terminated"
+                and c.exit_code != 0 for p, c in cs):
+            phase = "Failed"
+        elif main and not responder and len(ended) == len(main):
+            phase = "Succeeded" if all(c.exit_code == 0 for c in ended) else "Failed"
+        else:
+            return PodOutcome("Running", restarts, started)
+        finished = max((c.finished_at for _, c in cs if c is not None), default=0.0)
+        return PodOutcome(phase, restarts, started, finished)
 
     def sync_endpoints(self) -> None:
         """Keep the lab's endpoints on the pods that are ready: under the lab's lock, the
@@ -607,6 +774,7 @@ class Agent:
 
         with self.lock:
             ready = dict(self.pod_ready)
+            outcomes = dict(self.pod_outcomes)
         with state.locked(self.lab):
             st = state.load(self.lab)
             if st.plan is None or st.phase != "ready":
@@ -614,9 +782,12 @@ class Agent:
                 time.sleep(0.05)
                 return
             want = {k: v for k, v in ready.items() if k in st.plan.pods}
-            if want == {k: v for k, v in st.readiness.items() if k in st.plan.pods}:
+            ended = {k: v for k, v in outcomes.items() if k in st.plan.pods}  # Jobs go on
+            if want == {k: v for k, v in st.readiness.items() if k in st.plan.pods} \
+                    and ended == st.pod_outcomes:
                 return
             st.readiness = want
+            st.pod_outcomes = ended
             t0 = time.monotonic()
             port = AgentPort(self)
             try:
@@ -652,7 +823,8 @@ class Agent:
                 was = old.get((w.owner, p.container))
                 if was is None or was.get("argv") != list(p.argv):
                     continue  # never started: apply() starts it
-                c = Container(p, w.restart_policy, w.backoff, was["state"], was["reason"],
+                c = Container(p, container_policy(p, w.restart_policy), w.backoff,
+                              was["state"], was["reason"],
                               was.get("message", ""), was["pid"], was["starttime"],
                               was.get("startedAt", 0.0), was.get("finishedAt", 0.0),
                               was.get("exitCode"), was.get("restarts", 0),
@@ -686,6 +858,9 @@ class Agent:
         if op == "release":
             self.release(list(request["owners"]))
             self.supervise()
+            return {"ok": True}
+        if op == "prepare":
+            self.prepare({d["owner"]: workload_from_json(d) for d in request["workloads"]})
             return {"ok": True}
         if op == "status":
             return {"ok": True, **self.running()}

@@ -63,8 +63,11 @@ def test_capacity_and_unknown_node():
     full = r"node node-1 is full: its podCIDR 10\.244\.0\.0/29 holds 5"
     with pytest.raises(InputError, match=full):
         plan_of(pods_yaml(6, "node-1"), cluster)
-    with pytest.raises(InputError, match="no node has room"):
-        plan_of(pods_yaml(6), cluster)
+    # without nodeName, a pod no node has room for is Pending, as kube-scheduler leaves it
+    plan = plan_of(pods_yaml(6), cluster)
+    assert len(plan.pods) == 5 and len(plan.pending) == 1
+    (pending,) = plan.pending.values()
+    assert pending.reason == "0/1 nodes are available: 1 Too many pods."
     with pytest.raises(InputError, match=r"spec.nodeName: node 'nope' does not exist"):
         plan_of(pods_yaml(1, "nope"))
 

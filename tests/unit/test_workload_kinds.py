@@ -143,7 +143,7 @@ def test_job_pods_and_warnings():
     for p in plan.pods.values():
         assert re.fullmatch(f"web-{SUFFIX}", p.name) and p.owner == "Job/web"
         assert p.restart_policy == "Never" and p.labels["job-name"] == "web"
-    assert any("completions are not run" in w for w in m.warnings)
+    assert not m.warnings  # the other completions run as pods finish (test_jobs.py)
     one = build(read_text(workload("Job", api="batch/v1", replicas=None, selector="",
                                    template_spec=spec), "t.yaml"))
     assert len(make_plan("lab", one, Cluster()).pods) == 1 and not one.warnings
