@@ -108,7 +108,7 @@ class Address:
 @dataclass(frozen=True)
 class Route:
     netns: str
-    dst: str  # "default" or a CIDR
+    dst: str  # "default" (IPv4), "::/0" (the IPv6 default) or a CIDR
     dev: str
     oif: int
     gateway: str | None = None

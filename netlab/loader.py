@@ -1467,6 +1467,35 @@ def _network(f: Fields, key: str, default: str) -> ipaddress.IPv4Network:
                            "host bits set)") from e
 
 
+def _networks(f: Fields, key: str, default: str, default6: str | None
+              ) -> tuple[ipaddress.IPv4Network, ipaddress.IPv6Network | None]:
+    """A kubeadm-style range: "IPV4CIDR" or "IPV4CIDR,IPV6CIDR" (dual-stack). `default6`:
+    the IPv6 half when only IPv4 is given (None: stay single-stack)."""
+    value = f.str(key, default)
+    parts = [p.strip() for p in value.split(",")]
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for p in parts:
+        try:
+            nets.append(ipaddress.ip_network(p))
+        except ValueError as e:
+            raise f.error(key, f"{p!r} is not a valid CIDR (e.g. 10.244.0.0/16 or "
+                               "10.244.0.0/16,fd00:10:244::/56, with no host bits set)") from e
+    if len(nets) > 2:
+        raise f.error(key, f"{value!r}: at most two ranges, one per IP family")
+    if len(nets) == 2 and nets[0].version == nets[1].version:
+        raise f.error(key, f"{value!r}: the two ranges must be of different IP families "
+                           "(IPv4,IPv6)")
+    if nets[0].version == 6:
+        raise f.error(key, f"{value!r}: IPv6 as the primary family (and IPv6-only clusters) "
+                           "is not supported by netlab yet: list the IPv4 range first, e.g. "
+                           "10.244.0.0/16,fd00:10:244::/56")
+    v4 = nets[0]
+    assert isinstance(v4, ipaddress.IPv4Network)
+    v6 = nets[1] if len(nets) == 2 else (ipaddress.IPv6Network(default6) if default6 else None)
+    assert v6 is None or isinstance(v6, ipaddress.IPv6Network)
+    return v4, v6
+
+
 def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     if m.cluster is not None:
         raise top.error("kind", "only one Cluster document is allowed")
@@ -1476,16 +1505,48 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         meta.done()
     spec = top.sub("spec") or Fields({}, "spec", top.where)
     d = Cluster()
-    pod_net = _network(spec, "podCIDR", d.pod_cidr)
+    pod_net, pod6 = _networks(spec, "podCIDR", d.pod_cidr, None)
     mask = spec.int("podCIDRMaskSize", d.node_cidr_mask, lo=pod_net.prefixlen, hi=29)
-    svc_net = _network(spec, "serviceCIDR", d.service_cidr)
-    underlay = _network(spec, "underlayCIDR", d.underlay_cidr)
-    nets = {"podCIDR": pod_net, "serviceCIDR": svc_net, "underlayCIDR": underlay}
-    names = list(nets)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            if nets[a].overlaps(nets[b]):
-                raise spec.error(b, f"{nets[b]} overlaps {a} {nets[a]}")
+    dual = pod6 is not None
+    mask6 = d.node_cidr_mask6
+    if dual:
+        assert pod6 is not None
+        mask6 = spec.int("podCIDRMaskSizeIPv6", d.node_cidr_mask6, lo=pod6.prefixlen, hi=120)
+        if mask6 - pod6.prefixlen > 16:  # kube-controller-manager's clusterSubnetMaxDiff
+            raise spec.error("podCIDRMaskSizeIPv6", f"/{mask6} node ranges are more than 16 "
+                                                    f"bits longer than podCIDR {pod6}: "
+                                                    "kube-controller-manager refuses it (with "
+                                                    "/64 per node, the IPv6 range must be /48 "
+                                                    "or longer)")
+    elif spec.has("podCIDRMaskSizeIPv6"):
+        raise spec.error("podCIDRMaskSizeIPv6", "is only for dual-stack clusters: give "
+                                                "podCIDR an IPv6 range too")
+    svc_net, svc6 = _networks(spec, "serviceCIDR", d.service_cidr,
+                              "fd00:10:96::/112" if dual and not spec.has("serviceCIDR")
+                              else None)
+    if svc6 is not None:
+        if not dual:
+            raise spec.error("serviceCIDR", "has an IPv6 range but podCIDR has none: "
+                                            "dual-stack Services need dual-stack pods")
+        if svc6.max_prefixlen - svc6.prefixlen > 20:  # kube-apiserver's limit
+            raise spec.error("serviceCIDR", f"{svc6} is too large: kube-apiserver takes at "
+                                            "most 20 bits of Service addresses (/108 or "
+                                            "longer for IPv6)")
+    underlay, underlay6 = _networks(spec, "underlayCIDR", d.underlay_cidr,
+                                    d.underlay_cidr6 if dual else None)
+    nets: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {
+        "podCIDR": pod_net, "serviceCIDR": svc_net, "underlayCIDR": underlay}
+    nets6 = {k: v for k, v in (("podCIDR", pod6), ("serviceCIDR", svc6),
+                               ("underlayCIDR", underlay6)) if v is not None}
+    for group in (nets, nets6):
+        names = list(group)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if group[a].overlaps(group[b]):  # type: ignore[arg-type]
+                    raise spec.error(b, f"{group[b]} overlaps {a} {group[a]}")
+    if underlay6 is not None and not dual:
+        raise spec.error("underlayCIDR", "has an IPv6 range but podCIDR has none: give "
+                                         "podCIDR an IPv6 range too (dual-stack)")
     backend = spec.choice("backend", ("vxlan", "host-gw"), d.backend)
     mtu = spec.int("mtu", d.mtu, lo=1280, hi=9000)
     dns = spec.str("clusterDNS", d.cluster_dns)
@@ -1506,10 +1567,15 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         raise spec.error("loadBalancerPool", f"{pool} must be a range inside underlayCIDR "
                                              f"{underlay}")
     pool = f"{lo}-{hi}"
-    internet = _network(spec, "internetCIDR", d.internet_cidr)
-    for other_name, other in nets.items():
-        if internet.overlaps(other):
-            raise spec.error("internetCIDR", f"{internet} overlaps {other_name} {other}")
+    internet, internet6 = _networks(spec, "internetCIDR", d.internet_cidr,
+                                    d.internet_cidr6 if dual else None)
+    if internet6 is not None and not dual:
+        raise spec.error("internetCIDR", "has an IPv6 range but podCIDR has none: give "
+                                         "podCIDR an IPv6 range too (dual-stack)")
+    for net, group in ((internet, nets), (internet6, nets6)):
+        for other_name, other in group.items():
+            if net is not None and net.overlaps(other):  # type: ignore[arg-type]
+                raise spec.error("internetCIDR", f"{net} overlaps {other_name} {other}")
     nodes_raw = spec.raw("nodes", 2)
     nodes: list[NodeSpec] = []
     if isinstance(nodes_raw, int) and not isinstance(nodes_raw, bool):
@@ -1564,7 +1630,12 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                         mtu=mtu, cluster_dns=dns, cluster_domain=domain,
                         load_balancer_pool=pool, internet_cidr=str(internet), dns=dns_addon,
                         upstream_dns=upstream_dns, ingress_class=ingress_class,
-                        backoff_initial=backoff_initial, backoff_max=backoff_max, source=src)
+                        backoff_initial=backoff_initial, backoff_max=backoff_max,
+                        pod_cidr6=str(pod6) if pod6 else "", node_cidr_mask6=mask6,
+                        service_cidr6=str(svc6) if svc6 else "",
+                        underlay_cidr6=str(underlay6) if underlay6 else d.underlay_cidr6,
+                        internet_cidr6=str(internet6) if internet6 else d.internet_cidr6,
+                        source=src)
 
 
 def _expectation(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:

@@ -495,7 +495,23 @@ class Cluster:
     # kubelet's container restart back-off: 10 s doubling to 5 min; a lab may shorten it
     backoff_initial: float = 10.0
     backoff_max: float = 300.0
+    # Dual-stack (kubeadm-style "v4,v6" pairs in podCIDR/serviceCIDR/...): the IPv6 half of
+    # each range; pod_cidr6 "" = a single-stack IPv4 cluster. IPv4 is the primary family.
+    pod_cidr6: str = ""
+    node_cidr_mask6: int = 64  # kube-controller-manager --node-cidr-mask-size-ipv6
+    service_cidr6: str = ""  # "" = single-stack Services (dual-stack pods may still be)
+    underlay_cidr6: str = "2001:db8:18::/64"  # documentation prefixes (RFC 3849)
+    internet_cidr6: str = "2001:db8:113::/64"
     source: Source | None = field(default=None, compare=False)
+
+    @property
+    def dual_stack(self) -> bool:
+        return bool(self.pod_cidr6)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The cluster's pod address families, the primary first."""
+        return ("IPv4", "IPv6") if self.dual_stack else ("IPv4",)
 
     def lb_pool(self) -> list[ipaddress.IPv4Address]:
         first, _, last = self.load_balancer_pool.partition("-")

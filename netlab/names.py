@@ -26,6 +26,7 @@ POD_IFACE = "eth0"
 NODE_UNDERLAY_IFACE = "eth0"
 NODE_BRIDGE = "cni0"
 NODE_VXLAN = "flannel.1"
+NODE_VXLAN6 = "flannel-v6.1"  # flannel's IPv6 VXLAN device (dual-stack)
 FABRIC_BRIDGE = "underlay"
 
 # Interface indices requested at creation. Knowing every index in advance lets the
@@ -36,6 +37,7 @@ INDEX_UNDERLAY_BRIDGE = 100
 INDEX_NODE_ETH0 = 100
 INDEX_NODE_BRIDGE = 101
 INDEX_NODE_VXLAN = 102
+INDEX_NODE_VXLAN6 = 103
 # LoadBalancer addresses a node announces, and the internet host's outside address, sit on
 # `lo` (/32): this kernel has no dummy devices (CONFIG_DUMMY is off), and a local address
 # on lo is enough for the kernel to answer ARP for it on eth0 (arp_ignore=0).
@@ -158,6 +160,12 @@ def vtep_mac(lab: str, node: str) -> str:
     """The VXLAN device's MAC, chosen by the plan and published to the other nodes
     (flannel publishes it in the node's annotations; nothing learns it from the wire)."""
     return _local_mac("vtep", lab, node)
+
+
+def vtep6_mac(lab: str, node: str) -> str:
+    """The IPv6 VXLAN device's MAC (flannel-v6.1 has its own, published apart:
+    flannel.alpha.coreos.com/backend-v6-data)."""
+    return _local_mac("vtep6", lab, node)
 
 
 def bridge_mac(lab: str, node: str) -> str:

@@ -34,6 +34,13 @@ class NodePlan:
     vtep_ip: str  # .0 of pod_cidr, on flannel.1 (vxlan backend)
     vtep_mac: str
     fabric_port: str
+    # dual-stack: the IPv6 side ("" in a single-stack cluster), as flannel plans it: a /64
+    # per node, cni0 on ::1, the flannel-v6.1 VTEP on the block's network address
+    pod_cidr6: str = ""
+    gateway6: str = ""
+    vtep_ip6: str = ""
+    vtep_mac6: str = ""
+    underlay_ip6: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class PodPlan:
     ready: bool = True  # counted as an endpoint (the agent's readiness, see compile)
     not_ready_reason: str = ""
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # spec.hostAliases: /etc/hosts
+    ip6: str = ""  # dual-stack: the pod's IPv6 address (same host part as its IPv4 one)
     # spec.initContainers in order (sidecars among them); `containers` are the others
     init_containers: tuple[ContainerPlan, ...] = ()
 
@@ -185,6 +193,11 @@ class Plan:
     jobs: dict[str, JobPlan] = field(default_factory=dict)  # Jobs: pods, status (netlab.jobs)
     # "namespace/name" of each StatefulSet -> its revisions (statefulset_revisions)
     statefulsets: dict[str, StatefulSetRevisions] = field(default_factory=dict)
+    # dual-stack: the IPv6 addresses of the underlay's gateway (`internet`), of `external`
+    # and of the internet host's outside address ("" in a single-stack cluster)
+    underlay_gateway6: str = ""
+    external_ip6: str = ""
+    internet_ip6: str = ""
 
     def node(self, name: str) -> NodePlan:
         return next(n for n in self.nodes if n.name == name)
@@ -226,7 +239,10 @@ class Plan:
                             for k, v in data.get("pending", {}).items()},
                    jobs={k: JobPlan.from_json(v) for k, v in data.get("jobs", {}).items()},
                    statefulsets={k: StatefulSetRevisions(**v)
-                                 for k, v in data.get("statefulsets", {}).items()})
+                                 for k, v in data.get("statefulsets", {}).items()},
+                   underlay_gateway6=data.get("underlay_gateway6", ""),
+                   external_ip6=data.get("external_ip6", ""),
+                   internet_ip6=data.get("internet_ip6", ""))
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
@@ -573,14 +589,31 @@ def node_cidrs(cluster: Cluster) -> dict[str, ipaddress.IPv4Network]:
 def plan_nodes(lab: str, cluster: Cluster) -> tuple[list[NodePlan], str]:
     underlay = ipaddress.IPv4Network(cluster.underlay_cidr)
     cidrs = node_cidrs(cluster)
+    # IPv6 (dual-stack): the next /mask6 block per node in node order, the node's underlay
+    # address with the same host part as its IPv4 one
+    blocks6 = ipaddress.IPv6Network(cluster.pod_cidr6).subnets(
+        new_prefix=cluster.node_cidr_mask6) if cluster.dual_stack else iter(())
+    underlay6 = ipaddress.IPv6Network(cluster.underlay_cidr6)
     nodes = []
     for i, n in enumerate(cluster.nodes, start=1):
         cidr = cidrs[n.name]
+        v6: dict[str, str] = {}
+        if cluster.dual_stack:
+            block = next(blocks6, None)
+            if block is None:
+                raise InputError(f"podCIDR {cluster.pod_cidr6} has no /{cluster.node_cidr_mask6}"
+                                 f" left for node {n.name}: widen it or lengthen "
+                                 "podCIDRMaskSizeIPv6", obj="Cluster", field="spec.podCIDR",
+                                 file=str(cluster.source) if cluster.source else None)
+            v6 = {"pod_cidr6": str(block), "gateway6": str(block.network_address + 1),
+                  "vtep_ip6": str(block.network_address),
+                  "vtep_mac6": names.vtep6_mac(lab, n.name),
+                  "underlay_ip6": str(underlay6.network_address + 1 + i)}
         nodes.append(NodePlan(
             name=n.name, number=i, netns=names.node_netns(lab, n.name),
             underlay_ip=str(underlay.network_address + 1 + i), pod_cidr=str(cidr),
             gateway=str(cidr.network_address + 1), vtep_ip=str(cidr.network_address),
-            vtep_mac=names.vtep_mac(lab, n.name), fabric_port=names.fabric_port(n.name)))
+            vtep_mac=names.vtep_mac(lab, n.name), fabric_port=names.fabric_port(n.name), **v6))
     return nodes, str(underlay.network_address + 1)
 
 
@@ -669,6 +702,8 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
         veths[node].add(veth)
         planned[p.key] = PodPlan(
             namespace=p.namespace, name=p.name, node=node, ip=str(cidrs[node][offset]),
+            ip6=str(ipaddress.IPv6Network(by_name[node].pod_cidr6)[offset])
+            if cluster.dual_stack else "",
             netns=names.pod_netns(lab, p.namespace, p.name), veth=veth,
             veth_index=names.INDEX_PORT_BASE + offset,
             hostname=names.pod_hostname(p.spec.hostname or p.name),
@@ -690,6 +725,14 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
     namespaces = {n: dict(ns.labels) for n, ns in sorted(m.namespaces.items())}
     underlay = ipaddress.IPv4Network(cluster.underlay_cidr)
     internet = ipaddress.IPv4Network(cluster.internet_cidr)
+    v6: dict[str, str] = {}
+    if cluster.dual_stack:  # the same host parts as in IPv4: ::1 the gateway, ::fe external
+        underlay6 = ipaddress.IPv6Network(cluster.underlay_cidr6)
+        v6 = {"underlay_gateway6": str(underlay6.network_address + 1),
+              "external_ip6": str(underlay6.network_address + 0xfe),
+              "internet_ip6": str(ipaddress.IPv6Network(cluster.internet_cidr6)
+                                  .network_address + 1)}
     return Plan(lab, cluster, nodes, ordered, underlay_gw, namespaces, {},
                 str(underlay.broadcast_address - 1), str(internet.network_address + 1),
-                pending=dict(sorted(pending.items())), jobs=jobs, statefulsets=revisions)
+                pending=dict(sorted(pending.items())), jobs=jobs, statefulsets=revisions,
+                **v6)

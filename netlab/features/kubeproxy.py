@@ -172,21 +172,25 @@ def _service_rules(svc: ServicePlan, node: str, pod_cidr: str
     return t.chains, t.sets, tuple(elements)
 
 
-def render_egress(plan: Plan, node: NodePlan) -> Table:
+def render_egress(plan: Plan, node: NodePlan, family: str = "ip") -> Table:
     """flannel's ip-masq: pod traffic leaving the pod network takes the node's address;
-    traffic between pods (also after a Service's DNAT) keeps the pod address."""
-    cidr = plan.cluster.pod_cidr
-    t = Table("ip", "flannel-ipv4")
+    traffic between pods (also after a Service's DNAT) keeps the pod address. Dual-stack:
+    the same in IPv6 (family "ip6"), as flannel's `ip6 flannel-ipv6` table does it."""
+    cidr, name, multicast = ((plan.cluster.pod_cidr, "flannel-ipv4", "224.0.0.0/4")
+                             if family == "ip" else
+                             (plan.cluster.pod_cidr6, "flannel-ipv6", "ff00::/8"))
+    t = Table(family, name)
     t.chain("postrtg", [
-        f"ip saddr {cidr} ip daddr {cidr} return",
-        f"ip saddr {cidr} ip daddr 224.0.0.0/4 return",
-        f"ip saddr {cidr} masquerade fully-random"],
+        f"{family} saddr {cidr} {family} daddr {cidr} return",
+        f"{family} saddr {cidr} {family} daddr {multicast} return",
+        f"{family} saddr {cidr} masquerade fully-random"],
         "type nat hook postrouting priority srcnat + 1 ; policy accept ;")
     return t
 
 
 def render_tables(plan: Plan, node: NodePlan) -> list[Table]:
-    return [render_node(plan, node), render_egress(plan, node)]
+    return [render_node(plan, node), render_egress(plan, node),
+            *([render_egress(plan, node, "ip6")] if plan.cluster.dual_stack else [])]
 
 
 def stale_udp_endpoints(previous: Plan | None, plan: Plan) -> list[tuple[str, int]]:

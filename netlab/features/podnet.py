@@ -1,13 +1,15 @@
 """The pod network on each node, as flannel's bridge CNI plugin builds it: a `cni0`
 bridge holding the pod gateway, and per pod a veth pair (host end on cni0, hairpin on)
-with the pod's address and a default route via the gateway."""
+with the pod's address and a default route via the gateway. Dual-stack: the same in IPv6
+(host-local's second range: cni0 on the node's /64 ::1, the pod on the same host part as
+its IPv4 address, a default route via ::1)."""
 
 from __future__ import annotations
 
 import ipaddress
 
 from netlab import names
-from netlab.features.underlay import HOST_SYSCTLS
+from netlab.features.underlay import HOST_SYSCTLS, HOST_SYSCTLS6
 from netlab.intents import Address, Intent, Link, Netns, Peer, Route
 from netlab.plan import NodePlan, Plan, PodPlan
 
@@ -19,6 +21,9 @@ def render_node_bridge(plan: Plan, node: NodePlan) -> list[Intent]:
              mtu=plan.cluster.pod_mtu, mac=names.bridge_mac(plan.lab, node.name)),
         Address(node.netns, names.NODE_BRIDGE, names.INDEX_NODE_BRIDGE,
                 f"{node.gateway}/{prefix}"),
+        *([Address(node.netns, names.NODE_BRIDGE, names.INDEX_NODE_BRIDGE,
+                   f"{node.gateway6}/{ipaddress.IPv6Network(node.pod_cidr6).prefixlen}")]
+          if node.pod_cidr6 else []),
     ]
 
 
@@ -27,7 +32,7 @@ def render_pod_netns(pod: PodPlan) -> list[Intent]:
     hostname, and a command in a pod without a sandbox gets a new one (procs.launcher_argv).
     A bound namespace file is a mount in the host's table, copied into every new mount
     namespace and unmounted at `down`: one per pod is enough (the network's)."""
-    return [Netns(pod.netns, sysctls=HOST_SYSCTLS)]
+    return [Netns(pod.netns, sysctls=HOST_SYSCTLS6 if pod.ip6 else HOST_SYSCTLS)]
 
 
 def render_pod_veth(plan: Plan, pod: PodPlan) -> list[Intent]:
@@ -47,4 +52,8 @@ def render_pod_inside(plan: Plan, pod: PodPlan) -> list[Intent]:
         Link(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0, "", mtu=plan.cluster.pod_mtu),
         Address(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0, f"{pod.ip}/{prefix}"),
         Route(pod.netns, "default", names.POD_IFACE, names.INDEX_POD_ETH0, gateway=node.gateway),
+        *([Address(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0,
+                   f"{pod.ip6}/{ipaddress.IPv6Network(node.pod_cidr6).prefixlen}"),
+           Route(pod.netns, "::/0", names.POD_IFACE, names.INDEX_POD_ETH0,
+                 gateway=node.gateway6)] if pod.ip6 else []),
     ]

@@ -19,11 +19,29 @@ ROUTER_SYSCTLS = (("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.arp_ignore",
                   ("net.ipv6.conf.default.disable_ipv6", "1"))
 HOST_SYSCTLS = (("net.ipv6.conf.all.disable_ipv6", "1"),
                 ("net.ipv6.conf.default.disable_ipv6", "1"))
+# Dual-stack: IPv6 on, and quiet and immediate: no router advertisements taken, no
+# duplicate address detection (addresses are also added `nodad`), as the bridge CNI plugin
+# sets its interfaces (accept_ra=0, accept_dad=0). A new namespace gets the kernel's IPv6
+# defaults, not the host's (net.core.devconf_inherit_init_net=0), so all are set.
+_IPV6_ON = tuple((f"net.ipv6.conf.{scope}.{key}", value) for key, value in
+                 (("disable_ipv6", "0"), ("accept_ra", "0"), ("accept_dad", "0"))
+                 for scope in ("all", "default"))
+ROUTER_SYSCTLS6 = (*ROUTER_SYSCTLS[:3], *_IPV6_ON, ("net.ipv6.conf.all.forwarding", "1"),
+                   ("net.ipv6.conf.default.forwarding", "1"))
+HOST_SYSCTLS6 = _IPV6_ON
+
+
+def router_sysctls(plan: Plan) -> tuple[tuple[str, str], ...]:
+    return ROUTER_SYSCTLS6 if plan.cluster.dual_stack else ROUTER_SYSCTLS
+
+
+def host_sysctls(plan: Plan) -> tuple[tuple[str, str], ...]:
+    return HOST_SYSCTLS6 if plan.cluster.dual_stack else HOST_SYSCTLS
 
 
 def render_fabric(plan: Plan) -> list[Intent]:
     fabric = names.fabric_netns(plan.lab)
-    return [Netns(fabric, sysctls=HOST_SYSCTLS),
+    return [Netns(fabric, sysctls=host_sysctls(plan)),
             Link(fabric, names.FABRIC_BRIDGE, names.INDEX_UNDERLAY_BRIDGE, "bridge",
                  mtu=plan.cluster.mtu)]
 
@@ -34,30 +52,44 @@ def render_hosts(plan: Plan) -> list[Intent]:
     (internetCIDR) with a responder on it; `external` is a client (NodePort, LoadBalancer)."""
     fabric = names.fabric_netns(plan.lab)
     prefix = ipaddress.IPv4Network(plan.cluster.underlay_cidr).prefixlen
+    prefix6 = ipaddress.IPv6Network(plan.cluster.underlay_cidr6).prefixlen
     out: list[Intent] = []
-    for number, (host, ip) in enumerate((("internet", plan.underlay_gateway),
-                                         ("external", plan.external_ip)), start=1):
+    for number, (host, ip, ip6) in enumerate((
+            ("internet", plan.underlay_gateway, plan.underlay_gateway6),
+            ("external", plan.external_ip, plan.external_ip6)), start=1):
         netns = names.host_netns(plan.lab, host)
         out += [
-            Netns(netns, hostname=host, sysctls=HOST_SYSCTLS),
+            Netns(netns, hostname=host, sysctls=host_sysctls(plan)),
             Link(fabric, names.host_port(host), names.INDEX_PORT_BASE - number, "veth",
                  mtu=plan.cluster.mtu, master=names.INDEX_UNDERLAY_BRIDGE,
                  peer=Peer(netns, "eth0", names.INDEX_HOST_ETH0)),
             Link(netns, "lo", 1, "", up=True),
             Link(netns, "eth0", names.INDEX_HOST_ETH0, "", mtu=plan.cluster.mtu),
             Address(netns, "eth0", names.INDEX_HOST_ETH0, f"{ip}/{prefix}"),
+            *([Address(netns, "eth0", names.INDEX_HOST_ETH0, f"{ip6}/{prefix6}")]
+              if ip6 else []),
         ]
     internet = names.host_netns(plan.lab, "internet")
+    external = names.host_netns(plan.lab, "external")
     wan_prefix = ipaddress.IPv4Network(plan.cluster.internet_cidr).prefixlen
     out += [
         Address(internet, "lo", names.INDEX_HOST_WAN, f"{plan.internet_ip}/{wan_prefix}"),
-        Route(names.host_netns(plan.lab, "external"), plan.cluster.internet_cidr, "eth0",
-              names.INDEX_HOST_ETH0, gateway=plan.underlay_gateway),
+        Route(external, plan.cluster.internet_cidr, "eth0", names.INDEX_HOST_ETH0,
+              gateway=plan.underlay_gateway),
         # The external client's router knows the pod routes (as with Calico's BGP peering or
         # flannel's host-gw): it can reach pods directly, and ipBlock policies can be tried.
-        *(Route(names.host_netns(plan.lab, "external"), n.pod_cidr, "eth0",
-                names.INDEX_HOST_ETH0, gateway=n.underlay_ip) for n in plan.nodes),
+        *(Route(external, n.pod_cidr, "eth0", names.INDEX_HOST_ETH0, gateway=n.underlay_ip)
+          for n in plan.nodes),
     ]
+    if plan.cluster.dual_stack:
+        wan6 = ipaddress.IPv6Network(plan.cluster.internet_cidr6).prefixlen
+        out += [
+            Address(internet, "lo", names.INDEX_HOST_WAN, f"{plan.internet_ip6}/{wan6}"),
+            Route(external, plan.cluster.internet_cidr6, "eth0", names.INDEX_HOST_ETH0,
+                  gateway=plan.underlay_gateway6),
+            *(Route(external, n.pod_cidr6, "eth0", names.INDEX_HOST_ETH0,
+                    gateway=n.underlay_ip6) for n in plan.nodes),
+        ]
     return out
 
 
@@ -84,8 +116,15 @@ def render_node(plan: Plan, node: NodePlan) -> list[Intent]:
     """A node namespace and its eth0 on the underlay (the veth is made from the fabric side)."""
     fabric = names.fabric_netns(plan.lab)
     prefix = ipaddress.IPv4Network(plan.cluster.underlay_cidr).prefixlen
+    v6: list[Intent] = []
+    if plan.cluster.dual_stack:
+        prefix6 = ipaddress.IPv6Network(plan.cluster.underlay_cidr6).prefixlen
+        v6 = [Address(node.netns, names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
+                      f"{node.underlay_ip6}/{prefix6}"),
+              Route(node.netns, "::/0", names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
+                    gateway=plan.underlay_gateway6)]
     return [
-        Netns(node.netns, hostname=node.name, sysctls=ROUTER_SYSCTLS),
+        Netns(node.netns, hostname=node.name, sysctls=router_sysctls(plan)),
         Link(fabric, node.fabric_port, names.INDEX_PORT_BASE + node.number, "veth",
              mtu=plan.cluster.mtu, master=names.INDEX_UNDERLAY_BRIDGE,
              peer=Peer(node.netns, names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0)),
@@ -96,4 +135,5 @@ def render_node(plan: Plan, node: NodePlan) -> list[Intent]:
                 f"{node.underlay_ip}/{prefix}"),
         Route(node.netns, "default", names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
               gateway=plan.underlay_gateway),
+        *v6,
     ]

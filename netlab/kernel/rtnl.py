@@ -40,6 +40,7 @@ RT_TABLE_MAIN = 254
 RTPROT_STATIC = 4
 RTN_UNICAST = 1
 RT_SCOPE_UNIVERSE = 0
+IFA_F_NODAD = 0x02
 BATCH_BYTES = 256 * 1024
 
 _Subject = tuple[Intent, int | None]  # an intent and the peer namespace's fd, if any
@@ -79,8 +80,9 @@ def _link(intent: Link, peer_fd: int | None) -> tuple[ifinfmsg, int]:
             info.append(("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]}))
         if intent.vxlan is not None:
             v = intent.vxlan
+            local = "IFLA_VXLAN_LOCAL6" if _v6(v.local) else "IFLA_VXLAN_LOCAL"
             info.append(("IFLA_INFO_DATA", {"attrs": [
-                ("IFLA_VXLAN_ID", v.vni), ("IFLA_VXLAN_LOCAL", v.local),
+                ("IFLA_VXLAN_ID", v.vni), (local, v.local),
                 ("IFLA_VXLAN_PORT", v.port), ("IFLA_VXLAN_LINK", v.underlay_index),
                 ("IFLA_VXLAN_LEARNING", int(v.learning))]}))
         attrs.append(("IFLA_LINKINFO", {"attrs": info}))
@@ -100,25 +102,33 @@ def _hairpin(intent: Link) -> tuple[ifinfmsg, int]:
     return msg, 0
 
 
+def _v6(address: str) -> bool:
+    return ":" in address
+
+
 def _address(intent: Address) -> tuple[ifaddrmsg, int]:
     ip, prefix = intent.cidr.split("/")
     msg = ifaddrmsg()
-    msg["family"] = socket.AF_INET
     msg["prefixlen"] = int(prefix)
     msg["index"] = intent.index
-    msg["attrs"] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
+    if _v6(ip):  # usable at once: no duplicate address detection (ip addr add ... nodad)
+        msg["family"], msg["flags"] = socket.AF_INET6, IFA_F_NODAD
+        msg["attrs"] = [("IFA_ADDRESS", ip)]
+    else:
+        msg["family"] = socket.AF_INET
+        msg["attrs"] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
     return msg, NLM_F_CREATE | NLM_F_EXCL
 
 
 def _route(intent: Route) -> tuple[rtmsg, int]:
     msg = rtmsg()
-    msg["family"] = socket.AF_INET
+    msg["family"] = socket.AF_INET6 if _v6(intent.dst) else socket.AF_INET
     msg["table"] = RT_TABLE_MAIN
     msg["proto"] = RTPROT_STATIC
     msg["scope"] = RT_SCOPE_UNIVERSE
     msg["type"] = RTN_UNICAST
     attrs: list = [("RTA_OIF", intent.oif)]
-    if intent.dst != "default":
+    if intent.dst not in ("default", "::/0"):
         dst, plen = intent.dst.split("/")
         msg["dst_len"] = int(plen)
         attrs.append(("RTA_DST", dst))
@@ -139,7 +149,7 @@ def _neighbour(intent: Neighbour | Fdb) -> tuple[ndmsg, int]:
         msg["flags"] = NTF_SELF
         msg["attrs"] = [("NDA_LLADDR", intent.mac), ("NDA_DST", intent.dst)]
         return msg, NLM_F_CREATE | NLM_F_APPEND
-    msg["family"] = socket.AF_INET
+    msg["family"] = socket.AF_INET6 if _v6(intent.ip) else socket.AF_INET
     msg["attrs"] = [("NDA_DST", intent.ip), ("NDA_LLADDR", intent.mac)]
     return msg, NLM_F_CREATE | NLM_F_EXCL
 
@@ -193,6 +203,7 @@ _PACK: dict[str, Callable[[Any], bytes]] = {
     "be16": struct.Struct(">H").pack,
     "u32": struct.Struct("=I").pack,
     "ip4": lambda v: socket.inet_pton(socket.AF_INET, v),
+    "ip6": lambda v: socket.inet_pton(socket.AF_INET6, v),
     "mac": _mac,
     "str": lambda v: v.encode(),
 }
@@ -202,6 +213,7 @@ _STANDINS: dict[str, tuple[Any, Any]] = {
     "be16": (0x1A2B, 0x2C3D),
     "u32": (0x1A2B3C4D, 0x2C3D4E5F),
     "ip4": ("26.43.60.77", "44.61.78.95"),
+    "ip6": ("1a2b:3c4d:5e6f:7a8b:9cad:becf:d0e1:f203", "2c3d:4e5f:6071:8293:a4b5:c6d7:e8f9:0a1b"),
     "mac": ("1a:2b:3c:4d:5e:6f", "2c:3d:4e:5f:60:71"),
 }
 
@@ -302,8 +314,8 @@ def _sub_field(kind: str, part: str, attr: str) -> _Field:
                                                                   **{attr: v})}), s[1]))
 
 
-def _cidr_field(attr: str, i: int) -> _Field:
-    """Part `i` of a CIDR attribute: 0 the address, 1 the prefix length."""
+def _cidr_field(attr: str, i: int, ip: str = "ip4") -> _Field:
+    """Part `i` of a CIDR attribute: 0 the address (of kind `ip`), 1 the prefix length."""
     def get(s: _Subject) -> Any:
         v = getattr(s[0], attr).split("/")[i]
         return int(v) if i else v
@@ -312,7 +324,7 @@ def _cidr_field(attr: str, i: int) -> _Field:
         parts = getattr(s[0], attr).split("/")
         parts[i] = str(v)
         return replace(s[0], **{attr: "/".join(parts)}), s[1]
-    return _Field("u8" if i else "ip4", get, set_)
+    return _Field("u8" if i else ip, get, set_)
 
 
 _F_INDEX = _intent_field("u32", "index")
@@ -326,16 +338,22 @@ _F_PEER_MAC = _sub_field("mac", "peer", "mac")
 _F_PEER_FD = _Field("u32", lambda s: s[1], lambda s, v: (s[0], v))
 _F_VNI = _sub_field("u32", "vxlan", "vni")
 _F_VX_LOCAL = _sub_field("ip4", "vxlan", "local")
+_F_VX_LOCAL6 = _sub_field("ip6", "vxlan", "local")
 _F_VX_PORT = _sub_field("be16", "vxlan", "port")
 _F_VX_LINK = _sub_field("u32", "vxlan", "underlay_index")
 _F_ADDR_IP = _cidr_field("cidr", 0)
+_F_ADDR_IP6 = _cidr_field("cidr", 0, "ip6")
 _F_ADDR_PLEN = _cidr_field("cidr", 1)
 _F_OIF = _intent_field("u32", "oif")
 _F_DST_IP = _cidr_field("dst", 0)
+_F_DST_IP6 = _cidr_field("dst", 0, "ip6")
 _F_DST_PLEN = _cidr_field("dst", 1)
 _F_GATEWAY = _intent_field("ip4", "gateway")
+_F_GATEWAY6 = _intent_field("ip6", "gateway")
 _F_NEIGH_IP = _intent_field("ip4", "ip")
+_F_NEIGH_IP6 = _intent_field("ip6", "ip")
 _F_FDB_DST = _intent_field("ip4", "dst")
+_F_FDB_DST6 = _intent_field("ip6", "dst")
 
 
 def _link_shape(s: _Subject) -> tuple[tuple, tuple[_Field, ...]]:
@@ -358,33 +376,38 @@ def _link_shape(s: _Subject) -> tuple[tuple, tuple[_Field, ...]]:
         if i.peer.mac:
             fields.append(_F_PEER_MAC)
     vx = i.vxlan is not None and bool(i.kind)
+    vx6 = vx and _v6(i.vxlan.local)  # type: ignore[union-attr]
     if vx:
-        fields += [_F_VNI, _F_VX_LOCAL, _F_VX_PORT, _F_VX_LINK]
+        fields += [_F_VNI, _F_VX_LOCAL6 if vx6 else _F_VX_LOCAL, _F_VX_PORT, _F_VX_LINK]
     shape = (i.kind, i.up, bool(i.mtu), bool(i.mac), bool(i.master), peer,
-             peer and bool(i.peer.mac), vx, vx and bool(i.vxlan.learning),  # type: ignore[union-attr]
+             peer and bool(i.peer.mac), vx, vx6, vx and bool(i.vxlan.learning),  # type: ignore[union-attr]
              _nlen(i.name) if i.kind else 0, _nlen(i.peer.name) if peer else 0)  # type: ignore[union-attr]
     return shape, tuple(fields)
 
 
 def _address_shape(s: _Subject) -> tuple[tuple, tuple[_Field, ...]]:
-    return (), (_F_INDEX, _F_ADDR_IP, _F_ADDR_PLEN)
+    v6 = _v6(s[0].cidr)  # type: ignore[union-attr]
+    return (v6,), (_F_INDEX, _F_ADDR_IP6 if v6 else _F_ADDR_IP, _F_ADDR_PLEN)
 
 
 def _route_shape(s: _Subject) -> tuple[tuple, tuple[_Field, ...]]:
     r: Route = s[0]  # type: ignore[assignment]
+    v6 = _v6(r.dst)
     fields = [_F_OIF]
-    default = r.dst == "default"
+    default = r.dst in ("default", "::/0")
     if not default:
-        fields += [_F_DST_IP, _F_DST_PLEN]
+        fields += [_F_DST_IP6 if v6 else _F_DST_IP, _F_DST_PLEN]
     if r.gateway:
-        fields.append(_F_GATEWAY)
-    return (default, bool(r.gateway), bool(r.onlink)), tuple(fields)
+        fields.append(_F_GATEWAY6 if v6 else _F_GATEWAY)
+    return (v6, default, bool(r.gateway), bool(r.onlink)), tuple(fields)
 
 
 def _neighbour_shape(s: _Subject) -> tuple[tuple, tuple[_Field, ...]]:
     if isinstance(s[0], Fdb):
-        return ("fdb",), (_F_INDEX, _F_MAC, _F_FDB_DST)
-    return ("neigh",), (_F_INDEX, _F_NEIGH_IP, _F_MAC)
+        v6 = _v6(s[0].dst)
+        return ("fdb", v6), (_F_INDEX, _F_MAC, _F_FDB_DST6 if v6 else _F_FDB_DST)
+    v6 = _v6(s[0].ip)  # type: ignore[union-attr]
+    return ("neigh", v6), (_F_INDEX, _F_NEIGH_IP6 if v6 else _F_NEIGH_IP, _F_MAC)
 
 
 class _NotTemplated(Exception):

@@ -209,7 +209,7 @@ CLUSTER = "apiVersion: netlab.dev/v1alpha1\nkind: Cluster\nspec:\n"
 
 
 @pytest.mark.parametrize(("spec", "expected"), [
-    ("  podCIDR: 10.244.0.1/16\n", "spec.podCIDR: '10.244.0.1/16' is not a valid IPv4 CIDR"),
+    ("  podCIDR: 10.244.0.1/16\n", "spec.podCIDR: '10.244.0.1/16' is not a valid CIDR"),
     ("  serviceCIDR: 10.244.128.0/20\n", "serviceCIDR: 10.244.128.0/20 overlaps podCIDR"),
     ("  nodes: [{name: a, podCIDR: 10.9.0.0/24}]\n", "is outside the cluster podCIDR"),
     ("  nodes: [{name: a, podCIDR: 10.244.0.0/24}, {name: b, podCIDR: 10.244.0.0/23}]\n",

@@ -29,7 +29,10 @@ mac = st.binary(min_size=6, max_size=6).flatmap(
     lambda b: st.sampled_from([":".join(f"{x:02x}" for x in b), ":".join(f"{x:02X}" for x in b)]))
 ip4 = st.ip_addresses(v=4).map(str)
 ip = st.one_of(ip4, ip4, ip4, st.ip_addresses(v=6).map(str))  # IPv6: pyroute2 encodes it
-cidr = st.builds(lambda a, p: f"{a}/{p}", ip4, st.integers(0, 32))
+ip6 = st.ip_addresses(v=6).map(str)
+cidr4 = st.builds(lambda a, p: f"{a}/{p}", ip4, st.integers(0, 32))
+cidr6 = st.builds(lambda a, p: f"{a}/{p}", ip6, st.integers(0, 128))
+cidr = st.one_of(cidr4, cidr4, cidr6)
 netns = st.sampled_from(["netlab.t.node.node-1", "netlab.t.fabric"])
 
 
@@ -42,7 +45,7 @@ def _link(kind: str, **extra) -> st.SearchStrategy[Link]:
 
 peers = st.builds(Peer, netns=st.sampled_from(PEER_NETNS), name=names, index=index,
                   mac=st.one_of(st.none(), mac))
-vxlans = st.builds(Vxlan, vni=st.integers(0, 2**32 - 1), local=ip4,
+vxlans = st.builds(Vxlan, vni=st.integers(0, 2**32 - 1), local=st.one_of(ip4, ip6),
                    port=st.integers(0, 65535), underlay_index=u32, learning=st.booleans())
 links = st.one_of(
     _link("bridge"),
@@ -51,8 +54,11 @@ links = st.one_of(
     _link("", peer=st.one_of(st.none(), peers)),  # `link set`: a peer would be ignored
 )
 addresses = st.builds(Address, netns=netns, dev=names, index=index, cidr=cidr)
-routes = st.builds(Route, netns=netns, dst=st.one_of(st.just("default"), cidr), dev=names,
-                   oif=u32, gateway=st.one_of(st.none(), ip4), onlink=st.booleans())
+routes = st.one_of(
+    st.builds(Route, netns=netns, dst=st.one_of(st.just("default"), cidr4), dev=names,
+              oif=u32, gateway=st.one_of(st.none(), ip4), onlink=st.booleans()),
+    st.builds(Route, netns=netns, dst=st.one_of(st.just("::/0"), cidr6), dev=names,
+              oif=u32, gateway=st.one_of(st.none(), ip6), onlink=st.booleans()))
 neighbours = st.builds(Neighbour, netns=netns, dev=names, index=index, ip=ip, mac=mac)
 fdbs = st.builds(Fdb, netns=netns, dev=names, index=index, mac=mac, dst=ip)
 intents = st.lists(st.one_of(links, addresses, routes, neighbours, fdbs), min_size=1,
@@ -127,3 +133,22 @@ def test_values_of_another_form_raise_as_pyroute2_does():
         rtnl.reference_encode([bad], {})
     with pytest.raises(type(ref.value)):
         rtnl.encode([bad], {})
+
+
+def test_ipv6_messages_are_templated_too():
+    """A dual-stack lab sends as many IPv6 addresses, routes and neighbours as IPv4 ones:
+    they are patched templates, not pyroute2 encodings each (~0.5 ms apiece)."""
+    rtnl._templates.clear()
+    batch = [Address("netlab.t.pod.a", "eth0", 100, "fd00:10:244:1::5/64"),
+             Route("netlab.t.pod.a", "::/0", "eth0", 100, gateway="fd00:10:244:1::1"),
+             Route("netlab.t.node.node-1", "fd00:10:244:2::/64", "flannel-v6.1", 5,
+                   gateway="fd00:10:244:2::", onlink=True),
+             Neighbour("netlab.t.node.node-1", "flannel-v6.1", 5, "fd00:10:244:2::",
+                       "0a:58:0a:f4:01:00"),
+             Fdb("netlab.t.node.node-1", "flannel-v6.1", 5, "0a:58:0a:f4:01:00",
+                 "2001:db8:18::3"),
+             Link("netlab.t.node.node-1", "flannel-v6.1", 5, "vxlan", mtu=1430,
+                  mac="0a:58:0a:f4:01:00", vxlan=Vxlan(1, "2001:db8:18::2", 8472, 2))]
+    _same(batch, {})
+    made = {k[0]: t for k, t in rtnl._templates.items()}
+    assert all(made[k] is not None for k in ("address", "route", "neighbour", "link")), made
