@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from netlab import targets
@@ -189,3 +189,100 @@ def junit(outcomes: list[Outcome], suite: str, seconds: float) -> str:
             f'  <testsuite name={quoteattr(suite)} tests="{len(outcomes)}" '
             f'failures="{failures}" errors="0" skipped="0" time="{seconds:.3f}">\n'
             + "\n".join(cases) + "\n  </testsuite>\n</testsuites>\n")
+
+
+# --- settling: waiting until the lab stops changing by itself ----------------------------------
+
+# what the agent's probe reason says while a probe has given no result yet (runtime.probes)
+_NO_RESULT_YET = ("has not run yet", "waits initialDelaySeconds")
+
+
+def unsettled(plan: Any, m: Any, pods: list[Any], status: dict[str, Any],
+              readiness: dict[str, tuple[bool, str]] | None = None) -> list[str]:
+    """What the lab is still doing by itself, for a person (empty: settled). Pure: from the
+    plan, the manifests (model.Manifests), the pods as Lab.pods shows them (views.PodInfo),
+    the agent's status (status.json) and the readiness the lab's state last converged on.
+
+    Settled is not "all ready": a pod whose readiness probe fails, or whose container crash
+    loops, has had its say. Unsettled is what will change without anyone acting:
+      - a pod the agent has not been given yet, or a container being created or waiting
+        for its init containers for the first time (ContainerCreating, PodInitializing, an
+        init container on its first run);
+      - a running container (first run) whose readiness/startup probe has no result yet;
+      - the agent's readiness not yet converged into the lab (endpoints, the next ordinal of
+        an OrderedReady StatefulSet, follow it);
+      - an OrderedReady StatefulSet with fewer pods than replicas whose pods are all ready
+        (the next ordinal is about to be created);
+      - a Job whose pods have all ended while it is neither Complete nor Failed."""
+    out: list[str] = []
+    probes = status.get("probes", {})
+    given = status.get("pods", {})
+    for p in pods:
+        if p.pending_reason:  # no node accepts it: nothing will happen by itself
+            continue
+        if p.key not in given:
+            out.append(f"pod {p.key}: not yet started by the lab's agent")
+            continue
+        why = _creating(p)
+        if why:
+            out.append(f"pod {p.key}: {why}")
+            continue
+        planned = plan.pods.get(p.key)
+        running = [c for c in p.running_set if c.state == "running" and not c.restarts]
+        entries = {c.name: probes.get(f"{p.key}/{c.name}") for c in running}
+        for c in running:
+            e = entries[c.name]
+            if e and not e.get("ready") and any(s in e.get("reason", "")
+                                                for s in _NO_RESULT_YET):
+                out.append(f"pod {p.key}: container {c.name}: {e['reason']}")
+                break
+        else:
+            if planned is not None and planned.readiness_probed and running \
+                    and not any(entries.values()):
+                out.append(f"pod {p.key}: its readiness probe has not started")
+    agent_ready = {k: bool(v.get("ready")) for k, v in given.items() if k in plan.pods}
+    if readiness is not None:
+        behind = sorted(k for k, r in agent_ready.items()
+                        if k in readiness and readiness[k][0] != r)
+        if behind:
+            out.append(f"the lab has not yet followed the readiness of {', '.join(behind)}")
+    for w in m.workloads.values():
+        if w.kind != "StatefulSet" or not w.ordered_ready:
+            continue
+        owner = f"StatefulSet/{w.name}"
+        mine = [k for k, p in plan.pods.items() if p.namespace == w.namespace
+                and p.owner == owner]
+        waiting = [k for k, p in plan.pending.items() if p.namespace == w.namespace
+                   and p.owner == owner]
+        if len(mine) + len(waiting) < w.replicas and not waiting \
+                and all(agent_ready.get(k) for k in mine):
+            out.append(f"StatefulSet {w.namespace}/{w.name}: {len(mine)} of {w.replicas} pods, "
+                       "the next ordinal is about to be created")
+    by_key = {p.key: p for p in pods}
+    for j in plan.jobs.values():
+        if j.condition is not None:
+            continue
+        jp = [by_key.get(f"{j.namespace}/{q.name}") for q in j.pods]
+        if jp and all(q is not None and q.phase in ("Succeeded", "Failed") for q in jp):
+            out.append(f"Job {j.namespace}/{j.name}: its pods ended; it makes its next ones")
+    return out
+
+
+def _creating(p: Any) -> str:
+    """Why a pod (views.PodInfo) is still being created for the first time, or ""."""
+    status = p.initializing
+    if status is not None:
+        for c in p.init_containers:
+            if c.completed or (c.sidecar and c.state == "running"):
+                continue
+            if c.restarts or c.state == "terminated" or (
+                    c.state == "waiting" and c.reason not in ("", "ContainerCreating",
+                                                              "PodInitializing")):
+                return ""  # failing: Init:Error, Init:CrashLoopBackOff
+            return f"{status}: init container {c.name} has not completed yet"
+        return ""
+    for c in p.containers:
+        if c.state == "waiting" and c.reason in ("ContainerCreating", "PodInitializing") \
+                and not c.restarts:
+            return f"container {c.name} is {c.reason}"
+    return ""

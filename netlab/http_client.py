@@ -81,7 +81,7 @@ def request(netns: Path, url: str, address: str, method: str = "GET",
         result.answered_by = result.headers.get("X-Netlab-Pod")
         try:
             info = json.loads(result.body)
-            result.seen_client = info.get("client", "").rsplit(":", 1)[0] or None
+            result.seen_client = info.get("client", "").rsplit(":", 1)[0].strip("[]") or None
             result.seen_headers = info.get("headers", {})
         except ValueError:
             pass

@@ -76,12 +76,14 @@ from netlab.views import (
     PingResult,
     PodInfo,
     ServiceInfo,
+    WorkloadInfo,
     ingress_class_infos,
     ingress_infos,
     job_infos,
     namespace_infos,
     node_infos,
     service_info,
+    workload_infos,
 )
 
 if TYPE_CHECKING:
@@ -382,6 +384,13 @@ class Lab:
         active/succeeded/failed pods and conditions (netlab.jobs)."""
         return job_infos(self.plan, namespace)
 
+    def workloads(self, kind: str, namespace: str | None = None) -> list[WorkloadInfo]:
+        """Deployments, ReplicaSets (a Deployment's among them), ReplicationControllers,
+        StatefulSets or DaemonSets (`kind`) of one namespace, or of all when `namespace` is
+        None, with the pods each has now and how many of them are ready."""
+        return workload_infos(self.plan, build(self._state().docs), self.pods(), kind,
+                              namespace)
+
     def ingresses(self, namespace: str | None = None) -> list[IngressInfo]:
         """Ingress objects with their rules, backends, the controller's address, and
         problems that keep some of them from being served."""
@@ -433,10 +442,11 @@ class Lab:
 
     # --- traffic -----------------------------------------------------------------------------
 
-    def address_of(self, ref: str) -> str:
-        """An IP address, a pod's address, or a node's underlay address (`node/NAME`)."""
+    def address_of(self, ref: str, family: str | None = None) -> str:
+        """An IP address, a pod's address, or a node's underlay address (`node/NAME`); in
+        `family` ("IPv6": its IPv6 address, in a dual-stack lab)."""
         plan = self.plan
-        return targets.address(plan, targets.parse(ref, plan))
+        return targets.address(plan, targets.parse(ref, plan), family)
 
     def _netns(self, ref: str) -> Path:
         plan = self.plan
@@ -459,9 +469,11 @@ class Lab:
         return dns_client.lookup(netns_path(pod.netns), conf, name, qtype.upper(), timeout)
 
     def destination(self, src: str, dst: str, port: int | None = None,
-                    protocol: str | None = None) -> tuple[str, int, str]:
+                    protocol: str | None = None, family: str | None = None
+                    ) -> tuple[str, int, str]:
         """(address, port, protocol) that traffic from `src` to `dst` goes to; a DNS name is
-        resolved by the cluster DNS from inside `src`."""
+        resolved by the cluster DNS from inside `src`; `family` "IPv6" picks the IPv6
+        address of a pod, Service, node or host (dual-stack labs)."""
         plan = self.plan
         targets.check_protocol(protocol)
         s, d = targets.parse(src, plan), targets.parse(dst, plan)
@@ -474,24 +486,26 @@ class Lab:
                 raise InputError(f"{dst!r} does not resolve from {src}: {answer.rcode} "
                                  f"(tried {', '.join(answer.tried)})")
             d = targets.Target("address", answer.addresses[0], dst)
-        return targets.destination(plan, d, s.outside, port, protocol)
+        return targets.destination(plan, d, s.outside, port, protocol, family)
 
     def probe(self, src: str, dst: str, port: int | None = None, protocol: str | None = None,
-              timeout: float = 2.0) -> ProbeResult:
+              timeout: float = 2.0, family: str | None = None) -> ProbeResult:
         """Real traffic from `src` (pod, node/NAME, external, internet) to `dst` (pod,
-        svc/[NS/]NAME, node/NAME, internet, external, an IP or a DNS name); what came back."""
-        return self.probe_many([(src, dst, port, protocol)], timeout)[0]
+        svc/[NS/]NAME, node/NAME, internet, external, an IP or a DNS name); what came back.
+        `family` "IPv6": to the IPv6 address of `dst` (dual-stack labs)."""
+        return self.probe_many([(src, dst, port, protocol, family)], timeout)[0]
 
     def probe_many(self, probes: Sequence[tuple], timeout: float = 2.0) -> list[ProbeResult]:
-        """Many probes at once, each (src, dst[, port[, protocol]]); all of them in flight
-        together, so the whole batch takes about as long as its slowest probe."""
+        """Many probes at once, each (src, dst[, port[, protocol[, family]]]); all of them in
+        flight together, so the whole batch takes about as long as its slowest probe."""
         require_root()
         jobs = []
         for args in probes:
             src, dst = args[0], args[1]
             port = args[2] if len(args) > 2 else None
             proto = args[3] if len(args) > 3 else None
-            address, port_, proto_ = self.destination(src, dst, port, proto)
+            family = args[4] if len(args) > 4 else None
+            address, port_, proto_ = self.destination(src, dst, port, proto, family)
             jobs.append((src, dst, self._netns(src), address, port_, proto_))
         done = iter(probe_mod.run_many([j for j in jobs if j[5] != "icmp"], timeout))
         return [self._ping_probe(j, timeout) if j[5] == "icmp" else next(done) for j in jobs]
@@ -522,16 +536,20 @@ class Lab:
         else:
             svc = plan.services.get(f"{ingress_mod.NAMESPACE}/{ingress_mod.SERVICE}")
             if svc is None:
-                raise InputError("the lab has no ingress controller: it starts with the first "
-                                 f"Ingress of class {plan.cluster.ingress_class!r}")
+                from netlab.views import no_controller_message
+
+                m = manifests(self._state().docs, plan.cluster)
+                raise InputError(no_controller_message(m, plan.cluster, urlsplit(url).hostname))
             outside = s.kind in ("host", "node")
             address = svc.lb_ip if outside and svc.lb_ip else svc.cluster_ip
         return http_client.request(netns_path(targets.netns(plan, s)), url, address, method,
                                    headers, timeout)
 
-    def ping(self, src: str, dst: str, count: int = 3, timeout: float = 1.0) -> PingResult:
-        """Real ICMP echo from `src` (pod or node/NAME) to `dst` (pod, node/NAME or IP)."""
-        ip = self.address_of(dst)
+    def ping(self, src: str, dst: str, count: int = 3, timeout: float = 1.0,
+             family: str | None = None) -> PingResult:
+        """Real ICMP echo (ICMPv6 to an IPv6 address) from `src` (pod or node/NAME) to `dst`
+        (pod, node/NAME or IP); `family` "IPv6": to its IPv6 address (dual-stack labs)."""
+        ip = self.address_of(dst, family)
         r = self.exec(src, ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", str(timeout), ip],
                       timeout=count * (timeout + 0.5) + 5)
         m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", r.stdout)
@@ -545,6 +563,9 @@ class Lab:
         where and why it died if it did. See netlab.trace."""
         require_root()
         address, port_, proto = self.destination(src, dst, port, protocol)
+        if ":" in address:
+            raise InputError(f"{dst} is an IPv6 address: trace follows IPv4 packets only so "
+                             "far; probe, ping and capture work over IPv6")
         return trace_mod.run(self.plan, src, dst, self._netns(src), address, port_, proto,
                              timeout, pcap_dir)
 
@@ -663,6 +684,30 @@ class Lab:
         the kernel (see netlab.check)."""
         require_root()
         return check_mod.explain(self, src, dst, port, protocol)
+
+    def settle(self, timeout: float = 30.0, progress: Any = None,
+               interval: float = 0.1) -> list[str]:
+        """Wait until the lab stops changing by itself (netlab.expectations.unsettled): every
+        container with a readiness probe has its first result, no container is being created
+        for the first time, the plan no longer grows (the next ordinal of an OrderedReady
+        StatefulSet, a Job's next pods). Pods that never become ready do not hold it up.
+        Returns what was still changing when `timeout` ran out (empty: settled); `progress`
+        is called with that list while waiting. Settled means so twice in a row."""
+        from netlab.expectations import unsettled
+
+        deadline = time.monotonic() + max(timeout, 0.0)
+        calm = 0
+        while True:
+            st = self._state()
+            plan = self.plan
+            m = manifests(st.docs, plan.cluster, st.label_overrides)
+            busy = unsettled(plan, m, self.pods(), self._agent_status(), st.readiness)
+            calm = 0 if busy else calm + 1
+            if calm >= 2 or time.monotonic() >= deadline:
+                return busy
+            if progress is not None and busy:
+                progress(busy)
+            time.sleep(interval)
 
     def test(self, expectations: list[Any] | None = None) -> list[Outcome]:
         """Run expectations (default: the lab's own) with real traffic; one Outcome per check,

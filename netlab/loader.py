@@ -1011,13 +1011,8 @@ def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         p.ignore("appProtocol")
         ports.append(ServicePort(port, proto, name, p.int_or_str("targetPort", None), node_port))
         p.done()
-    cluster_ip = spec.str("clusterIP", None)
-    if cluster_ip is not None and cluster_ip not in ("None", ""):
-        try:
-            ipaddress.IPv4Address(cluster_ip)
-        except ValueError as e:
-            raise spec.error("clusterIP", f"{cluster_ip!r} is not an IPv4 address or None") from e
-    spec.ignore("clusterIPs", "ipFamilies", "ipFamilyPolicy", "allocateLoadBalancerNodePorts")
+    cluster_ip, cluster_ips, families, family_policy = _service_ip_fields(spec, stype)
+    spec.ignore("allocateLoadBalancerNodePorts")
     external_name = spec.str("externalName", None)
     if stype == "ExternalName" and not external_name:
         raise spec.error("externalName", "is required for type ExternalName")
@@ -1042,7 +1037,86 @@ def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     top.done()
     m.services[f"{key[1]}/{key[2]}"] = Service(
         key[1], key[2], stype, tuple(ports), selector, cluster_ip, external_name, affinity,
-        timeout, etp, itp, lb_ip, publish, labels, src)
+        timeout, etp, itp, lb_ip, publish, labels, src, ip_family_policy=family_policy,
+        ip_families=families, cluster_ips=cluster_ips)
+
+
+IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
+
+
+def _go_strings(values: tuple[str, ...] | list[str]) -> str:
+    """A []string as the API server's field errors print it (%#v)."""
+    return "[]string{" + ", ".join(f'"{v}"' for v in values) + "}"
+
+
+def _ip_family(ip: str) -> str:
+    return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
+
+
+def _service_ip_fields(spec: Fields, stype: str
+                       ) -> tuple[str | None, tuple[str, ...], tuple[str, ...], str | None]:
+    """spec.clusterIP/clusterIPs/ipFamilies/ipFamilyPolicy, checked as the API server does
+    without looking at the cluster (ValidateService for ExternalName and
+    ValidateServiceClusterIPsRelatedFields, with the Create strategy's normalisation:
+    clusterIP and clusterIPs[0] are the same address). What needs the cluster (defaulting
+    the policy and families, families the cluster has) is done when planning."""
+    cluster_ip = spec.str("clusterIP", None)
+    if cluster_ip == "":
+        cluster_ip = None
+    ips = [str(v) for v in spec.list("clusterIPs")]
+    families = [str(v) for v in spec.list("ipFamilies")]
+    policy = spec.str("ipFamilyPolicy", None)
+    if stype == "ExternalName":
+        for key, value in (("ipFamilies", families), ("ipFamilyPolicy", policy)):
+            if value:
+                raise spec.error(key, "Forbidden: may not be set for ExternalName services")
+        return cluster_ip, tuple(ips), (), None
+    if cluster_ip is not None and cluster_ip != "None":
+        try:
+            ipaddress.ip_address(cluster_ip)
+        except ValueError as e:
+            raise spec.error("clusterIP", f"Invalid value: \"{cluster_ip}\": must be a valid IP "
+                                          "address, (e.g. 10.9.8.7 or 2001:db8::ffff)") from e
+    if cluster_ip is None and ips:
+        cluster_ip = ips[0]  # normalizeClusterIPs: clusterIP is clusterIPs[0]
+    elif cluster_ip is not None and not ips:
+        ips = [cluster_ip]
+    elif cluster_ip is not None and ips[0] != cluster_ip:
+        raise spec.error("clusterIPs", f"Invalid value: {_go_strings(ips)}: first value must "
+                                       "match `clusterIP`")
+    for i, fam in enumerate(families):
+        if fam not in ("IPv4", "IPv6"):
+            raise spec.error(f"ipFamilies[{i}]", f'Unsupported value: "{fam}": supported '
+                                                 'values: "IPv4", "IPv6"')
+        if fam in families[:i]:
+            raise spec.error(f"ipFamilies[{i}]", f'Duplicate value: "{fam}"')
+    if policy is not None and policy not in IP_FAMILY_POLICIES:
+        raise spec.error("ipFamilyPolicy", f'Unsupported value: "{policy}": supported values: '
+                                           '"PreferDualStack", "RequireDualStack", "SingleStack"')
+    for i, ip in enumerate(ips):
+        if i == 0 and ip == "None":
+            if len(ips) > 1:
+                raise spec.error("clusterIPs", f"Invalid value: {_go_strings(ips)}: 'None' must "
+                                               "be the first and only value")
+            continue
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError as e:
+            raise spec.error(f"clusterIPs[{i}]", f'Invalid value: "{ip}": must be a valid '
+                                                 "IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+                             ) from e
+    if len(ips) > 2:
+        raise spec.error("clusterIPs", f"Invalid value: {_go_strings(ips)}: may only hold up "
+                                       "to 2 values")
+    if len(ips) == 2 and _ip_family(ips[0]) == _ip_family(ips[1]):
+        raise spec.error("clusterIPs", f"Invalid value: {_go_strings(ips)}: may specify no more "
+                                       "than one IP for each IP family")
+    if ips and ips != ["None"]:
+        for i, (ip, fam) in enumerate(zip(ips, families, strict=False)):
+            if _ip_family(ip) != fam:
+                raise spec.error(f"clusterIPs[{i}]", f'Invalid value: "{ip}": expected an {fam} '
+                                                     f"value as indicated by `ipFamilies[{i}]`")
+    return cluster_ip, tuple(ips), tuple(families), policy
 
 
 # --- Endpoints and EndpointSlices (the endpoints of a Service without a selector) ------
@@ -1050,19 +1124,30 @@ def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 _LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")
 _LINK_LOCAL_MULTICAST = ipaddress.IPv4Network("224.0.0.0/24")
+_LINK_LOCAL_MULTICAST6 = ipaddress.IPv6Network("ff02::/16")
 _DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"
                             r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
-def _endpoint_ip(f: Fields, key: str) -> str:
-    """An endpoint address, checked as the API server's ValidateEndpointIP does."""
+def _endpoint_ip(f: Fields, key: str, family: str | None = None) -> str:
+    """An endpoint address, checked as the API server's ValidateEndpointIP does (and, in
+    an EndpointSlice, as one of the slice's addressType)."""
     value = f.str(key)
     try:
         ip = ipaddress.ip_address(value)
     except ValueError as e:
         raise f.error(key, f"{value!r} must be a valid IP address") from e
-    if ip.version != 4:
-        raise f.error(key, f"{value}: the lab's cluster is IPv4 only")
+    if family is not None and f"IPv{ip.version}" != family:
+        raise f.error(key, f"{value!r} must be a valid {family} address")
+    if ip.version == 6:
+        for bad, text in ((ip.is_unspecified, "may not be unspecified (::)"),
+                          (ip.is_loopback, "may not be in the loopback range (::1/128)"),
+                          (ip.is_link_local, "may not be in the link-local range (fe80::/10)"),
+                          (ip in _LINK_LOCAL_MULTICAST6,
+                           "may not be in the link-local multicast range (ff02::/16)")):
+            if bad:
+                raise f.error(key, f"{value} {text}")
+        return str(ip)
     for bad, text in ((ip.is_unspecified, "may not be unspecified (0.0.0.0)"),
                       (ip.is_loopback, "may not be in the loopback range (127.0.0.0/8)"),
                       (ip in _LINK_LOCAL, "may not be in the link-local range (169.254.0.0/16)"),
@@ -1133,11 +1218,11 @@ def _endpoint_slice(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> N
     _, labels, _ = _meta(top)
     address_type = top.choice("addressType", ("IPv4", "IPv6", "FQDN"))
     where = f"{top.where.obj}"
-    if address_type != "IPv4":
+    if address_type == "FQDN":
         top.ignore("endpoints", "ports")
         top.done()
-        top.where.warnings.append(f"{where}: addressType {address_type} is not used: the lab's "
-                                  "cluster is IPv4 only (kube-proxy ignores the slice)")
+        top.where.warnings.append(f"{where}: addressType {address_type} is not used "
+                                  "(kube-proxy ignores the slice)")
         return
     endpoints = top.items("endpoints")
     if len(endpoints) > 1000:
@@ -1150,7 +1235,8 @@ def _endpoint_slice(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> N
         if len(ips) > 100:
             raise e.error("addresses", f"Too many: {len(ips)}: must have at most 100 items")
         for i in range(len(ips)):  # consumers use the first; all must be valid
-            _endpoint_ip(Fields({"ip": ips[i]}, f"{e.path}.addresses[{i}]", e.where), "ip")
+            _endpoint_ip(Fields({"ip": ips[i]}, f"{e.path}.addresses[{i}]", e.where), "ip",
+                         address_type)
         cond = e.sub("conditions")
         cond = cond or Fields({}, f"{e.path}.conditions", e.where)
         ready = cond.bool("ready", True)
@@ -1160,7 +1246,7 @@ def _endpoint_slice(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> N
         node, target = _endpoint_extra(e)
         e.ignore("hostname", "zone", "hints", "deprecatedTopology")
         e.done()
-        addresses.append(EndpointAddress(str(ipaddress.IPv4Address(ips[0])), ready, serving,
+        addresses.append(EndpointAddress(str(ipaddress.ip_address(ips[0])), ready, serving,
                                          terminating, node, target))
     items = top.items("ports")
     if len(items) > 100:
@@ -1180,7 +1266,12 @@ def _check_endpoint_owners(m: Manifests) -> None:
     """Hand-written endpoints are used only by a Service without a selector (a Service
     with one has its endpoints made from the pods it selects, as the controllers do)."""
     for obj in (*m.endpoints.values(), *m.endpoint_slices.values()):
-        if obj.service is None or obj.address_type != "IPv4":
+        if obj.address_type == "IPv6" and not (m.cluster and m.cluster.dual_stack):
+            m.warnings.append(f"{obj.source}: {obj.kind} {obj.namespace}/{obj.name}: "
+                              "addressType IPv6 is not used in a single-stack (IPv4) cluster "
+                              "(kube-proxy ignores the slice)")
+            continue
+        if obj.service is None or obj.address_type not in ("IPv4", "IPv6"):
             continue
         svc = m.services.get(f"{obj.namespace}/{obj.service}")
         what = f"{obj.source}: {obj.kind} {obj.namespace}/{obj.name}"

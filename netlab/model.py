@@ -291,7 +291,7 @@ class Service:
     type: Literal["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]
     ports: tuple[ServicePort, ...]
     selector: dict[str, str] | None = None
-    cluster_ip: str | None = None  # an address, "None" (headless) or None (allocate)
+    cluster_ip: str | None = None  # an address (either family), "None" (headless) or None
     external_name: str | None = None
     session_affinity: Literal["None", "ClientIP"] = "None"
     affinity_timeout: int = 10800
@@ -301,6 +301,12 @@ class Service:
     publish_not_ready: bool = False  # publishNotReadyAddresses
     labels: dict[str, str] = field(default_factory=dict, hash=False)
     source: Source | None = field(default=None, compare=False)
+    # dual-stack, as written (defaulted against the cluster when planned, services.py):
+    # spec.ipFamilyPolicy (None: unset), spec.ipFamilies in order, spec.clusterIPs (with
+    # clusterIP folded in: clusterIP is clusterIPs[0]; ("None",) for a headless Service)
+    ip_family_policy: str | None = None
+    ip_families: tuple[str, ...] = ()
+    cluster_ips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -113,10 +113,21 @@ class ServicePortPlan:
     node_port: int | None
     endpoints: tuple[Endpoint, ...] = ()
     not_ready: tuple[Endpoint, ...] = ()  # selected pods that are not ready (notReadyAddresses)
+    # dual-stack: `endpoints`/`not_ready` are the IPv4 EndpointSlice's (empty when the
+    # Service has no IPv4 family), these the IPv6 one's (Endpoint.ip an IPv6 address)
+    endpoints6: tuple[Endpoint, ...] = ()
+    not_ready6: tuple[Endpoint, ...] = ()
 
     @property
     def label(self) -> str:
         return self.name or str(self.port)
+
+    def family_endpoints(self, family: str) -> tuple[Endpoint, ...]:
+        """The ready endpoints of one family ("IPv4" or "IPv6")."""
+        return self.endpoints6 if family == "IPv6" else self.endpoints
+
+    def family_not_ready(self, family: str) -> tuple[Endpoint, ...]:
+        return self.not_ready6 if family == "IPv6" else self.not_ready
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,13 @@ class ServicePlan:
     # a Service without a selector: the Endpoints/EndpointSlice objects its endpoints come
     # from ("Endpoints NAME", "EndpointSlice NAME")
     endpoint_objects: tuple[str, ...] = field(default=(), hash=False)
+    # dual-stack (services.py defaults them as kube-apiserver does): spec.ipFamilies in
+    # order (the first is the primary family: clusterIP is its address; () for
+    # ExternalName), spec.ipFamilyPolicy, and the IPv6 ClusterIP. `cluster_ip` is always
+    # the IPv4 one (None when the Service has no IPv4 family).
+    ip_families: tuple[str, ...] = ("IPv4",)
+    ip_family_policy: str | None = "SingleStack"
+    cluster_ip6: str | None = None
 
     @property
     def key(self) -> str:
@@ -144,7 +162,16 @@ class ServicePlan:
 
     @property
     def headless(self) -> bool:
-        return self.cluster_ip is None and self.type != "ExternalName"
+        return self.cluster_ip is None and self.cluster_ip6 is None and self.type != "ExternalName"
+
+    def family_cluster_ip(self, family: str) -> str | None:
+        return self.cluster_ip6 if family == "IPv6" else self.cluster_ip
+
+    @property
+    def cluster_ips(self) -> tuple[str, ...]:
+        """spec.clusterIPs: one address per family, in ipFamilies order (the first is
+        spec.clusterIP); () for headless and ExternalName Services."""
+        return tuple(ip for f in self.ip_families for ip in (self.family_cluster_ip(f),) if ip)
 
 
 @dataclass(frozen=True)
@@ -227,11 +254,14 @@ class Plan:
         services = {}
         for k, s in data.get("services", {}).items():
             ports = tuple(ServicePortPlan(**{
-                **p, "endpoints": tuple(Endpoint(**e) for e in p["endpoints"]),
-                "not_ready": tuple(Endpoint(**e) for e in p.get("not_ready", ()))})
+                **p, **{f: tuple(Endpoint(**e) for e in p.get(f, ()))
+                        for f in ("endpoints", "not_ready", "endpoints6", "not_ready6")}})
                 for p in s["ports"])
+            ext = s["type"] == "ExternalName"  # a plan from before dual-stack Services:
+            families = s.get("ip_families", () if ext else ("IPv4",))  # what it had
             services[k] = ServicePlan(**{**s, "ports": ports, "endpoint_objects": tuple(
-                s.get("endpoint_objects", ()))})
+                s.get("endpoint_objects", ())), "ip_families": tuple(families),
+                "ip_family_policy": s.get("ip_family_policy", None if ext else "SingleStack")})
         return cls(data["lab"], Cluster(**c), [NodePlan(**n) for n in data["nodes"]], pods,
                    data["underlay_gateway"], data.get("namespaces", {}), services,
                    data.get("external_ip", ""), data.get("internet_ip", ""),

@@ -48,7 +48,8 @@ class ProbeResult:
 def _answer(data: bytes) -> tuple[str, str | None, str]:
     try:
         info = json.loads(data.decode().strip().splitlines()[0])
-        return info.get("pod", "unknown"), info.get("client", "").rsplit(":", 1)[0] or None, ""
+        client = info.get("client", "").rsplit(":", 1)[0].strip("[]")  # "[v6]:port" too
+        return info.get("pod", "unknown"), client or None, ""
     except (ValueError, IndexError, AttributeError):
         return "unknown", None, f"answer was not a netlab responder's: {data[:80]!r}"
 
@@ -109,7 +110,8 @@ def _run_batch(jobs, indices, timeout, results, sel) -> None:
                 number = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP,
                           "sctp": socket.IPPROTO_SCTP}[proto]
                 try:
-                    s = open_socket(socket.AF_INET, kind | socket.SOCK_NONBLOCK, number)
+                    family = socket.AF_INET6 if ":" in jobs[i][3] else socket.AF_INET
+                    s = open_socket(family, kind | socket.SOCK_NONBLOCK, number)
                 except OSError as e:
                     src, dst, _, address, port, _p = jobs[i]
                     results[i] = ProbeResult(src, dst, address, port, proto, "refused",

@@ -22,6 +22,20 @@ from netlab.plan import NodePlan, Plan, PodPlan
 Kind = Literal["pod", "service", "node", "host", "fabric", "address", "dns"]
 
 
+class PodPendingError(InputError, PodNotFoundError):
+    """The pod exists but no node accepts it (plan.pending): it has no node, no address and
+    no network namespace, so nothing can run in it or reach it (exit status 2). A
+    PodNotFoundError too, for callers that look such pods up elsewhere (Lab.pod)."""
+
+    def __init__(self, pending: Any) -> None:  # plan.PendingPod
+        self.pending = pending
+        reason = pending.reason.rstrip(".")
+        super().__init__(f"pod {pending.key} is Pending: {reason}. No node accepts it, so it "
+                         "has no address and nothing runs in it (`netlab get pod "
+                         f"{pending.name} -n {pending.namespace} -o yaml` shows its "
+                         "PodScheduled condition)")
+
+
 @dataclass(frozen=True)
 class Target:
     kind: Kind
@@ -48,10 +62,11 @@ def parse(text: str, plan: Plan | None = None) -> Target:
     if text == "fabric":
         return Target("fabric", text, text)
     try:
-        return Target("address", str(ipaddress.IPv4Address(text)), text)
+        return Target("address", str(ipaddress.ip_address(text)), text)
     except ValueError:
         pass
-    if "/" in text or plan is None or any(p.name == text for p in plan.pods.values()):
+    if "/" in text or plan is None or any(p.name == text for p in plan.pods.values()) \
+            or any(p.name == text for p in plan.pending.values()):
         return Target("pod", text, text)
     return Target("dns", text, text)
 
@@ -73,9 +88,23 @@ def pod(plan: Plan, ref: str) -> PodPlan:
             raise PodNotFoundError(f"pod name {ref!r} exists in several namespaces "
                                    f"({', '.join(p.namespace for p in matches)}): write "
                                    "NAMESPACE/NAME")
+    pending = _pending(plan, ref)
+    if pending is not None:
+        raise PodPendingError(pending)
     near = sorted(k for k in pods if ref.split("/")[-1] in k)[:5]
     hint = f" (did you mean {', '.join(near)}?)" if near else " (`netlab get pods -A` lists them)"
     raise PodNotFoundError(f"lab {plan.lab}: no pod {ref!r}{hint}")
+
+
+def _pending(plan: Plan, ref: str) -> Any:
+    """The Pending pod (plan.pending) `ref` names, found as `pod` finds a running one."""
+    pending = getattr(plan, "pending", None) or {}
+    if "/" in ref:
+        return pending.get(ref)
+    if f"default/{ref}" in pending:
+        return pending[f"default/{ref}"]
+    matches = [p for p in pending.values() if p.name == ref]
+    return matches[0] if len(matches) == 1 else None
 
 
 def node(plan: Plan, name: str) -> NodePlan:
@@ -102,8 +131,38 @@ def host_address(plan: Plan, host: str) -> str:
     return plan.external_ip if host == "external" else plan.internet_ip
 
 
-def address(plan: Plan, t: Target) -> str:
-    """The address of a pod, node (its underlay address), host or literal address."""
+FAMILIES = ("IPv4", "IPv6")
+
+
+def in_family(plan: Plan, t: Target, v4: str, family: str | None) -> str:
+    """The address of `t` in `family` (None or IPv4: `v4`, as found; IPv6: its IPv6 one in a
+    dual-stack lab). A literal address is what it is."""
+    if family not in (None, *FAMILIES):
+        raise InputError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+    if t.kind == "address" or family in (None, "IPv4"):
+        if family == "IPv4" and ":" in v4:
+            raise InputError(f"{t.text} is an IPv6 address, not IPv4")
+        return v4
+    if not plan.cluster.dual_stack:
+        raise InputError(f"lab {plan.lab} is single-stack (IPv4): {t.text} has no IPv6 "
+                         "address (dual-stack: podCIDR: 10.244.0.0/16,fd00:10:244::/56)")
+    found: str | None = None
+    if t.kind == "pod":
+        found = pod(plan, t.name).ip6
+    elif t.kind == "node":
+        found = node(plan, t.name).underlay_ip6
+    elif t.kind == "host":
+        found = plan.external_ip6 if t.name == "external" else plan.internet_ip6
+    if not found:
+        raise InputError(f"{t.text} has no IPv6 address")
+    return found
+
+
+def address(plan: Plan, t: Target, family: str | None = None) -> str:
+    """The address of a pod, node (its underlay address), host or literal address; in
+    `family` (IPv6: the dual-stack lab's IPv6 address of it)."""
+    if family not in (None, "IPv4") and t.kind != "address":
+        return in_family(plan, t, address(plan, t), family)
     if t.kind == "address":
         return t.name
     if t.kind == "node":
@@ -139,15 +198,41 @@ def check_protocol(protocol: str | None) -> str | None:
     return protocol.lower() if protocol else None
 
 
+def _service_address(plan: Plan, svc: Any, from_outside: bool, family: str | None
+                     ) -> str | None:
+    """Where a probe to a Service goes: its LoadBalancer address from outside the cluster
+    (IPv4 only), else its ClusterIP in `family` (None: its primary one)."""
+    if family not in (None, *FAMILIES):
+        raise InputError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+    if from_outside and svc.lb_ip:
+        if family == "IPv6":
+            raise InputError(f"Service {svc.key}: LoadBalancer addresses are IPv4 only in "
+                             "netlab: probe its IPv6 ClusterIP from a pod instead")
+        return svc.lb_ip
+    v6 = getattr(svc, "cluster_ip6", None)
+    if family is None:
+        return svc.cluster_ip or v6
+    found = v6 if family == "IPv6" else svc.cluster_ip
+    if not found and not svc.headless and svc.type != "ExternalName":
+        families = ", ".join(getattr(svc, "ip_families", ()) or ("IPv4",))
+        raise InputError(f"Service {svc.key} has no {family} ClusterIP (ipFamilies: "
+                         f"{families})")
+    return found
+
+
 def destination(plan: Plan, t: Target, from_outside: bool, port: int | None,
-                protocol: str | None) -> tuple[str, int, str]:
+                protocol: str | None, family: str | None = None) -> tuple[str, int, str]:
     """(address, port, protocol) a probe to `t` goes to; a port not given is the Service's
-    first port, the pod's first served port, or 80 for an outside host. A DNS name must be
-    resolved (to an address target) first."""
+    first port, the pod's first served port, or 80 for an outside host; in `family` (IPv6:
+    the IPv6 address of the pod, Service, node or host, in a dual-stack lab). A DNS name
+    must be resolved (to an address target) first."""
+    if family not in (None, "IPv4") and t.kind not in ("address", "service"):
+        v4, port_, proto_ = destination(plan, t, from_outside, port, protocol)
+        return in_family(plan, t, v4, family), port_, proto_
     proto = check_protocol(protocol)
     if t.kind == "service":
         svc = service(plan, t.name)
-        address = svc.lb_ip if from_outside and svc.lb_ip else svc.cluster_ip
+        address = _service_address(plan, svc, from_outside, family)
         if address is None:
             raise InputError(f"Service {svc.key} has no virtual IP ({svc.type}"
                              f"{', headless' if svc.type != 'ExternalName' else ''}): "

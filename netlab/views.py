@@ -4,6 +4,7 @@ kernel, no state file."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,6 +288,11 @@ class LabStatus:
                 "agent": {"running": bool(self.agent_pid), "pid": self.agent_pid}}
 
 
+def _host_port(ep: Any) -> str:
+    """ip:port, an IPv6 address in brackets (net.JoinHostPort, as kubectl prints it)."""
+    return f"[{ep.ip}]:{ep.port}" if ":" in ep.ip else f"{ep.ip}:{ep.port}"
+
+
 @dataclass(frozen=True)
 class ServiceInfo:
     """A Service as the lab runs it: its addresses and, per port, its endpoints."""
@@ -306,20 +312,37 @@ class ServiceInfo:
     not_ready_reasons: dict[str, str] = field(default_factory=dict, hash=False)  # pod -> why
     endpoint_objects: tuple[str, ...] = ()  # no selector: the objects its endpoints come from
     pending: dict[str, str] = field(default_factory=dict, hash=False)  # selected pod -> why
+    # dual-stack: spec.ipFamilies (the first is the primary: `cluster_ip` is its address,
+    # spec.clusterIP), spec.ipFamilyPolicy, spec.clusterIPs (in ipFamilies order)
+    ip_families: tuple[str, ...] = ("IPv4",)
+    ip_family_policy: str | None = "SingleStack"
+    cluster_ips: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
     @property
+    def primary_family(self) -> str:
+        return self.ip_families[0] if self.ip_families else "IPv4"
+
+    def _family(self, p: Any, ready: bool, family: str | None = None) -> tuple[Any, ...]:
+        """A port's endpoints (ready or not) of one family, by default the primary one (the
+        Endpoints object and the ENDPOINTS column show those, as the endpoints controller
+        fills them)."""
+        if (family or self.primary_family) == "IPv6":
+            return getattr(p, "endpoints6" if ready else "not_ready6", ())
+        return p.endpoints if ready else p.not_ready
+
+    @property
     def not_ready(self) -> list[str]:
         """Distinct ip:port of the selected pods that are not ready (notReadyAddresses)."""
-        return sorted({f"{ep.ip}:{ep.port}" for p in self.ports for ep in p.not_ready})
+        return sorted({_host_port(ep) for p in self.ports for ep in self._family(p, False)})
 
     @property
     def endpoints(self) -> list[str]:
         """Distinct ip:port of every endpoint, over all ports."""
-        return sorted({f"{ep.ip}:{ep.port}" for p in self.ports for ep in p.endpoints})
+        return sorted({_host_port(ep) for p in self.ports for ep in self._family(p, True)})
 
     def to_k8s(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"type": self.type, "ports": []}
@@ -327,7 +350,9 @@ class ServiceInfo:
             spec["externalName"] = self.external_name
         else:
             spec["clusterIP"] = self.cluster_ip or "None"
-            spec["clusterIPs"] = [self.cluster_ip or "None"]
+            spec["clusterIPs"] = list(self.cluster_ips) or [self.cluster_ip or "None"]
+            spec["ipFamilies"] = list(self.ip_families)
+            spec["ipFamilyPolicy"] = self.ip_family_policy
         if self.selector is not None:
             spec["selector"] = dict(self.selector)
         for p in self.ports:
@@ -354,7 +379,7 @@ class ServiceInfo:
         by_pod: dict[str, list] = {}
         pods: dict[str, tuple[Any, bool]] = {}
         for p in self.ports:
-            for ready, eps in ((True, p.endpoints), (False, p.not_ready)):
+            for ready, eps in ((True, self._family(p, True)), (False, self._family(p, False))):
                 for ep in eps:
                     by_pod.setdefault(ep.pod or ep.ip, []).append(
                         {k: v for k, v in (("name", p.name), ("port", ep.port),
@@ -381,7 +406,7 @@ class ServiceInfo:
             return None
         if self.selector is None:
             return self._why_no_manual_endpoints()
-        waiting = sorted({ep.pod or ep.ip for p in self.ports for ep in p.not_ready})
+        waiting = sorted({ep.pod or ep.ip for p in self.ports for ep in self._family(p, False)})
         if waiting:
             why = "; ".join(f"pod {pod} not ready: {self.not_ready_reasons.get(pod) or '?'}"
                             for pod in waiting)
@@ -403,7 +428,7 @@ class ServiceInfo:
             return (f"Service {self.key} has no selector and no Endpoints/EndpointSlice "
                     "objects")
         objects = ", ".join(self.endpoint_objects)
-        waiting = sorted({ep.pod or ep.ip for p in self.ports for ep in p.not_ready})
+        waiting = sorted({ep.pod or ep.ip for p in self.ports for ep in self._family(p, False)})
         if waiting:
             return (f"Service {self.key} has no selector and no ready endpoints: {objects} "
                     f"mark {', '.join(waiting)} not ready")
@@ -415,17 +440,21 @@ class ServiceInfo:
         """The EndpointSlices kube-proxy reads for this Service, as the lab computed them:
         one per distinct set of ports (named targetPorts can differ per pod), as the
         EndpointSlice controller makes them. A Service without a selector gets one slice
-        merging its Endpoints/EndpointSlice objects."""
+        merging its Endpoints/EndpointSlice objects. Dual-stack: slices per family of the
+        Service (addressType IPv4, IPv6), as getAddressTypesForService makes them."""
         if self.type == "ExternalName" or (self.selector is None and not self.endpoint_objects):
             return []
+        return [sl for family in self.ip_families for sl in self._slices(family)]
+
+    def _slices(self, family: str) -> list[EndpointSliceInfo]:
         addresses: dict[str, tuple[Any, dict[tuple[str, int, str], bool]]] = {}
         for p in self.ports:
-            for ready, eps in ((True, p.endpoints), (False, p.not_ready)):
-                for ep in eps:
+            for ready in (True, False):
+                for ep in self._family(p, ready, family):
                     entry = addresses.setdefault(ep.ip, (ep, {}))
                     entry[1][(p.name or "", ep.port, p.protocol)] = ready
         groups: dict[tuple, list[tuple[Any, bool]]] = {}
-        for ip in sorted(addresses, key=lambda a: tuple(map(int, a.split(".")))):
+        for ip in sorted(addresses, key=ipaddress.ip_address):
             ep, ports = addresses[ip]
             groups.setdefault(tuple(sorted(ports)), []).append((ep, all(ports.values())))
         if not groups and self.selector is not None:  # the controller keeps an empty slice
@@ -434,9 +463,10 @@ class ServiceInfo:
                    "endpointslicemirroring-controller.k8s.io"
                    if all(o.startswith("Endpoints ") for o in self.endpoint_objects)
                    else "netlab")
+        tag = "" if family == "IPv4" else f"/{family}"  # (IPv4 names as before dual-stack)
         return [EndpointSliceInfo(
-            self.namespace, f"{self.name}-{_k8s_suffix(f'{self.key}/{ports}', 5)}", self.name,
-            managed, ports, tuple(eps), self.endpoint_objects)
+            self.namespace, f"{self.name}-{_k8s_suffix(f'{self.key}/{ports}{tag}', 5)}",
+            self.name, managed, ports, tuple(eps), self.endpoint_objects, family)
             for ports, eps in groups.items()]
 
 
@@ -506,14 +536,18 @@ def service_info(s: Any, plan: Plan | None = None) -> ServiceInfo:
     reasons: dict[str, str] = {}
     if plan is not None:
         reasons = {ep.pod: plan.pods[ep.pod].not_ready_reason for p in s.ports
-                   for ep in p.not_ready if ep.pod in plan.pods}
+                   for ep in (*p.not_ready, *getattr(p, "not_ready6", ())) if ep.pod in plan.pods}
     pending = {k: pp.reason for k, pp in (plan.pending if plan is not None else {}).items()
                if s.selector and pp.namespace == s.namespace
                and all(pp.labels.get(a) == b for a, b in s.selector.items())}
-    return ServiceInfo(s.namespace, s.name, s.type, s.cluster_ip, s.lb_ip, s.announcer,
+    cluster_ips = tuple(getattr(s, "cluster_ips", None) or ([s.cluster_ip] if s.cluster_ip else []))
+    return ServiceInfo(s.namespace, s.name, s.type, cluster_ips[0] if cluster_ips else None,
+                       s.lb_ip, s.announcer,
                        s.selector, s.ports, s.external_name, s.external_traffic_policy,
                        s.internal_traffic_policy, s.affinity_timeout, reasons,
-                       tuple(getattr(s, "endpoint_objects", ())), pending)
+                       tuple(getattr(s, "endpoint_objects", ())), pending,
+                       tuple(getattr(s, "ip_families", ("IPv4",))),
+                       getattr(s, "ip_family_policy", "SingleStack"), cluster_ips)
 
 
 @dataclass(frozen=True)
@@ -726,3 +760,305 @@ def job_infos(plan: Plan, namespace: str | None = None) -> list[JobInfo]:
         ready = sum(1 for p in pods if p is not None and p.ready)
         out.append(JobInfo(j, min(ready, j.active)))
     return out
+
+
+# --- workloads: Deployments, ReplicaSets, ReplicationControllers, StatefulSets, DaemonSets ---
+
+WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "ReplicationController", "StatefulSet",
+                  "DaemonSet")
+_API_VERSION = {"ReplicationController": "v1"}  # the others: apps/v1
+
+
+def pod_ready(p: PodInfo) -> bool:
+    """The pod's Ready condition (what a controller's readyReplicas counts): initialized and
+    every container (sidecars too) ready; never for a Pending pod."""
+    return (not p.pending_reason and bool(p.containers) and p.initializing is None
+            and all(c.ready for c in p.running_set))
+
+
+def selector_text(match_labels: dict[str, str], expressions: tuple[Any, ...] = ()) -> str:
+    """A label selector as kubectl prints it (metav1.FormatLabelSelector): `app=web,tier in
+    (a,b),!debug`, `<none>` for an empty one."""
+    parts = [f"{k}={v}" for k, v in sorted(match_labels.items())]
+    for r in expressions:
+        values = ",".join(sorted(r.values))
+        parts.append({"In": f"{r.key} in ({values})", "NotIn": f"{r.key} notin ({values})",
+                      "Exists": r.key, "DoesNotExist": f"!{r.key}"}.get(r.operator, r.key))
+    return ",".join(parts) or "<none>"
+
+
+@dataclass(frozen=True)
+class WorkloadInfo:
+    """A Deployment, ReplicaSet, ReplicationController, StatefulSet or DaemonSet as the lab
+    runs it: the object as written and the pods it has now (Pending ones among them), shown
+    as `kubectl get deployments|rs|rc|sts|ds` shows it. Counts come from the pods: created
+    (status.replicas), ready (their Ready condition, as the lab's agent reports it), updated
+    (at the template's revision; a StatefulSet's controller-revision-hash)."""
+
+    kind: str
+    namespace: str
+    name: str
+    replicas: int  # spec.replicas; a DaemonSet: the nodes it should run on (its pods)
+    match_labels: dict[str, str]
+    match_expressions: tuple[Any, ...]  # model.LabelSelectorRequirement
+    template_labels: dict[str, str]
+    containers: tuple[Any, ...]  # model.Container, spec.template.spec.containers
+    pods: tuple[PodInfo, ...]
+    labels: dict[str, str] = field(default_factory=dict, hash=False)
+    owner: str | None = None  # "Deployment/NAME": the ReplicaSet a Deployment made
+    node_selector: dict[str, str] = field(default_factory=dict, hash=False)
+    service_name: str | None = None  # StatefulSet
+    ordered_ready: bool = True  # StatefulSet podManagementPolicy OrderedReady
+    update_strategy: str = "RollingUpdate"
+    partition: int = 0
+    update_revision: str = ""  # StatefulSet: status.updateRevision
+    current_revision: str = ""  # StatefulSet: status.currentRevision
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def current(self) -> int:
+        """Pods created (status.replicas / currentNumberScheduled), Pending ones too."""
+        return len(self.pods)
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for p in self.pods if pod_ready(p))
+
+    @property
+    def available(self) -> int:
+        """Ready pods (minReadySeconds is 0: ready is available)."""
+        return self.ready
+
+    @property
+    def updated(self) -> int:
+        """Pods at the template's revision. netlab recreates the pods of a changed template
+        (their names carry its hash), so all of them but a StatefulSet's older revisions."""
+        if self.kind != "StatefulSet" or not self.update_revision:
+            return len(self.pods)
+        return sum(1 for p in self.pods
+                   if p.labels.get("controller-revision-hash") == self.update_revision)
+
+    @property
+    def at_current_revision(self) -> int:
+        """A StatefulSet's status.currentReplicas: pods at status.currentRevision."""
+        if not self.current_revision:
+            return len(self.pods)
+        return sum(1 for p in self.pods
+                   if p.labels.get("controller-revision-hash") == self.current_revision)
+
+    @property
+    def desired(self) -> int:
+        return self.replicas
+
+    @property
+    def created(self) -> float:
+        """When the lab first ran one of its pods (netlab keeps no creation time of the
+        object itself); 0.0 when none runs."""
+        return min((p.created for p in self.pods if p.created), default=0.0)
+
+    @property
+    def selector(self) -> str:
+        return selector_text(self.match_labels, self.match_expressions)
+
+    @property
+    def container_names(self) -> str:
+        return ",".join(c.name for c in self.containers)
+
+    @property
+    def images(self) -> str:
+        return ",".join(c.image or "<none>" for c in self.containers)
+
+    def to_k8s(self) -> dict[str, Any]:
+        """The object shaped like `kubectl get -o json` prints it (status fields the API
+        server omits when zero are omitted; observedGeneration is not kept)."""
+        meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace,
+                                "labels": dict(self.labels)}
+        if self.created:
+            meta["creationTimestamp"] = _timestamp(self.created)
+        if self.owner:
+            kind, _, name = self.owner.partition("/")
+            meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": kind, "name": name,
+                                        "controller": True, "blockOwnerDeletion": True}]
+        if self.kind == "ReplicationController":
+            selector: dict[str, Any] = dict(self.match_labels)
+        else:
+            selector = {"matchLabels": dict(self.match_labels)}
+            if self.match_expressions:
+                selector["matchExpressions"] = [
+                    {"key": r.key, "operator": r.operator,
+                     **({"values": list(r.values)} if r.values else {})}
+                    for r in self.match_expressions]
+        containers = []
+        for c in self.containers:
+            entry: dict[str, Any] = {"name": c.name}
+            if c.image:
+                entry["image"] = c.image
+            if c.command:
+                entry["command"] = list(c.command)
+            if c.args:
+                entry["args"] = list(c.args)
+            if c.ports:
+                entry["ports"] = [{k: v for k, v in (
+                    ("name", p.name), ("containerPort", p.container_port),
+                    ("protocol", p.protocol)) if v is not None} for p in c.ports]
+            containers.append(entry)
+        pod_spec: dict[str, Any] = {"containers": containers}
+        if self.node_selector:
+            pod_spec["nodeSelector"] = dict(self.node_selector)
+        spec: dict[str, Any] = {"selector": selector, "template": {
+            "metadata": {"labels": dict(self.template_labels)}, "spec": pod_spec}}
+        status: dict[str, Any]
+        counts = {"replicas": self.current, "readyReplicas": self.ready,
+                  "availableReplicas": self.available, "updatedReplicas": self.updated}
+        if self.kind == "DaemonSet":
+            spec["updateStrategy"] = {"type": "RollingUpdate"}
+            status = {"currentNumberScheduled": self.current, "numberMisscheduled": 0,
+                      "desiredNumberScheduled": self.desired, "numberReady": self.ready}
+            status |= _nonzero({"updatedNumberScheduled": self.updated,
+                                "numberAvailable": self.available,
+                                "numberUnavailable": self.desired - self.available})
+        elif self.kind == "StatefulSet":
+            spec = {"replicas": self.replicas, "serviceName": self.service_name or "",
+                    "podManagementPolicy": "OrderedReady" if self.ordered_ready
+                    else "Parallel", **spec,
+                    "updateStrategy": {"type": self.update_strategy, **(
+                        {"rollingUpdate": {"partition": self.partition}}
+                        if self.update_strategy == "RollingUpdate" else {})}}
+            status = {"replicas": self.current, "availableReplicas": self.available,
+                      **_nonzero({"readyReplicas": self.ready,
+                                  "currentReplicas": self.at_current_revision,
+                                  "updatedReplicas": self.updated})}
+            if self.current_revision:
+                status["currentRevision"] = self.current_revision
+            if self.update_revision:
+                status["updateRevision"] = self.update_revision
+            status["collisionCount"] = 0
+        elif self.kind == "Deployment":
+            spec = {"replicas": self.replicas, **spec}
+            status = _nonzero({**counts, "unavailableReplicas": max(
+                self.replicas - self.available, 0)})
+        else:  # ReplicaSet, ReplicationController: replicas is always there
+            spec = {"replicas": self.replicas, **spec}
+            status = {"replicas": self.current, **_nonzero({
+                "fullyLabeledReplicas": self.current, "readyReplicas": self.ready,
+                "availableReplicas": self.available})}
+        return {"apiVersion": _API_VERSION.get(self.kind, "apps/v1"), "kind": self.kind,
+                "metadata": meta, "spec": spec, "status": status}
+
+
+def _nonzero(counts: dict[str, int]) -> dict[str, int]:
+    """omitempty, as the API server writes these counts."""
+    return {k: v for k, v in counts.items() if v}
+
+
+def workload_infos(plan: Plan, m: Manifests, pods: list[PodInfo], kind: str,
+                   namespace: str | None = None) -> list[WorkloadInfo]:
+    """The lab's objects of one workload kind (of one namespace, or all), each with the pods
+    it has now (`pods`: the lab's, Pending ones among them, as Lab.pods gives them). Under
+    replicasets, a Deployment's ReplicaSet (`<deployment>-<pod-template-hash>`, as the
+    Deployment controller names it) beside those written as ReplicaSets."""
+    from netlab.plan import REVISION_LABEL
+
+    if kind not in WORKLOAD_KINDS:
+        raise ValueError(f"not a workload kind: {kind}")
+    owned: dict[tuple[str, str], list[PodInfo]] = {}
+    for p in pods:
+        if p.owner:
+            owned.setdefault((p.namespace, p.owner), []).append(p)
+
+    def mine(ns: str, owner: str) -> tuple[PodInfo, ...]:
+        return tuple(sorted(owned.get((ns, owner), ()), key=lambda p: p.name))
+
+    out: list[WorkloadInfo] = []
+    if kind in ("Deployment", "ReplicaSet"):
+        for d in m.deployments.values():
+            ps = mine(d.namespace, f"Deployment/{d.name}")
+            common = dict(match_labels=dict(d.selector.match_labels),
+                          match_expressions=tuple(d.selector.match_expressions),
+                          template_labels=dict(d.template_labels),
+                          containers=tuple(d.template_spec.containers), pods=ps,
+                          node_selector=dict(d.template_spec.node_selector))
+            if kind == "Deployment":
+                out.append(WorkloadInfo("Deployment", d.namespace, d.name, d.replicas,
+                                        labels=dict(d.labels), **common))
+                continue
+            h = _pod_template_hash(d, ps)
+            common["match_labels"] = {**common["match_labels"], "pod-template-hash": h}
+            common["template_labels"] = {**common["template_labels"], "pod-template-hash": h}
+            out.append(WorkloadInfo("ReplicaSet", d.namespace, f"{d.name[:46]}-{h}",
+                                    d.replicas, labels=dict(common["template_labels"]),
+                                    owner=f"Deployment/{d.name}", **common))
+    for w in m.workloads.values():
+        if w.kind != kind:
+            continue
+        ps = mine(w.namespace, f"{w.kind}/{w.name}")
+        revisions = plan.statefulsets.get(f"{w.namespace}/{w.name}") \
+            if w.kind == "StatefulSet" else None
+        current_rev = revisions.current if revisions else ""
+        update_rev = revisions.update if revisions else ""
+        if w.kind == "StatefulSet" and not update_rev:  # a state from before revisions
+            update_rev = current_rev = next(
+                (p.labels[REVISION_LABEL] for p in ps if REVISION_LABEL in p.labels), "")
+        out.append(WorkloadInfo(
+            w.kind, w.namespace, w.name,
+            len(ps) if w.kind == "DaemonSet" else w.replicas,
+            dict(w.selector.match_labels), tuple(w.selector.match_expressions),
+            dict(w.template_labels), tuple(w.template_spec.containers), ps,
+            labels=dict(w.labels), node_selector=dict(w.template_spec.node_selector),
+            service_name=w.service_name, ordered_ready=w.ordered_ready,
+            update_strategy=w.update_strategy, partition=w.partition,
+            update_revision=update_rev, current_revision=current_rev))
+    return sorted((i for i in out if namespace is None or i.namespace == namespace),
+                  key=lambda i: (i.namespace, i.name))
+
+
+def _pod_template_hash(d: Any, pods: tuple[PodInfo, ...]) -> str:
+    """The Deployment's pod-template-hash: as its pods are labelled, else as the plan
+    computes it (netlab.plan.desired_pods)."""
+    for p in pods:
+        if "pod-template-hash" in p.labels:
+            return p.labels["pod-template-hash"]
+    from netlab.plan import _hash, _set_fields
+
+    return _k8s_suffix(_hash([_set_fields(d.template_spec), d.template_labels], 32), 10)
+
+
+def no_controller_message(m: Manifests, cluster: Any, host: str | None = None) -> str:
+    """Why the lab has no ingress controller to send a request to, for a person: each
+    Ingress (those with a rule for `host` when some have one) with its class and how it got
+    it (ingressClassName, the legacy annotation, the default IngressClass) and why that class
+    is not served, as `get ingresses` reports it; or that there is no Ingress at all."""
+    from netlab.features import ingress
+
+    served = ", ".join(repr(c) for c in ingress.served_classes(m, cluster))
+    ings = sorted(m.ingresses.values(), key=lambda i: (i.namespace, i.name))
+    if not ings:
+        return ("the lab has no ingress controller: it starts with the first Ingress of a class "
+                f"it serves ({served}), and the lab has no Ingress")
+    for_host = [i for i in ings if host and any(r.host == host for r in i.rules)]
+    lines = []
+    for i in for_host or ings:
+        why = ingress.why_not_served(i, m, cluster) or "served"
+        lines.append(f"Ingress {i.namespace}/{i.name} ({_class_origin(i, m)}): {why}")
+    return ("the lab has no ingress controller: no Ingress is of a class it serves "
+            f"({served}). " + "; ".join(lines))
+
+
+def _class_origin(ing: Any, m: Manifests) -> str:
+    """The Ingress's class and where it comes from."""
+    from netlab.features import ingress
+
+    if ing.class_name is not None:
+        return f"class {ing.class_name!r} from spec.ingressClassName"
+    legacy = ing.annotations.get(ingress.LEGACY_INGRESS_CLASS)
+    if legacy is not None:
+        return f"class {legacy!r} from the annotation {ingress.LEGACY_INGRESS_CLASS}"
+    defaults = ingress.default_classes(m)
+    if len(defaults) == 1:
+        return f"class {defaults[0].name!r}, the default IngressClass"
+    if defaults:
+        return "no class: several IngressClasses are marked default"
+    return "no class: no ingressClassName, no annotation, no default IngressClass"

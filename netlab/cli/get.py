@@ -1,5 +1,6 @@
-"""`netlab get`: kubectl get for the lab's pods, services, endpoints, ingresses, nodes and
-namespaces."""
+"""`netlab get`: kubectl get for the lab's pods, services, endpoints, ingresses, nodes,
+namespaces, Jobs and the other workload kinds (deployments, replicasets, replicationcontrollers,
+statefulsets, daemonsets)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def get(args: Annotated[list[str] | None, typer.Argument(
         selector: Annotated[str | None, typer.Option(
             "--selector", "-l", show_default=False,
             help="Label selector: app=web, app!=web, 'tier in (a,b)', 'tier notin (c)', app, "
-                 "'!app'; commas mean AND. Pods, nodes and namespaces have labels; netlab "
-                 "keeps none for services, endpoints and ingresses, so only !key and "
+                 "'!app'; commas mean AND. Pods, nodes, namespaces and workloads have labels; "
+                 "netlab keeps none for services, endpoints and ingresses, so only !key and "
                  "notin/!= match those.")] = None,
         output: Annotated[str, output_option()] = "table",
         show_labels: Annotated[bool, typer.Option("--show-labels",
@@ -36,9 +37,11 @@ def get(args: Annotated[list[str] | None, typer.Argument(
                                                  help="Tables without the header line.")
                               ] = False,
         lab: LabOpt = None) -> None:
-    """Show pods, services, endpoints, ingresses, jobs, nodes or namespaces, like kubectl get.
+    """Show pods, services, endpoints, ingresses, jobs, deployments, replicasets, statefulsets,
+    daemonsets, nodes or namespaces, like kubectl get.
 
     Examples: netlab get pods -o wide;  netlab get po,svc -A;  netlab get pod/pod-a -o yaml;
+    netlab get deploy,sts -o wide;
     netlab get pods -l app=web -o name;  netlab get pods -o jsonpath='{.items[*].status.podIP}'
     """
     wanted = parse_args(args or [])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from netlab import lab as api
 from netlab.cli.common import LAB, FilesOpt, LabOpt, app, open_lab, out, output_option, prog
@@ -141,9 +142,16 @@ def test_(files: Annotated[list[Path], typer.Argument(help="Scenario files or di
           keep: Annotated[bool, typer.Option("--keep", help="Leave the lab up.")] = False,
           junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")
                            ] = None,
+          settle_timeout: Annotated[float, typer.Option(
+              "--settle-timeout", metavar="SECONDS", min=0,
+              help="Before the checks, wait at most this long for the lab to settle: "
+                   "readiness probes' first results, containers created, OrderedReady "
+                   "StatefulSets' next pods (pods that never get ready do not hold it up). "
+                   "0: do not wait.")] = 30.0,
           output: Annotated[str, output_option(DOCUMENT)] = "table") -> None:
-    """Bring up a lab from the files, run every Expectation check with real traffic, print
-    pass/fail with the evidence and a hint, tear the lab down. Exit 1 on any failure.
+    """Bring up a lab from the files, let it settle, run every Expectation check with real
+    traffic, print pass/fail with the evidence and a hint, tear the lab down. Exit 1 on any
+    failure.
 
     Example: sudo netlab test scenarios/clusterip-service --junit report.xml
     """
@@ -167,6 +175,7 @@ def test_(files: Annotated[list[Path], typer.Argument(help="Scenario files or di
             lab_ = api.Lab.up(*files, name=name, progress=progress)
         _warn(lab_.warnings)
     try:
+        settle_seconds, still = _settle(lab_, settle_timeout, not fmt.machine)
         outcomes = lab_.test(expectations)
     finally:
         if not lab and not keep:
@@ -177,6 +186,8 @@ def test_(files: Annotated[list[Path], typer.Argument(help="Scenario files or di
         junit.write_text(junit_xml(outcomes, suite, seconds))
     failed = [o for o in outcomes if not o.passed]
     if not print_document(fmt, {"passed": not failed, "seconds": round(seconds, 3),
+                                "settleSeconds": round(settle_seconds, 3),
+                                "settled": not still, "unsettled": still,
                                 "lab": lab_.name, "kept": bool(keep and not lab),
                                 "checks": [o.to_json() for o in outcomes]}):
         for o in outcomes:
@@ -190,3 +201,23 @@ def test_(files: Annotated[list[Path], typer.Argument(help="Scenario files or di
                   f"{seconds:.1f}s" + (f" (lab {lab_.name} kept)" if keep and not lab
                                        else ""), highlight=False)
     raise typer.Exit(1 if failed else 0)
+
+
+def _settle(lab: api.Lab, timeout: float, show: bool) -> tuple[float, list[str]]:
+    """Lab.settle with its progress on a terminal; a warning if it did not settle."""
+    if timeout <= 0:
+        return 0.0, []
+    t0 = time.monotonic()
+    if show and out.is_terminal:
+        with out.status("settling") as spinner:
+            def progress(busy: list[str]) -> None:
+                more = f" (+{len(busy) - 1} more)" if len(busy) > 1 else ""
+                spinner.update(f"settling ({time.monotonic() - t0:.0f}s/{timeout:g}s): "
+                               f"{escape(busy[0])}{more}")
+            still = lab.settle(timeout, progress)
+    else:
+        still = lab.settle(timeout)
+    if still and show:
+        _warn([f"the lab did not settle within {timeout:g}s (--settle-timeout); testing "
+               f"anyway. Still changing: {'; '.join(still)}"])
+    return time.monotonic() - t0, still

@@ -11,7 +11,14 @@ from typing import Any
 from netlab import lab as api
 from netlab.cli.printers import Column, Listing
 from netlab.errors import InputError
-from netlab.views import EndpointSliceInfo, JobInfo, PodInfo, ServiceInfo, age
+from netlab.views import (
+    EndpointSliceInfo,
+    JobInfo,
+    PodInfo,
+    ServiceInfo,
+    WorkloadInfo,
+    age,
+)
 
 
 def _labels(labels: dict[str, str] | None) -> str:
@@ -96,6 +103,25 @@ def _job_age(j: JobInfo) -> str:
     return age(time.time() - j.job.start_time) if j.job.start_time else "<unknown>"
 
 
+def _workload_age(w: WorkloadInfo) -> str:
+    return age(time.time() - w.created) if w.created else "<unknown>"
+
+
+def _workloads(kind: str) -> Callable[[api.Lab, str | None], list[Any]]:
+    return lambda lab, ns: lab.workloads(kind, ns)
+
+
+def _count(attr: str) -> Column:
+    return Column(attr.upper(), lambda w: str(getattr(w, attr)))
+
+
+_WORKLOAD_WIDE = (Column("CONTAINERS", lambda w: w.container_names, wide=True),
+                  Column("IMAGES", lambda w: w.images, wide=True))
+_SELECTOR = Column("SELECTOR", lambda w: w.selector, wide=True)
+_REPLICAS = (Column("NAME", _name), _count("desired"), _count("current"), _count("ready"),
+             Column("AGE", _workload_age), *_WORKLOAD_WIDE, _SELECTOR)
+
+
 KINDS = (
     Kind("pods", ("pod", "po"), "pod", True, lambda lab, ns: lab.pods(ns), (
         Column("NAME", _name), Column("READY", lambda p: p.ready),
@@ -149,6 +175,26 @@ KINDS = (
         Column("COMPLETIONS", lambda j: j.completions),
         Column("DURATION", lambda j: j.duration(time.time())), Column("AGE", _job_age),
         Column("SELECTOR", lambda j: _labels(j.job.selector), wide=True))),
+    # the workload kinds netlab plans into pods, with kubectl's columns
+    Kind("deployments", ("deployment", "deploy"), "deployment.apps", True,
+         _workloads("Deployment"), (
+             Column("NAME", _name), Column("READY", lambda w: f"{w.ready}/{w.replicas}"),
+             Column("UP-TO-DATE", lambda w: str(w.updated)), _count("available"),
+             Column("AGE", _workload_age), *_WORKLOAD_WIDE, _SELECTOR)),
+    Kind("replicasets", ("replicaset", "rs"), "replicaset.apps", True,
+         _workloads("ReplicaSet"), _REPLICAS),
+    Kind("replicationcontrollers", ("replicationcontroller", "rc"), "replicationcontroller",
+         True, _workloads("ReplicationController"), _REPLICAS),
+    Kind("statefulsets", ("statefulset", "sts"), "statefulset.apps", True,
+         _workloads("StatefulSet"), (
+             Column("NAME", _name), Column("READY", lambda w: f"{w.ready}/{w.replicas}"),
+             Column("AGE", _workload_age), *_WORKLOAD_WIDE)),
+    Kind("daemonsets", ("daemonset", "ds"), "daemonset.apps", True,
+         _workloads("DaemonSet"), (
+             Column("NAME", _name), _count("desired"), _count("current"), _count("ready"),
+             Column("UP-TO-DATE", lambda w: str(w.updated)), _count("available"),
+             Column("NODE SELECTOR", lambda w: _labels(w.node_selector)),
+             Column("AGE", _workload_age), *_WORKLOAD_WIDE, _SELECTOR)),
 )
 _BY_NAME = {n: k for k in KINDS for n in (k.plural, *k.aliases, k.singular)}
 TYPES_HELP = ", ".join(f"{k.plural} ({', '.join(k.aliases)})" for k in KINDS)

@@ -15,14 +15,23 @@ from rich.table import Table
 from netlab.cli.common import TRAFFIC, LabOpt, Proto, app, err, open_lab, out, output_option
 from netlab.cli.printers import DOCUMENT, parse_output, print_document
 
+IPv6Opt = Annotated[bool, typer.Option("-6", "--ipv6", help="To DST's IPv6 address (a pod's, "
+                                       "a Service's ClusterIP, a node's, a host's) in a "
+                                       "dual-stack lab.")]
+
 
 @app.command(rich_help_panel=TRAFFIC)
 def ping(src: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME) or node/NAME.")],
          dst: Annotated[str, typer.Argument(help="Pod, node/NAME or an IP address.")],
          count: Annotated[int, typer.Option("--count", "-c", min=1, max=1000)] = 3,
-         lab: LabOpt = None) -> None:
-    """Ping from a pod to a pod or address with real ICMP; exit 1 if any reply is missing."""
-    r = open_lab(lab).ping(src, dst, count)
+         ipv6: IPv6Opt = False, lab: LabOpt = None) -> None:
+    """Ping from a pod to a pod or address with real ICMP (ICMPv6 to an IPv6 address, or
+    with -6); exit 1 if any reply is missing.
+
+    Examples: netlab ping pod-a pod-b;  netlab ping -6 pod-a pod-b;
+    netlab ping pod-a fd00:10:244:1::2
+    """
+    r = open_lab(lab).ping(src, dst, count, family="IPv6" if ipv6 else None)
     sys.stdout.write(r.output)
     raise typer.Exit(0 if r.ok else 1)
 
@@ -39,11 +48,13 @@ def probe(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, e
           proto: Annotated[Proto | None, typer.Option("--proto", help="tcp, udp, sctp or "
                                                       "icmp (default: the port's).")] = None,
           timeout: Annotated[float, typer.Option("--timeout", min=0.1)] = 2.0,
+          ipv6: IPv6Opt = False,
           output: Annotated[str, output_option(DOCUMENT)] = "table", lab: LabOpt = None) -> None:
     """Send real traffic from SRC to DST and say what came back: which pod answered and
     which client address it saw. Exit 0 when connected, 1 when not.
 
-    Examples: netlab probe pod-a svc/web;  netlab probe external node/node-1 --port 30080
+    Examples: netlab probe pod-a svc/web;  netlab probe external node/node-1 --port 30080;
+    netlab probe -6 pod-a pod-b (dual-stack: over IPv6)
     """
     fmt = parse_output(output, DOCUMENT)
     lab_ = open_lab(lab)
@@ -56,12 +67,13 @@ def probe(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, e
                                              f"{h.answered_by}" if h.status else
                                              f"no answer ({h.error})"), highlight=False)
         raise typer.Exit(0 if h.ok else 1)
-    r = lab_.probe(src, dst, port, proto.value if proto else None, timeout)
+    r = lab_.probe(src, dst, port, proto.value if proto else None, timeout,
+                   family="IPv6" if ipv6 else None)
     if fmt.machine:
         print_document(fmt, r.to_json())
     else:
-        where = f"{r.address}:{r.port}/{r.protocol}" if r.port else \
-            f"{r.address}/{r.protocol}"
+        host = f"[{r.address}]" if ":" in r.address else r.address
+        where = f"{host}:{r.port}/{r.protocol}" if r.port else f"{r.address}/{r.protocol}"
         if r.connected:
             who = f" answered by {r.answered_by}" if r.answered_by else ""
             seen = f", which saw the client as {r.client_ip}" if r.client_ip else ""

@@ -10,6 +10,13 @@ Per Service port (ID = base32 hash + ns/name/proto/port, as kube-proxy names the
   external-ID     NodePort and LoadBalancer entry: Cluster masquerades and uses service-ID;
                   Local keeps the client address and uses local-ID
   endpoint-ID__IP/PORT   masquerade hairpin traffic, remember ClientIP affinity, DNAT
+
+Dual-stack (NewDualStackProxier: two proxiers, one per family): a second table,
+`ip6 kube-proxy`, of the same shape for the Services' IPv6 ClusterIPs and IPv6 endpoints
+(ip6 matches, ipv6_addr keys, `ip6 daddr != ::1`, `dnat to [addr]:port`, ':' in endpoint
+chain names written '.'; its plain `reject` is ICMPv6 port-unreachable). Each table sees
+only the Services of its family: a Service's NodePort answers on the nodes' addresses of
+the families the Service has.
 """
 
 from __future__ import annotations
@@ -33,17 +40,17 @@ def _id(prefix: str, svc: ServicePlan, port: ServicePortPlan) -> str:
 
 
 def _ep_chain(svc: ServicePlan, port: ServicePortPlan, ep: Endpoint) -> str:
-    return _id("endpoint", svc, port) + f"__{ep.ip}/{ep.port}"
+    return _id("endpoint", svc, port) + f"__{ep.ip.replace(':', '.')}/{ep.port}"
 
 
 def _affinity_set(svc: ServicePlan, port: ServicePortPlan, ep: Endpoint) -> str:
-    return _id("affinity", svc, port) + f"__{ep.ip}/{ep.port}"
+    return _id("affinity", svc, port) + f"__{ep.ip.replace(':', '.')}/{ep.port}"
 
 
 def _balance(t: Table, svc: ServicePlan, port: ServicePortPlan, eps: tuple[Endpoint, ...],
-             rules: list[str]) -> None:
+             rules: list[str], ip: str = "ip") -> None:
     if svc.affinity_timeout:
-        rules += [f"ip saddr @{_affinity_set(svc, port, ep)} goto {_ep_chain(svc, port, ep)}"
+        rules += [f"{ip} saddr @{_affinity_set(svc, port, ep)} goto {_ep_chain(svc, port, ep)}"
                   for ep in eps]
     if len(eps) == 1:
         rules.append(f"goto {_ep_chain(svc, port, eps[0])}")
@@ -52,15 +59,20 @@ def _balance(t: Table, svc: ServicePlan, port: ServicePortPlan, eps: tuple[Endpo
         rules.append(f"numgen random mod {len(eps)} vmap {{ {arms} }}")
 
 
-def render_node(plan: Plan, node: NodePlan) -> Table:
-    pod_cidr = plan.cluster.pod_cidr
-    t = Table("ip", TABLE)
-    t.maps["service-ips"] = ("type ipv4_addr . inet_proto . inet_service : verdict ;", {})
+def render_node(plan: Plan, node: NodePlan, family: str = "IPv4") -> Table:
+    """One node's `ip kube-proxy` table, or (family "IPv6") its `ip6 kube-proxy` table."""
+    v6 = family == "IPv6"
+    ip, addr = ("ip6", "ipv6_addr") if v6 else ("ip", "ipv4_addr")
+    pod_cidr = plan.cluster.pod_cidr6 if v6 else plan.cluster.pod_cidr
+    service_cidr = plan.cluster.service_cidr6 if v6 else plan.cluster.service_cidr
+    no_localhost = "ip6 daddr != ::1" if v6 else "ip daddr != 127.0.0.0/8"
+    t = Table(ip, TABLE)
+    t.maps["service-ips"] = (f"type {addr} . inet_proto . inet_service : verdict ;", {})
     t.maps["service-nodeports"] = ("type inet_proto . inet_service : verdict ;", {})
-    t.maps["no-endpoint-services"] = ("type ipv4_addr . inet_proto . inet_service : verdict ;",
+    t.maps["no-endpoint-services"] = (f"type {addr} . inet_proto . inet_service : verdict ;",
                                       {})
     t.maps["no-endpoint-nodeports"] = ("type inet_proto . inet_service : verdict ;", {})
-    t.sets["cluster-ips"] = ("type ipv4_addr ;", [])
+    t.sets["cluster-ips"] = (f"type {addr} ;", [])
     t.chain("nat-prerouting", ["jump services"],
             "type nat hook prerouting priority dstnat ; policy accept ;")
     t.chain("nat-output", ["jump services"], "type nat hook output priority -100 ; policy accept ;")
@@ -77,18 +89,18 @@ def render_node(plan: Plan, node: NodePlan) -> Table:
     t.chain("filter-output-post-dnat", ["ct state new jump cluster-ips-check"],
             "type filter hook output priority -90 ; policy accept ;")
     t.chain("services", [
-        "ip daddr . meta l4proto . th dport vmap @service-ips",
-        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport "
+        f"{ip} daddr . meta l4proto . th dport vmap @service-ips",
+        f"fib daddr type local {no_localhost} meta l4proto . th dport "
         "vmap @service-nodeports"])
     t.chain("service-endpoints-check",
-            ["ip daddr . meta l4proto . th dport vmap @no-endpoint-services"])
+            [f"{ip} daddr . meta l4proto . th dport vmap @no-endpoint-services"])
     t.chain("nodeport-endpoints-check",
-            ["fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport "
+            [f"fib daddr type local {no_localhost} meta l4proto . th dport "
              "vmap @no-endpoint-nodeports"])
     t.chain("cluster-ips-check", [
-        'ip daddr @cluster-ips reject comment "reject traffic to invalid ports of ClusterIPs"',
-        f'ip daddr {plan.cluster.service_cidr} drop comment "drop traffic to unallocated '
-        'ClusterIPs"'])
+        f'{ip} daddr @cluster-ips reject comment "reject traffic to invalid ports of ClusterIPs"',
+        *([f'{ip} daddr {service_cidr} drop comment "drop traffic to unallocated ClusterIPs"']
+          if service_cidr else [])])
     t.chain("reject-chain", ['reject comment "a Service without endpoints"'])
     t.chain("mark-for-masquerade", [f"meta mark set meta mark | {MASQ_MARK}"])
     t.chain("masquerading", [f"meta mark & {MASQ_MARK} == 0 return",
@@ -96,12 +108,14 @@ def render_node(plan: Plan, node: NodePlan) -> Table:
                              "masquerade fully-random"])
     cluster_ips = t.sets["cluster-ips"][1]
     for svc in plan.services.values():
-        if not svc.cluster_ip:
-            continue  # headless and ExternalName: no virtual IP (DNS serves them)
-        cluster_ips.append(svc.cluster_ip)
+        cluster_ip = svc.family_cluster_ip(family)
+        if not cluster_ip:
+            continue  # headless, ExternalName, not of this family: no virtual IP here
+        cluster_ips.append(cluster_ip)
         uses_node = svc.internal_traffic_policy == "Local" or (
             svc.external_traffic_policy == "Local" and svc.type in ("NodePort", "LoadBalancer"))
-        chains, sets, elements = _service_rules(svc, node.name if uses_node else "", pod_cidr)
+        chains, sets, elements = _service_rules(svc, node.name if uses_node else "", pod_cidr,
+                                                family)
         t.chains.update(chains)
         t.sets.update(sets)
         for map_name, key, verdict in elements:
@@ -110,20 +124,24 @@ def render_node(plan: Plan, node: NodePlan) -> Table:
 
 
 @functools.lru_cache(maxsize=65536)
-def _service_rules(svc: ServicePlan, node: str, pod_cidr: str
+def _service_rules(svc: ServicePlan, node: str, pod_cidr: str, family: str = "IPv4"
                    ) -> tuple[dict[str, list[str]], dict[str, tuple[str, list[str]]],
                               tuple[tuple[str, str, str], ...]]:
-    """One Service's chains, affinity sets and map elements. Cached: a Service that did not
-    change renders once per process, whatever the number of nodes and syncs (`node` is ""
-    when its rules are the same on every node)."""
-    t = Table("ip", TABLE)
+    """One Service's chains, affinity sets and map elements in one family's table. Cached:
+    a Service that did not change renders once per process, whatever the number of nodes
+    and syncs (`node` is "" when its rules are the same on every node)."""
+    v6 = family == "IPv6"
+    ip, addr = ("ip6", "ipv6_addr") if v6 else ("ip", "ipv4_addr")
+    cluster_ip = svc.family_cluster_ip(family)
+    lb_ip = None if v6 else svc.lb_ip  # the load balancer pool is IPv4 only
+    t = Table(ip, TABLE)
     elements: list[tuple[str, str, str]] = []
     for port in svc.ports:
         proto = port.protocol.lower()
-        all_eps = port.endpoints
+        all_eps = port.family_endpoints(family)
         local_eps = tuple(ep for ep in all_eps if ep.node == node)
-        cip_key = f"{svc.cluster_ip} . {proto} . {port.port}"
-        lb_key = f"{svc.lb_ip} . {proto} . {port.port}" if svc.lb_ip else None
+        cip_key = f"{cluster_ip} . {proto} . {port.port}"
+        lb_key = f"{lb_ip} . {proto} . {port.port}" if lb_ip else None
         np_key = f"{proto} . {port.node_port}" if port.node_port else None
         if not all_eps:
             elements.append(("no-endpoint-services", cip_key, "goto reject-chain"))
@@ -133,16 +151,16 @@ def _service_rules(svc: ServicePlan, node: str, pod_cidr: str
                 elements.append(("no-endpoint-nodeports", np_key, "goto reject-chain"))
             continue
         svc_chain, local_chain = _id("service", svc, port), _id("local", svc, port)
-        rules = [f"ip daddr {svc.cluster_ip} {proto} dport {port.port} ip saddr != {pod_cidr} "
+        rules = [f"{ip} daddr {cluster_ip} {proto} dport {port.port} {ip} saddr != {pod_cidr} "
                  "jump mark-for-masquerade"]
-        _balance(t, svc, port, all_eps, rules)
+        _balance(t, svc, port, all_eps, rules, ip)
         t.chain(svc_chain, rules)
         needs_local = (svc.internal_traffic_policy == "Local"
                        or (svc.external_traffic_policy == "Local" and (lb_key or np_key)))
         if needs_local:
             local_rules: list[str] = []
             if local_eps:
-                _balance(t, svc, port, local_eps, local_rules)
+                _balance(t, svc, port, local_eps, local_rules, ip)
             else:
                 local_rules.append(f"drop {comment(svc.key, ' has no local endpoints')}")
             t.chain(local_chain, local_rules)
@@ -161,13 +179,14 @@ def _service_rules(svc: ServicePlan, node: str, pod_cidr: str
             if np_key:
                 elements.append(("service-nodeports", np_key, f"goto {ext}"))
         for ep in all_eps:
-            ep_rules = [f"ip saddr {ep.ip} jump mark-for-masquerade"]
+            ep_rules = [f"{ip} saddr {ep.ip} jump mark-for-masquerade"]
             if svc.affinity_timeout:
                 aset = _affinity_set(svc, port, ep)
-                t.sets[aset] = (f"type ipv4_addr ; flags dynamic,timeout ; "
+                t.sets[aset] = (f"type {addr} ; flags dynamic,timeout ; "
                                 f"timeout {svc.affinity_timeout}s ;", [])
-                ep_rules.append(f"update @{aset} {{ ip saddr }}")
-            ep_rules.append(f"meta l4proto {proto} dnat to {ep.ip}:{ep.port}")
+                ep_rules.append(f"update @{aset} {{ {ip} saddr }}")
+            target = f"[{ep.ip}]" if v6 else ep.ip  # net.JoinHostPort
+            ep_rules.append(f"meta l4proto {proto} dnat to {target}:{ep.port}")
             t.chain(_ep_chain(svc, port, ep), ep_rules)
     return t.chains, t.sets, tuple(elements)
 
@@ -190,7 +209,8 @@ def render_egress(plan: Plan, node: NodePlan, family: str = "ip") -> Table:
 
 def render_tables(plan: Plan, node: NodePlan) -> list[Table]:
     return [render_node(plan, node), render_egress(plan, node),
-            *([render_egress(plan, node, "ip6")] if plan.cluster.dual_stack else [])]
+            *([render_egress(plan, node, "ip6"), render_node(plan, node, "IPv6")]
+              if plan.cluster.dual_stack else [])]
 
 
 def stale_udp_endpoints(previous: Plan | None, plan: Plan) -> list[tuple[str, int]]:
@@ -206,7 +226,10 @@ def stale_udp_endpoints(previous: Plan | None, plan: Plan) -> list[tuple[str, in
         return []
 
     def udp_endpoints(p: Plan) -> dict[tuple[str, int], set[tuple[str, int]]]:
-        return {(s.key, port.port): {(ep.ip, ep.port) for ep in port.endpoints}
+        # both families' (conntrack -D picks the family from the address, as kube-proxy's
+        # IPv6 proxier clears its own with AF_INET6)
+        return {(s.key, port.port): {(ep.ip, ep.port)
+                                     for ep in (*port.endpoints, *port.endpoints6)}
                 for s in p.services.values() for port in s.ports if port.protocol == "UDP"}
 
     now = udp_endpoints(plan)

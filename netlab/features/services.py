@@ -58,7 +58,12 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
                                for k, p in plan.pods.items() for r in (ready(p),)})
     cluster = plan.cluster
     svc_net = ipaddress.IPv4Network(cluster.service_cidr)
+    nets: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {"IPv4": svc_net}
+    if cluster.service_cidr6:
+        nets["IPv6"] = ipaddress.IPv6Network(cluster.service_cidr6)
     prev = previous.services if previous else {}
+    families = {key: _ip_families(svc, nets, prev.get(key))
+                for key, svc in sorted(m.services.items())}
     pods = list(plan.pods.values())
     pod_ports = {p.key: {(cp[0], cp[1]): cp[2] for cp in p.named_ports} for p in pods}
     # pods by (namespace, label, value), and by namespace: a selector looks at the pods
@@ -70,10 +75,10 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
         for k, v in p.labels.items():
             by_label.setdefault((p.namespace, k, v), []).append(p)
 
-    pods_by_ip = {p.ip: p for p in pods}
+    pods_by_ip = {ip: p for p in pods for ip in (p.ip, p.ip6) if ip}
     slices: dict[tuple[str, str], list[EndpointsObject]] = {}
     for o in sorted(m.endpoint_slices.values(), key=lambda o: o.name):
-        if o.service is not None and o.address_type == "IPv4":
+        if o.service is not None and o.address_type in ("IPv4", "IPv6"):
             slices.setdefault((o.namespace, o.service), []).append(o)
 
     def selected_by(namespace: str, selector: dict[str, str]) -> list[PodPlan]:
@@ -83,25 +88,30 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
         return [p for p in by_label.get((namespace, k, v), [])
                 if all(p.labels.get(k2) == v2 for k2, v2 in rest)]
 
-    # Addresses: manifest values first (checked), then what existing Services had, then new.
-    used_ips = {str(svc_net.network_address + 1), cluster.cluster_dns}
+    # Addresses, per family: manifest values first (checked), then what existing Services
+    # had, then new.
+    used = {"IPv4": {str(svc_net.network_address + 1), cluster.cluster_dns}, "IPv6": set()}
     used_ports: set[int] = set()
     used_lb: set[str] = set()
-    wanted: dict[str, str | None] = {}
+    wanted_by: dict[str, dict[str, str | None]] = {"IPv4": {}, "IPv6": {}}
     for key, svc in sorted(m.services.items()):
         if svc.type == "ExternalName" or svc.cluster_ip == "None":
-            wanted[key] = None
+            for w in wanted_by.values():
+                w[key] = None
             continue
-        if svc.cluster_ip:
-            ip = ipaddress.IPv4Address(svc.cluster_ip)
-            if ip not in svc_net:
-                raise InputError(f"{ip} is not inside serviceCIDR {svc_net}",
-                                 **_where(svc, "spec.clusterIP"))
+        for i, given in enumerate(svc.cluster_ips):
+            ip = ipaddress.ip_address(given)
+            family = f"IPv{ip.version}"
+            field_ = "spec.clusterIP" if i == 0 else f"spec.clusterIPs[{i}]"
+            if ip not in nets[family]:
+                raise InputError(f"{ip} is not inside serviceCIDR {nets[family]}",
+                                 **_where(svc, field_))
+            wanted = wanted_by[family]
             taken = [k for k, v in wanted.items() if v == str(ip)]
-            if taken or (str(ip) in used_ips and not _is_dns(svc, cluster.cluster_dns)):
+            if taken or (str(ip) in used[family] and not _is_dns(svc, cluster.cluster_dns)):
                 raise InputError(f"{ip} is already allocated"
                                  f"{' to Service ' + taken[0] if taken else ''}",
-                                 **_where(svc, "spec.clusterIP"))
+                                 **_where(svc, field_))
             wanted[key] = str(ip)
         for p in svc.ports:
             if p.node_port is not None:
@@ -109,37 +119,44 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
                     raise InputError(f"nodePort {p.node_port} is already allocated",
                                      **_where(svc, "spec.ports.nodePort"))
                 used_ports.add(p.node_port)
-    used_ips |= {v for v in wanted.values() if v}
+    for family, wanted in wanted_by.items():
+        used[family] |= {v for v in wanted.values() if v}
     for key, old in prev.items():
         svc = m.services.get(key)
         if svc is None:
             continue
-        if key not in wanted and svc.type != "ExternalName" and svc.cluster_ip is None \
-                and old.cluster_ip and old.cluster_ip not in used_ips:
-            wanted[key] = old.cluster_ip
-            used_ips.add(old.cluster_ip)
+        for family in families[key][1]:
+            wanted, old_ip = wanted_by[family], old.family_cluster_ip(family)
+            if key not in wanted and old_ip and old_ip not in used[family]:
+                wanted[key] = old_ip
+                used[family].add(old_ip)
         for p in old.ports:
             if p.node_port:
                 used_ports.add(p.node_port)
         if old.lb_ip:
             used_lb.add(old.lb_ip)
-    hosts = svc_net.hosts()
+    hosts = {family: net.hosts() for family, net in nets.items()}
     pool = [str(a) for a in cluster.lb_pool()]
     services: dict[str, ServicePlan] = {}
     for key, svc in sorted(m.services.items()):
-        if key not in wanted:
-            for ip in hosts:
-                if str(ip) not in used_ips:
+        policy, svc_families = families[key]
+        for family in svc_families:
+            wanted = wanted_by[family]
+            if key in wanted:
+                continue
+            for ip in hosts[family]:
+                if str(ip) not in used[family]:
                     wanted[key] = str(ip)
-                    used_ips.add(str(ip))
+                    used[family].add(str(ip))
                     break
             else:
-                raise InputError(f"serviceCIDR {svc_net} is full", **_where(svc, "spec.clusterIP"))
+                raise InputError(f"serviceCIDR {nets[family]} is full",
+                                 **_where(svc, "spec.clusterIP"))
         old = prev.get(key)
         old_ports = {(p.protocol, p.port): p.node_port for p in old.ports} if old else {}
         selected = ([] if svc.selector is None or svc.type == "ExternalName" else
                     selected_by(svc.namespace, svc.selector))
-        manual = (_manual_objects(m, slices, svc) if svc.selector is None
+        manual = (_manual_objects(m, slices, svc, svc_families) if svc.selector is None
                   and svc.type != "ExternalName" else [])
         ports = []
         for sp in svc.ports:
@@ -153,20 +170,34 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
                         raise InputError("no free nodePort left", **_where(svc, "spec.ports"))
                 used_ports.add(node_port)
             target = sp.target_port if sp.target_port is not None else sp.port
-            endpoints, not_ready = [], []
-            if manual:
-                endpoints, not_ready = _manual_endpoints(manual, sp.name or "", sp.protocol,
-                                                         pods_by_ip)
-            for p in selected:
-                number = _resolve_target(sp.target_port, sp.port, pod_ports[p.key], sp.protocol)
-                if number is None:  # a pod without the named port is not an endpoint
-                    continue
-                ep = Endpoint(p.key, p.ip, p.node, number)
-                (endpoints if p.ready or svc.publish_not_ready else not_ready).append(ep)
+            # one EndpointSlice per family of the Service (addressType IPv4, IPv6)
+            eps: dict[str, tuple[list[Endpoint], list[Endpoint]]] = {}
+            for family in svc_families:
+                endpoints, not_ready = [], []
+                if manual:
+                    endpoints, not_ready = _manual_endpoints(manual, sp.name or "", sp.protocol,
+                                                             pods_by_ip, family)
+                for p in selected:
+                    address = p.ip6 if family == "IPv6" else p.ip
+                    number = _resolve_target(sp.target_port, sp.port, pod_ports[p.key],
+                                             sp.protocol)
+                    if number is None or not address:  # a pod without the named port (or
+                        continue  # without an address of the family) is not an endpoint
+                    ep = Endpoint(p.key, address, p.node, number)
+                    (endpoints if p.ready or svc.publish_not_ready else not_ready).append(ep)
+                eps[family] = (endpoints, not_ready)
+            v4, v6 = eps.get("IPv4", ([], [])), eps.get("IPv6", ([], []))
             ports.append(ServicePortPlan(sp.name, sp.protocol, sp.port, target, node_port,
-                                         tuple(endpoints), tuple(not_ready)))
+                                         tuple(v4[0]), tuple(v4[1]), tuple(v6[0]), tuple(v6[1])))
         lb_ip = None
-        if svc.type == "LoadBalancer":
+        if svc.type == "LoadBalancer" and svc_families != ("IPv4",):
+            _warn(m, f"Service {key}: type LoadBalancer: the lab's load balancer pool "
+                     f"({cluster.load_balancer_pool}) is IPv4 only, so "
+                     + ("it gets an IPv4 load balancer address only (its IPv6 ClusterIP and "
+                        "NodePort work)" if "IPv4" in svc_families else
+                        "this IPv6-only Service gets no load balancer address (its ClusterIP "
+                        "and NodePort work)"))
+        if svc.type == "LoadBalancer" and "IPv4" in svc_families:
             lb_ip = old.lb_ip if old and old.lb_ip else None
             if svc.load_balancer_ip:
                 if svc.load_balancer_ip not in pool:
@@ -179,18 +210,20 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
             if lb_ip is not None:
                 used_lb.add(lb_ip)
         services[key] = ServicePlan(
-            svc.namespace, svc.name, svc.type, wanted.get(key), tuple(ports),
+            svc.namespace, svc.name, svc.type, wanted_by["IPv4"].get(key), tuple(ports),
             dict(svc.selector) if svc.selector is not None else None, lb_ip,
             _announcer(plan, key, tuple(ports), svc.external_traffic_policy) if lb_ip else None,
             svc.affinity_timeout if svc.session_affinity == "ClientIP" else None,
             svc.external_traffic_policy, svc.internal_traffic_policy, svc.external_name,
-            svc.publish_not_ready, tuple(f"{o.kind} {o.name}" for o in manual))
+            svc.publish_not_ready, tuple(f"{o.kind} {o.name}" for o in manual),
+            svc_families, policy, wanted_by["IPv6"].get(key))
 
     # Each pod answers on its container ports and on numeric targetPorts aimed at it.
     serves: dict[str, set[tuple[str, int]]] = {p.key: set(p.container_ports) for p in pods}
     for s in services.values():
         for sp in s.ports:
-            for ep in (*sp.endpoints, *sp.not_ready):  # a not-ready pod is probed there
+            for ep in (*sp.endpoints, *sp.not_ready, *sp.endpoints6, *sp.not_ready6):
+                # (a not-ready pod is probed there)
                 if ep.pod is not None:  # (an address outside the cluster has no pod)
                     serves[ep.pod].add((sp.protocol, ep.port))
     new_pods = {}
@@ -201,7 +234,7 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
 
 
 def _manual_objects(m: Manifests, slices: dict[tuple[str, str], list[EndpointsObject]],
-                    svc: Service) -> list[EndpointsObject]:
+                    svc: Service, families: tuple[str, ...]) -> list[EndpointsObject]:
     """The Endpoints and EndpointSlices of a Service without a selector: kube-proxy reads
     every slice labelled kubernetes.io/service-name=NAME, and the EndpointSlice mirroring
     controller makes one from the Endpoints object of the Service's name (unless it is
@@ -210,19 +243,28 @@ def _manual_objects(m: Manifests, slices: dict[tuple[str, str], list[EndpointsOb
     ep = m.endpoints.get(f"{svc.namespace}/{svc.name}")
     if ep is not None and ep.labels.get("endpointslice.kubernetes.io/skip-mirror") != "true":
         out.append(ep)
-    return out + slices.get((svc.namespace, svc.name), [])
+    return out + [o for o in slices.get((svc.namespace, svc.name), [])
+                  if o.address_type in families]
 
 
 def _manual_endpoints(objects: list[EndpointsObject], name: str, protocol: str,
-                      pods_by_ip: dict[str, PodPlan]) -> tuple[list[Endpoint], list[Endpoint]]:
+                      pods_by_ip: dict[str, PodPlan], family: str = "IPv4"
+                      ) -> tuple[list[Endpoint], list[Endpoint]]:
     """One Service port's endpoints from hand-written objects, as kube-proxy takes them from
     slices: the slice port whose name (and protocol) is the Service port's, whatever its
     targetPort; addresses merged over all slices (one endpoint per ip:port); ready ones get
     traffic, and when none is ready, those still serving while terminating (kube-proxy's
     fallback). An address that is a pod's is that pod, on its node; any other is outside
-    the pod network (the node is the object's nodeName, if any)."""
+    the pod network (the node is the object's nodeName, if any). `family`: the slices of
+    that addressType, and an Endpoints object's addresses of that family (the mirroring
+    controller makes one slice per family of them)."""
     found: dict[tuple[str, int], EndpointAddress] = {}
-    groups: list[EndpointGroup] = [g for o in objects for g in o.groups]
+    version = 6 if family == "IPv6" else 4
+    groups: list[EndpointGroup] = [
+        EndpointGroup(tuple(a for a in g.addresses
+                            if ipaddress.ip_address(a.ip).version == version), g.ports)
+        for o in objects if o.kind == "Endpoints" or o.address_type == family
+        for g in o.groups]
     for g in groups:
         for gp in g.ports:
             if gp.name != name or gp.protocol != protocol:
@@ -242,10 +284,95 @@ def _manual_endpoints(objects: list[EndpointsObject], name: str, protocol: str,
         return Endpoint(None, ip, found[(ip, port)].node_name, port)
 
     def order(k: tuple[str, int]) -> tuple:
-        return (ipaddress.IPv4Address(k[0]), k[1])
+        return (ipaddress.ip_address(k[0]), k[1])
 
     return ([endpoint(*k) for k in sorted(ready, key=order)],
             [endpoint(*k) for k in sorted(set(found) - set(ready), key=order)])
+
+
+def _warn(m: Manifests, text: str) -> None:
+    if text not in m.warnings:  # (planned more than once, warned once)
+        m.warnings.append(text)
+
+
+def _other(family: str) -> str:
+    return "IPv4" if family == "IPv6" else "IPv6"
+
+
+def _go_strings(values: tuple[str, ...]) -> str:
+    return "[]string{" + ", ".join(f'"{v}"' for v in values) + "}"
+
+
+def _ip_families(svc: Service, nets: dict, old: ServicePlan | None
+                 ) -> tuple[str | None, tuple[str, ...]]:
+    """(spec.ipFamilyPolicy, spec.ipFamilies) as kube-apiserver defaults them against the
+    cluster's Service CIDRs (`nets`, one allocator per family; IPv4 is the default family),
+    or the InputError it answers (pkg/registry/core/service/storage/alloc.go
+    initIPFamilyFields, with its messages and their order). An unset policy is the one
+    the Service had (an update), else SingleStack, but RequireDualStack for a headless
+    Service without a selector; ExternalName Services have neither."""
+    if svc.type == "ExternalName":
+        return None, ()
+    policy = svc.ip_family_policy
+    if policy is None:
+        if old is not None and old.ip_family_policy:
+            policy = old.ip_family_policy
+        elif svc.cluster_ip == "None" and not svc.selector:
+            policy = "RequireDualStack"
+        else:
+            policy = "SingleStack"
+    families = list(svc.ip_families)
+    ips = svc.cluster_ips
+    errors: list[tuple[str, str]] = []
+    if policy == "SingleStack":
+        if len(ips) == 2:
+            errors.append(("spec.ipFamilyPolicy", f'Invalid value: "{policy}": must be '
+                           "'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs "
+                           "are specified"))
+        if len(families) == 2:
+            errors.append(("spec.ipFamilyPolicy", f'Invalid value: "{policy}": must be '
+                           "'RequireDualStack' or 'PreferDualStack' when multiple IP families "
+                           "are specified"))
+    for i, ip in enumerate(ips):
+        if ip == "None":
+            break
+        family = f"IPv{ipaddress.ip_address(ip).version}"
+        if i >= len(families):
+            if family not in nets:
+                errors.append((f"spec.clusterIPs[{i}]", f"Invalid value: {_go_strings(ips)}: "
+                               f"{family} is not configured on this cluster"))
+            else:
+                families.append(family)
+    _raise(svc, errors)
+    if svc.cluster_ip == "None" and not svc.selector:
+        # headless without a selector: any families, even on a single-stack cluster
+        families = families or ["IPv4"]
+        if len(families) < 2 and policy != "SingleStack":
+            families.append(_other(families[0]))
+        return policy, tuple(families)
+    if policy == "RequireDualStack" and len(nets) < 2:
+        errors.append(("spec.ipFamilyPolicy", f'Invalid value: "{policy}": this cluster is not '
+                       "configured for dual-stack services"))
+    for i, family in enumerate(families):
+        if family not in nets:
+            errors.append((f"spec.ipFamilies[{i}]", f'Invalid value: "{family}": not configured '
+                           "on this cluster"))
+    _raise(svc, errors)
+    families = families or ["IPv4"]
+    if policy != "SingleStack" and len(families) == 1 and len(nets) == 2:
+        families.append(_other(families[0]))
+    return policy, tuple(families)
+
+
+def _raise(svc: Service, errors: list[tuple[str, str]]) -> None:
+    """The API server's field errors as one InputError (exit 2): one names its field; more
+    are listed as kubectl prints them, `[field: detail, field: detail]`."""
+    if len(errors) == 1:
+        raise InputError(errors[0][1], **_where(svc, errors[0][0]))
+    if errors:
+        where = _where(svc, errors[0][0])
+        where["field"] = None
+        raise InputError("[" + ", ".join(f"{f}: {d}" for f, d in errors) + "]", **where)
 
 
 def _is_dns(svc: Service, dns_ip: str) -> bool:

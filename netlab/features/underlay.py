@@ -107,9 +107,12 @@ def render_processes(plan: Plan) -> list[Process]:
 
 
 def render_serve(plan: Plan) -> Serve:
-    """The internet host's responder (web on 80 and 443, UDP on 80)."""
-    return Serve("host/internet", "internet", names.host_netns(plan.lab, "internet"),
-                 INTERNET_PORTS)
+    """The internet host's responder (web on 80 and 443, UDP on 80), in both families in a
+    dual-stack lab."""
+    ports = INTERNET_PORTS
+    if plan.cluster.dual_stack:
+        ports += tuple(p.replace(":", "6:", 1) for p in INTERNET_PORTS)
+    return Serve("host/internet", "internet", names.host_netns(plan.lab, "internet"), ports)
 
 
 def render_node(plan: Plan, node: NodePlan) -> list[Intent]:

@@ -26,8 +26,11 @@ def render_pod(pod: PodPlan) -> list[Process]:
 
 
 def render_serve(pod: PodPlan) -> Serve | None:
-    """The built-in responder, on every port the pod declares or a Service targets."""
+    """The built-in responder, on every port the pod declares or a Service targets (in both
+    families for a dual-stack pod: "tcp:80" and "tcp6:80")."""
     if not pod.serves:
         return None
+    families = ("", "6") if pod.ip6 else ("",)
     return Serve(pod.key, pod.hostname, pod.netns,
-                 tuple(f"{proto.lower()}:{port}" for proto, port in pod.serves))
+                 tuple(f"{proto.lower()}{v}:{port}" for v in families
+                       for proto, port in pod.serves))

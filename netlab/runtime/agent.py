@@ -260,9 +260,11 @@ class Agent:
             self._status_dirty = True
 
     def release(self, owners: list[str]) -> None:
-        """Let go of these pods: their containers stopped (not restarted), sockets closed."""
+        """Let go of these pods: their containers stopped (not restarted), sockets closed,
+        their sandboxes removed (also one still being made ahead: waited for first)."""
         with self.lock:
             for owner in owners:
+                self._prepared(owner)
                 self.loads.pop(owner, None)
                 self.created.pop(owner, None)
                 self.serve_after_init.pop(owner, None)

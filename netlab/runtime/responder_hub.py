@@ -7,7 +7,9 @@ netlab/responder.py runs it for one pod. Standard library only at import time (t
 loads it with `python3 -I -S`); only the default opener reaches for netlab.kernel, and only
 when it is given a namespace.
 
-Replies, as one JSON object naming the pod, hostname, protocol, client and server:
+Port specs are "proto:port" (IPv4) and "proto6:port" (IPv6 only: a dual-stack pod listens
+on both, each its own socket). Replies, as one JSON object naming the pod, hostname,
+protocol, client and server (an IPv6 address in brackets, as net.JoinHostPort writes it):
   TCP/SCTP  a line (or silence, for LINE_WAIT): a JSON line back, then close; an HTTP
             request (headers within HTTP_WAIT) gets an HTTP/1.1 response: /hostname,
             /clientip, /echo?msg=..., anything else the JSON.
@@ -36,6 +38,7 @@ WRITE_WAIT = 1.0  # a client that does not read its answer is dropped after this
 IDLE_WAIT = 0.1  # serve() checks its stop event at least this often
 BACKLOG = 1024  # connections a pod's port queues while the loop is busy with others
 IP_PKTINFO = 8
+IPV6_RECVPKTINFO, IPV6_PKTINFO = 49, 50
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 NetnsPath = str | os.PathLike[str] | None
@@ -46,9 +49,14 @@ Opener = Callable[[NetnsPath], contextlib.AbstractContextManager[SocketFactory]]
 
 # --- the replies (pure) ---------------------------------------------------------------------
 
+def host_port(address: tuple) -> str:
+    host = address[0]
+    return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+
+
 def answer(pod: str, hostname: str, proto: str, client: tuple, server: tuple) -> dict:
     return {"pod": pod, "hostname": hostname, "protocol": proto,
-            "client": f"{client[0]}:{client[1]}", "server": f"{server[0]}:{server[1]}"}
+            "client": host_port(client), "server": host_port(server)}
 
 
 def stream_reply(pod: str, hostname: str, proto: str, client: tuple, server: tuple,
@@ -85,20 +93,28 @@ def stream_complete(data: bytes) -> bool:
 
 
 def pktinfo_dst(ancillary: list) -> str:
-    """The address a datagram was sent to (struct in_pktinfo's ipi_addr)."""
+    """The address a datagram was sent to (struct in_pktinfo's ipi_addr, in6_pktinfo's
+    ipi6_addr)."""
     for level, kind, data in ancillary:
         if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
             return socket.inet_ntoa(data[8:12])
+        if level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
+            return socket.inet_ntop(socket.AF_INET6, data[:16])
     return "0.0.0.0"
 
 
 def reply_udp(sock: socket.socket, data: bytes, addr: tuple, ancillary: list) -> None:
-    """Answer from the address the request went to (ipi_spec_dst): with several addresses,
-    the kernel would otherwise pick the outgoing interface's, and NAT would drop it."""
+    """Answer from the address the request went to (ipi_spec_dst, ipi6_addr): with several
+    addresses, the kernel would otherwise pick the outgoing interface's, and NAT would
+    drop it."""
     for level, kind, info in ancillary:
         if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
             out = bytes(4) + info[8:12] + bytes(4)  # ifindex 0, spec_dst, addr
             sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, out)], 0, addr)
+            return
+        if level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
+            out = info[:16] + bytes(4)  # the address it came to, ifindex 0
+            sock.sendmsg([data], [(socket.IPPROTO_IPV6, IPV6_PKTINFO, out)], 0, addr)
             return
     sock.sendto(data, addr)
 
@@ -208,7 +224,7 @@ class ResponderHub:
                 if spec in pod.listeners:  # a concurrent add() of the same port won
                     s.close()
                     continue
-                listener = _Listener(pod, spec.partition(":")[0], s)
+                listener = _Listener(pod, spec.partition(":")[0].rstrip("6"), s)
                 pod.listeners[spec] = listener
                 self._sel.register(s, READ, listener)
         self._wake()
@@ -341,7 +357,8 @@ class ResponderHub:
         pod, sock = listener.pod, listener.sock
         for _ in range(64):
             try:
-                _, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(12))
+                # room for in6_pktinfo (20 bytes; in_pktinfo is 12)
+                _, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(20))
             except OSError:  # BlockingIOError: none left; else an ICMP error queued
                 return
             try:
@@ -441,18 +458,25 @@ class ResponderHub:
             pass
 
 
-def _listen(open_socket: SocketFactory, proto: str, port: int) -> socket.socket:
+def _listen(open_socket: SocketFactory, spec_proto: str, port: int) -> socket.socket:
+    """A listening socket: "tcp", "udp", "sctp" on IPv4; "tcp6", "udp6", "sctp6" on IPv6
+    only (IPV6_V6ONLY: the IPv4 socket answers IPv4, so clients are never ::ffff:a.b.c.d)."""
+    v6 = spec_proto.endswith("6")
+    proto, family = spec_proto.rstrip("6"), socket.AF_INET6 if v6 else socket.AF_INET
     if proto == "udp":
-        s = open_socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = open_socket(family, socket.SOCK_DGRAM)
     else:
-        s = open_socket(socket.AF_INET, socket.SOCK_STREAM,
+        s = open_socket(family, socket.SOCK_STREAM,
                         socket.IPPROTO_SCTP if proto == "sctp" else 0)
     try:
+        if v6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if proto == "udp":
-            s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            s.setsockopt(*((socket.IPPROTO_IPV6, IPV6_RECVPKTINFO) if v6 else
+                           (socket.IPPROTO_IP, IP_PKTINFO)), 1)
         else:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port))
+        s.bind(("::" if v6 else "0.0.0.0", port))
         if proto != "udp":
             s.listen(BACKLOG)
         s.setblocking(False)

@@ -10,6 +10,8 @@ import pytest
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 
+from netlab.errors import InputError
+
 pytestmark = pytest.mark.netlab
 
 
@@ -91,3 +93,39 @@ def test_ipv6_egress_is_masqueraded_and_too_big_packets_are_told(netlab_lab):
     out = ping6(lab, "a1", b1.ip6, "-M do -s 1390")
     assert "Packet too big: mtu=1430" in out, out
     assert "mtu 1430" in lab.exec("a1", ["ip", "-6", "route", "get", b1.ip6]).stdout
+
+
+SERVING = """---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  nodeName: node-2
+  containers: [{name: c, image: x, ports: [{containerPort: 8080}, {containerPort: 53,
+                protocol: UDP}]}]
+"""
+
+
+def test_the_responder_answers_in_both_families(netlab_lab):
+    """A dual-stack pod's built-in responder listens in each family: a TCP or UDP probe to
+    its IPv6 address is answered by it, naming the client's IPv6 address (not ::ffff:...);
+    IPv4 answers are unchanged; IPv6 literals work as destinations too."""
+    lab = netlab_lab(yaml=dual("vxlan") + SERVING)
+    web, a1 = lab.plan.pods["default/web"], lab.plan.pods["default/a1"]
+    v6 = lab.probe("a1", "web", 8080, family="IPv6")
+    assert (v6.connected, v6.address, v6.answered_by, v6.client_ip) == (
+        True, web.ip6, "default/web", a1.ip6), v6
+    udp = lab.probe("a1", "web", 53, "udp", family="IPv6")
+    assert (udp.answered_by, udp.client_ip) == ("default/web", a1.ip6), udp
+    v4 = lab.probe("a1", "web", 8080)
+    assert (v4.address, v4.client_ip) == (web.ip, a1.ip), v4
+    literal = lab.probe("b1", web.ip6, 8080)
+    assert literal.answered_by == "default/web", literal
+    # from outside the cluster: the external host routes to the pods' IPv6 ranges too
+    assert lab.probe("external", "web", 8080, family="IPv6").client_ip == lab.plan.external_ip6
+    # the internet host answers over IPv6; the pod's address is masqueraded to its node's
+    out = lab.probe("a1", "internet", 80, family="IPv6")
+    assert (out.answered_by, out.client_ip) == ("internet", lab.plan.nodes[0].underlay_ip6), out
+    assert lab.ping("a1", "b1", count=1, family="IPv6").ok
+    with pytest.raises(InputError, match="trace follows IPv4 packets only"):
+        lab.trace("a1", web.ip6, 8080)

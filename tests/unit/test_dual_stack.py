@@ -135,3 +135,21 @@ def test_single_stack_labs_keep_ipv6_off():
         if isinstance(i, Netns) and i.sysctls:
             assert ("net.ipv6.conf.all.disable_ipv6", "1") in i.sysctls, i.name
     assert "ip6 flannel-ipv6" not in {t.ref for t in d.rules["netlab.t.node.node-1"]}
+
+
+def test_probe_targets_in_either_family():
+    from netlab import targets
+
+    plan = compile_lab("t", read_text(DUAL + PODS, "t.yaml")).plan
+    b = targets.parse("b", plan)
+    assert targets.destination(plan, b, False, None, None) == ("10.244.1.2", 80, "tcp")
+    assert targets.destination(plan, b, False, None, None, "IPv6") == (
+        "fd00:10:244:1::2", 80, "tcp")
+    assert targets.address(plan, targets.parse("node/node-2", plan), "IPv6") == "2001:db8:18::3"
+    assert targets.address(plan, targets.parse("internet", plan), "IPv6") == "2001:db8:113::1"
+    assert targets.parse("fd00:10:244:1:0::2", plan).name == "fd00:10:244:1::2"  # literal
+    with pytest.raises(InputError, match="family 'IPv5' is not one of IPv4, IPv6"):
+        targets.address(plan, b, "IPv5")
+    single = compile_lab("t", read_text(CLUSTER + "  nodes: 2\n" + PODS, "t.yaml")).plan
+    with pytest.raises(InputError, match="lab t is single-stack"):
+        targets.address(single, targets.parse("b", single), "IPv6")

@@ -245,3 +245,23 @@ def test_close_from_another_thread_ends_serve():
     h.close()
     t.join(5)
     assert not t.is_alive() and h.pods() == []
+
+
+def test_ipv6_addresses_in_answers_are_bracketed_and_parsed_back():
+    """IPv6 client and server addresses are written as net.JoinHostPort does ([addr]:port),
+    IPv4 ones unchanged; the prober and the HTTP client read both back."""
+    import json
+
+    from netlab.probe import _answer
+    from netlab.runtime.responder_hub import answer, pktinfo_dst
+
+    v6 = answer("default/web", "web", "tcp", ("fd00:10:244::2", 40000, 0, 0),
+                ("fd00:10:244:1::2", 8080, 0, 0))
+    assert (v6["client"], v6["server"]) == ("[fd00:10:244::2]:40000", "[fd00:10:244:1::2]:8080")
+    v4 = answer("default/web", "web", "tcp", ("10.244.0.2", 40000), ("10.244.1.2", 8080))
+    assert (v4["client"], v4["server"]) == ("10.244.0.2:40000", "10.244.1.2:8080")
+    assert _answer(json.dumps(v6).encode()) == ("default/web", "fd00:10:244::2", "")
+    assert _answer(json.dumps(v4).encode()) == ("default/web", "10.244.0.2", "")
+    # in6_pktinfo (IPV6_PKTINFO = 50): the address the datagram came to, then the ifindex
+    data = socket.inet_pton(socket.AF_INET6, "fd00:10:244:1::2") + bytes(4)
+    assert pktinfo_dst([(socket.IPPROTO_IPV6, 50, data)]) == "fd00:10:244:1::2"
