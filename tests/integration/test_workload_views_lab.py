@@ -2,7 +2,9 @@
 with READY from the agent's readiness), `Lab.settle` before checks (OrderedReady StatefulSets
 with readiness probes grow; never-ready pods and crash loops do not hold it up), a Pending
 pod named as a target (exit 2, the scheduler's reason), and `Lab.http` without an ingress
-controller naming the Ingress's class."""
+controller naming the Ingress's class; ReplicaSet, ReplicationController and DaemonSet
+pods serving real traffic through their Services, their names resolved by the cluster
+DNS."""
 
 from __future__ import annotations
 
@@ -202,3 +204,37 @@ def test_settle_does_not_wait_for_pods_that_never_get_ready(netlab_lab):
     # settling again at once: nothing to wait for
     t0 = time.monotonic()
     assert lab.settle(30) == [] and time.monotonic() - t0 < 2
+
+
+def service_for(name: str) -> str:
+    return (f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n"
+            f"  selector: {{app: {name}}}\n  ports: [{{port: 80}}]\n")
+
+
+TRAFFIC = (CLUSTER
+           + workload("ReplicaSet", "cache", "  replicas: 2\n") + service_for("cache")
+           + workload("ReplicationController", "legacy", "  replicas: 2\n", api="v1")
+           + service_for("legacy")
+           + workload("DaemonSet", "agent") + service_for("agent")
+           + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n"
+             "  containers: [{name: c, image: busybox, command: [sleep, infinity]}]\n")
+
+
+def test_each_kind_serves_real_traffic_through_its_service(netlab_lab):
+    """The pods of a ReplicaSet, a ReplicationController and a DaemonSet (one per node) are
+    their Services' endpoints: real connections through each ClusterIP reach every one of
+    them, and the names resolve through the cluster DNS."""
+    lab = netlab_lab(yaml=TRAFFIC)
+    by_owner: dict[str, set[str]] = {}
+    for p in lab.pods("default"):
+        if p.owner:
+            by_owner.setdefault(p.owner, set()).add(p.key)
+    assert {k: len(v) for k, v in by_owner.items()} == {
+        "ReplicaSet/cache": 2, "ReplicationController/legacy": 2, "DaemonSet/agent": 2}
+    assert {lab.pod(k).node for k in by_owner["DaemonSet/agent"]} == {"node-1", "node-2"}
+    for svc, owner in (("cache", "ReplicaSet/cache"), ("legacy", "ReplicationController/legacy"),
+                       ("agent", "DaemonSet/agent")):
+        answered = {r.answered_by for r in lab.probe_many([("client", f"svc/{svc}")] * 24)}
+        assert answered == by_owner[owner], (svc, answered)
+        assert lab.dns(f"{svc}.default.svc.cluster.local", "client").addresses == [
+            lab.service(svc).cluster_ip]
