@@ -271,8 +271,8 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
     for f in ingress_files:
         files[f.cert if isinstance(f, Certificate) else f.path] = f
     policies = list(m.network_policies.values())
-    rules = {n.netns: [*kubeproxy.render_tables(plan, n), netpol.render_node(plan, n, policies)]
-             for n in plan.nodes}
+    rules = {n.netns: [*kubeproxy.render_tables(plan, n),
+                       *netpol.render_tables(plan, n, policies)] for n in plan.nodes}
     announced = {n.netns: [Announced(a, names.NODE_UNDERLAY_IFACE)
                            for a in loadbalancer.announced(plan, n)] for n in plan.nodes}
     ready: dict[tuple[str, str], ReadyWhen] = {}
@@ -288,8 +288,7 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
         model = models.get(key)
         if model is None or not any(c.argv for c in (*pod.init_containers, *pod.containers)):
             continue
-        fields[key] = volumes.pod_fields(model, pod.ip, pod.node,
-                                         plan.node(pod.node).underlay_ip)
+        fields[key] = _downward(plan, model, pod)
         vols, warned = volumes.pod_volumes(model, m, fields[key])
         warnings += warned
         sandboxes[key] = SandboxSpec(pod.hostname, pod_binds(lab_dir, pod), tuple(vols))
@@ -367,9 +366,7 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
         container = next(c for c in (*model.spec.init_containers, *model.spec.containers)
                          if c.name == p.container)
         if fields is None:
-            pod = plan.pods[p.pod]
-            fields = volumes.pod_fields(model, pod.ip, pod.node,
-                                        plan.node(pod.node).underlay_ip)
+            fields = _downward(plan, model, plan.pods[p.pod])
         resolved, warned = volumes.container_env(model, container, m, fields)
         env |= dict(resolved)
         if warnings is not None:
@@ -382,6 +379,13 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
     if p.argv[:1] == (ingress.COMMAND,):
         return ingress.resolve(lab_dir, p)
     return p, None
+
+
+def _downward(plan: Plan, model: Pod, pod: PodPlan) -> dict[str, str]:
+    """The pod's downward-API values (both families' addresses in a dual-stack lab)."""
+    node = plan.node(pod.node)
+    return volumes.pod_fields(model, pod.ip, pod.node, node.underlay_ip, pod_ip6=pod.ip6,
+                              host_ip6=node.underlay_ip6)
 
 
 def order(intents: list[NetworkIntent]) -> list[NetworkIntent]:

@@ -361,7 +361,8 @@ class Lab:
         statuses = [container(c, held) for c in p.containers]
         return PodInfo(p.namespace, p.name, p.node, p.ip, dict(p.labels), tuple(statuses),
                        st.plan.node(p.node).underlay_ip, p.owner, created, p.restart_policy,
-                       init_containers=inits)
+                       init_containers=inits, ip6=p.ip6,
+                       host_ip6=st.plan.node(p.node).underlay_ip6)
 
     def services(self, namespace: str | None = None) -> list[ServiceInfo]:
         """Services of one namespace, or of all when `namespace` is None."""

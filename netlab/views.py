@@ -90,6 +90,13 @@ class PodInfo:
     restart_policy: str = "Always"
     pending_reason: str = ""  # unschedulable (no node, no IP): kube-scheduler's message
     init_containers: tuple[ContainerStatus, ...] = ()  # spec order, sidecars among them
+    ip6: str = ""  # dual-stack: the pod's IPv6 address
+    host_ip6: str = ""  # dual-stack: its node's IPv6 address
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        """status.podIPs: the primary family (IPv4) first, as kubelet orders them."""
+        return (self.ip, *([self.ip6] if self.ip6 else []))
 
     @property
     def key(self) -> str:
@@ -200,8 +207,9 @@ class PodInfo:
                           **({"restartPolicy": "Always"} if c.sidecar else {})}
                          for c in self.init_containers]} if self.init_containers else {})},
             "status": {
-                "phase": self.phase, "podIP": self.ip, "podIPs": [{"ip": self.ip}],
-                "hostIP": self.host_ip,
+                "phase": self.phase, "podIP": self.ip,
+                "podIPs": [{"ip": ip} for ip in self.ips], "hostIP": self.host_ip,
+                "hostIPs": [{"ip": ip} for ip in (self.host_ip, self.host_ip6) if ip],
                 "conditions": [
                     {"type": "Initialized", "status": str(self.initialized)},
                     {"type": "Ready", "status": str(ready)},
@@ -222,6 +230,10 @@ class NodeInfo:
     vtep_mac: str | None
     pods: int
     labels: dict[str, str] = field(default_factory=dict, hash=False)  # scheduling.node_labels
+    # dual-stack: the IPv6 side ("" in a single-stack lab)
+    internal_ip6: str = ""
+    pod_cidr6: str = ""
+    vtep_mac6: str | None = None
 
     def to_k8s(self) -> dict[str, Any]:
         annotations = {"flannel.alpha.coreos.com/backend-type": self.backend,
@@ -229,13 +241,21 @@ class NodeInfo:
         if self.vtep_mac:
             annotations["flannel.alpha.coreos.com/backend-data"] = (
                 f'{{"VNI":1,"VtepMAC":"{self.vtep_mac}"}}')
+        if self.internal_ip6:  # flannel publishes the IPv6 side apart
+            annotations["flannel.alpha.coreos.com/public-ipv6"] = self.internal_ip6
+            if self.vtep_mac6:
+                annotations["flannel.alpha.coreos.com/backend-v6-data"] = (
+                    f'{{"VNI":1,"VtepMAC":"{self.vtep_mac6}"}}')
         return {
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": self.name,
                          "labels": dict(self.labels) or {"kubernetes.io/hostname": self.name},
                          "annotations": annotations},
-            "spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]},
+            "spec": {"podCIDR": self.pod_cidr,
+                     "podCIDRs": [self.pod_cidr, *([self.pod_cidr6] if self.pod_cidr6 else [])]},
             "status": {"addresses": [{"type": "InternalIP", "address": self.internal_ip},
+                                     *([{"type": "InternalIP", "address": self.internal_ip6}]
+                                       if self.internal_ip6 else []),
                                      {"type": "Hostname", "address": self.name}],
                        "conditions": [{"type": "Ready", "status": "True"}]},
         }
@@ -666,7 +686,8 @@ def node_infos(plan: Plan) -> list[NodeInfo]:
     vxlan = plan.cluster.backend == "vxlan"
     return [NodeInfo(n.name, n.underlay_ip, n.pod_cidr, n.gateway, plan.cluster.backend,
                      n.vtep_mac if vxlan else None, counts.get(n.name, 0),
-                     node_labels(specs[n.name]) if n.name in specs else {})
+                     node_labels(specs[n.name]) if n.name in specs else {},
+                     n.underlay_ip6, n.pod_cidr6, n.vtep_mac6 if vxlan and n.vtep_mac6 else None)
             for n in plan.nodes]
 
 

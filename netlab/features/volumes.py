@@ -34,8 +34,11 @@ class PodVolume:
 
 
 def pod_fields(pod: Pod, pod_ip: str | None = None, node: str | None = None,
-               host_ip: str | None = None, uid: str | None = None) -> dict[str, str]:
-    """The downward API's values for `pod` (fieldPath -> value); unknown ones left out."""
+               host_ip: str | None = None, uid: str | None = None, pod_ip6: str = "",
+               host_ip6: str = "") -> dict[str, str]:
+    """The downward API's values for `pod` (fieldPath -> value); unknown ones left out.
+    status.podIPs and status.hostIPs are comma-separated, the primary family first
+    (IPv4), as the kubelet writes them in a dual-stack cluster."""
     out = {"metadata.name": pod.name, "metadata.namespace": pod.namespace,
            "spec.serviceAccountName": "default",
            "metadata.labels": _kv_lines(pod.labels),
@@ -44,9 +47,11 @@ def pod_fields(pod: Pod, pod_ip: str | None = None, node: str | None = None,
         out[f"metadata.labels['{k}']"] = v
     for k, v in pod.annotations.items():
         out[f"metadata.annotations['{k}']"] = v
-    for key, value in (("status.podIP", pod_ip), ("status.podIPs", pod_ip),
+    pod_ips = ",".join(ip for ip in (pod_ip, pod_ip6) if ip)
+    host_ips = ",".join(ip for ip in (host_ip, host_ip6) if ip)
+    for key, value in (("status.podIP", pod_ip), ("status.podIPs", pod_ips),
                        ("spec.nodeName", node or pod.spec.node_name), ("status.hostIP", host_ip),
-                       ("status.hostIPs", host_ip), ("metadata.uid", uid)):
+                       ("status.hostIPs", host_ips), ("metadata.uid", uid)):
         if value:
             out[key] = value
     return out

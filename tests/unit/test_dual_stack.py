@@ -153,3 +153,29 @@ def test_probe_targets_in_either_family():
     single = compile_lab("t", read_text(CLUSTER + "  nodes: 2\n" + PODS, "t.yaml")).plan
     with pytest.raises(InputError, match="lab t is single-stack"):
         targets.address(single, targets.parse("b", single), "IPv6")
+
+
+def test_pods_and_nodes_show_both_families_as_the_api_does():
+    from netlab.views import PodInfo, node_infos
+
+    text = DUAL + PODS.replace(
+        "command: [sleep, '1']}",
+        "command: [sleep, '1'], env: [{name: IPS, valueFrom: {fieldRef: "
+        "{fieldPath: status.podIPs}}}, {name: HOSTS, valueFrom: {fieldRef: "
+        "{fieldPath: status.hostIPs}}}]}")
+    d = compile_lab("t", read_text(text, "t.yaml"))
+    env = dict(d.workloads["default/a"].processes[0].env)
+    assert env["IPS"] == "10.244.0.2,fd00:10:244::2"  # the kubelet's comma-separated form
+    assert env["HOSTS"] == "172.18.0.2,2001:db8:18::2"
+    info = PodInfo("default", "a", "node-1", "10.244.0.2", {}, (), "172.18.0.2",
+                   ip6="fd00:10:244::2", host_ip6="2001:db8:18::2")
+    status = info.to_k8s()["status"]
+    assert status["podIP"] == "10.244.0.2"
+    assert status["podIPs"] == [{"ip": "10.244.0.2"}, {"ip": "fd00:10:244::2"}]
+    assert status["hostIPs"] == [{"ip": "172.18.0.2"}, {"ip": "2001:db8:18::2"}]
+    node = node_infos(d.plan)[0].to_k8s()
+    assert node["spec"]["podCIDRs"] == ["10.244.0.0/24", "fd00:10:244::/64"]
+    assert {"type": "InternalIP", "address": "2001:db8:18::2"} in node["status"]["addresses"]
+    assert "flannel.alpha.coreos.com/backend-v6-data" in node["metadata"]["annotations"]
+    single = PodInfo("default", "a", "node-1", "10.244.0.2", {}, (), "172.18.0.2").to_k8s()
+    assert single["status"]["podIPs"] == [{"ip": "10.244.0.2"}]
