@@ -23,12 +23,20 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _both(v4: str | None, v6: str | None, sep: str = ",") -> str:
+    """An address (or range) and, in a dual-stack lab, its IPv6 twin."""
+    return sep.join(a for a in (v4, v6) if a)
+
+
 def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: int = 200) -> str:
     c = plan.cluster
     lines = ["digraph netlab {", "  graph [rankdir=TB, compound=true, fontname=Helvetica, "
              "fontsize=11, labelloc=t, label=" + _q(f"lab {plan.lab}: {len(plan.nodes)} nodes, "
-                                                     f"{c.backend}, pods {c.pod_cidr}, "
-                                                     f"services {c.service_cidr}") + "];",
+                                                     f"{c.backend}, pods "
+                                                     f"{_both(c.pod_cidr, c.pod_cidr6)}, "
+                                                     "services "
+                                                     f"{_both(c.service_cidr, c.service_cidr6)}"
+                                                     ) + "];",
              "  node [fontname=Helvetica, fontsize=10];", "  edge [fontname=Helvetica, "
              "fontsize=9];"]
     lines += ["  subgraph cluster_underlay {", f"    label={_q('underlay ' + c.underlay_cidr)};",
@@ -42,14 +50,20 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
               f"  {_id('external')} -> {_id('underlay')} [dir=none];",
               f"  {_id('internet')} -> {_id('underlay')} [dir=none];"]
     for n in plan.nodes:
+        title = (f"{n.name}  eth0 {_both(n.underlay_ip, n.underlay_ip6)}  "
+                 f"podCIDR {_both(n.pod_cidr, n.pod_cidr6)}")
         lines += [f"  subgraph cluster_{_id(n.name)} {{",
-                  f"    label={_q(f'{n.name}  eth0 {n.underlay_ip}  podCIDR {n.pod_cidr}')};",
+                  f"    label={_q(title)};",
                   "    style=rounded; color=steelblue;",
-                  f"    {_id(n.name, 'eth0')} [shape=box, label={_q('eth0 ' + n.underlay_ip)}];",
-                  f"    {_id(n.name, 'cni0')} [shape=box, label={_q('cni0 ' + n.gateway)}];"]
+                  f"    {_id(n.name, 'eth0')} [shape=box, label="
+                  f"{_q('eth0 ' + _both(n.underlay_ip, n.underlay_ip6, chr(10)))}];",
+                  f"    {_id(n.name, 'cni0')} [shape=box, label="
+                  f"{_q('cni0 ' + _both(n.gateway, n.gateway6, chr(10)))}];"]
         if c.backend == "vxlan":
+            six = (f"{chr(10)}flannel-v6.1 {n.vtep_ip6}{chr(10)}{n.vtep_mac6}"
+                   if n.vtep_ip6 else "")
             lines.append(f"    {_id(n.name, 'vtep')} [shape=box, label="
-                         f"{_q('flannel.1 ' + n.vtep_ip + chr(10) + n.vtep_mac)}];")
+                         f"{_q('flannel.1 ' + n.vtep_ip + chr(10) + n.vtep_mac + six)}];")
         pods = [p for p in plan.pods.values() if p.node == n.name]
         for ns in sorted({p.namespace for p in pods}):
             lines += [f"    subgraph cluster_{_id(n.name, ns)} {{",
@@ -57,7 +71,8 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
             for p in sorted((p for p in pods if p.namespace == ns), key=lambda p: p.name):
                 labels = ",".join(f"{k}={v}" for k, v in p.labels.items()
                                   if k != "pod-template-hash")
-                text = f"{p.name}\n{p.ip}" + (f"\n{labels}" if labels else "")
+                text = f"{p.name}\n{_both(p.ip, p.ip6, chr(10))}" + (f"\n{labels}" if labels
+                                                                      else "")
                 lines.append(f"      {_id('pod', p.key)} [shape=ellipse, label={_q(text)}];")
             lines.append("    }")
         lines.append("  }")
@@ -78,7 +93,8 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
                     lines.append(f"  {_id(a.name, 'eth0')} -> {_id(b.name, 'eth0')} [style="
                                  f"dashed, color=darkorange, label={route}];")
     for s in sorted(plan.services.values(), key=lambda s: s.key):
-        addr = s.cluster_ip or ("headless" if s.type != "ExternalName" else s.external_name)
+        addr = _both(s.cluster_ip, s.cluster_ip6) or (
+            "headless" if s.type != "ExternalName" else s.external_name)
         ports = ",".join(f"{p.port}{':' + str(p.node_port) if p.node_port else ''}/{p.protocol}"
                          for p in s.ports)
         extra = f"\nLB {s.lb_ip}" if s.lb_ip else ""

@@ -58,7 +58,8 @@ def request(netns: Path, url: str, address: str, method: str = "GET",
     host = u.hostname or address
     result = HttpResult(url, address, None)
     with inside(netns) as open_socket:
-        sock = open_socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = open_socket(socket.AF_INET6 if ":" in address else socket.AF_INET,
+                           socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect((address, port))

@@ -46,6 +46,10 @@ def addon_docs(cluster: Cluster, node: str) -> list[RawDoc]:
         RawDoc({"apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": SERVICE, "namespace": NAMESPACE},
                 "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                         # dual-stack: a ClusterIP per family (ingress-nginx's chart sets
+                         # ipFamilyPolicy the same way for dual-stack clusters)
+                         **({"ipFamilyPolicy": "PreferDualStack"} if cluster.dual_stack
+                            else {}),
                          "selector": labels,
                          "ports": [{"name": "http", "port": 80, "targetPort": "http"},
                                    {"name": "https", "port": 443, "targetPort": "https"}]}},
@@ -254,7 +258,8 @@ def render(plan: Plan, m: Manifests, directory: Path) -> IngressConfig:
                 entry.cert, entry.key = base + ".crt", base + ".key"
             tls.append(entry)
     cfg.routes = [r for table in hosts.values() for r in table.values()]
-    cfg.conf = _nginx_conf(directory, upstreams, hosts, tls, default_backend)
+    cfg.conf = _nginx_conf(directory, upstreams, hosts, tls, default_backend,
+                           ipv6=plan.cluster.dual_stack)
     return cfg
 
 
@@ -289,9 +294,15 @@ def _fallback(default_backend: str | None) -> str:
     return 'location / { default_type text/plain; return 404 "default backend - 404\\n"; }'
 
 
+def _listen(spec: str, ipv6: bool) -> list[str]:
+    """`listen SPEC;`, and in a dual-stack lab its IPv6 twin (`[::]:PORT`, ipv6only, as
+    ingress-nginx's template writes both)."""
+    return [f"    listen {spec};", *([f"    listen [::]:{spec};"] if ipv6 else [])]
+
+
 def _nginx_conf(d: Path, upstreams: dict[str, list[str]],
                 hosts: dict[str | None, dict[tuple[str, str], Route]], tls: list[TLSHost],
-                default_backend: str | None) -> str:
+                default_backend: str | None, ipv6: bool = False) -> str:
     lines = [
         "# rendered by netlab from the lab's Ingress objects; do not edit",
         "worker_processes 1;", "user root;", f"pid {d}/nginx.pid;",
@@ -321,8 +332,7 @@ def _nginx_conf(d: Path, upstreams: dict[str, list[str]],
             cert_for.setdefault(h, t)
     default_cert = tls[0] if tls else None
     lines.append("  server {")
-    lines.append("    listen 80 default_server;")
-    lines.append("    listen 443 ssl default_server;")
+    lines += _listen("80 default_server", ipv6) + _listen("443 ssl default_server", ipv6)
     lines.append("    server_name _;")
     cert = default_cert.cert if default_cert else "default.crt"
     key = default_cert.key if default_cert else "default.key"
@@ -334,12 +344,12 @@ def _nginx_conf(d: Path, upstreams: dict[str, list[str]],
     lines.append("  }")
     for host in sorted(h for h in hosts if h is not None):
         lines.append("  server {")
-        lines.append("    listen 80;")
+        lines += _listen("80", ipv6)
         t = cert_for.get(host) or (next((c for h, c in cert_for.items()
                                          if h.startswith("*.") and host.endswith(h[1:])),
                                         None))
         if t is not None:
-            lines.append("    listen 443 ssl;")
+            lines += _listen("443 ssl", ipv6)
             lines.append(f"    ssl_certificate {d}/{t.cert}; ssl_certificate_key {d}/{t.key};")
         lines.append(f"    server_name {host};")
         for route in sorted(hosts[host].values(), key=lambda r: r.path):
@@ -350,7 +360,7 @@ def _nginx_conf(d: Path, upstreams: dict[str, list[str]],
     # TLS hosts with no rules still answer (with the default backend)
     for host, t in sorted(cert_for.items()):
         if host not in hosts:
-            lines += ["  server {", "    listen 443 ssl;", f"    server_name {host};",
+            lines += ["  server {", *_listen("443 ssl", ipv6), f"    server_name {host};",
                       f"    ssl_certificate {d}/{t.cert}; ssl_certificate_key {d}/{t.key};",
                       f"    {_fallback(default_backend)}", "  }"]
     lines.append("}")

@@ -10,6 +10,7 @@ import pytest
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 
+from netlab import names
 from netlab.errors import InputError
 
 pytestmark = pytest.mark.netlab
@@ -129,3 +130,44 @@ def test_the_responder_answers_in_both_families(netlab_lab):
     assert lab.ping("a1", "b1", count=1, family="IPv6").ok
     with pytest.raises(InputError, match="trace follows IPv4 packets only"):
         lab.trace("a1", web.ip6, 8080)
+
+
+INGRESS = """---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec: {containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec: {selector: {app: shop}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  rules:
+  - host: shop.example
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: shop, port: {number: 80}}}}]
+"""
+
+
+def test_the_ingress_controller_answers_over_ipv6(netlab_lab):
+    """In a dual-stack lab the controller's Service has an IPv6 ClusterIP and nginx listens
+    on [::]:80 too: an HTTP request to that IPv6 address reaches the backend by Host."""
+    lab = netlab_lab(yaml=dual("vxlan") + INGRESS)
+    svc = lab.plan.services["ingress-nginx/ingress-nginx-controller"]
+    assert svc.cluster_ip6, svc
+    conf = (names.lab_dir(lab.name) / "ingress" / "nginx.conf").read_text()
+    assert "listen [::]:80 default_server;" in conf
+    r = lab.http(f"http://[{svc.cluster_ip6}]/", src="a1", headers={"Host": "shop.example"})
+    assert r.status == 200 and r.answered_by and r.answered_by.startswith("default/shop-"), r
+    v4 = lab.http("http://shop.example/", src="a1")
+    assert v4.status == 200, v4

@@ -179,3 +179,39 @@ def test_pods_and_nodes_show_both_families_as_the_api_does():
     assert "flannel.alpha.coreos.com/backend-v6-data" in node["metadata"]["annotations"]
     single = PodInfo("default", "a", "node-1", "10.244.0.2", {}, (), "172.18.0.2").to_k8s()
     assert single["status"]["podIPs"] == [{"ip": "10.244.0.2"}]
+
+
+def test_nginx_listens_in_both_families_only_in_dual_stack_labs():
+    ingress = """---
+apiVersion: v1
+kind: Service
+metadata: {name: b}
+spec: {selector: {app: b}, ports: [{port: 80}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  tls: [{hosts: [shop.example]}]
+  rules:
+  - host: shop.example
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: b, port: {number: 80}}}}]}
+"""
+    dual = compile_lab("t", read_text(DUAL + PODS + ingress, "t.yaml"))
+    conf = dual.files["ingress/nginx.conf"].data.decode()
+    for spec in ("80 default_server", "443 ssl default_server", "80", "443 ssl"):
+        assert f"listen {spec};" in conf and f"listen [::]:{spec};" in conf, spec
+    assert dual.plan.services["ingress-nginx/ingress-nginx-controller"].cluster_ip6
+    single = compile_lab("t", read_text(CLUSTER + "  nodes: 2\n" + PODS + ingress, "t.yaml"))
+    assert "[::]" not in single.files["ingress/nginx.conf"].data.decode()
+
+
+def test_graph_draws_both_families():
+    from netlab.graph import render_dot
+
+    dual = render_dot(compile_lab("t", read_text(DUAL + PODS, "t.yaml")).plan)
+    assert "fd00:10:244::2" in dual and "flannel-v6.1 fd00:10:244::" in dual
+    assert "pods 10.244.0.0/16,fd00:10:244::/56" in dual
+    single = render_dot(compile_lab("t", read_text(CLUSTER + "  nodes: 2\n" + PODS,
+                                                   "t.yaml")).plan)
+    assert "fd00" not in single and "flannel-v6.1" not in single
