@@ -2,7 +2,11 @@
 (real probes), for every ordered pair of pods and every port the destination declares.
 
 This is the only module that looks at both; the engine never sees a probe and the probes
-never see a policy."""
+never see a policy.
+
+In a dual-stack lab every pair is probed and decided in both families (IPv4, then IPv6:
+between the pods' IPv6 addresses, and from the external host's IPv6 address); each probe
+says its family. A single-stack lab is checked in IPv4 only, as before."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from netlab import targets
 from netlab.kernel import NftTrace
 from netlab.model import NetworkPolicy
 from netlab.plan import Plan
-from netlab.policy.engine import engine_for
+from netlab.policy.engine import engine_for, family_of
 from netlab.probe import ProbeResult
 
 
@@ -29,13 +33,14 @@ class Prober(Protocol):
     def policies(self) -> list[NetworkPolicy]: ...
 
     def probe(self, src: str, dst: str, port: int | None = None,
-              protocol: str | None = None, timeout: float = 2.0) -> ProbeResult: ...
+              protocol: str | None = None, timeout: float = 2.0,
+              family: str | None = None) -> ProbeResult: ...
 
     def probe_many(self, probes: Sequence[tuple], timeout: float = 2.0
                    ) -> list[ProbeResult]: ...
 
-    def destination(self, src: str, dst: str, port: int | None, protocol: str | None
-                    ) -> tuple[str, int, str]: ...
+    def destination(self, src: str, dst: str, port: int | None, protocol: str | None,
+                    family: str | None = None) -> tuple[str, int, str]: ...
 
 
 @dataclass(frozen=True)
@@ -49,19 +54,24 @@ class CheckProbe:
     result: str  # the probe's: connected | refused | timeout
     answered_by: str | None = None
     detail: str = ""
+    family: str | None = None  # dual-stack labs: IPv4 or IPv6 (None: single-stack, IPv4)
 
     @property
     def match(self) -> bool:
         return self.expected == self.observed
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "match": self.match}
+        out = {**asdict(self), "match": self.match}
+        if self.family is None:
+            del out["family"]
+        return out
 
 
 @dataclass
 class CheckReport:
     probes: list[CheckProbe] = field(default_factory=list)
     seconds: float = 0.0
+    families: tuple[str, ...] = ()  # dual-stack labs: the families probed
 
     @property
     def mismatches(self) -> list[CheckProbe]:
@@ -71,19 +81,27 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.mismatches
 
-    def tables(self) -> dict[tuple[int, str], dict[tuple[str, str], CheckProbe]]:
-        """Per (port, protocol): (from, to) -> probe."""
-        out: dict[tuple[int, str], dict[tuple[str, str], CheckProbe]] = {}
+    def tables(self) -> dict[tuple[int, str, str], dict[tuple[str, str], CheckProbe]]:
+        """Per (port, protocol, family): (from, to) -> probe; family "" in a single-stack
+        lab."""
+        out: dict[tuple[int, str, str], dict[tuple[str, str], CheckProbe]] = {}
         for p in self.probes:
-            out.setdefault((p.port, p.protocol), {})[(p.src, p.dst)] = p
+            out.setdefault((p.port, p.protocol, p.family or ""), {})[(p.src, p.dst)] = p
         return dict(sorted(out.items()))
 
     def to_json(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {
+            "probes": len(self.probes), "mismatches": len(self.mismatches),
+            "allowed": sum(p.observed == "allowed" for p in self.probes),
+            "denied": sum(p.observed == "denied" for p in self.probes),
+            "seconds": round(self.seconds, 3)}
+        if self.families:
+            summary["families"] = {
+                f: {"probes": sum(p.family == f for p in self.probes),
+                    "mismatches": sum(p.family == f for p in self.mismatches)}
+                for f in self.families}
         return {"ok": self.ok, "probes": [p.to_json() for p in self.probes],
-                "summary": {"probes": len(self.probes), "mismatches": len(self.mismatches),
-                            "allowed": sum(p.observed == "allowed" for p in self.probes),
-                            "denied": sum(p.observed == "denied" for p in self.probes),
-                            "seconds": round(self.seconds, 3)}}
+                "summary": summary}
 
 
 def observed(result: str) -> str:
@@ -103,6 +121,7 @@ class Explanation:
     reasoning: list[str]
     probe: ProbeResult
     kernel_verdicts: list[str] = field(default_factory=list)  # from nft monitor trace
+    family: str | None = None  # dual-stack labs: the family reasoned about and probed
 
     @property
     def expected(self) -> str:
@@ -121,29 +140,34 @@ class Explanation:
 def run(lab: Prober, timeout: float = 1.0, external: bool | None = None) -> CheckReport:
     """Probe every ordered pair of pods on every port and protocol the destination
     declares (and from `external` when a policy has an ipBlock, or when asked) and
-    compare each result with the engine's decision."""
+    compare each result with the engine's decision; in both families in a dual-stack lab."""
     t0 = time.monotonic()
     plan, policies = lab.plan, lab.policies()
     engine = engine_for(plan, policies)
     if external is None:
         external = any(peer.ip_block for p in policies for r in p.ingress for peer in r.peers)
     pods = sorted(plan.pods.values(), key=lambda p: p.key)
-    sources: list[tuple[str, str]] = [(p.key, p.ip) for p in pods]
-    if external:
-        sources.append(("external", plan.external_ip))
+    dual = plan.cluster.dual_stack
+    families: tuple[str | None, ...] = ("IPv4", "IPv6") if dual else (None,)
     sctp = sctp_available()
     jobs = []
-    for src_name, src_ip in sources:
-        for dst in pods:
-            if dst.key == src_name:
-                continue  # a pod's traffic to itself never meets the network
-            for proto, port in dst.container_ports:
-                if proto == "SCTP" and not sctp:
-                    continue
-                jobs.append((src_name, src_ip, dst, port, proto))
-    asks = [(s, d.key, port, proto.lower()) for s, _, d, port, proto in jobs]
-    decisions = [engine.decide(engine.pods.get(s, ip), engine.pods[d.key], port, proto)
-                 for s, ip, d, port, proto in jobs]
+    for family in families:
+        v6 = family == "IPv6"
+        sources: list[tuple[str, str]] = [(p.key, p.ip6 if v6 else p.ip) for p in pods]
+        if external:
+            sources.append(("external", plan.external_ip6 if v6 else plan.external_ip))
+        for src_name, src_ip in sources:
+            for dst in pods:
+                if dst.key == src_name:
+                    continue  # a pod's traffic to itself never meets the network
+                for proto, port in dst.container_ports:
+                    if proto == "SCTP" and not sctp:
+                        continue
+                    jobs.append((src_name, src_ip, dst, port, proto, family))
+    asks = [(s, d.key, port, proto.lower(), *([f] if f else []))
+            for s, _, d, port, proto, f in jobs]
+    decisions = [engine.decide(engine.pods.get(s, ip), engine.pods[d.key], port, proto, f)
+                 for s, ip, d, port, proto, f in jobs]
     results = lab.probe_many(asks, timeout)
     # A result that contradicts the engine is asked again, with more patience, before it
     # counts: a loaded machine can delay an answer past the timeout.
@@ -155,35 +179,41 @@ def run(lab: Prober, timeout: float = 1.0, external: bool | None = None) -> Chec
             results[n] = r
     probes = [CheckProbe(src_name, dst.key, port, proto,
                          "allowed" if d.allowed else "denied", observed(r.result), r.result,
-                         r.answered_by, r.detail)
-              for (src_name, _, dst, port, proto), d, r in zip(jobs, decisions, results,
-                                                               strict=True)]
-    return CheckReport(probes, time.monotonic() - t0)
+                         r.answered_by, r.detail, family)
+              for (src_name, _, dst, port, proto, family), d, r in zip(jobs, decisions, results,
+                                                                       strict=True)]
+    return CheckReport(probes, time.monotonic() - t0,
+                       tuple(f for f in families if f is not None))
 
 
-def explain(lab: Prober, src: str, dst: str, port: int | None = None, protocol: str = "tcp"
-            ) -> Explanation:
+def explain(lab: Prober, src: str, dst: str, port: int | None = None, protocol: str = "tcp",
+            family: str | None = None) -> Explanation:
     """The engine's reasoning for one connection, next to a real probe of it. For a
     Service, policy applies after DNAT: each endpoint (pod, target port) is reasoned
-    about, since the kernel picks one of them."""
+    about, since the kernel picks one of them. `family` "IPv6" (dual-stack labs): the
+    connection between the IPv6 addresses; a dual-stack lab's reasoning names its family."""
     plan = lab.plan
     engine = engine_for(plan, lab.policies())
     s, d = targets.parse(src, plan), targets.parse(dst, plan)
-    src_end = targets.host_address(plan, s.name) if s.kind == "host" \
+    address, port_, proto = lab.destination(src, dst, port, protocol, family)
+    fam = family_of(address)  # what the packets will be (an IPv6 literal is IPv6)
+    v6 = fam == "IPv6"
+    src_end = targets.address(plan, s, fam) if s.kind == "host" \
         else engine.pods[targets.pod(plan, s.name).key]
-    address, port_, proto = lab.destination(src, dst, port, protocol)
     ends: list[tuple[str, Any, int | None]] = []
     if d.kind == "service":
         sp = next(p for p in targets.service(plan, d.name).ports if p.port == port_)
         ends = [(f"{ep.label} port {ep.port}",  # an address outside the cluster: no pod
                  engine.pods[ep.pod] if ep.pod else engine.resolve(ep.ip), ep.port)
-                for ep in sp.endpoints]
+                for ep in sp.family_endpoints(fam)]
     else:
         ends = [(dst, engine.resolve(address), port_)]
     reasoning: list[str] = []
+    if plan.cluster.dual_stack:
+        reasoning.append(f"family {fam}: policy is decided for {fam} packets (to {address})")
     decisions = []
     for label, end, p in ends:
-        decision = engine.decide(src_end, end, p, proto.upper())
+        decision = engine.decide(src_end, end, p, proto.upper(), fam)
         decisions.append(decision)
         if len(ends) > 1 or d.kind == "service":
             reasoning.append(f"to endpoint {label}:")
@@ -191,11 +221,14 @@ def explain(lab: Prober, src: str, dst: str, port: int | None = None, protocol: 
     if not ends:
         reasoning.append(f"{dst} has no endpoints: the kernel rejects the connection")
     # the probe again, with the kernel tracing it on every node (nft monitor trace)
-    src_ip = src_end if isinstance(src_end, str) else src_end.ip
-    with NftTrace({n.netns: f"ip saddr {src_ip}" for n in plan.nodes}) as trace:
-        r = lab.probe(src, dst, port, protocol)
+    src_ip = src_end if isinstance(src_end, str) else src_end.address(fam)
+    ip = "ip6" if v6 else "ip"
+    with NftTrace({n.netns: f"{ip} saddr {src_ip}" for n in plan.nodes}, ip) as trace:
+        r = lab.probe(src, dst, port, protocol, family=family) if family else \
+            lab.probe(src, dst, port, protocol)
     return Explanation(src, dst, port_, proto, decisions, reasoning, r,
-                       policy_verdicts(trace.lines, plan))
+                       policy_verdicts(trace.lines, plan),
+                       fam if plan.cluster.dual_stack else None)
 
 
 def policy_verdicts(lines: list[tuple[str, str]], plan: Plan) -> list[str]:

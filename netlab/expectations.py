@@ -94,8 +94,9 @@ def run_check(lab: Lab, expectation: str, c: ExpectCheck) -> Outcome:
 
 
 def _connect(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
-    r = lab.probe(c.src, c.dst or "", c.port, c.protocol, timeout=1.0)
-    evidence = (f"{r.result} to {r.address}" + (f":{r.port}" if r.port else "") +
+    r = lab.probe(c.src, c.dst or "", c.port, c.protocol, timeout=1.0, family=c.family)
+    host = f"[{r.address}]" if ":" in r.address and r.port else r.address
+    evidence = (f"{r.result} to {host}" + (f":{r.port}" if r.port else "") +
                 (f", answered by {r.answered_by}" if r.answered_by else "") +
                 (f", client seen as {r.client_ip}" if r.client_ip else "") +
                 (f" ({r.detail})" if r.detail and not r.connected else ""))
@@ -108,9 +109,11 @@ def _connect(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
                 want = ",".join(f"{k}={v}" for k, v in c.answered_by)
                 problems.append(f"expected an answer from a pod with {want}")
             if c.client_ip:
-                src_ip = None if targets.parse(c.src).outside else lab.address_of(c.src)
+                src_ip = None if targets.parse(c.src).outside else lab.address_of(c.src,
+                                                                                   c.family)
                 nodes = {a for n in lab.plan.nodes
-                         for a in (n.underlay_ip, n.gateway, n.vtep_ip)}
+                         for a in (n.underlay_ip, n.gateway, n.vtep_ip, n.underlay_ip6,
+                                   n.gateway6, n.vtep_ip6) if a}
                 ok = (r.client_ip == src_ip if c.client_ip == "pod" else
                       r.client_ip in nodes if c.client_ip == "node" else
                       r.client_ip == c.client_ip)

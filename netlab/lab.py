@@ -675,16 +675,16 @@ class Lab:
 
     def check(self, timeout: float = 1.0, external: bool | None = None) -> CheckReport:
         """Every ordered pair of pods on every declared port, probed for real and compared
-        with the policy engine (see netlab.check)."""
+        with the policy engine (see netlab.check); in both families in a dual-stack lab."""
         require_root()
         return check_mod.run(self, timeout, external)
 
-    def explain(self, src: str, dst: str, port: int | None = None, protocol: str = "tcp"
-                ) -> Explanation:
+    def explain(self, src: str, dst: str, port: int | None = None, protocol: str = "tcp",
+                family: str | None = None) -> Explanation:
         """The engine's reasoning for one connection, next to a real probe of it traced by
-        the kernel (see netlab.check)."""
+        the kernel (see netlab.check); `family` "IPv6": over IPv6 (dual-stack labs)."""
         require_root()
-        return check_mod.explain(self, src, dst, port, protocol)
+        return check_mod.explain(self, src, dst, port, protocol, family)
 
     def settle(self, timeout: float = 30.0, progress: Any = None,
                interval: float = 0.1) -> list[str]:

@@ -1287,12 +1287,28 @@ def _check_endpoint_owners(m: Manifests) -> None:
 # --- network policy -------------------------------------------------------------------
 
 
-def _cidr(f: Fields, key: str) -> str:
-    value = f.str(key)
+def _cidr(f: Fields, key: str, value: str | None = None
+          ) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An ipBlock CIDR of either family. An IPv4-mapped IPv6 one (::ffff:10.0.0.0/104) is
+    the IPv4 block it maps, warned about as the API server does (GetWarningsForCIDR)."""
+    value = f.str(key) if value is None else value
+    if ":" not in value:
+        try:
+            return ipaddress.IPv4Network(value, strict=False)
+        except ValueError as e:
+            raise f.error(key, f"{value!r} is not a valid IPv4 CIDR") from e
     try:
-        return str(ipaddress.IPv4Network(value, strict=False))
+        net = ipaddress.IPv6Network(value, strict=False)
     except ValueError as e:
-        raise f.error(key, f"{value!r} is not a valid IPv4 CIDR") from e
+        raise f.error(key, f"{value!r} is not a valid IPv6 CIDR") from e
+    mapped = net.network_address.ipv4_mapped
+    if mapped is not None and net.prefixlen >= 96:
+        v4 = ipaddress.IPv4Network(f"{mapped}/{net.prefixlen - 96}")
+        f.where.warnings.append(f'{f.where.obj}: {f._p(key)}: non-standard CIDR value '
+                                f'"{value}" will be considered invalid in a future Kubernetes '
+                                f'release: use "{v4}"')
+        return v4
+    return net
 
 
 def _peer(p: Fields) -> PolicyPeer:
@@ -1304,14 +1320,17 @@ def _peer(p: Fields) -> PolicyPeer:
         if pod_sel is not None or ns_sel is not None:
             raise p.error("ipBlock", "may not be combined with podSelector or namespaceSelector "
                                      "in the same peer")
-        cidr = _cidr(ib, "cidr")
+        block_net = _cidr(ib, "cidr")
+        cidr = str(block_net)
         excepts = []
         for i, e in enumerate(ib.str_list("except")):
-            try:
-                net = ipaddress.IPv4Network(e, strict=False)
-            except ValueError as err:
-                raise ib.error(f"except[{i}]", f"{e!r} is not a valid IPv4 CIDR") from err
-            if not net.subnet_of(ipaddress.IPv4Network(cidr)):
+            net = _cidr(ib, f"except[{i}]", e)
+            if net.version != block_net.version or (
+                    block_net.version == 6 and (net == block_net
+                                                or not net.subnet_of(block_net))):
+                # ValidateIPBlock: each except is a strict subset of cidr (so of its family)
+                raise ib.error(f"except[{i}]", "must be a strict subset of `cidr`")
+            if not net.subnet_of(block_net):  # IPv4: netlab's message, as before
                 raise ib.error(f"except[{i}]", f"{e} is not inside cidr {cidr}")
             excepts.append(str(net))
         ib.done()
@@ -1763,14 +1782,15 @@ def _expectation(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None
         else:
             if client is not None and client not in ("pod", "node"):
                 try:
-                    ipaddress.IPv4Address(client)
+                    client = str(ipaddress.ip_address(client))
                 except ValueError as e:
-                    raise c.error("clientIP", f"{client!r}: use pod, node or an IPv4 "
+                    raise c.error("clientIP", f"{client!r}: use pod, node or an IP "
                                               "address") from e
             checks.append(ExpectCheck(
                 "connect", src_, name, c.str("to"), c.int("port", None, lo=1, hi=65535),
                 c.choice("protocol", ("tcp", "udp", "sctp", "icmp"), None),
-                c.choice("expect", ("connected", "blocked"), "connected"), labels, client))
+                c.choice("expect", ("connected", "blocked"), "connected"), labels, client,
+                family=c.choice("family", ("IPv4", "IPv6"), None)))
         c.done()
     spec.done()
     top.done()

@@ -551,6 +551,7 @@ class ExpectCheck:
     dns_type: str = "A"
     resolves_to: tuple[str, ...] = ()  # addresses, or svc/NAME (its ClusterIP)
     status: int | None = None  # http
+    family: str | None = None  # connect: "IPv6" = to the target's IPv6 address (dual-stack)
 
 
 @dataclass(frozen=True)

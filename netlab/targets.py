@@ -257,8 +257,8 @@ def destination(plan: Plan, t: Target, from_outside: bool, port: int | None,
             raise InputError("a node has no default port: give --port (a NodePort)")
         return node(plan, t.name).underlay_ip, port or 0, proto or "tcp"
     if t.kind == "address":
-        svc = next((s for s in plan.services.values() if s.cluster_ip == t.name), None)
-        owner = next((p for p in plan.pods.values() if p.ip == t.name), None)
+        svc = next((s for s in plan.services.values() if t.name in s.cluster_ips), None)
+        owner = next((p for p in plan.pods.values() if t.name in (p.ip, p.ip6)), None)
         if port is None and svc is not None and svc.ports:
             return t.name, svc.ports[0].port, proto or svc.ports[0].protocol.lower()
         if port is None and owner is not None and owner.serves:

@@ -35,10 +35,11 @@ def check(output: Annotated[str, output_option(DOCUMENT)] = "table",
     if fmt.machine:
         print_document(fmt, report.to_json())
         raise typer.Exit(0 if report.ok else 1)
-    for (port, proto), cells in report.tables().items():
+    for (port, proto, family), cells in report.tables().items():
         srcs = list(dict.fromkeys(s for s, _ in cells))
         dsts = sorted({d for _, d in cells})
-        t = Table(title=f"{proto}/{port}", box=None, header_style="bold",
+        title = f"{proto}/{port} {family}" if family else f"{proto}/{port}"
+        t = Table(title=title, box=None, header_style="bold",
                   title_justify="left")
         t.add_column("from \\ to")
         for d in dsts:
@@ -59,12 +60,14 @@ def check(output: Annotated[str, output_option(DOCUMENT)] = "table",
         out.print()
     summary = report.to_json()["summary"]
     for p in report.mismatches:
-        out.print(f"[bold red]mismatch[/bold red] {p.src} -> {p.dst} {p.protocol}/{p.port}: "
+        fam = f" {p.family}" if p.family else ""
+        out.print(f"[bold red]mismatch[/bold red] {p.src} -> {p.dst} {p.protocol}/{p.port}{fam}: "
                   f"Kubernetes says {p.expected}, the kernel {p.observed} ({p.result})",
                   highlight=False)
     verdict = "[green]kernel matches NetworkPolicy semantics[/green]" if report.ok else \
         f"[bold red]{len(report.mismatches)} mismatches[/bold red]"
-    out.print(f"{summary['probes']} probes: {summary['allowed']} allowed, "
+    families = f" ({' and '.join(report.families)})" if report.families else ""
+    out.print(f"{summary['probes']} probes{families}: {summary['allowed']} allowed, "
               f"{summary['denied']} denied, in {summary['seconds']:.2f}s: {verdict}",
               highlight=False)
     raise typer.Exit(0 if report.ok else 1)
@@ -75,19 +78,25 @@ def explain(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), external o
             dst: Annotated[str, typer.Argument(help="Pod, svc/[NS/]NAME or an IP.")],
             port: Annotated[int | None, typer.Option("--port", "-p", min=1, max=65535)] = None,
             proto: Annotated[Proto, typer.Option("--proto")] = Proto.tcp,
+            ipv6: Annotated[bool, typer.Option(
+                "-6", "--ipv6", help="Over IPv6, to DST's IPv6 address (dual-stack labs).")
+            ] = False,
             output: Annotated[str, output_option(DOCUMENT)] = "table", lab: LabOpt = None) -> None:
     """Why is SRC allowed (or not) to reach DST? The policy engine's reasoning in plain
-    words, next to what a real probe did."""
+    words, next to what a real probe did. In a dual-stack lab it says which family (IPv4,
+    or IPv6 with -6)."""
     fmt = parse_output(output, DOCUMENT)
-    e = open_lab(lab).explain(src, dst, port, proto.value)
+    e = open_lab(lab).explain(src, dst, port, proto.value, "IPv6" if ipv6 else None)
     if fmt.machine:
         print_document(fmt, {"src": e.src, "dst": e.dst, "port": e.port, "protocol": e.protocol,
+                     **({"family": e.family} if e.family else {}),
                      "expected": e.expected,
                      "reasoning": e.reasoning, "probe": e.probe.to_json(),
                      "kernel_verdicts": e.kernel_verdicts,
                      "agrees": e.agrees})
     else:
-        out.print(f"[bold]{src} -> {dst} {e.protocol.upper()}/{e.port}[/bold]",
+        fam = f" {e.family}" if e.family else ""
+        out.print(f"[bold]{src} -> {dst} {e.protocol.upper()}/{e.port}{fam}[/bold]",
                   highlight=False)
         for line in e.reasoning:
             out.print(f"  {line}", highlight=False)

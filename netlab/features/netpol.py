@@ -1,6 +1,7 @@
 """NetworkPolicy in nftables: table `ip netlab-policy` on every node, on the forward path
 after Service DNAT (so it sees pod addresses and target ports), like Calico's or
-kube-router's per-pod chains.
+kube-router's per-pod chains. A dual-stack lab has a second table, `ip6 netlab-policy`, of
+the same structure over the pods' IPv6 addresses (see render_node).
 
   forward (filter hook forward, and input for traffic a pod sends to its node):
     ct state established,related accept          replies of allowed connections
@@ -77,7 +78,14 @@ def _isolating(policies: list[NetworkPolicy], pod: PodPlan, direction: str) -> l
             and selector_matches(pol.pod_selector, pod.labels)]
 
 
+def _v6(text: str) -> bool:
+    """An IPv6 address or CIDR (the loader keeps ipBlocks in their canonical text)."""
+    return ":" in text
+
+
 def _in_cidr(ip: str, cidr: str) -> bool:
+    if _v6(ip) or _v6(cidr):  # a block of one family never holds an address of the other
+        return _v6(ip) and _v6(cidr) and _in_cidr6(ip, cidr)
     addr = _ip_int(ip)
     base, _, bits = cidr.partition("/")
     n = int(bits) if bits else 32
@@ -85,12 +93,39 @@ def _in_cidr(ip: str, cidr: str) -> bool:
     return addr & mask == _ip_int(base) & mask
 
 
-def _peer_pods(scope: _Scope, peer: PolicyPeer, policy_ns: str) -> list[PodPlan]:
-    """The pods a peer designates, in plan order."""
+def _in_cidr6(ip: str, cidr: str) -> bool:
+    base, _, bits = cidr.partition("/")
+    n = int(bits) if bits else 128
+    mask = ((1 << n) - 1) << (128 - n) if n else 0
+    return _ip6_int(ip) & mask == _ip6_int(base) & mask
+
+
+def _ip6_int(ip: str) -> int:
+    """An IPv6 address as a number, read by hand (no shared parser with the engine)."""
+    head, sep, tail = ip.partition("::")
+    left = [g for g in head.split(":") if g]
+    right = [g for g in tail.split(":") if g] if sep else []
+    groups = [*left, *(["0"] * (8 - len(left) - len(right))), *right] if sep else left
+    if len(groups) != 8:
+        raise ValueError(f"{ip!r} is not an IPv6 address netlab writes")
+    value = 0
+    for g in groups:
+        value = (value << 16) | int(g, 16)
+    return value
+
+
+def _addr(pod: PodPlan, v6: bool) -> str:
+    return pod.ip6 if v6 else pod.ip
+
+
+def _peer_pods(scope: _Scope, peer: PolicyPeer, policy_ns: str,
+               v6: bool = False) -> list[PodPlan]:
+    """The pods a peer designates, in plan order (an ipBlock: by their address in the
+    table's family)."""
     if peer.ip_block is not None:  # pods whose address falls in the block, for named ports
         b = peer.ip_block
-        return [p for p in scope.pods if _in_cidr(p.ip, b.cidr)
-                and not any(_in_cidr(p.ip, e) for e in b.except_)]
+        return [p for p in scope.pods if _addr(p, v6) and _in_cidr(_addr(p, v6), b.cidr)
+                and not any(_in_cidr(_addr(p, v6), e) for e in b.except_)]
     if peer.namespace_selector is None:  # no namespaceSelector: the policy's own namespace
         allowed_ns = {policy_ns}
     else:
@@ -132,22 +167,32 @@ def _port_matches(ports: Iterable[PolicyPort], dst: PodPlan | None) -> list[str]
 
 
 def _peer_sets(scope: _Scope, rule: PolicyRule, policy_ns: str,
-               field: str) -> list[tuple[str, list[PodPlan]]]:
+               field: str, v6: bool = False) -> list[tuple[str, list[PodPlan]]]:
     """(address match, pods it covers) for each peer of a rule; a rule without peers admits
-    every address (empty match)."""
+    every address (empty match). An ipBlock of the other family admits nothing here;
+    selectors stand for the pods' addresses in the table's family."""
     if not rule.peers:
         return [("", list(scope.pods))]
+    ip = "ip6" if v6 else "ip"
     out = []
     for peer in rule.peers:
-        covered = _peer_pods(scope, peer, policy_ns)
+        covered = _peer_pods(scope, peer, policy_ns, v6)
         if peer.ip_block is not None:
-            match = f"ip {field} {peer.ip_block.cidr}"
+            if _v6(peer.ip_block.cidr) != v6:
+                continue  # an IPv4 block never matches an IPv6 packet, and vice versa
+            match = f"{ip} {field} {peer.ip_block.cidr}"
             if peer.ip_block.except_:
-                match += f" ip {field} != {{ {', '.join(peer.ip_block.except_)} }}"
+                match += f" {ip} {field} != {{ {', '.join(peer.ip_block.except_)} }}"
             out.append((match, covered))
         elif covered:  # a selector that picks no pod admits nothing: no rule
-            addrs = sorted({p.ip for p in covered}, key=_ip_int)
-            out.append((f"ip {field} {{ {', '.join(addrs)} }}", covered))
+            if v6:
+                covered = [p for p in covered if p.ip6]
+                if not covered:
+                    continue
+                addrs = sorted({p.ip6 for p in covered}, key=_ip6_int)
+            else:
+                addrs = sorted({p.ip for p in covered}, key=_ip_int)
+            out.append((f"{ip} {field} {{ {', '.join(addrs)} }}", covered))
     return out
 
 
@@ -161,7 +206,7 @@ def _rule(*parts: str) -> str:
 
 
 def _chain_rules(scope: _Scope, policies: list[NetworkPolicy], pod: PodPlan,
-                 direction: str) -> list[str]:
+                 direction: str, v6: bool = False) -> list[str]:
     ingress = direction == "Ingress"
     field = "saddr" if ingress else "daddr"
     rules: list[str] = []
@@ -169,7 +214,7 @@ def _chain_rules(scope: _Scope, policies: list[NetworkPolicy], pod: PodPlan,
         for i, rule in enumerate(pol.ingress if ingress else pol.egress):
             tag = comment(f"{pol.namespace}/{pol.name}", f" {direction.lower()}[{i}]")
             named = [p for p in rule.ports if isinstance(p.port, str)]
-            for match, covered in _peer_sets(scope, rule, pol.namespace, field):
+            for match, covered in _peer_sets(scope, rule, pol.namespace, field, v6):
                 if not rule.ports:
                     rules.append(_rule(match, "return", tag))
                 elif ingress or not named:
@@ -183,30 +228,51 @@ def _chain_rules(scope: _Scope, policies: list[NetworkPolicy], pod: PodPlan,
                         rules.append(_rule(match, port, "return", tag))
                     for dst in covered:
                         for port in _port_matches(named, dst):
-                            rules.append(_rule(match, f"ip daddr {dst.ip}", port, "return", tag))
+                            daddr = f"ip6 daddr {dst.ip6}" if v6 else f"ip daddr {dst.ip}"
+                            rules.append(_rule(match, daddr, port, "return", tag))
     rules.append(_rule("drop", comment(f"{pod.key}: isolated for {direction.lower()}, "
                                        "no rule allows")))
     return rules
 
 
-def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy]) -> Table:
+# ICMPv6 neighbour discovery (router solicitation/advertisement, neighbour
+# solicitation/advertisement: types 133-136) between pods and with their gateway: without it
+# no IPv6 packet reaches an isolated pod, even from an allowed peer
+_NDP = ("icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, "
+        "nd-neighbor-advert } accept")
+
+
+def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy],
+                family: str = "IPv4") -> Table:
+    """One node's `ip netlab-policy` table, or (family "IPv6", dual-stack labs) its
+    `ip6 netlab-policy` table: the same chains over the pods' IPv6 addresses, with ipBlocks
+    of that family only, and neighbour discovery always let through."""
+    v6 = family == "IPv6"
     ordered = sorted(policies, key=lambda p: (p.namespace, p.name))
     scope = _Scope(tuple(plan.pods.values()), plan.namespaces)
-    t = Table("ip", TABLE)
-    t.maps["ingress-pods"] = ("type ipv4_addr : verdict ;", {})
-    t.maps["egress-pods"] = ("type ipv4_addr : verdict ;", {})
-    head = ["ct state established,related accept"]
-    t.chain("forward", [*head, "ip saddr vmap @egress-pods", "ip daddr vmap @ingress-pods"],
+    ip, addr = ("ip6", "ipv6_addr") if v6 else ("ip", "ipv4_addr")
+    t = Table(ip, TABLE)
+    t.maps["ingress-pods"] = (f"type {addr} : verdict ;", {})
+    t.maps["egress-pods"] = (f"type {addr} : verdict ;", {})
+    head = ["ct state established,related accept", *([_NDP] if v6 else [])]
+    t.chain("forward", [*head, f"{ip} saddr vmap @egress-pods", f"{ip} daddr vmap @ingress-pods"],
             "type filter hook forward priority filter ; policy accept ;")
-    t.chain("input", [*head, "ip saddr vmap @egress-pods"],
+    t.chain("input", [*head, f"{ip} saddr vmap @egress-pods"],
             "type filter hook input priority filter ; policy accept ;")
     for pod in scope.pods:
-        if pod.node != node.name:
+        if pod.node != node.name or (v6 and not pod.ip6):
             continue
         for direction, map_name in (("Ingress", "ingress-pods"), ("Egress", "egress-pods")):
             selecting = _isolating(ordered, pod, direction)
             if selecting:
                 chain = fit(f"{direction.lower()}-{pod.namespace}/", pod.name, NAME_MAX)
-                t.chain(chain, _chain_rules(scope, selecting, pod, direction))
-                t.maps[map_name][1][pod.ip] = f"jump {chain}"
+                t.chain(chain, _chain_rules(scope, selecting, pod, direction, v6))
+                t.maps[map_name][1][_addr(pod, v6)] = f"jump {chain}"
     return t
+
+
+def render_tables(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy]) -> list[Table]:
+    """The node's policy tables: IPv4, and IPv6 too in a dual-stack lab."""
+    policies = list(policies)
+    return [render_node(plan, node, policies),
+            *([render_node(plan, node, policies, "IPv6")] if plan.cluster.dual_stack else [])]

@@ -331,8 +331,9 @@ class NftTrace:
 
     TABLE = "netlab-trace"
 
-    def __init__(self, matches: dict[str, str]) -> None:
+    def __init__(self, matches: dict[str, str], family: str = "ip") -> None:
         self.matches = matches
+        self.family = family  # the trace table's: ip, or ip6 to trace IPv6 packets
         self.lines: list[tuple[str, str]] = []
         self._monitors: list[tuple[str, subprocess.Popen]] = []
 
@@ -346,13 +347,14 @@ class NftTrace:
             self._monitors.append((netns, mon))
         time.sleep(0.15)  # let the monitors subscribe before anything is traced
         for netns, match in self.matches.items():
-            script = (f"add table ip {self.TABLE}\n"
-                      f"add chain ip {self.TABLE} pre {{ type filter hook prerouting priority "
+            t = f"{self.family} {self.TABLE}"
+            script = (f"add table {t}\n"
+                      f"add chain {t} pre {{ type filter hook prerouting priority "
                       f"-400 ; }}\n"
-                      f"add rule ip {self.TABLE} pre {match} meta nftrace set 1\n"
-                      f"add chain ip {self.TABLE} out {{ type filter hook output priority "
+                      f"add rule {t} pre {match} meta nftrace set 1\n"
+                      f"add chain {t} out {{ type filter hook output priority "
                       f"-400 ; }}\n"
-                      f"add rule ip {self.TABLE} out {match} meta nftrace set 1\n")
+                      f"add rule {t} out {match} meta nftrace set 1\n")
             Kernel.nft_in(netns, script)
         return self
 
@@ -362,7 +364,7 @@ class NftTrace:
         time.sleep(0.1)
         for netns in self.matches:
             with contextlib.suppress(KernelError):
-                Kernel.nft_in(netns, f"delete table ip {self.TABLE}\n")
+                Kernel.nft_in(netns, f"delete table {self.family} {self.TABLE}\n")
         for netns, mon in self._monitors:
             mon.terminate()
             out, _ = mon.communicate(timeout=5)

@@ -14,6 +14,10 @@ Semantics (https://kubernetes.io/docs/concepts/services-networking/network-polic
 - Ports: protocol (TCP by default), a number, a named port resolved on the destination pod,
   or a range with endPort. A port with a protocol admits only that protocol.
 - Traffic a pod sends to itself never leaves it and is not subject to policy.
+- Dual-stack: a decision is for one family. Pod and namespace selectors stand for a pod in
+  both families (all its podIPs); an ipBlock matches addresses of its own family only (an
+  IPv4 block never matches IPv6 traffic, and vice versa), as Go's net.IPNet.Contains does in
+  kube-network-policies. Isolation is per pod, so it holds in both families.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ class PodRef:
     labels: dict[str, str] = field(hash=False)
     named_ports: tuple[tuple[str, str, int], ...] = ()  # (name, protocol, number)
     node: str = ""
+    ip6: str = ""  # dual-stack: the pod's IPv6 address
+
+    def address(self, family: str = "IPv4") -> str:
+        return self.ip6 if family == "IPv6" else self.ip
 
     @property
     def key(self) -> str:
@@ -71,6 +79,7 @@ class Decision:
     ingress: DirectionDecision
     egress: DirectionDecision
     reason: str = ""
+    family: str = "IPv4"
 
     def explain(self, src: str, dst: str, port: int | None, protocol: str) -> list[str]:
         what = f"{protocol.upper()}/{port}" if port else protocol.upper()
@@ -96,9 +105,18 @@ class Decision:
 
 
 def _in_block(ip: str, block: IPBlock) -> bool:
-    addr = ipaddress.IPv4Address(ip)
-    return addr in ipaddress.IPv4Network(block.cidr) and not any(
-        addr in ipaddress.IPv4Network(e) for e in block.except_)
+    """`ip` in cidr and in no except; an address of the other family is never in it."""
+    if not ip:
+        return False
+    addr = ipaddress.ip_address(ip)
+    net = ipaddress.ip_network(block.cidr)
+    if addr.version != net.version:
+        return False
+    return addr in net and not any(addr in ipaddress.ip_network(e) for e in block.except_)
+
+
+def family_of(address: str) -> str:
+    return "IPv6" if ":" in address else "IPv4"
 
 
 class PolicyEngine:
@@ -108,6 +126,7 @@ class PolicyEngine:
         self.node_addresses = node_addresses or {}
         self.pods = {p.key: p for p in pods}
         self.by_ip = {p.ip: p for p in self.pods.values()}
+        self.by_ip.update({p.ip6: p for p in self.pods.values() if p.ip6})
         self.namespaces = namespaces
         self.policies = sorted(policies, key=lambda p: (p.namespace, p.name))
 
@@ -119,9 +138,10 @@ class PolicyEngine:
                 if p.namespace == pod.namespace and direction in p.policy_types
                 and p.pod_selector.matches(pod.labels)]
 
-    def peer_matches(self, peer: PolicyPeer, policy_ns: str, other: Endpoint) -> bool:
+    def peer_matches(self, peer: PolicyPeer, policy_ns: str, other: Endpoint,
+                     family: str = "IPv4") -> bool:
         if peer.ip_block is not None:
-            ip = other.ip if isinstance(other, PodRef) else other
+            ip = other.address(family) if isinstance(other, PodRef) else other
             return _in_block(ip, peer.ip_block)
         if not isinstance(other, PodRef):
             return False  # pod and namespace selectors select pods only
@@ -157,13 +177,14 @@ class PolicyEngine:
         return False
 
     def _rule_allows(self, rule: PolicyRule, policy: NetworkPolicy, peer: Endpoint,
-                     dst: Endpoint, port: int | None, protocol: str) -> bool:
-        peers_ok = not rule.peers or any(self.peer_matches(p, policy.namespace, peer)
+                     dst: Endpoint, port: int | None, protocol: str,
+                     family: str = "IPv4") -> bool:
+        peers_ok = not rule.peers or any(self.peer_matches(p, policy.namespace, peer, family)
                                          for p in rule.peers)
         return peers_ok and self.port_matches(rule.ports, dst, port, protocol)
 
     def _direction(self, direction: str, pod: Endpoint, peer: Endpoint, dst: Endpoint,
-                   port: int | None, protocol: str) -> DirectionDecision:
+                   port: int | None, protocol: str, family: str = "IPv4") -> DirectionDecision:
         name = direction.lower()
         if not isinstance(pod, PodRef):
             return DirectionDecision(name, False, True)
@@ -174,7 +195,7 @@ class PolicyEngine:
         for policy in policies:
             rules = policy.ingress if direction == "Ingress" else policy.egress
             for i, rule in enumerate(rules):
-                if self._rule_allows(rule, policy, peer, dst, port, protocol):
+                if self._rule_allows(rule, policy, peer, dst, port, protocol, family):
                     allowed_by.append(RuleRef(f"{policy.namespace}/{policy.name}", name, i))
         return DirectionDecision(name, True, bool(allowed_by),
                                  tuple(f"{p.namespace}/{p.name}" for p in policies),
@@ -186,30 +207,41 @@ class PolicyEngine:
             return self.by_ip[end]
         return end
 
-    def decide(self, src: Endpoint, dst: Endpoint, port: int | None, protocol: str) -> Decision:
+    def decide(self, src: Endpoint, dst: Endpoint, port: int | None, protocol: str,
+               family: str | None = None) -> Decision:
+        """The verdict for one connection in one family: that of an address given as an
+        end, else `family` (IPv4 by default; "IPv6": between the pods' IPv6 addresses)."""
+        addresses = [e for e in (src, dst) if isinstance(e, str)]
+        if addresses:
+            family = family_of(addresses[0])
+        family = family or "IPv4"
         src, dst = self.resolve(src), self.resolve(dst)
         protocol = protocol.upper()
         if isinstance(src, PodRef) and isinstance(dst, PodRef) and src.key == dst.key:
             open_ = DirectionDecision("ingress", False, True)
             return Decision(True, open_, DirectionDecision("egress", False, True),
-                            "a pod's traffic to itself never leaves it: policy does not apply")
+                            "a pod's traffic to itself never leaves it: policy does not apply",
+                            family)
         if isinstance(src, str) and isinstance(dst, PodRef) \
                 and src in self.node_addresses.get(dst.node, ()):
             open_ = DirectionDecision("ingress", False, True)
             return Decision(True, open_, DirectionDecision("egress", False, True),
-                            f"{src} is {dst.key}'s own node, which can always reach its pods")
-        egress = self._direction("Egress", src, dst, dst, port, protocol)
-        ingress = self._direction("Ingress", dst, src, dst, port, protocol)
-        return Decision(egress.allowed and ingress.allowed, ingress, egress)
+                            f"{src} is {dst.key}'s own node, which can always reach its pods",
+                            family)
+        egress = self._direction("Egress", src, dst, dst, port, protocol, family)
+        ingress = self._direction("Ingress", dst, src, dst, port, protocol, family)
+        return Decision(egress.allowed and ingress.allowed, ingress, egress, family=family)
 
 
 def engine_for(plan, policies: Iterable[NetworkPolicy]) -> PolicyEngine:
     """An engine over a lab's plan (pods, their labels and ports, namespace labels)."""
-    pods = [PodRef(p.namespace, p.name, p.ip, dict(p.labels), tuple(p.named_ports), p.node)
-            for p in plan.pods.values()]
-    nodes = {n.name: {n.underlay_ip, n.gateway, n.vtep_ip} for n in plan.nodes}
+    pods = [PodRef(p.namespace, p.name, p.ip, dict(p.labels), tuple(p.named_ports), p.node,
+                   p.ip6) for p in plan.pods.values()]
+    nodes = {n.name: {n.underlay_ip, n.gateway, n.vtep_ip,
+                      *(a for a in (n.underlay_ip6, n.gateway6, n.vtep_ip6) if a)}
+             for n in plan.nodes}
     return PolicyEngine(pods, plan.namespaces, policies, nodes)
 
 
 __all__ = ["Decision", "DirectionDecision", "LabelSelector", "PodRef", "PolicyEngine",
-           "RuleRef", "engine_for"]
+           "RuleRef", "engine_for", "family_of"]
