@@ -1,7 +1,8 @@
 """Asking the cluster DNS from inside a pod, the way the pod's resolver would: its
 /etc/resolv.conf (nameserver, search list, ndots), UDP first, TCP when the answer is
 truncated. dnslib builds and reads the messages; the socket lives in the pod's network
-namespace."""
+namespace. The server may be an IPv6 address (a dual-stack lab's kube-dns IPv6 ClusterIP);
+AAAA is asked like any other type."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ class DnsAnswer:
 
     @property
     def addresses(self) -> list[str]:
-        return [r.data for r in self.answers if r.type == "A"]
+        """The addresses answered: A records, and AAAA ones (an AAAA query)."""
+        return [r.data for r in self.answers if r.type in ("A", "AAAA")]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +80,8 @@ def _records(rrs) -> tuple[DnsRecord, ...]:
 
 def _exchange(netns: Path, server: str, query: bytes, timeout: float, tcp: bool) -> bytes:
     with inside(netns) as open_socket:
-        s = open_socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+        s = open_socket(socket.AF_INET6 if ":" in server else socket.AF_INET,
+                        socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     s.settimeout(timeout)
     try:
         s.connect((server, 53))
@@ -94,9 +97,10 @@ def _exchange(netns: Path, server: str, query: bytes, timeout: float, tcp: bool)
 
 
 def lookup(netns: Path, resolv_conf: str, name: str, qtype: str = "A",
-           timeout: float = 2.0) -> DnsAnswer:
+           timeout: float = 2.0, server: str | None = None) -> DnsAnswer:
+    """`server`: ask this address instead of resolv.conf's first nameserver (dig @server)."""
     servers, search, ndots = parse_resolv_conf(resolv_conf)
-    server = servers[0] if servers else "127.0.0.1"
+    server = server or (servers[0] if servers else "127.0.0.1")
     t0 = time.monotonic()
     tried: list[str] = []
     last: DnsAnswer | None = None

@@ -3,13 +3,15 @@ resolver. dnslib does the wire format; this module is the Kubernetes logic and a
 non-blocking UDP+TCP loop with an answer cache, so one Python process serves thousands of
 queries a second.
 
-    python -m netlab.dns_server --zone ZONE.json [--upstream IP]   # cluster DNS
-    python -m netlab.dns_server --static NAME=IP ...                # an upstream resolver
+    python -m netlab.dns_server --zone ZONE.json [--upstream IP] [--ipv6]   # cluster DNS
+    python -m netlab.dns_server --static NAME=IP ...                         # an upstream resolver
 
 Cluster mode answers names in the cluster domain and the reverse zones of the Service and
 pod networks from the zone file (rendered by netlab.features.dns, reloaded when it
 changes), forwards other names to --upstream (SERVFAIL if it does not answer within a
-second) or, without one, answers REFUSED at once.
+second) or, without one, answers REFUSED at once. With --ipv6 (dual-stack labs) it listens
+on IPv6 as well (`::`, IPV6_V6ONLY, beside the IPv4 sockets), so the kube-dns Service's
+IPv6 ClusterIP answers; AAAA records and ip6.arpa PTRs come from the zone either way.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import sys
 import threading
 import time
 
-from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSRecord  # noqa: F401
+from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSRecord
 
 from netlab.responder import IP_PKTINFO, reply_udp  # answer from the queried address
+
+IPV6_RECVPKTINFO = 49  # linux/in6.h (the socket module does not always have it)
 
 TTL = 5
 
@@ -37,6 +41,7 @@ class Zone:
         self.domain = data["domain"]
         self.version = data["version"]
         self.a: dict[str, list[str]] = data["a"]
+        self.aaaa: dict[str, list[str]] = data.get("aaaa", {})  # dual-stack labs only
         self.srv: dict[str, list[list]] = data["srv"]
         self.cname: dict[str, str] = data["cname"]
         self.ptr: dict[str, str] = data["ptr"]
@@ -62,7 +67,8 @@ class Zone:
         qtype = request.q.qtype
         found = self._lookup(name, qtype, reply)
         if not found:
-            exists = name in self.names or name in self.a or name in self.ptr \
+            exists = name in self.names or name in self.a or name in self.aaaa \
+                or name in self.ptr \
                 or self._pod_ip(name) is not None or name == f"dns-version.{self.domain}"
             if not exists:
                 reply.header.rcode = RCODE.NXDOMAIN
@@ -70,34 +76,51 @@ class Zone:
         return reply
 
     def _pod_ip(self, name: str) -> str | None:
-        """a-b-c-d.<namespace>.pod.<domain> (CoreDNS `pods insecure`: any address)."""
+        """a-b-c-d.<namespace>.pod.<domain>, or an IPv6 address with '-' for ':'
+        (fd00-10-244--2), as CoreDNS `pods insecure` reads it: any address, an A record
+        for IPv4, AAAA for IPv6."""
         suffix = f".pod.{self.domain}"
         if not name.endswith(suffix):
             return None
         parts = name[: -len(suffix)].split(".")
         if len(parts) != 2:
             return None
+        host = parts[0]
         try:
-            return str(ipaddress.IPv4Address(parts[0].replace("-", ".")))
+            if host.count("-") == 3 and "--" not in host:
+                return str(ipaddress.IPv4Address(host.replace("-", ".")))
+            return str(ipaddress.IPv6Address(host.replace("-", ":")))
         except ValueError:
             return None
 
+    def addresses(self, name: str, qtype: int) -> list[str]:
+        """The A (IPv4) or AAAA (IPv6) addresses of a name."""
+        table = self.aaaa if qtype == QTYPE.AAAA else self.a
+        if name in table:
+            return table[name]
+        ip = self._pod_ip(name)
+        return [ip] if ip and ((":" in ip) == (qtype == QTYPE.AAAA)) else []
+
     def _lookup(self, name: str, qtype: int, reply: DNSRecord) -> bool:
-        if name in self.cname and qtype in (QTYPE.A, QTYPE.CNAME, QTYPE.ANY):
+        if name in self.cname and qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.CNAME, QTYPE.ANY):
             reply.add_answer(RR(name, QTYPE.CNAME, ttl=TTL, rdata=CNAME(self.cname[name])))
             return True
-        if qtype in (QTYPE.A, QTYPE.ANY):
-            ips = self.a.get(name) or ([ip] if (ip := self._pod_ip(name)) else [])
-            for ip in ips:
-                reply.add_answer(RR(name, QTYPE.A, ttl=TTL, rdata=A(ip)))
-            if ips:
-                return True
+        found = False
+        for rtype, rdata in ((QTYPE.A, A), (QTYPE.AAAA, AAAA)):
+            if qtype in (rtype, QTYPE.ANY):
+                for ip in self.addresses(name, rtype):
+                    reply.add_answer(RR(name, rtype, ttl=TTL, rdata=rdata(ip)))
+                    found = True
+        if found:
+            return True
         if qtype in (QTYPE.SRV, QTYPE.ANY) and name in self.srv:
             for prio, weight, port, target in self.srv[name]:
                 reply.add_answer(RR(name, QTYPE.SRV, ttl=TTL,
                                     rdata=SRV(prio, weight, port, target)))
                 for ip in self.a.get(target, []):
                     reply.add_ar(RR(target, QTYPE.A, ttl=TTL, rdata=A(ip)))
+                for ip in self.aaaa.get(target, []):
+                    reply.add_ar(RR(target, QTYPE.AAAA, ttl=TTL, rdata=AAAA(ip)))
             return True
         if qtype in (QTYPE.PTR, QTYPE.ANY) and name in self.ptr:
             reply.add_answer(RR(name, QTYPE.PTR, ttl=TTL, rdata=PTR(self.ptr[name])))
@@ -113,10 +136,10 @@ class Server:
         self.args = args
         self.zone: Zone | None = None
         self.zone_stamp: tuple | None = None
-        self.static = {}
+        self.static: dict[str, list[str]] = {}  # NAME=IP, given once per address
         for item in args.static or []:
             name, _, ip = item.partition("=")
-            self.static[name.lower().rstrip(".")] = ip
+            self.static.setdefault(name.lower().rstrip("."), []).append(ip)
         self.cache: dict[bytes, bytes] = {}
         self.sel = selectors.DefaultSelector()
         self.tcp_buffers: dict[socket.socket, bytes] = {}
@@ -160,8 +183,10 @@ class Server:
         elif name in self.static:
             reply = request.reply()
             reply.header.aa = 1
-            if request.q.qtype in (QTYPE.A, QTYPE.ANY):
-                reply.add_answer(RR(name, QTYPE.A, ttl=60, rdata=A(self.static[name])))
+            for ip in self.static[name]:
+                rtype, rdata = (QTYPE.AAAA, AAAA) if ":" in ip else (QTYPE.A, A)
+                if request.q.qtype in (rtype, QTYPE.ANY):
+                    reply.add_answer(RR(name, rtype, ttl=60, rdata=rdata(ip)))
         elif self.static:
             reply = request.reply()
             reply.header.rcode = RCODE.NXDOMAIN
@@ -203,20 +228,38 @@ class Server:
 
     # --- the loop ----------------------------------------------------------------------------
 
+    def listen(self) -> list[socket.socket]:
+        """UDP and TCP sockets on the port: IPv4, and with --ipv6 IPv6 (`::`, V6ONLY, so
+        IPv4 clients stay on the IPv4 sockets); UDP ones report the address asked (pktinfo)
+        so that answers leave from it."""
+        socks = []
+        for family, any_ in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            if family == socket.AF_INET6 and not self.args.ipv6:
+                continue
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            tcp = socket.socket(family, socket.SOCK_STREAM)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                for s in (udp, tcp):
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                udp.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+            else:
+                udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            udp.bind((any_, self.args.port))
+            tcp.bind((any_, self.args.port))
+            tcp.listen(128)
+            for s in (udp, tcp):
+                s.setblocking(False)
+            self.sel.register(udp, selectors.EVENT_READ, "udp")
+            self.sel.register(tcp, selectors.EVENT_READ, "accept")
+            socks += [udp, tcp]
+        return socks
+
     def run(self) -> None:
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-        udp.bind(("0.0.0.0", self.args.port))
-        udp.setblocking(False)
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind(("0.0.0.0", self.args.port))
-        tcp.listen(128)
-        tcp.setblocking(False)
-        self.sel.register(udp, selectors.EVENT_READ, "udp")
-        self.sel.register(tcp, selectors.EVENT_READ, "accept")
-        print(f"listening on udp/{self.args.port}", flush=True)
-        print(f"listening on tcp/{self.args.port}", flush=True)
+        self.listen()
+        both = " (IPv4, IPv6)" if self.args.ipv6 else ""
+        print(f"listening on udp/{self.args.port}{both}", flush=True)
+        print(f"listening on tcp/{self.args.port}{both}", flush=True)
         while True:
             self.reload()
             for key, _ in self.sel.select(timeout=0.1):
@@ -224,7 +267,7 @@ class Server:
                 if key.data == "udp":
                     for _ in range(64):  # drain a burst before looking elsewhere
                         try:
-                            data, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(12))
+                            data, anc, _, addr = sock.recvmsg(65535, socket.CMSG_SPACE(20))
                         except BlockingIOError:
                             break
                         self.respond(data, "udp", lambda out, a=addr, s=sock, c=anc:
@@ -275,6 +318,8 @@ def main() -> None:
     p.add_argument("--upstream", help="resolver for names outside the cluster")
     p.add_argument("--static", nargs="*", help="NAME=IP records (upstream mode)")
     p.add_argument("--port", type=int, default=53)
+    p.add_argument("--ipv6", action="store_true",
+                   help="listen on IPv6 too (a dual-stack lab's cluster DNS)")
     args = p.parse_args()
     try:
         Server(args).run()

@@ -140,7 +140,10 @@ def _dns(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
         wanted = []
         for w in c.resolves_to:
             t = targets.parse(w)
-            wanted.append((lab.service(t.name).cluster_ip or "") if t.kind == "service" else w)
+            if t.kind == "service":  # its ClusterIP of the family asked for (AAAA: IPv6)
+                svc = targets.service(lab.plan, t.name)
+                w = (svc.cluster_ip6 if c.dns_type == "AAAA" else svc.cluster_ip) or ""
+            wanted.append(w)
         if wanted and sorted(wanted) != sorted(a.addresses or got):
             problems.append(f"expected {', '.join(wanted)}")
     hint = ""

@@ -453,10 +453,12 @@ class Lab:
         plan = self.plan
         return netns_path(targets.netns(plan, targets.parse(ref, plan)))
 
-    def dns(self, name: str, src: str | None = None, qtype: str = "A", timeout: float = 2.0
-            ) -> DnsAnswer:
+    def dns(self, name: str, src: str | None = None, qtype: str = "A", timeout: float = 2.0,
+            server: str | None = None) -> DnsAnswer:
         """Ask the cluster DNS from inside a pod (default: the first pod of `default`), with
-        the pod's own resolv.conf: search list, ndots, TCP on truncation."""
+        the pod's own resolv.conf: search list, ndots, TCP on truncation. `qtype` AAAA for
+        IPv6 addresses (dual-stack labs); `server` asks that address instead of the pod's
+        nameserver (e.g. the kube-dns IPv6 ClusterIP)."""
         require_root()
         plan = self.plan
         if src is None:
@@ -467,14 +469,15 @@ class Lab:
         else:
             pod = targets.pod(plan, src)
         conf = (names.pod_dir(self.name, pod.namespace, pod.name) / "resolv.conf").read_text()
-        return dns_client.lookup(netns_path(pod.netns), conf, name, qtype.upper(), timeout)
+        return dns_client.lookup(netns_path(pod.netns), conf, name, qtype.upper(), timeout,
+                                 server)
 
     def destination(self, src: str, dst: str, port: int | None = None,
                     protocol: str | None = None, family: str | None = None
                     ) -> tuple[str, int, str]:
         """(address, port, protocol) that traffic from `src` to `dst` goes to; a DNS name is
-        resolved by the cluster DNS from inside `src`; `family` "IPv6" picks the IPv6
-        address of a pod, Service, node or host (dual-stack labs)."""
+        resolved by the cluster DNS from inside `src` (AAAA with `family` "IPv6"); `family`
+        "IPv6" picks the IPv6 address of a pod, Service, node or host (dual-stack labs)."""
         plan = self.plan
         targets.check_protocol(protocol)
         s, d = targets.parse(src, plan), targets.parse(dst, plan)
@@ -482,7 +485,7 @@ class Lab:
             if s.kind != "pod":
                 raise InputError(f"{dst!r} is not a pod; a DNS name can only be resolved "
                                  "from a pod (the cluster DNS serves pods)")
-            answer = self.dns(dst, src)
+            answer = self.dns(dst, src, "AAAA" if family == "IPv6" else "A")
             if not answer.addresses:
                 raise InputError(f"{dst!r} does not resolve from {src}: {answer.rcode} "
                                  f"(tried {', '.join(answer.tried)})")

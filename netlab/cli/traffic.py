@@ -93,20 +93,26 @@ def dns(name: Annotated[str, typer.Argument(help="A name, as a pod would use it:
                                             "web.default, web.default.svc.cluster.local, ...")],
         src: Annotated[str | None, typer.Option("--from", help="Pod to ask from (default: the "
                                                 "first pod of namespace default).")] = None,
-        qtype: Annotated[str, typer.Option("--type", "-t", help="A, SRV, PTR, TXT, CNAME, "
-                                           "ANY...")] = "A",
+        qtype: Annotated[str, typer.Option("--type", "-t", help="A, AAAA, SRV, PTR, TXT, "
+                                           "CNAME, ANY...")] = "A",
+        server: Annotated[str | None, typer.Option("--server", help="Ask this address "
+                                                   "instead of the pod's nameserver (like "
+                                                   "dig @SERVER), e.g. the kube-dns IPv6 "
+                                                   "ClusterIP.")] = None,
         output: Annotated[str, output_option(DOCUMENT)] = "table", lab: LabOpt = None) -> None:
     """Ask the cluster DNS from inside a pod, with the pod's resolv.conf (search list,
-    ndots), and print the answer. Exit 1 unless the name resolves.
+    ndots), and print the answer. Exit 1 unless the name resolves. An IP address (either
+    family) is looked up as PTR.
 
-    Examples: netlab dns web;  netlab dns _http._tcp.web --type SRV;  netlab dns 10.96.0.10
+    Examples: netlab dns web;  netlab dns web --type AAAA;  netlab dns _http._tcp.web
+    --type SRV;  netlab dns 10.96.0.10;  netlab dns web --server fd00:10:96::a
     """
     fmt = parse_output(output, DOCUMENT)
     import ipaddress as _ip
 
     with contextlib.suppress(ValueError):
-        name, qtype = _ip.IPv4Address(name).reverse_pointer, "PTR"
-    a = open_lab(lab).dns(name, src, qtype)
+        name, qtype = _ip.ip_address(name).reverse_pointer, "PTR"
+    a = open_lab(lab).dns(name, src, qtype, server=server)
     if fmt.machine:
         print_document(fmt, a.to_json())
     else:

@@ -45,22 +45,51 @@ def addon_docs(cluster: Cluster, first_node: str) -> list[RawDoc]:
                "spec": {"clusterIP": cluster.cluster_dns, "selector": {"k8s-app": "kube-dns"},
                         "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
                                   {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}}
+    dns6 = cluster_dns6(cluster)
+    if dns6:  # dual-stack Services: kube-dns in both families, as kind makes it
+        service["spec"].update({"ipFamilyPolicy": "PreferDualStack",
+                                "clusterIPs": [cluster.cluster_dns, dns6]})
     return [RawDoc(pod, "<netlab add-on: cluster DNS>"),
             RawDoc(service, "<netlab add-on: cluster DNS>")]
 
 
+def cluster_dns6(cluster: Cluster) -> str:
+    """The kube-dns Service's IPv6 ClusterIP in a cluster with dual-stack Services: the 10th
+    address of the IPv6 service range (fd00:10:96::a in kind's fd00:10:96::/112), as the
+    IPv4 one is the 10th of its range; "" otherwise."""
+    if not cluster.service_cidr6:
+        return ""
+    return str(ipaddress.IPv6Network(cluster.service_cidr6).network_address + 10)
+
+
 def _dashed(ip: str) -> str:
-    return ip.replace(".", "-")
+    """An endpoint's hostname from its address (CoreDNS endpointHostname): IPv4 '.' -> '-';
+    IPv6 ':' -> '-', with a '0' after a trailing '-' (fd00:10:244:1::5 -> fd00-10-244-1--5)."""
+    if ":" not in ip:
+        return ip.replace(".", "-")
+    dashed = ip.replace(":", "-")
+    return dashed + "0" if dashed.endswith("-") else dashed
 
 
 def _reverse(ip: str) -> str:
+    """The PTR name: a.b.c.d -> d.c.b.a.in-addr.arpa; IPv6 in nibble format under ip6.arpa."""
+    if ":" in ip:
+        return ipaddress.IPv6Address(ip).reverse_pointer
     return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
 
 
+def _ip_key(ip: str) -> int:
+    return int(ipaddress.ip_address(ip))
+
+
 def render_zone(plan: Plan) -> dict[str, Any]:
-    """All records of the cluster domain, as plain data (JSON for the server)."""
-    d = plan.cluster.cluster_domain
+    """All records of the cluster domain, as plain data (JSON for the server). In a
+    dual-stack lab also AAAA records ("aaaa"), ip6.arpa PTRs and reverse zones; a
+    single-stack lab's zone has no "aaaa" key at all (the same bytes as before)."""
+    cluster = plan.cluster
+    d = cluster.cluster_domain
     a: dict[str, list[str]] = {}
+    aaaa: dict[str, list[str]] = {}
     srv: dict[str, list[list]] = {}
     cname: dict[str, str] = {}
     ptr: dict[str, str] = {}
@@ -68,53 +97,78 @@ def render_zone(plan: Plan) -> dict[str, Any]:
     for ns in plan.namespaces:
         names |= {f"{ns}.svc.{d}", f"{ns}.pod.{d}"}
     pods_by_key = plan.pods
+
+    def records(ip: str) -> dict[str, list[str]]:
+        return aaaa if ":" in ip else a
+
     for svc in sorted(plan.services.values(), key=lambda s: s.key):
         fqdn = f"{svc.name}.{svc.namespace}.svc.{d}"
         if svc.type == "ExternalName":
             cname[fqdn] = svc.external_name.rstrip(".") if svc.external_name else ""
             names.add(fqdn)
             continue
-        if svc.cluster_ip:
-            a[fqdn] = [svc.cluster_ip]
+        if not svc.headless:
+            # one record per ClusterIP (CoreDNS: each of spec.clusterIPs), A or AAAA; a
+            # name with only the other family's record answers NOERROR without data
+            for ip in (svc.cluster_ip, svc.cluster_ip6):
+                if ip:
+                    records(ip)[fqdn] = [ip]
+                    ptr[_reverse(ip)] = fqdn
             names.add(fqdn)
-            ptr[_reverse(svc.cluster_ip)] = fqdn
             for port in svc.ports:
                 if port.name:
                     srv[f"_{port.name}._{port.protocol.lower()}.{fqdn}"] = [
                         [0, 100, port.port, fqdn]]
             continue
-        # headless: the ready endpoints themselves
+        # headless: the ready endpoints themselves, each family's from its EndpointSlice
         endpoint_names: dict[str, str] = {}
         for port in svc.ports:
-            for ep in port.endpoints:
-                pod: PodPlan | None = pods_by_key.get(ep.pod)
+            for ep in (*port.endpoints, *port.endpoints6):
+                pod: PodPlan | None = pods_by_key.get(ep.pod) if ep.pod else None
                 if pod is not None and pod.subdomain == svc.name:
-                    host = f"{pod.hostname}.{fqdn}"
+                    host = f"{pod.hostname}.{fqdn}"  # both families under one name
                 else:
-                    host = f"{_dashed(ep.ip)}.{fqdn}"
+                    host = f"{_dashed(ep.ip)}.{fqdn}"  # one name per address
                 endpoint_names[ep.ip] = host
         if not endpoint_names:
             continue  # no endpoints: the name does not exist (NXDOMAIN)
-        a[fqdn] = sorted(endpoint_names, key=lambda ip: tuple(map(int, ip.split("."))))
+        for ip in sorted(endpoint_names, key=_ip_key):
+            records(ip).setdefault(fqdn, []).append(ip)
         names.add(fqdn)
         for ip, host in endpoint_names.items():
-            a.setdefault(host, []).append(ip)
+            records(ip).setdefault(host, []).append(ip)
             names.add(host)
             ptr.setdefault(_reverse(ip), host)
         for port in svc.ports:
             if port.name:
-                srv[f"_{port.name}._{port.protocol.lower()}.{fqdn}"] = [
-                    [0, 100, ep.port, endpoint_names[ep.ip]] for ep in port.endpoints]
+                entries = [[0, 100, ep.port, endpoint_names[ep.ip]] for ep in port.endpoints]
+                for ep in port.endpoints6:  # a name both families share is one target
+                    entry = [0, 100, ep.port, endpoint_names[ep.ip]]
+                    if entry not in entries:
+                        entries.append(entry)
+                srv[f"_{port.name}._{port.protocol.lower()}.{fqdn}"] = entries
     for key in srv:
         names.add(key)
-    return {"domain": d, "version": SCHEMA_VERSION, "a": a, "srv": srv, "cname": cname,
-            "ptr": ptr, "names": sorted(names),
-            "pods": {p.ip: p.namespace for p in plan.pods.values()},
-            "reverse_zones": [_reverse_zone(plan.cluster.service_cidr),
-                              _reverse_zone(plan.cluster.pod_cidr)]}
+    zone: dict[str, Any] = {"domain": d, "version": SCHEMA_VERSION, "a": a, "srv": srv,
+                            "cname": cname, "ptr": ptr, "names": sorted(names),
+                            "pods": {p.ip: p.namespace for p in plan.pods.values()},
+                            "reverse_zones": [_reverse_zone(cluster.service_cidr),
+                                              _reverse_zone(cluster.pod_cidr)]}
+    if cluster.dual_stack:
+        zone["aaaa"] = aaaa
+        zone["pods"].update({p.ip6: p.namespace for p in plan.pods.values() if p.ip6})
+        zone["reverse_zones"] += [_reverse_zone(c) for c in (cluster.service_cidr6,
+                                                              cluster.pod_cidr6) if c]
+    return zone
 
 
 def _reverse_zone(cidr: str) -> str:
+    """The reverse zone that holds a range: whole octets (in-addr.arpa) or nibbles
+    (ip6.arpa) of its prefix, rounded down."""
+    if ":" in cidr:
+        net6 = ipaddress.IPv6Network(cidr)
+        nibbles = net6.network_address.exploded.replace(":", "")[: max(1, net6.prefixlen // 4)]
+        return ".".join(reversed(nibbles)) + ".ip6.arpa"
     net = ipaddress.IPv4Network(cidr)
     octets = str(net.network_address).split(".")[: max(1, net.prefixlen // 8)]
     return ".".join(reversed(octets)) + ".in-addr.arpa"
@@ -128,6 +182,10 @@ def resolv_conf(cluster: Cluster, pod: PodPlan, upstream: str) -> str:
     searches: list[str] = []
     options: dict[str, str | None] = {}
     if pod.dns_policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
+        # Only the IPv4 kube-dns address, also in a dual-stack lab: kubelet writes its
+        # --cluster-dns list, which kubeadm and kind set to the primary family's ClusterIP
+        # alone (IPv4 here); the server answers AAAA queries over IPv4 just as well, and
+        # listens on the pod's IPv6 address too for clients that ask the IPv6 ClusterIP.
         nameservers = [cluster.cluster_dns]
         searches = [f"{pod.namespace}.svc.{d}", f"svc.{d}", d]
         options = {"ndots": "5"}
@@ -159,10 +217,16 @@ def render_files(plan: Plan) -> list[File]:
 
 def resolve(plan: Plan, lab_dir: str, p: Process) -> tuple[Process, ReadyWhen]:
     """The server's real command line: netlab.dns_server with the zone (cluster mode) or the
-    static names it was given (the internet's resolver). Ready once it listens on UDP and
-    TCP (two lines in its log)."""
+    static names it was given (the internet's resolver); in a dual-stack lab the cluster
+    DNS listens on IPv6 too (--ipv6). Ready once it listens on UDP and TCP (two lines in
+    its log, printed once every socket is bound)."""
     extra = p.argv[1:] or ("--zone", f"{lab_dir}/{ZONE_FILE}", *(
-        ("--upstream", plan.internet_ip) if plan.cluster.upstream_dns else ()))
+        ("--upstream", plan.internet_ip) if plan.cluster.upstream_dns else ()), *(
+        ("--ipv6",) if plan.cluster.dual_stack else ()))
+    if extra[:1] == ("--static",) and plan.cluster.dual_stack and plan.internet_ip6:
+        # the internet's names in both families: AAAA with the internet host's IPv6 address
+        extra = (*extra, *(f"{n}={plan.internet_ip6}" for n, ip in sorted(
+            UPSTREAM_NAMES.items()) if ip == plan.internet_ip))
     argv = (sys.executable, "-m", "netlab.dns_server", *extra)
     return (Process(p.pod, p.container, p.netns, argv, p.env, p.binds, p.workdir),
             ReadyWhen(p.pod, p.container, f"{p.workdir}/{p.container}.log", 2))
