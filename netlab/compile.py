@@ -104,8 +104,10 @@ class DesiredLab:
             out.append(f"{self.files[path].text()}\n")
         for node in self.plan.nodes:
             for a in self.announced.get(node.netns, []):
+                how = ("unsolicited neighbour advertisement" if ":" in a.address.cidr
+                       else "gratuitous ARP")
                 out.append(f"[node.{node.name}] addr add {a.address.cidr} dev {a.address.dev}"
-                           f" (LoadBalancer; gratuitous ARP on {a.dev})\n")
+                           f" (LoadBalancer; {how} on {a.dev})\n")
             out.append(f"# nft -f - in node {node.name}\n")
             out.append("".join(t.full() for t in self.rules[node.netns]))
         return "".join(out)

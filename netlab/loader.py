@@ -1666,17 +1666,38 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
     except ValueError as e:
         raise spec.error("clusterDNS", f"{dns!r} is not an IPv4 address") from e
     domain = spec.str("clusterDomain", d.cluster_domain)
-    pool = spec.str("loadBalancerPool", d.load_balancer_pool)
-    try:
-        lo_s, _, hi_s = pool.partition("-")
-        lo, hi = ipaddress.IPv4Address(lo_s.strip()), ipaddress.IPv4Address((hi_s or lo_s).strip())
-    except ValueError as e:
-        raise spec.error("loadBalancerPool", f"{pool!r} is not an address range like "
-                                             "172.18.0.200-172.18.0.250") from e
-    if lo > hi or lo not in underlay or hi not in underlay:
-        raise spec.error("loadBalancerPool", f"{pool} must be a range inside underlayCIDR "
-                                             f"{underlay}")
-    pool = f"{lo}-{hi}"
+    # "v4range[,v6range]" (either order; the IPv6 one only in a dual-stack cluster)
+    pools: dict[int, str] = {}
+    parts = spec.str("loadBalancerPool", d.load_balancer_pool).split(",")
+    if all(":" in p for p in parts):  # only an IPv6 range: the IPv4 one is the default
+        parts.insert(0, d.load_balancer_pool)
+    for part in parts:
+        try:
+            lo_s, _, hi_s = part.partition("-")
+            lo, hi = (ipaddress.ip_address(lo_s.strip()),
+                      ipaddress.ip_address((hi_s or lo_s).strip()))
+            if lo.version != hi.version:
+                raise ValueError(part)
+        except ValueError as e:
+            raise spec.error("loadBalancerPool", f"{part.strip()!r} is not an address range "
+                                                 "like 172.18.0.200-172.18.0.250") from e
+        net = underlay if lo.version == 4 else underlay6
+        if net is None:
+            raise spec.error("loadBalancerPool", f"{part.strip()} is an IPv6 range but podCIDR "
+                                                 "has none: give podCIDR an IPv6 range too "
+                                                 "(dual-stack)")
+        if lo.version in pools:
+            raise spec.error("loadBalancerPool", f"has two IPv{lo.version} ranges")
+        if lo > hi or lo not in net or hi not in net:
+            raise spec.error("loadBalancerPool", f"{part.strip()} must be a range inside "
+                                                 f"underlayCIDR {net}")
+        pools[lo.version] = f"{lo}-{hi}"
+    pool = pools[4]
+    pool6 = pools.get(6, d.load_balancer_pool6)
+    if 6 not in pools and underlay6 is not None:  # like the IPv4 default: hosts .200-.250
+        n = underlay6.num_addresses
+        first, last = (200, 250) if n > 251 else (n // 2, n - 2)
+        pool6 = f"{underlay6[first]}-{underlay6[last]}"
     internet, internet6 = _networks(spec, "internetCIDR", d.internet_cidr,
                                     d.internet_cidr6 if dual else None)
     if internet6 is not None and not dual:
@@ -1745,7 +1766,7 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                         service_cidr6=str(svc6) if svc6 else "",
                         underlay_cidr6=str(underlay6) if underlay6 else d.underlay_cidr6,
                         internet_cidr6=str(internet6) if internet6 else d.internet_cidr6,
-                        source=src)
+                        load_balancer_pool6=pool6, source=src)
 
 
 def _expectation(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:

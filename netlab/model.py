@@ -508,6 +508,8 @@ class Cluster:
     service_cidr6: str = ""  # "" = single-stack Services (dual-stack pods may still be)
     underlay_cidr6: str = "2001:db8:18::/64"  # documentation prefixes (RFC 3849)
     internet_cidr6: str = "2001:db8:113::/64"
+    # the IPv6 load balancer range (inside underlay_cidr6), used in a dual-stack cluster
+    load_balancer_pool6: str = "2001:db8:18::c8-2001:db8:18::fa"
     source: Source | None = field(default=None, compare=False)
 
     @property
@@ -523,6 +525,13 @@ class Cluster:
         first, _, last = self.load_balancer_pool.partition("-")
         lo, hi = ipaddress.IPv4Address(first), ipaddress.IPv4Address(last or first)
         return [ipaddress.IPv4Address(i) for i in range(int(lo), int(hi) + 1)]
+
+    def lb_range6(self) -> tuple[ipaddress.IPv6Address, ipaddress.IPv6Address] | None:
+        """The first and last address of the IPv6 load balancer pool (None: single-stack)."""
+        if not self.dual_stack or not self.load_balancer_pool6:
+            return None
+        first, _, last = self.load_balancer_pool6.partition("-")
+        return ipaddress.IPv6Address(first), ipaddress.IPv6Address(last or first)
 
     @property
     def pod_network(self) -> ipaddress.IPv4Network:

@@ -155,10 +155,17 @@ class ServicePlan:
     ip_families: tuple[str, ...] = ("IPv4",)
     ip_family_policy: str | None = "SingleStack"
     cluster_ip6: str | None = None
+    lb_ip6: str = ""  # the IPv6 LoadBalancer address (announced by `announcer` too)
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def lb_ips(self) -> tuple[str, ...]:
+        """status.loadBalancer.ingress addresses, in ipFamilies order."""
+        by = {"IPv4": self.lb_ip, "IPv6": self.lb_ip6}
+        return tuple(ip for f in self.ip_families for ip in (by.get(f),) if ip)
 
     @property
     def headless(self) -> bool:

@@ -201,14 +201,19 @@ def check_protocol(protocol: str | None) -> str | None:
 def _service_address(plan: Plan, svc: Any, from_outside: bool, family: str | None
                      ) -> str | None:
     """Where a probe to a Service goes: its LoadBalancer address from outside the cluster
-    (IPv4 only), else its ClusterIP in `family` (None: its primary one)."""
+    (in `family`; None: its primary one), else its ClusterIP in `family`."""
     if family not in (None, *FAMILIES):
         raise InputError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
-    if from_outside and svc.lb_ip:
-        if family == "IPv6":
-            raise InputError(f"Service {svc.key}: LoadBalancer addresses are IPv4 only in "
-                             "netlab: probe its IPv6 ClusterIP from a pod instead")
-        return svc.lb_ip
+    lb6 = getattr(svc, "lb_ip6", "") or None
+    if from_outside and (svc.lb_ip or lb6):
+        chosen = {"IPv4": svc.lb_ip, "IPv6": lb6}.get(family or "")
+        if family is None:
+            chosen = next((a for a in getattr(svc, "lb_ips", ()) if a), svc.lb_ip or lb6)
+        if chosen is None:
+            raise InputError(f"Service {svc.key} has no {family} LoadBalancer address "
+                             f"(ipFamilies: {', '.join(getattr(svc, 'ip_families', ()))}): "
+                             "probe its ClusterIP from a pod instead")
+        return chosen
     v6 = getattr(svc, "cluster_ip6", None)
     if family is None:
         return svc.cluster_ip or v6

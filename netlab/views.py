@@ -337,6 +337,7 @@ class ServiceInfo:
     ip_families: tuple[str, ...] = ("IPv4",)
     ip_family_policy: str | None = "SingleStack"
     cluster_ips: tuple[str, ...] = ()
+    lb_ips: tuple[str, ...] = ()  # every LoadBalancer address, in ipFamilies order
 
     @property
     def key(self) -> str:
@@ -387,7 +388,8 @@ class ServiceInfo:
         spec["internalTrafficPolicy"] = self.internal_traffic_policy
         status: dict[str, Any] = {"loadBalancer": {}}
         if self.external_ip:
-            status["loadBalancer"] = {"ingress": [{"ip": self.external_ip, "ipMode": "VIP"}]}
+            status["loadBalancer"] = {"ingress": [{"ip": ip, "ipMode": "VIP"}
+                                                  for ip in self.lb_ips or (self.external_ip,)]}
         return {"apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": spec, "status": status}
@@ -561,13 +563,14 @@ def service_info(s: Any, plan: Plan | None = None) -> ServiceInfo:
                if s.selector and pp.namespace == s.namespace
                and all(pp.labels.get(a) == b for a, b in s.selector.items())}
     cluster_ips = tuple(getattr(s, "cluster_ips", None) or ([s.cluster_ip] if s.cluster_ip else []))
+    lb_ips = tuple(getattr(s, "lb_ips", ())) or ((s.lb_ip,) if s.lb_ip else ())
     return ServiceInfo(s.namespace, s.name, s.type, cluster_ips[0] if cluster_ips else None,
-                       s.lb_ip, s.announcer,
+                       lb_ips[0] if lb_ips else None, s.announcer,
                        s.selector, s.ports, s.external_name, s.external_traffic_policy,
                        s.internal_traffic_policy, s.affinity_timeout, reasons,
                        tuple(getattr(s, "endpoint_objects", ())), pending,
                        tuple(getattr(s, "ip_families", ("IPv4",))),
-                       getattr(s, "ip_family_policy", "SingleStack"), cluster_ips)
+                       getattr(s, "ip_family_policy", "SingleStack"), cluster_ips, lb_ips)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ Dual-stack (NewDualStackProxier: two proxiers, one per family): a second table,
 (ip6 matches, ipv6_addr keys, `ip6 daddr != ::1`, `dnat to [addr]:port`, ':' in endpoint
 chain names written '.'; its plain `reject` is ICMPv6 port-unreachable). Each table sees
 only the Services of its family: a Service's NodePort answers on the nodes' addresses of
-the families the Service has.
+the families the Service has, and its IPv6 LoadBalancer address is in the ip6 table.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def _service_rules(svc: ServicePlan, node: str, pod_cidr: str, family: str = "IP
     v6 = family == "IPv6"
     ip, addr = ("ip6", "ipv6_addr") if v6 else ("ip", "ipv4_addr")
     cluster_ip = svc.family_cluster_ip(family)
-    lb_ip = None if v6 else svc.lb_ip  # the load balancer pool is IPv4 only
+    lb_ip = (svc.lb_ip6 or None) if v6 else svc.lb_ip  # each table its family's address
     t = Table(ip, TABLE)
     elements: list[tuple[str, str, str]] = []
     for port in svc.ports:

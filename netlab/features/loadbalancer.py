@@ -2,7 +2,13 @@
 Service's address on the underlay. The announcing node holds the address as a /32 on `lo`
 (kube-proxy's IPVS mode binds them to a dummy, kube-ipvs0; this kernel has no dummy
 devices), so its kernel answers ARP for it on eth0; the node's kube-proxy table DNATs the
-traffic to an endpoint before it could be delivered locally."""
+traffic to an endpoint before it could be delivered locally.
+
+IPv6 has no ARP, and Linux answers a Neighbour Solicitation only for an address on the
+interface it arrived on (not for one on lo), so a Service's IPv6 address sits on the same
+node's eth0 as a /128 (added nodad: no duplicate address detection delays it), as
+MetalLB's speaker answers NS for it on that interface; taking it over is announced with an
+unsolicited Neighbour Advertisement (see KernelPort.announce)."""
 
 from __future__ import annotations
 
@@ -12,6 +18,13 @@ from netlab.plan import NodePlan, Plan
 
 
 def announced(plan: Plan, node: NodePlan) -> list[Address]:
-    return [Address(node.netns, names.NODE_LB, names.INDEX_NODE_LB, f"{svc.lb_ip}/32")
-            for svc in sorted(plan.services.values(), key=lambda s: s.key)
-            if svc.lb_ip and svc.announcer == node.name]
+    out = []
+    for svc in sorted(plan.services.values(), key=lambda s: s.key):
+        if svc.announcer != node.name:
+            continue
+        if svc.lb_ip:
+            out.append(Address(node.netns, names.NODE_LB, names.INDEX_NODE_LB, f"{svc.lb_ip}/32"))
+        if svc.lb_ip6:
+            out.append(Address(node.netns, names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
+                               f"{svc.lb_ip6}/128"))
+    return out

@@ -13,7 +13,14 @@ import ipaddress
 from dataclasses import replace
 
 from netlab.errors import InputError
-from netlab.model import EndpointAddress, EndpointGroup, EndpointsObject, Manifests, Service
+from netlab.model import (
+    Cluster,
+    EndpointAddress,
+    EndpointGroup,
+    EndpointsObject,
+    Manifests,
+    Service,
+)
 from netlab.plan import Endpoint, Plan, PodPlan, ServicePlan, ServicePortPlan
 
 __all__ = ["Endpoint", "ServicePlan", "ServicePortPlan", "plan_services"]
@@ -92,7 +99,7 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
     # had, then new.
     used = {"IPv4": {str(svc_net.network_address + 1), cluster.cluster_dns}, "IPv6": set()}
     used_ports: set[int] = set()
-    used_lb: set[str] = set()
+    used_lb: set[str] = set()  # both families' LoadBalancer addresses
     wanted_by: dict[str, dict[str, str | None]] = {"IPv4": {}, "IPv6": {}}
     for key, svc in sorted(m.services.items()):
         if svc.type == "ExternalName" or svc.cluster_ip == "None":
@@ -135,6 +142,8 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
                 used_ports.add(p.node_port)
         if old.lb_ip:
             used_lb.add(old.lb_ip)
+        if old.lb_ip6:
+            used_lb.add(old.lb_ip6)
     hosts = {family: net.hosts() for family, net in nets.items()}
     pool = [str(a) for a in cluster.lb_pool()]
     services: dict[str, ServicePlan] = {}
@@ -189,17 +198,10 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
             v4, v6 = eps.get("IPv4", ([], [])), eps.get("IPv6", ([], []))
             ports.append(ServicePortPlan(sp.name, sp.protocol, sp.port, target, node_port,
                                          tuple(v4[0]), tuple(v4[1]), tuple(v6[0]), tuple(v6[1])))
-        lb_ip = None
-        if svc.type == "LoadBalancer" and svc_families != ("IPv4",):
-            _warn(m, f"Service {key}: type LoadBalancer: the lab's load balancer pool "
-                     f"({cluster.load_balancer_pool}) is IPv4 only, so "
-                     + ("it gets an IPv4 load balancer address only (its IPv6 ClusterIP and "
-                        "NodePort work)" if "IPv4" in svc_families else
-                        "this IPv6-only Service gets no load balancer address (its ClusterIP "
-                        "and NodePort work)"))
+        lb_ip, lb_ip6 = None, ""
         if svc.type == "LoadBalancer" and "IPv4" in svc_families:
             lb_ip = old.lb_ip if old and old.lb_ip else None
-            if svc.load_balancer_ip:
+            if svc.load_balancer_ip and ":" not in svc.load_balancer_ip:
                 if svc.load_balancer_ip not in pool:
                     raise InputError(f"{svc.load_balancer_ip} is not in the load balancer pool "
                                      f"{cluster.load_balancer_pool}",
@@ -209,14 +211,20 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
                 lb_ip = next((a for a in pool if a not in used_lb), None)
             if lb_ip is not None:
                 used_lb.add(lb_ip)
+        if svc.type == "LoadBalancer" and "IPv6" in svc_families:
+            lb_ip6 = _lb_ip6(cluster, svc, old.lb_ip6 if old else "", used_lb)
+        elif svc.type == "LoadBalancer" and svc.load_balancer_ip and ":" in svc.load_balancer_ip:
+            raise InputError(f"{svc.load_balancer_ip} is an IPv6 address but the Service has "
+                             "no IPv6 family (ipFamilies)", **_where(svc, "spec.loadBalancerIP"))
         services[key] = ServicePlan(
             svc.namespace, svc.name, svc.type, wanted_by["IPv4"].get(key), tuple(ports),
             dict(svc.selector) if svc.selector is not None else None, lb_ip,
-            _announcer(plan, key, tuple(ports), svc.external_traffic_policy) if lb_ip else None,
+            _announcer(plan, key, tuple(ports), svc.external_traffic_policy)
+            if lb_ip or lb_ip6 else None,
             svc.affinity_timeout if svc.session_affinity == "ClientIP" else None,
             svc.external_traffic_policy, svc.internal_traffic_policy, svc.external_name,
             svc.publish_not_ready, tuple(f"{o.kind} {o.name}" for o in manual),
-            svc_families, policy, wanted_by["IPv6"].get(key))
+            svc_families, policy, wanted_by["IPv6"].get(key), lb_ip6)
 
     # Each pod answers on its container ports and on numeric targetPorts aimed at it.
     serves: dict[str, set[tuple[str, int]]] = {p.key: set(p.container_ports) for p in pods}
@@ -288,11 +296,6 @@ def _manual_endpoints(objects: list[EndpointsObject], name: str, protocol: str,
 
     return ([endpoint(*k) for k in sorted(ready, key=order)],
             [endpoint(*k) for k in sorted(set(found) - set(ready), key=order)])
-
-
-def _warn(m: Manifests, text: str) -> None:
-    if text not in m.warnings:  # (planned more than once, warned once)
-        m.warnings.append(text)
 
 
 def _other(family: str) -> str:
@@ -380,13 +383,45 @@ def _is_dns(svc: Service, dns_ip: str) -> bool:
 
 
 def _announcer(plan: Plan, key: str, ports: tuple[ServicePortPlan, ...], etp: str) -> str | None:
-    """The node that answers ARP for a LoadBalancer address, like MetalLB's L2 mode: chosen
-    by a hash of the Service among eligible nodes (with ETP Local, only nodes that have a
-    local endpoint)."""
+    """The node that answers ARP (and IPv6 neighbour solicitations) for a Service's
+    LoadBalancer addresses, like MetalLB's L2 mode: chosen by a hash of the Service among
+    eligible nodes (with ETP Local, only nodes that have a local endpoint)."""
     nodes = [n.name for n in plan.nodes]
     if etp == "Local":
-        local = {ep.node for p in ports for ep in p.endpoints}
+        local = {ep.node for p in ports for ep in (*p.endpoints, *p.endpoints6)}
         nodes = [n for n in nodes if n in local]
     if not nodes:
         return None
     return min(nodes, key=lambda n: hashlib.sha256(f"{n}/{key}".encode()).hexdigest())
+
+
+def _lb_ip6(cluster: Cluster, svc: Service, old: str, used: set[str]) -> str:
+    """A LoadBalancer Service's IPv6 address from the cluster's IPv6 pool: the one an IPv6
+    spec.loadBalancerIP asks for, else the one it had (stable across applies), else the
+    first free one;
+    "" when the pool is used up (the Service stays <pending> in that family, as MetalLB
+    leaves it)."""
+    rng = cluster.lb_range6()
+    if rng is None:
+        return ""
+    lo, hi = rng
+    asked = svc.load_balancer_ip if svc.load_balancer_ip and ":" in svc.load_balancer_ip else None
+    if asked is not None:
+        try:
+            ip = ipaddress.IPv6Address(asked)
+        except ValueError:
+            ip = None
+        if ip is None or not lo <= ip <= hi:
+            raise InputError(f"{asked} is not in the load balancer pool "
+                             f"{cluster.load_balancer_pool6}",
+                             **_where(svc, "spec.loadBalancerIP"))
+        used.add(str(ip))
+        return str(ip)
+    if old and lo <= ipaddress.IPv6Address(old) <= hi:
+        used.add(old)
+        return old
+    for i in range(int(lo), int(hi) + 1):
+        if str(ipaddress.IPv6Address(i)) not in used:
+            used.add(str(ipaddress.IPv6Address(i)))
+            return str(ipaddress.IPv6Address(i))
+    return ""

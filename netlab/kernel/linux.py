@@ -198,11 +198,13 @@ class Kernel:
             rtnl.send_batch(self._socket(netns), msgs)
 
     def announce(self, netns: str, dev: str, ips: Sequence[str]) -> None:
-        """Gratuitous ARP (a request and a reply, as MetalLB's L2 mode sends) for addresses a
-        node has just taken over: hosts that cached another node's MAC for them update it at
+        """Gratuitous ARP (a request and a reply, as MetalLB's L2 mode sends), for an IPv6
+        address an unsolicited Neighbour Advertisement, for addresses a node has just taken
+        over: hosts that cached another node's MAC for them update it at
         once instead of sending to the old node until their ARP entry expires."""
         if not ips:
             return
+        from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
         from scapy.layers.l2 import ARP, Ether
 
         with ns.entered(str(netns_path(netns))):
@@ -211,6 +213,13 @@ class Kernel:
             s.bind((dev, 0))
             mac = ":".join(f"{b:02x}" for b in s.getsockname()[4])
             for ip in ips:
+                if ":" in ip:  # IPv6: an unsolicited Neighbour Advertisement to all nodes,
+                    # override flag set (MetalLB's speaker sends the same)
+                    s.send(bytes(Ether(src=mac, dst="33:33:00:00:00:01")
+                                 / IPv6(src=ip, dst="ff02::1", hlim=255)
+                                 / ICMPv6ND_NA(tgt=ip, R=0, S=0, O=1)
+                                 / ICMPv6NDOptDstLLAddr(lladdr=mac)))
+                    continue
                 for op in ("who-has", "is-at"):
                     s.send(bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
                                  / ARP(op=op, hwsrc=mac, psrc=ip, hwdst="ff:ff:ff:ff:ff:ff",

@@ -48,7 +48,8 @@ class KernelPort(Protocol):
     def forget_udp_flows(self, netns: str, replies_from: Sequence[tuple[str, int]]) -> None: ...
 
     def announce(self, netns: str, dev: str, ips: Sequence[str]) -> None:
-        """Gratuitous ARP for addresses just taken over."""
+        """Gratuitous ARP (IPv6: unsolicited Neighbour Advertisement) for addresses just
+        taken over."""
 
     # --- files --------------------------------------------------------------------------
     def path(self, rel: str) -> str:

@@ -367,15 +367,16 @@ def test_node_ports_only_in_the_services_families():
     assert f"__{web2}/8080" in local and web1 not in local
 
 
-def test_load_balancer_is_ipv4_only_and_says_so():
+def test_load_balancer_gets_an_address_per_family():
+    # (was IPv4 only; tests/unit/test_dual_stack_lb.py covers the IPv6 pool in detail)
     docs = read_text(LAB, "t.yaml")
     desired = compile_lab("nldss", docs)
     lb = desired.plan.services["default/lb"]
-    assert lb.lb_ip == "172.18.0.200" and lb.cluster_ip6
-    assert any("Service default/lb: type LoadBalancer" in w and "IPv4 only" in w
-               for w in desired.warnings), desired.warnings
+    assert lb.lb_ip == "172.18.0.200" and lb.cluster_ip6 and lb.lb_ip6 == "2001:db8:18::c8"
+    assert not any("IPv4 only" in w for w in desired.warnings), desired.warnings
     six_lb = plan_of(DUAL + PODS + svc("x", "  ipFamilies: [IPv6]\n  type: LoadBalancer\n"))
-    assert six_lb.services["default/x"].lb_ip is None
+    x = six_lb.services["default/x"]
+    assert x.lb_ip is None and x.lb_ip6 == "2001:db8:18::c8" and x.announcer
 
 
 def test_single_stack_clusters_have_no_ip6_table():
