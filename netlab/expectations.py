@@ -199,10 +199,6 @@ def junit(outcomes: list[Outcome], suite: str, seconds: float) -> str:
 
 # --- settling: waiting until the lab stops changing by itself ----------------------------------
 
-# what the agent's probe reason says while a probe has given no result yet (runtime.probes)
-_NO_RESULT_YET = ("has not run yet", "waits initialDelaySeconds")
-
-
 def unsettled(plan: Any, m: Any, pods: list[Any], status: dict[str, Any],
               readiness: dict[str, tuple[bool, str]] | None = None) -> list[str]:
     """What the lab is still doing by itself, for a person (empty: settled). Pure: from the
@@ -238,8 +234,7 @@ def unsettled(plan: Any, m: Any, pods: list[Any], status: dict[str, Any],
         entries = {c.name: probes.get(f"{p.key}/{c.name}") for c in running}
         for c in running:
             e = entries[c.name]
-            if e and not e.get("ready") and any(s in e.get("reason", "")
-                                                for s in _NO_RESULT_YET):
+            if e and not e.get("ready") and e.get("awaiting"):  # no first probe result yet
                 out.append(f"pod {p.key}: container {c.name}: {e['reason']}")
                 break
         else:

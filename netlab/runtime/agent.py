@@ -508,7 +508,7 @@ class Agent:
                              "notReadyReason": self.pod_ready.get(k, (True, ""))[1]}
                          for k, t in self.created.items()},
                 "probes": {f"{k[0]}/{k[1]}": {"started": cp.started, "ready": cp.ready,
-                                               "reason": cp.reason}
+                                               "reason": cp.reason, "awaiting": cp.awaiting}
                            for k, cp in self.probes.items()},
                 "sandboxes": {k: sb.to_json() for k, sb in self.sandboxes.items()},
                 "virtual": {f"{k[0]}/{k[1]}": {"restarts": v["restarts"],

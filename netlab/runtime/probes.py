@@ -277,6 +277,13 @@ class ContainerProbes:
         self.running = False
 
     @property
+    def awaiting(self) -> bool:
+        """A running container whose startup or readiness probe has given no result yet
+        (before its first result, or initialDelaySeconds): what it says will change."""
+        return self.running and any(
+            w.probes == 0 for t, w in self.workers.items() if t in ("startup", "readiness"))
+
+    @property
     def reason(self) -> str:
         """Why the container is (not) started/ready, in words."""
         if not self.running:

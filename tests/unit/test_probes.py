@@ -211,3 +211,22 @@ def test_each_restart_counts_initial_delay_from_the_new_start():
     cp = ContainerProbes(0.0, liveness=probe)
     _, transitions = simulate(cp, always(False, "connection refused"), until=50, restart=True)
     assert [t for t, _ in transitions] == [15, 30, 45] and cp.restarts == 3
+
+
+def test_awaiting_until_the_first_startup_or_readiness_result():
+    """`awaiting` (in the agent's status, read by Lab.settle): a readiness or startup probe
+    that has given no result yet, initialDelaySeconds included; a failed result counts as a
+    result (a never-ready pod has had its say); a stopped container awaits nothing."""
+    delayed = Probe("tcpSocket", port=9999, initial_delay_seconds=2)
+    cp = ContainerProbes(0.0, readiness=delayed)
+    runs, _ = simulate(cp, always(False, "connection refused"), until=1.5)
+    assert runs == [] and cp.awaiting  # still in initialDelaySeconds
+    runs, _ = simulate(cp, always(False, "connection refused"), until=2.0, start=2.0)
+    assert runs == [(2.0, "readiness")] and not cp.awaiting and not cp.ready
+    gated = ContainerProbes(0.0, startup=TCP, readiness=TCP)
+    assert gated.awaiting
+    simulate(gated, always(True), until=0.0)
+    assert not gated.awaiting and gated.ready
+    gated.exited()
+    assert not gated.awaiting
+    assert not ContainerProbes(0.0, liveness=TCP).awaiting  # liveness never holds it up

@@ -56,7 +56,9 @@ def status(pods: list[PodInfo], probes: dict[str, str] | None = None,
     return {"pods": {p.key: {"created": 1.0, "ready": (ready or {}).get(p.name, True)}
                      for p in pods},
             "probes": {f"default/{k}": {"started": True, "ready": "succeeded" in r,
-                                        "reason": r} for k, r in (probes or {}).items()}}
+                                        "reason": r, "awaiting": "has not run" in r
+                                        or "waits initialDelaySeconds" in r}
+                       for k, r in (probes or {}).items()}}
 
 
 OK = "readiness probe tcp 80 succeeded"
