@@ -561,15 +561,14 @@ class Lab:
         return PingResult(src, dst, ip, tx, rx, r.stdout + r.stderr, r.returncode)
 
     def trace(self, src: str, dst: str, port: int | None = None, protocol: str | None = None,
-              timeout: float = 1.0, pcap_dir: str | Path | None = None) -> TraceResult:
+              timeout: float = 1.0, pcap_dir: str | Path | None = None,
+              family: str | None = None) -> TraceResult:
         """One packet from SRC to DST, captured on every interface it crosses: the hops in
         order with what changed at each, whether it arrived and the reply came back, and
-        where and why it died if it did. See netlab.trace."""
+        where and why it died if it did. `family` "IPv6" (or an IPv6 literal DST): over
+        IPv6, marked by its flow label (dual-stack labs). See netlab.trace."""
         require_root()
-        address, port_, proto = self.destination(src, dst, port, protocol)
-        if ":" in address:
-            raise InputError(f"{dst} is an IPv6 address: trace follows IPv4 packets only so "
-                             "far; probe, ping and capture work over IPv6")
+        address, port_, proto = self.destination(src, dst, port, protocol, family)
         return trace_mod.run(self.plan, src, dst, self._netns(src), address, port_, proto,
                              timeout, pcap_dir)
 

@@ -7,6 +7,12 @@ ports, the outside hosts and the pods at both ends are open before it leaves. Th
 survives routing, NAT and VXLAN, so each capture is the same packet, seen at one hop; the
 reply is the reverse of what each hop saw. An nftables trace (`ip id`) on every node names
 the rule that dropped or rejected it, if one did.
+
+Over IPv6 (dual-stack labs) the mark is the 20-bit flow label instead: routers, kube-proxy's
+DNAT, NAT66 masquerade and flannel-v6.1's VXLAN (the inner header) all leave it alone. The
+packet is handed to the kernel by an AF_INET6 raw socket of protocol IPPROTO_RAW (Linux
+takes its IPv6 header as given), NDP exchanges take the place of ARP, the hop limit's
+decrements are the changes TTL's are, and `ip6 flowlabel` is what the nft trace matches.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 from netlab import names, targets
 from netlab.capture import Capture, Captured, CapturePoint
+from netlab.errors import InputError
 from netlab.kernel import NftTrace, netns_path
 from netlab.kernel.sockets import inside
 from netlab.plan import Plan
@@ -47,7 +54,7 @@ class TraceResult:
     address: str
     port: int | None
     protocol: str
-    ip_id: int
+    ip_id: int | None  # the IPv4 mark (None over IPv6)
     hops: list[Hop] = field(default_factory=list)
     delivered: bool = False
     delivered_to: str | None = None
@@ -58,23 +65,83 @@ class TraceResult:
     kernel_verdicts: list[str] = field(default_factory=list)
     pcaps: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    flow_label: int | None = None  # the IPv6 mark (only in IPv6 traces)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.flow_label is None:
+            del data["flow_label"]
+        return data
+
+
+ICMP6_ERRORS = (1, 2, 3, 4)  # destination unreachable, packet too big, time exceeded, param
+ICMP6_ECHO_REPLY = 129
+
+
+def _v6(ip) -> bool:
+    from scapy.layers.inet6 import IPv6
+
+    return isinstance(ip, IPv6)
+
+
+def _mark(ip) -> int:
+    return ip.fl if _v6(ip) else ip.id
+
+
+def _ttl(ip) -> int:
+    return ip.hlim if _v6(ip) else ip.ttl
+
+
+def _ep(address: str, port: int | None) -> str:
+    """address:port ([address]:port for IPv6), or the address alone without a port."""
+    if not port:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _outer(encap) -> Any:
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+
+    return encap[IP] if isinstance(encap.payload, IP) else encap[IPv6]
+
+
+def _icmp6(ip) -> Any:
+    """The ICMPv6 message right after this IPv6 header, or None."""
+    l4 = ip.payload
+    return l4 if ip.nh == 58 and hasattr(l4, "type") else None
+
+
+def _icmp6_text(msg) -> str:
+    from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6PacketTooBig, ICMPv6TimeExceeded
+
+    if msg.type == 128:
+        return "echo request"
+    if msg.type == ICMP6_ECHO_REPLY:
+        return "echo reply"
+    if isinstance(msg, ICMPv6DestUnreach):
+        return f"destination unreachable ({msg.sprintf('%code%').lower()})"
+    if isinstance(msg, ICMPv6PacketTooBig):
+        return f"packet too big (mtu {msg.mtu})"
+    if isinstance(msg, ICMPv6TimeExceeded):
+        return "time exceeded"
+    return f"type {msg.type}"
 
 
 def _inner(pkt) -> Any:
-    """The IP layer of the packet itself (inside VXLAN when encapsulated)."""
+    """The IP (or IPv6) layer of the packet itself (inside VXLAN when encapsulated)."""
     from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import IPv6
     from scapy.layers.vxlan import VXLAN
 
     if pkt.haslayer(UDP) and pkt[UDP].dport == VXLAN_PORT and not pkt.haslayer(VXLAN):
         # scapy binds VXLAN to 4789 only: decode flannel's port by hand
         pkt[UDP].decode_payload_as(VXLAN)
     if pkt.haslayer(VXLAN):
-        inner = pkt[VXLAN].payload
-        return inner[IP] if inner.haslayer(IP) else None
-    return pkt[IP] if pkt.haslayer(IP) else None
+        pkt = pkt[VXLAN].payload
+    if pkt.haslayer(IP):
+        return pkt[IP]
+    return pkt[IPv6] if pkt.haslayer(IPv6) else None
 
 
 def _ports(ip) -> tuple[int | None, int | None]:
@@ -84,12 +151,14 @@ def _ports(ip) -> tuple[int | None, int | None]:
 
 def _flow(ip) -> tuple:
     sport, dport = _ports(ip)
-    return (ip.src, ip.dst, ip.proto, sport, dport)
+    return (ip.src, ip.dst, ip.nh if _v6(ip) else ip.proto, sport, dport)
 
 
 def _summary(ip, encap) -> str:
     from scapy.layers.inet import ICMP, IP, TCP, UDP
 
+    if _v6(ip):
+        return _summary6(ip, encap)
     sport, dport = _ports(ip)
     if ip.haslayer(TCP):
         l4 = f"TCP {ip.src}:{sport} > {ip.dst}:{dport} [{ip[TCP].sprintf('%flags%')}]"
@@ -109,9 +178,34 @@ def _summary(ip, encap) -> str:
     return text
 
 
-def _changes(prev, cur, prev_encap, cur_encap) -> list[str]:
-    from scapy.layers.inet import IP
+def _summary6(ip, encap) -> str:
+    from scapy.layers.inet import TCP, UDP
     from scapy.layers.vxlan import VXLAN
+
+    sport, dport = _ports(ip)
+    msg = _icmp6(ip)
+    if isinstance(ip.payload, TCP):
+        l4 = f"TCP {_ep(ip.src, sport)} > {_ep(ip.dst, dport)} [{ip[TCP].sprintf('%flags%')}]"
+    elif isinstance(ip.payload, UDP):
+        l4 = f"UDP {_ep(ip.src, sport)} > {_ep(ip.dst, dport)}"
+    elif msg is not None:
+        l4 = f"ICMPv6 {ip.src} > {ip.dst} {_icmp6_text(msg)}"
+    else:
+        l4 = f"IPv6 {ip.src} > {ip.dst} nh {ip.nh}"
+    text = f"{l4} hlim {ip.hlim}"
+    if encap is not None:
+        outer = _outer(encap)
+        text = (f"VXLAN {outer.src} > {outer.dst} UDP {VXLAN_PORT} vni {encap[VXLAN].vni} "
+                f"[ {text} ]")
+    return text
+
+
+def _changes(prev, cur, prev_encap, cur_encap) -> list[str]:
+    from scapy.layers.vxlan import VXLAN
+
+    if _v6(cur):
+        return _changes6(prev, cur, prev_encap, cur_encap)
+    from scapy.layers.inet import IP
 
     out = []
     if prev_encap is None and cur_encap is not None:
@@ -133,6 +227,27 @@ def _changes(prev, cur, prev_encap, cur_encap) -> list[str]:
     return out
 
 
+def _changes6(prev, cur, prev_encap, cur_encap) -> list[str]:
+    from scapy.layers.vxlan import VXLAN
+
+    out = []
+    if prev_encap is None and cur_encap is not None:
+        o = _outer(cur_encap)
+        out.append(f"encapsulated: VXLAN VNI {cur_encap[VXLAN].vni} in UDP {VXLAN_PORT}, "
+                   f"outer {o.src} > {o.dst}")
+    if prev_encap is not None and cur_encap is None:
+        out.append("decapsulated (VXLAN removed)")
+    ps, pd = _ports(prev)
+    cs, cd = _ports(cur)
+    if (prev.dst, pd) != (cur.dst, cd):
+        out.append(f"DNAT {_ep(prev.dst, pd)} -> {_ep(cur.dst, cd)}")
+    if (prev.src, ps) != (cur.src, cs):
+        out.append(f"SNAT {_ep(prev.src, ps)} -> {_ep(cur.src, cs)}")
+    if prev.hlim != cur.hlim:
+        out.append(f"hop limit {prev.hlim} -> {cur.hlim} (routed)")
+    return out
+
+
 def craft(src_ip: str, address: str, port: int | None, protocol: str, ip_id: int) -> bytes:
     from scapy.layers.inet import ICMP, IP, TCP, UDP
 
@@ -147,11 +262,30 @@ def craft(src_ip: str, address: str, port: int | None, protocol: str, ip_id: int
     return bytes(pkt)
 
 
+def craft6(src_ip: str, address: str, port: int | None, protocol: str, label: int) -> bytes:
+    """The IPv6 packet, marked by its flow label (ICMPv6 echo id: the label's low 16 bits)."""
+    from scapy.layers.inet import TCP, UDP
+    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+
+    ip = IPv6(src=src_ip, dst=address, fl=label, hlim=64)
+    sport = random.randint(33000, 60000)
+    if protocol == "tcp":
+        pkt = ip / TCP(sport=sport, dport=port, flags="S", seq=random.randint(1, 2**31))
+    elif protocol == "udp":
+        pkt = ip / UDP(sport=sport, dport=port) / b"netlab-trace\n"
+    else:
+        pkt = ip / ICMPv6EchoRequest(id=label & 0xFFFF, seq=1) / b"netlab-trace"
+    return bytes(pkt)
+
+
 def send(netns: Path, packet: bytes, address: str) -> None:
     """Hand the crafted packet to SRC's kernel (a raw socket, IP header included): it
-    routes it, resolves the next hop with ARP, and sends it out like any other."""
+    routes it, resolves the next hop with ARP (NDP), and sends it out like any other. An
+    AF_INET6 raw socket of protocol IPPROTO_RAW takes the IPv6 header as given (Linux sets
+    hdrincl for it; IPV6_HDRINCL itself is not an option there)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with inside(netns) as open_socket:
-        s = open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        s = open_socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
     try:
         s.sendto(packet, (address, 0))
     finally:
@@ -162,11 +296,17 @@ def walk(points: list[CapturePoint], trace_netns: list[str], src_netns: Path, sr
          address: str, port: int | None, protocol: str, arrival: set[str],
          timeout: float = 1.0) -> tuple[list[Captured], list[tuple[str, str]], int, Capture]:
     """Send one packet and capture it everywhere; returns what was captured, the nft trace
-    lines, the IP ID used and the capture (for pcaps)."""
-    ip_id = random.randint(1, 0xFFFF)
-    packet = craft(src_ip, address, port, protocol, ip_id)
-    with NftTrace({n: f"ip id {ip_id}" for n in trace_netns}) as trace, \
-            Capture(points, bpf="arp or ip") as cap:
+    lines, the mark used (IP ID, or the flow label over IPv6) and the capture (for pcaps)."""
+    if ":" in address:
+        ip_id = random.randint(1, 0xFFFFF)
+        packet = craft6(src_ip, address, port, protocol, ip_id)
+        matches, family, bpf = f"ip6 flowlabel {ip_id}", "ip6", "ip6"
+    else:
+        ip_id = random.randint(1, 0xFFFF)
+        packet = craft(src_ip, address, port, protocol, ip_id)
+        matches, family, bpf = f"ip id {ip_id}", "ip", "arp or ip"
+    with NftTrace({n: matches for n in trace_netns}, family) as trace, \
+            Capture(points, bpf=bpf) as cap:
         t0 = time.monotonic()
         send(src_netns, packet, address)
         # wait for the reply to come home, or for the timeout
@@ -178,29 +318,72 @@ def walk(points: list[CapturePoint], trace_netns: list[str], src_netns: Path, sr
     return cap.captured, trace.lines, ip_id, cap
 
 
+def _is_request(ip, mark: int, flows: set[tuple]) -> bool:
+    """The marked packet itself; over IPv6 also not a reply that reflects its flow label."""
+    if not _v6(ip):
+        return ip.id == mark
+    src, dst, proto, sport, dport = _flow(ip)
+    return ip.fl == mark and (dst, src, proto, dport, sport) not in flows
+
+
 def _reply_home(captured: list[Captured], arrival: set[str], ip_id: int) -> bool:
     got_request = False
-    flows = set()
+    flows: set[tuple] = set()
     for c in list(captured):
         ip = _inner(c.packet)
         if ip is None:
             continue
-        if ip.id == ip_id:
+        if _is_request(ip, ip_id, flows):
             got_request = True
             flows.add(_flow(ip))
         elif c.label in arrival and not c.outgoing and got_request:
             src, dst, proto, sport, dport = _flow(ip)
-            if (dst, src, proto, dport, sport) in flows or proto == 1:
+            icmp6 = _icmp6(ip) if _v6(ip) else None
+            if (dst, src, proto, dport, sport) in flows or proto == 1 or (
+                    icmp6 is not None and icmp6.type in (*ICMP6_ERRORS, ICMP6_ECHO_REPLY)):
                 return True
     return False
 
 
+def _classify6(ip, mark: int, request_flows: set[tuple]) -> str | None:
+    """request, icmp-error, reply or None for an IPv6 packet of a walk marked `mark`."""
+    from scapy.layers.inet6 import IPerror6
+
+    msg = _icmp6(ip)
+    if msg is not None and msg.type in ICMP6_ERRORS:
+        return "icmp-error" if ip.haslayer(IPerror6) and ip[IPerror6].fl == mark else None
+    if _is_request(ip, mark, request_flows):
+        return "request"
+    src, dst, proto, sport, dport = _flow(ip)
+    if (dst, src, proto, dport, sport) in request_flows or (
+            msg is not None and msg.type == ICMP6_ECHO_REPLY and msg.id == mark & 0xFFFF):
+        return "reply"
+    return None
+
+
+def _ndp(pkt) -> tuple[str, str, str] | None:
+    """(summary, target, source) of a neighbour solicitation or advertisement, else None."""
+    from scapy.layers import inet6
+
+    if pkt.haslayer(inet6.ICMPv6ND_NS):
+        tgt, src = pkt[inet6.ICMPv6ND_NS].tgt, pkt[inet6.IPv6].src
+        return f"NDP neighbour solicitation: who-has {tgt} tell {src}", tgt, src
+    if pkt.haslayer(inet6.ICMPv6ND_NA):
+        tgt = pkt[inet6.ICMPv6ND_NA].tgt
+        option = next((pkt[o] for o in (inet6.ICMPv6NDOptDstLLAddr, inet6.ICMPv6NDOptSrcLLAddr)
+                       if pkt.haslayer(o)), None)
+        mac = option.lladdr if option is not None else pkt.src
+        return f"NDP neighbour advertisement: {tgt} is-at {mac}", tgt, pkt[inet6.IPv6].src
+    return None
+
+
 def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tuple[str, str]],
             node_of: dict[str, str], src_label: str, dst_labels: set[str]) -> TraceResult:
-    from scapy.layers.inet import ICMP, IP, IPerror
+    from scapy.layers.inet import ICMP, IPerror
     from scapy.layers.l2 import ARP
 
-    ip_id = result.ip_id
+    v6 = result.flow_label is not None
+    ip_id = result.flow_label if v6 else result.ip_id
     request_flows: set[tuple] = set()
     involved_ips: set[str] = {result.address}
     hops: list[Hop] = []
@@ -210,14 +393,19 @@ def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tup
         pkt = c.packet
         netns, _, iface = c.label.rpartition(":")
         direction = "out" if c.outgoing else "in"
-        if pkt.haslayer(ARP):
+        if pkt.haslayer(ARP) or (v6 and _ndp(pkt) is not None):
             continue  # placed below, once the interfaces of the walk are known
         ip = _inner(pkt)
         if ip is None:
             continue
-        encap = pkt if ip is not pkt.getlayer(IP) else None
+        encap = pkt if ip is not pkt.getlayer(type(ip)) else None
         kind = None
-        if ip.id == ip_id and not ip.haslayer(IPerror):
+        if v6:
+            kind = _classify6(ip, ip_id, request_flows)
+            if kind == "request":
+                request_flows.add(_flow(ip))
+                involved_ips |= {ip.src, ip.dst}
+        elif ip.id == ip_id and not ip.haslayer(IPerror):
             kind = "request"
             request_flows.add(_flow(ip))
             involved_ips |= {ip.src, ip.dst}
@@ -240,9 +428,20 @@ def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tup
             prev, prev_encap = ip, encap
         hops.append(Hop(0, netns, iface, direction, kind, _summary(ip, encap), changes,
                         round((c.time - t_first) * 1000, 3), encap is not None))
-    # ARP exchanges in the namespaces the walk crossed, about its addresses
+    # ARP (NDP) exchanges in the namespaces the walk crossed, about its addresses
     walked = {h.netns for h in hops}
     for c in captured:
+        ndp = _ndp(c.packet) if v6 else None
+        if ndp is not None:
+            netns, _, iface = c.label.rpartition(":")
+            what, tgt, sender = ndp
+            if netns not in walked or not ({tgt, sender} & involved_ips
+                                           or tgt.endswith("::1") or tgt.endswith("::")):
+                continue
+            t = (c.time - t_first) * 1000 if t_first is not None else 0.0
+            hops.append(Hop(0, netns, iface, "out" if c.outgoing else "in", "ndp", what, (),
+                            round(t, 3)))
+            continue
         if not c.packet.haslayer(ARP):
             continue
         netns, _, iface = c.label.rpartition(":")
@@ -282,18 +481,22 @@ def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tup
     last = requests[-1] if requests else None
     if not result.delivered:
         result.died_at = f"{last.netns} {last.iface} ({last.direction})" if last else "at SRC"
-        arp_q = [h for h in result.hops if h.kind == "arp" and "who-has" in h.summary]
-        arp_a = [h for h in result.hops if h.kind == "arp" and "is-at" in h.summary]
+        resolve = "ndp" if v6 else "arp"
+        arp_q = [h for h in result.hops if h.kind == resolve and "who-has" in h.summary]
+        arp_a = [h for h in result.hops if h.kind == resolve and "is-at" in h.summary]
+        too_big = [h for h in result.hops if h.kind == "icmp-error" and "too big" in h.summary]
         if drops:
             rule = drops[-1]
             policy = rule.split('comment "')[1].split('"')[0] if 'comment "' in rule else rule
             result.reason = f"dropped by NetworkPolicy ({policy}): {rule}"
+        elif too_big:
+            result.reason = f"too big for the path: {too_big[0].summary}"
         elif rejects or any(h.kind == "icmp-error" for h in result.hops):
             result.reason = ("rejected: a Service without endpoints" if any(
                 "reject-chain" in v or "without endpoints" in v for v in rejects)
-                else "rejected (ICMP unreachable came back)")
+                else f"rejected (ICMP{'v6' if v6 else ''} unreachable came back)")
         elif arp_q and not arp_a:
-            result.reason = f"no ARP answer: {arp_q[-1].summary}"
+            result.reason = f"no {resolve.upper()} answer: {arp_q[-1].summary}"
         elif last is None:
             result.reason = "it never left SRC (no route from the source?)"
         else:
@@ -319,54 +522,77 @@ def capture_points(plan: Plan) -> tuple[list[CapturePoint], dict[str, str]]:
     for n in plan.nodes:
         points.append(CapturePoint(netns_path(n.netns), "*", f"node/{n.name}"))
         by_ip[n.underlay_ip] = f"node/{n.name}:eth0"
+        if n.underlay_ip6:
+            by_ip[n.underlay_ip6] = f"node/{n.name}:eth0"
     for host in names.HOSTS:
         points.append(CapturePoint(netns_path(names.host_netns(plan.lab, host)), "eth0",
                                    f"host/{host}:eth0"))
     by_ip[plan.external_ip] = "host/external:eth0"
     by_ip[plan.internet_ip] = "host/internet:eth0"
+    for ip6, host in ((plan.external_ip6, "external"), (plan.internet_ip6, "internet")):
+        if ip6:
+            by_ip[ip6] = f"host/{host}:eth0"
     for p in plan.pods.values():
         points.append(CapturePoint(netns_path(p.netns), "eth0", f"pod/{p.key}:eth0"))
         by_ip[p.ip] = f"pod/{p.key}:eth0"
+        if p.ip6:
+            by_ip[p.ip6] = f"pod/{p.key}:eth0"
     return points, by_ip
 
 
-def source(plan: Plan, t: targets.Target) -> tuple[str, str]:
-    """(address the packet leaves from, label of the interface it leaves by)."""
+def source(plan: Plan, t: targets.Target, family: str = "IPv4") -> tuple[str, str]:
+    """(address the packet leaves from, label of the interface it leaves by), in `family`."""
+    v6 = family == "IPv6"
     if t.kind == "host":  # the internet host sends from its underlay side
-        ip = plan.external_ip if t.name == "external" else plan.underlay_gateway
-        return ip, f"host/{t.name}:eth0"
-    if t.kind == "node":
+        if t.name == "external":
+            ip = plan.external_ip6 if v6 else plan.external_ip
+        else:
+            ip = plan.underlay_gateway6 if v6 else plan.underlay_gateway
+        label = f"host/{t.name}:eth0"
+    elif t.kind == "node":
         node = targets.node(plan, t.name)
-        return node.underlay_ip, f"node/{node.name}:eth0"
-    pod = targets.pod(plan, t.name)
-    return pod.ip, f"pod/{pod.key}:eth0"
+        ip, label = (node.underlay_ip6 if v6 else node.underlay_ip), f"node/{node.name}:eth0"
+    else:
+        pod = targets.pod(plan, t.name)
+        ip, label = (pod.ip6 if v6 else pod.ip), f"pod/{pod.key}:eth0"
+    if not ip:
+        raise InputError(f"{t.text} has no IPv6 address: lab {plan.lab} is single-stack "
+                         "(IPv4); trace over IPv6 needs a dual-stack lab")
+    return ip, label
 
 
 def destinations(plan: Plan, address: str, port: int, by_ip: dict[str, str]) -> set[str]:
     """Where the packet counts as delivered: the pod or host it is for, or any endpoint
-    of the Service it is for (ClusterIP, LoadBalancer address or NodePort)."""
+    of the Service it is for (ClusterIP, LoadBalancer address or NodePort), in the
+    address's family."""
+    family = "IPv6" if ":" in address else "IPv4"
     for svc in plan.services.values():
+        vips = (svc.cluster_ip6, svc.lb_ip6) if family == "IPv6" else (svc.cluster_ip,
+                                                                        svc.lb_ip)
+        nodes = {n.underlay_ip6 if family == "IPv6" else n.underlay_ip for n in plan.nodes}
         for p in svc.ports:
-            if ((address in (svc.cluster_ip, svc.lb_ip) and p.port == port)
-                    or (p.node_port == port and address in
-                        {n.underlay_ip for n in plan.nodes})):
-                return {by_ip[ep.ip] for ep in p.endpoints if ep.ip in by_ip}
+            if ((address in vips and p.port == port)
+                    or (p.node_port == port and address in nodes)):
+                return {by_ip[ep.ip] for ep in p.family_endpoints(family) if ep.ip in by_ip}
     return {by_ip[address]} if address in by_ip else set()
 
 
 def run(plan: Plan, src: str, dst: str, src_netns: Path, address: str, port: int,
         protocol: str, timeout: float = 1.0, pcap_dir: str | Path | None = None
         ) -> TraceResult:
-    """The walk of one packet from `src` to `address` (`dst` as the user wrote it)."""
+    """The walk of one packet from `src` to `address` (`dst` as the user wrote it), over
+    IPv6 when `address` is an IPv6 one."""
     t0 = time.monotonic()
-    src_ip, src_label = source(plan, targets.parse(src, plan))
+    v6 = ":" in address
+    src_ip, src_label = source(plan, targets.parse(src, plan), "IPv6" if v6 else "IPv4")
     points, labels = capture_points(plan)
     dst_labels = destinations(plan, address, port, labels)
     l4_port = port if protocol != "icmp" else None
     captured, lines, ip_id, cap = walk(points, [n.netns for n in plan.nodes], src_netns,
                                        src_ip, address, l4_port, protocol, {src_label},
                                        timeout)
-    result = TraceResult(src, dst, address, l4_port, protocol, ip_id)
+    result = (TraceResult(src, dst, address, l4_port, protocol, None, flow_label=ip_id) if v6
+              else TraceResult(src, dst, address, l4_port, protocol, ip_id))
     analyse(result, captured, lines, {n.netns: n.name for n in plan.nodes}, src_label,
             dst_labels)
     if pcap_dir is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from netlab.cli.common import TRAFFIC, LabOpt, Proto, app, err, open_lab, out, output_option
@@ -180,35 +181,40 @@ def trace(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, e
                                                     "interface the packet crossed here.")
                           ] = None,
           timeout: Annotated[float, typer.Option("--timeout", min=0.1)] = 1.0,
-          output: Annotated[str, output_option(DOCUMENT)] = "table", lab: LabOpt = None) -> None:
+          output: Annotated[str, output_option(DOCUMENT)] = "table", ipv6: IPv6Opt = False,
+          lab: LabOpt = None) -> None:
     """Follow one packet from SRC to DST across every interface it crosses: ARP, bridges,
-    routing, VXLAN encapsulation, Service DNAT, masquerade; where it died and why.
+    routing, VXLAN encapsulation, Service DNAT, masquerade; where it died and why. With -6
+    (or an IPv6 address) over IPv6, marked by its flow label, with NDP in place of ARP.
 
-    Example: netlab trace client svc/web
+    Examples: netlab trace client svc/web;  netlab trace -6 client svc/web (dual-stack)
     """
     fmt = parse_output(output, DOCUMENT)
-    r = open_lab(lab).trace(src, dst, port, proto.value if proto else None, timeout, pcap)
+    r = open_lab(lab).trace(src, dst, port, proto.value if proto else None, timeout, pcap,
+                            family="IPv6" if ipv6 else None)
     if fmt.machine:
         print_document(fmt, r.to_json())
         raise typer.Exit(0 if r.delivered else 1)
-    where = f"{r.address}:{r.port}/{r.protocol}" if r.port else f"{r.address}/{r.protocol}"
-    out.print(f"[bold]trace {src} -> {dst} ({where}), IP id {r.ip_id}[/bold]",
-              highlight=False)
+    addr = f"[{r.address}]" if r.port and ":" in r.address else r.address
+    where = f"{addr}:{r.port}/{r.protocol}" if r.port else f"{r.address}/{r.protocol}"
+    mark = f"flow label {r.flow_label}" if r.flow_label is not None else f"IP id {r.ip_id}"
+    out.print(f"[bold]trace {src} -> {dst} ({escape(where)}), {mark}[/bold]", highlight=False)
     t = Table(box=None, header_style="bold")
     for c in ("#", "ms", "NAMESPACE", "IFACE", "", "PACKET", "CHANGED"):
         t.add_column(c, no_wrap=c != "PACKET" and c != "CHANGED")
-    styles = {"request": "", "reply": "green", "arp": "dim", "icmp-error": "red"}
+    styles = {"request": "", "reply": "green", "arp": "dim", "ndp": "dim", "icmp-error": "red"}
     for h in r.hops:
         arrow = "->" if h.direction == "out" else "<-"
         style = styles.get(h.kind, "")
+        summary = escape(h.summary)  # [fd00::1]:80 would read as markup
         t.add_row(str(h.index), f"{h.ms:.3f}", h.netns, h.iface, arrow,
-                  f"[{style}]{h.summary}[/{style}]" if style else h.summary,
-                  "; ".join(h.changes))
+                  f"[{style}]{summary}[/{style}]" if style else summary,
+                  escape("; ".join(h.changes)))
     out.print(t)
     for v in r.kernel_verdicts:
-        out.print(f"  nft: {v}", highlight=False, soft_wrap=True)
+        out.print(f"  nft: {escape(v)}", highlight=False, soft_wrap=True)
     color = "green" if r.delivered and r.reply else "red"
-    out.print(f"[{color}]{r.verdict}[/{color}]", highlight=False, soft_wrap=True)
+    out.print(f"[{color}]{escape(r.verdict)}[/{color}]", highlight=False, soft_wrap=True)
     for pth in r.pcaps:
         out.print(f"  wrote {pth}", highlight=False)
     raise typer.Exit(0 if r.delivered else 1)
