@@ -66,12 +66,17 @@ def cross(lab) -> list[tuple[str, str, str]]:
             ("node/node-2", vc, "out"), ("pod/default/c", "eth0", "in")]
 
 
+# A walk ends as soon as its reply is home; on a loaded machine (a CI run) the capture of the
+# last hop can take longer than trace's default 1 s, so these walks may wait longer.
+WAIT = 3.0
+
+
 def test_trace_over_ipv6(netlab_lab):
     lab = netlab_lab(yaml=LAB, name="nltr6a")
     a, c = lab.plan.pods["default/a"], lab.plan.pods["default/c"]
     n1, n2 = lab.plan.nodes
     # pod to pod across nodes: VXLAN over the IPv6 underlay, routed twice
-    r = lab.trace("a", "c", family="IPv6")
+    r = lab.trace("a", "c", family="IPv6", timeout=WAIT)
     assert r.address == c.ip6 and r.ip_id is None and 0 < r.flow_label < 2**20
     assert walk(r) == cross(lab), r.hops
     first = hop(r, "pod/default/a", "eth0")
@@ -89,16 +94,16 @@ def test_trace_over_ipv6(netlab_lab):
     assert r.delivered_to == "pod/default/c" and r.reply, r.verdict
     assert walk(r, "reply")[-1] == ("pod/default/a", "eth0", "in")
     # an IPv6 literal is traced over IPv6 without -6; ICMPv6 echo is answered
-    ping = lab.trace("a", c.ip6, protocol="icmp")
+    ping = lab.trace("a", c.ip6, protocol="icmp", timeout=WAIT)
     assert ping.flow_label is not None and ping.delivered and ping.reply
     assert "echo reply" in hop(ping, "pod/default/a", "eth0", "reply").summary
     # a closed UDP port: the ICMPv6 port unreachable comes home
-    closed = lab.trace("a", "c", 81, "udp", family="IPv6")
+    closed = lab.trace("a", "c", 81, "udp", family="IPv6", timeout=WAIT)
     err = hop(closed, "pod/default/a", "eth0", "icmp-error")
     assert "destination unreachable (port unreachable)" in err.summary
     # pod to the Service's IPv6 ClusterIP: DNATed at the first node
     svc = lab.plan.services["default/svc-c"]
-    r = lab.trace("a", "svc/svc-c", family="IPv6")
+    r = lab.trace("a", "svc/svc-c", family="IPv6", timeout=WAIT)
     assert r.address == svc.cluster_ip6 and walk(r) == cross(lab)
     assert hop(r, "node/node-1", "cni0").changes[0] == \
         f"DNAT [{svc.cluster_ip6}]:80 -> [{c.ip6}]:80"
