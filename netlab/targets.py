@@ -134,11 +134,15 @@ def host_address(plan: Plan, host: str) -> str:
 FAMILIES = ("IPv4", "IPv6")
 
 
+def _check_family(family: str | None) -> None:
+    if family not in (None, *FAMILIES):
+        raise InputError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+
+
 def in_family(plan: Plan, t: Target, v4: str, family: str | None) -> str:
     """The address of `t` in `family` (None or IPv4: `v4`, as found; IPv6: its IPv6 one in a
     dual-stack lab). A literal address is what it is."""
-    if family not in (None, *FAMILIES):
-        raise InputError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+    _check_family(family)
     if t.kind == "address" or family in (None, "IPv4"):
         if family == "IPv4" and ":" in v4:
             raise InputError(f"{t.text} is an IPv6 address, not IPv4")
@@ -202,8 +206,7 @@ def _service_address(plan: Plan, svc: Any, from_outside: bool, family: str | Non
                      ) -> str | None:
     """Where a probe to a Service goes: its LoadBalancer address from outside the cluster
     (in `family`; None: its primary one), else its ClusterIP in `family`."""
-    if family not in (None, *FAMILIES):
-        raise InputError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+    _check_family(family)
     lb6 = getattr(svc, "lb_ip6", "") or None
     if from_outside and (svc.lb_ip or lb6):
         chosen = {"IPv4": svc.lb_ip, "IPv6": lb6}.get(family or "")

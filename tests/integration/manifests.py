@@ -26,3 +26,25 @@ def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+# A dual-stack lab without the DNS add-on: pods web-a (node-1, app=a) and web-b (node-2,
+# app=b) serving 8080; the Service tests add their own documents after it.
+DUAL_TWO_WEB_PODS = """apiVersion: netlab.dev/v1alpha1
+kind: Cluster
+spec:
+  nodes: 2
+  podCIDR: 10.244.0.0/16,fd00:10:244::/56
+  dns: false
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-a, labels: {app: a}}
+spec: {nodeName: node-1, containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-b, labels: {app: b}}
+spec: {nodeName: node-2, containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]}
+---
+"""

@@ -9,27 +9,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from manifests import DUAL_TWO_WEB_PODS
 
 pytestmark = pytest.mark.netlab
 
-LAB = """apiVersion: netlab.dev/v1alpha1
-kind: Cluster
-spec:
-  nodes: 2
-  podCIDR: 10.244.0.0/16,fd00:10:244::/56
-  dns: false
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-a, labels: {app: a}}
-spec: {nodeName: node-1, containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-b, labels: {app: b}}
-spec: {nodeName: node-2, containers: [{name: c, image: x, ports: [{containerPort: 8080}]}]}
----
-apiVersion: v1
+LAB = DUAL_TWO_WEB_PODS + """apiVersion: v1
 kind: Service
 metadata: {name: lb}
 spec:
