@@ -1577,33 +1577,30 @@ def _network(f: Fields, key: str, default: str) -> ipaddress.IPv4Network:
                            "host bits set)") from e
 
 
-def _networks(f: Fields, key: str, default: str, default6: str | None
-              ) -> tuple[ipaddress.IPv4Network, ipaddress.IPv6Network | None]:
-    """A kubeadm-style range: "IPV4CIDR" or "IPV4CIDR,IPV6CIDR" (dual-stack). `default6`:
-    the IPv6 half when only IPv4 is given (None: stay single-stack)."""
-    value = f.str(key, default)
-    parts = [p.strip() for p in value.split(",")]
-    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    for p in parts:
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ranges(f: Fields, key: str, value: str) -> list[Net]:
+    """A kubeadm-style range: "CIDR" or "CIDR,CIDR" of the two families (the first is the
+    primary family)."""
+    nets: list[Net] = []
+    for p in (p.strip() for p in value.split(",")):
         try:
             nets.append(ipaddress.ip_network(p))
         except ValueError as e:
-            raise f.error(key, f"{p!r} is not a valid CIDR (e.g. 10.244.0.0/16 or "
-                               "10.244.0.0/16,fd00:10:244::/56, with no host bits set)") from e
+            raise f.error(key, f"{p!r} is not a valid CIDR (e.g. 10.244.0.0/16, "
+                               "fd00:10:244::/56 or 10.244.0.0/16,fd00:10:244::/56, with no "
+                               "host bits set)") from e
     if len(nets) > 2:
         raise f.error(key, f"{value!r}: at most two ranges, one per IP family")
     if len(nets) == 2 and nets[0].version == nets[1].version:
         raise f.error(key, f"{value!r}: the two ranges must be of different IP families "
-                           "(IPv4,IPv6)")
-    if nets[0].version == 6:
-        raise f.error(key, f"{value!r}: IPv6 as the primary family (and IPv6-only clusters) "
-                           "is not supported by netlab yet: list the IPv4 range first, e.g. "
-                           "10.244.0.0/16,fd00:10:244::/56")
-    v4 = nets[0]
-    assert isinstance(v4, ipaddress.IPv4Network)
-    v6 = nets[1] if len(nets) == 2 else (ipaddress.IPv6Network(default6) if default6 else None)
-    assert v6 is None or isinstance(v6, ipaddress.IPv6Network)
-    return v4, v6
+                           "(IPv4,IPv6 or IPv6,IPv4)")
+    return nets
+
+
+def _family_of(net: Net | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    return f"IPv{net.version}"
 
 
 def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
@@ -1615,63 +1612,91 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         meta.done()
     spec = top.sub("spec") or Fields({}, "spec", top.where)
     d = Cluster()
-    pod_net, pod6 = _networks(spec, "podCIDR", d.pod_cidr, None)
-    mask = spec.int("podCIDRMaskSize", d.node_cidr_mask, lo=pod_net.prefixlen, hi=29)
-    dual = pod6 is not None
-    mask6 = d.node_cidr_mask6
-    if dual:
-        assert pod6 is not None
-        mask6 = spec.int("podCIDRMaskSizeIPv6", d.node_cidr_mask6, lo=pod6.prefixlen, hi=120)
+    # podCIDR says the cluster's families: IPv4, IPv6 (IPv6-only) or both, the first primary
+    pods = _ranges(spec, "podCIDR", spec.str("podCIDR", d.pod_cidr))
+    primary = _family_of(pods[0])
+    have = {_family_of(n) for n in pods}
+
+    def per_family(key: str, default4: str, default6: str) -> dict[str, Net]:
+        """A range for each family of the cluster: the given ones, or the defaults when the
+        field is not given. A range of a family the cluster lacks is refused."""
+        if not spec.has(key):
+            return {f: ipaddress.ip_network(v) for f, v in (("IPv4", default4),
+                                                            ("IPv6", default6)) if f in have}
+        given = _ranges(spec, key, spec.str(key))
+        for n in given:
+            if _family_of(n) not in have:
+                raise spec.error(key, f"{n} is an {_family_of(n)} range but podCIDR has none: "
+                                      + ("give podCIDR an IPv6 range too (dual-stack)"
+                                         if n.version == 6 else
+                                         "this is an IPv6-only cluster (give podCIDR an IPv4 "
+                                         "range too for dual-stack)"))
+        if len(given) == 2 and _family_of(given[0]) != primary:
+            raise spec.error(key, f"lists {_family_of(given[0])} first but podCIDR lists "
+                                  f"{primary} first: list the ranges in the same order (the "
+                                  "first is the primary family)")
+        return {_family_of(n): n for n in given}
+
+    pod_nets = {_family_of(n): n for n in pods}
+    pod_net, pod6 = pod_nets.get("IPv4"), pod_nets.get("IPv6")
+    mask, mask6 = d.node_cidr_mask, d.node_cidr_mask6
+    if pod_net is not None:
+        mask = spec.int("podCIDRMaskSize", d.node_cidr_mask, lo=pod_net.prefixlen, hi=29)
+    if pod6 is not None:
+        # a single-stack IPv6 cluster takes podCIDRMaskSize too (kube-controller-manager's
+        # --node-cidr-mask-size is per family in single-stack clusters)
+        mask_key = "podCIDRMaskSize" if pod_net is None and spec.has("podCIDRMaskSize") \
+            else "podCIDRMaskSizeIPv6"
+        mask6 = spec.int(mask_key, d.node_cidr_mask6, lo=pod6.prefixlen, hi=120)
         if mask6 - pod6.prefixlen > 16:  # kube-controller-manager's clusterSubnetMaxDiff
-            raise spec.error("podCIDRMaskSizeIPv6", f"/{mask6} node ranges are more than 16 "
-                                                    f"bits longer than podCIDR {pod6}: "
-                                                    "kube-controller-manager refuses it (with "
-                                                    "/64 per node, the IPv6 range must be /48 "
-                                                    "or longer)")
+            raise spec.error(mask_key, f"/{mask6} node ranges are more than 16 bits longer "
+                                       f"than podCIDR {pod6}: kube-controller-manager refuses "
+                                       "it (with /64 per node, the IPv6 range must be /48 or "
+                                       "longer)")
     elif spec.has("podCIDRMaskSizeIPv6"):
-        raise spec.error("podCIDRMaskSizeIPv6", "is only for dual-stack clusters: give "
+        raise spec.error("podCIDRMaskSizeIPv6", "is only for clusters with IPv6: give "
                                                 "podCIDR an IPv6 range too")
-    svc_net, svc6 = _networks(spec, "serviceCIDR", d.service_cidr,
-                              "fd00:10:96::/112" if dual and not spec.has("serviceCIDR")
-                              else None)
-    if svc6 is not None:
-        if not dual:
-            raise spec.error("serviceCIDR", "has an IPv6 range but podCIDR has none: "
-                                            "dual-stack Services need dual-stack pods")
-        if svc6.max_prefixlen - svc6.prefixlen > 20:  # kube-apiserver's limit
-            raise spec.error("serviceCIDR", f"{svc6} is too large: kube-apiserver takes at "
-                                            "most 20 bits of Service addresses (/108 or "
-                                            "longer for IPv6)")
-    underlay, underlay6 = _networks(spec, "underlayCIDR", d.underlay_cidr,
-                                    d.underlay_cidr6 if dual else None)
-    nets: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {
-        "podCIDR": pod_net, "serviceCIDR": svc_net, "underlayCIDR": underlay}
-    nets6 = {k: v for k, v in (("podCIDR", pod6), ("serviceCIDR", svc6),
-                               ("underlayCIDR", underlay6)) if v is not None}
-    for group in (nets, nets6):
-        names = list(group)
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
+    services = per_family("serviceCIDR", d.service_cidr, "fd00:10:96::/112")
+    svc6 = services.get("IPv6")
+    if svc6 is not None and svc6.max_prefixlen - svc6.prefixlen > 20:  # kube-apiserver's
+        raise spec.error("serviceCIDR", f"{svc6} is too large: kube-apiserver takes at most "
+                                        "20 bits of Service addresses (/108 or longer for "
+                                        "IPv6)")
+    underlays = per_family("underlayCIDR", d.underlay_cidr, d.underlay_cidr6)
+    internets = per_family("internetCIDR", d.internet_cidr, d.internet_cidr6)
+    for family in have:
+        group = {k: v[family] for k, v in (("podCIDR", pod_nets), ("serviceCIDR", services),
+                                           ("underlayCIDR", underlays),
+                                           ("internetCIDR", internets)) if family in v}
+        names_ = list(group)
+        for i, a in enumerate(names_):
+            for b in names_[i + 1:]:
                 if group[a].overlaps(group[b]):  # type: ignore[arg-type]
                     raise spec.error(b, f"{group[b]} overlaps {a} {group[a]}")
-    if underlay6 is not None and not dual:
-        raise spec.error("underlayCIDR", "has an IPv6 range but podCIDR has none: give "
-                                         "podCIDR an IPv6 range too (dual-stack)")
     backend = spec.choice("backend", ("vxlan", "host-gw"), d.backend)
     mtu = spec.int("mtu", d.mtu, lo=1280, hi=9000)
-    dns = spec.str("clusterDNS", d.cluster_dns)
+    # kubelet's clusterDNS: .10 of the primary family's Service range (kubeadm's choice)
+    svc_primary = primary if primary in services else next(iter(services))
+    dns = spec.str("clusterDNS", str(services[svc_primary].network_address + 10))
     try:
-        if ipaddress.IPv4Address(dns) not in svc_net:
-            raise spec.error("clusterDNS", f"{dns} is not inside serviceCIDR {svc_net}")
+        dns_ip = ipaddress.ip_address(dns)
     except ValueError as e:
-        raise spec.error("clusterDNS", f"{dns!r} is not an IPv4 address") from e
+        raise spec.error("clusterDNS", f"{dns!r} is not an IP address") from e
+    dns_net = services.get(_family_of(dns_ip))
+    if dns_net is None or dns_ip not in dns_net:
+        raise spec.error("clusterDNS", f"{dns} is not inside serviceCIDR "
+                                       f"{','.join(map(str, services.values()))}")
     domain = spec.str("clusterDomain", d.cluster_domain)
-    # "v4range[,v6range]" (either order; the IPv6 one only in a dual-stack cluster)
-    pools: dict[int, str] = {}
-    parts = spec.str("loadBalancerPool", d.load_balancer_pool).split(",")
-    if all(":" in p for p in parts):  # only an IPv6 range: the IPv4 one is the default
-        parts.insert(0, d.load_balancer_pool)
-    for part in parts:
+    # "range[,range]" (either order), one per family of the cluster; by default hosts
+    # .200-.250 of the underlay (the IPv4 default 172.18.0.200-172.18.0.250)
+    pools: dict[str, str] = {}
+    for family, net in underlays.items():
+        n = net.num_addresses
+        first, last = (200, 250) if n > 251 else (n // 2, n - 2)
+        pools[family] = f"{net[first]}-{net[last]}"
+    given_pools: set[str] = set()
+    for part in spec.str("loadBalancerPool", "").split(",") if spec.has("loadBalancerPool") \
+            else ():
         try:
             lo_s, _, hi_s = part.partition("-")
             lo, hi = (ipaddress.ip_address(lo_s.strip()),
@@ -1681,32 +1706,18 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         except ValueError as e:
             raise spec.error("loadBalancerPool", f"{part.strip()!r} is not an address range "
                                                  "like 172.18.0.200-172.18.0.250") from e
-        net = underlay if lo.version == 4 else underlay6
+        family = _family_of(lo)
+        net = underlays.get(family)
         if net is None:
-            raise spec.error("loadBalancerPool", f"{part.strip()} is an IPv6 range but podCIDR "
-                                                 "has none: give podCIDR an IPv6 range too "
-                                                 "(dual-stack)")
-        if lo.version in pools:
-            raise spec.error("loadBalancerPool", f"has two IPv{lo.version} ranges")
+            raise spec.error("loadBalancerPool", f"{part.strip()} is an {family} range but "
+                                                 "podCIDR has none")
+        if family in given_pools:
+            raise spec.error("loadBalancerPool", f"has two {family} ranges")
         if lo > hi or lo not in net or hi not in net:
             raise spec.error("loadBalancerPool", f"{part.strip()} must be a range inside "
                                                  f"underlayCIDR {net}")
-        pools[lo.version] = f"{lo}-{hi}"
-    pool = pools[4]
-    pool6 = pools.get(6, d.load_balancer_pool6)
-    if 6 not in pools and underlay6 is not None:  # like the IPv4 default: hosts .200-.250
-        n = underlay6.num_addresses
-        first, last = (200, 250) if n > 251 else (n // 2, n - 2)
-        pool6 = f"{underlay6[first]}-{underlay6[last]}"
-    internet, internet6 = _networks(spec, "internetCIDR", d.internet_cidr,
-                                    d.internet_cidr6 if dual else None)
-    if internet6 is not None and not dual:
-        raise spec.error("internetCIDR", "has an IPv6 range but podCIDR has none: give "
-                                         "podCIDR an IPv6 range too (dual-stack)")
-    for net, group in ((internet, nets), (internet6, nets6)):
-        for other_name, other in group.items():
-            if net is not None and net.overlaps(other):  # type: ignore[arg-type]
-                raise spec.error("internetCIDR", f"{net} overlaps {other_name} {other}")
+        given_pools.add(family)
+        pools[family] = f"{lo}-{hi}"
     nodes_raw = spec.raw("nodes", 2)
     nodes: list[NodeSpec] = []
     if isinstance(nodes_raw, int) and not isinstance(nodes_raw, bool):
@@ -1722,6 +1733,9 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
             name = n.name("name", "node name")
             cidr = None
             if n.has("podCIDR"):
+                if pod_net is None:
+                    raise n.error("podCIDR", "a node's own podCIDR is an IPv4 range, and this "
+                                             "is an IPv6-only cluster")
                 net = _network(n, "podCIDR", "")
                 if not net.subnet_of(pod_net):
                     raise n.error("podCIDR", f"{net} is outside the cluster podCIDR {pod_net}")
@@ -1742,8 +1756,9 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                                   "{name, podCIDR, labels} entries")
     if len(nodes) > 64:
         raise spec.error("nodes", "at most 64 nodes")
-    if underlay.num_addresses - 16 < len(nodes):
-        raise spec.error("underlayCIDR", f"{underlay} is too small for {len(nodes)} nodes")
+    for net in underlays.values():
+        if net.num_addresses - 16 < len(nodes):
+            raise spec.error("underlayCIDR", f"{net} is too small for {len(nodes)} nodes")
     dns_addon = spec.bool("dns", d.dns)
     upstream_dns = spec.bool("upstreamDNS", d.upstream_dns)
     ingress_class = spec.name("ingressClass", "IngressClass name") if spec.has(
@@ -1756,17 +1771,23 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         backoff.done()
     spec.done()
     top.done()
-    m.cluster = Cluster(nodes=tuple(nodes), pod_cidr=str(pod_net), node_cidr_mask=mask,
-                        service_cidr=str(svc_net), underlay_cidr=str(underlay), backend=backend,
+    def cidr(nets: dict[str, Net], family: str) -> str:
+        return str(nets[family]) if family in nets else ""
+
+    m.cluster = Cluster(nodes=tuple(nodes), pod_cidr=cidr(pod_nets, "IPv4"),
+                        node_cidr_mask=mask, service_cidr=cidr(services, "IPv4"),
+                        underlay_cidr=cidr(underlays, "IPv4"), backend=backend,
                         mtu=mtu, cluster_dns=dns, cluster_domain=domain,
-                        load_balancer_pool=pool, internet_cidr=str(internet), dns=dns_addon,
+                        load_balancer_pool=pools.get("IPv4", ""),
+                        internet_cidr=cidr(internets, "IPv4"), dns=dns_addon,
                         upstream_dns=upstream_dns, ingress_class=ingress_class,
                         backoff_initial=backoff_initial, backoff_max=backoff_max,
-                        pod_cidr6=str(pod6) if pod6 else "", node_cidr_mask6=mask6,
-                        service_cidr6=str(svc6) if svc6 else "",
-                        underlay_cidr6=str(underlay6) if underlay6 else d.underlay_cidr6,
-                        internet_cidr6=str(internet6) if internet6 else d.internet_cidr6,
-                        load_balancer_pool6=pool6, source=src)
+                        pod_cidr6=cidr(pod_nets, "IPv6"), node_cidr_mask6=mask6,
+                        service_cidr6=cidr(services, "IPv6"),
+                        underlay_cidr6=cidr(underlays, "IPv6") or d.underlay_cidr6,
+                        internet_cidr6=cidr(internets, "IPv6") or d.internet_cidr6,
+                        load_balancer_pool6=pools.get("IPv6", d.load_balancer_pool6),
+                        primary_family=primary, source=src)
 
 
 def _expectation(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:

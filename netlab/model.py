@@ -502,7 +502,8 @@ class Cluster:
     backoff_initial: float = 10.0
     backoff_max: float = 300.0
     # Dual-stack (kubeadm-style "v4,v6" pairs in podCIDR/serviceCIDR/...): the IPv6 half of
-    # each range; pod_cidr6 "" = a single-stack IPv4 cluster. IPv4 is the primary family.
+    # each range; pod_cidr6 "" = a single-stack IPv4 cluster, pod_cidr "" (and the other
+    # IPv4 ranges "") an IPv6-only one. `primary_family` is the family listed first.
     pod_cidr6: str = ""
     node_cidr_mask6: int = 64  # kube-controller-manager --node-cidr-mask-size-ipv6
     service_cidr6: str = ""  # "" = single-stack Services (dual-stack pods may still be)
@@ -510,25 +511,43 @@ class Cluster:
     internet_cidr6: str = "2001:db8:113::/64"
     # the IPv6 load balancer range (inside underlay_cidr6), used in a dual-stack cluster
     load_balancer_pool6: str = "2001:db8:18::c8-2001:db8:18::fa"
+    primary_family: str = "IPv4"
     source: Source | None = field(default=None, compare=False)
 
     @property
     def dual_stack(self) -> bool:
+        return bool(self.pod_cidr) and bool(self.pod_cidr6)
+
+    @property
+    def ipv4(self) -> bool:
+        """The cluster has IPv4 (single-stack IPv4 or dual-stack)."""
+        return bool(self.pod_cidr)
+
+    @property
+    def ipv6(self) -> bool:
+        """The cluster has IPv6 (dual-stack or IPv6-only)."""
         return bool(self.pod_cidr6)
 
     @property
     def families(self) -> tuple[str, ...]:
         """The cluster's pod address families, the primary first."""
-        return ("IPv4", "IPv6") if self.dual_stack else ("IPv4",)
+        have = tuple(f for f, on in (("IPv4", self.ipv4), ("IPv6", self.ipv6)) if on)
+        return tuple(sorted(have, key=lambda f: f != self.primary_family))
+
+    @property
+    def primary(self) -> str:
+        return self.families[0]
 
     def lb_pool(self) -> list[ipaddress.IPv4Address]:
+        if not self.load_balancer_pool:
+            return []
         first, _, last = self.load_balancer_pool.partition("-")
         lo, hi = ipaddress.IPv4Address(first), ipaddress.IPv4Address(last or first)
         return [ipaddress.IPv4Address(i) for i in range(int(lo), int(hi) + 1)]
 
     def lb_range6(self) -> tuple[ipaddress.IPv6Address, ipaddress.IPv6Address] | None:
-        """The first and last address of the IPv6 load balancer pool (None: single-stack)."""
-        if not self.dual_stack or not self.load_balancer_pool6:
+        """The first and last address of the IPv6 load balancer pool (None: no IPv6)."""
+        if not self.ipv6 or not self.load_balancer_pool6:
             return None
         first, _, last = self.load_balancer_pool6.partition("-")
         return ipaddress.IPv6Address(first), ipaddress.IPv6Address(last or first)
@@ -537,10 +556,18 @@ class Cluster:
     def pod_network(self) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(self.pod_cidr)
 
+    def cidr(self, name: str, family: str) -> str:
+        """A range of one family: cidr("pod", "IPv6") is pod_cidr6 ("" if the cluster has
+        none); name is pod, service, underlay or internet."""
+        return getattr(self, f"{name}_cidr{'6' if family == 'IPv6' else ''}")
+
     @property
     def pod_mtu(self) -> int:
-        """MTU of cni0 and pod interfaces: VXLAN costs 50 bytes (flannel's rule)."""
-        return self.mtu - 50 if self.backend == "vxlan" else self.mtu
+        """MTU of cni0 and pod interfaces: VXLAN costs 50 bytes (flannel's rule); 70 over an
+        IPv6 underlay, all an IPv6-only cluster has (see features/overlay)."""
+        if self.backend != "vxlan":
+            return self.mtu
+        return self.mtu - (50 if self.ipv4 else 70)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ limit (IFNAMSIZ - 1).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -179,7 +180,11 @@ def bridge_mac(lab: str, node: str) -> str:
 def pod_mac(ip: str) -> str:
     """A pod's eth0 MAC derived from its address (0a:58 + the IPv4 bytes, as kubenet and the
     CNI bridge plugin of Kubernetes 1.x did): a pod re-created with the same address keeps
-    its MAC, so the ARP entries its node and neighbours hold for it stay right."""
+    its MAC, so the ARP entries its node and neighbours hold for it stay right. An IPv6-only
+    pod: 0a:58 + the address's last four bytes (unique on its node's bridge, where the
+    pod's slot is the host part)."""
+    if ":" in ip:
+        return "0a:58:" + ":".join(f"{b:02x}" for b in ipaddress.IPv6Address(ip).packed[-4:])
     return "0a:58:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
 
 

@@ -42,6 +42,15 @@ class NodePlan:
     vtep_mac6: str = ""
     underlay_ip6: str = ""
 
+    def of(self, name: str, family: str) -> str:
+        """A field in one family: of("underlay_ip", "IPv6") is underlay_ip6 ("" if the
+        cluster lacks the family)."""
+        return getattr(self, name + ("6" if family == "IPv6" else ""))
+
+    def address(self, family: str) -> str:
+        """The node's underlay address (its InternalIP) in one family."""
+        return self.of("underlay_ip", family)
+
 
 @dataclass(frozen=True)
 class ContainerPlan:
@@ -84,6 +93,14 @@ class PodPlan:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def address(self, family: str) -> str:
+        """The pod's address in one family ("" if the cluster lacks it)."""
+        return self.ip6 if family == "IPv6" else self.ip
+
+    def ips(self, families: tuple[str, ...]) -> tuple[str, ...]:
+        """status.podIPs: one address per family, in the cluster's order (primary first)."""
+        return tuple(a for f in families for a in (self.address(f),) if a)
 
 
 @dataclass(frozen=True)
@@ -235,6 +252,18 @@ class Plan:
 
     def node(self, name: str) -> NodePlan:
         return next(n for n in self.nodes if n.name == name)
+
+    def external(self, family: str) -> str:
+        """The `external` client host's underlay address in one family."""
+        return self.external_ip6 if family == "IPv6" else self.external_ip
+
+    def internet(self, family: str) -> str:
+        """The `internet` host's outside address in one family."""
+        return self.internet_ip6 if family == "IPv6" else self.internet_ip
+
+    def gateway(self, family: str) -> str:
+        """The underlay's gateway (the `internet` router's underlay side) in one family."""
+        return self.underlay_gateway6 if family == "IPv6" else self.underlay_gateway
 
     def to_json(self) -> dict:
         data = _plain(self)
@@ -624,18 +653,25 @@ def node_cidrs(cluster: Cluster) -> dict[str, ipaddress.IPv4Network]:
 
 
 def plan_nodes(lab: str, cluster: Cluster) -> tuple[list[NodePlan], str]:
-    underlay = ipaddress.IPv4Network(cluster.underlay_cidr)
-    cidrs = node_cidrs(cluster)
-    # IPv6 (dual-stack): the next /mask6 block per node in node order, the node's underlay
-    # address with the same host part as its IPv4 one
+    """Each node's addresses in the cluster's families ("" for a family it lacks): its
+    pod block(s) (the IPv6 one: the next /mask6 block in node order), cni0 on .1/::1, the
+    VTEP on the block's network address, the underlay address .N+1 / ::N+1."""
+    cidrs = node_cidrs(cluster) if cluster.ipv4 else {}
+    underlay = ipaddress.IPv4Network(cluster.underlay_cidr) if cluster.ipv4 else None
     blocks6 = ipaddress.IPv6Network(cluster.pod_cidr6).subnets(
-        new_prefix=cluster.node_cidr_mask6) if cluster.dual_stack else iter(())
+        new_prefix=cluster.node_cidr_mask6) if cluster.ipv6 else iter(())
     underlay6 = ipaddress.IPv6Network(cluster.underlay_cidr6)
     nodes = []
     for i, n in enumerate(cluster.nodes, start=1):
-        cidr = cidrs[n.name]
+        v4: dict[str, str] = {"underlay_ip": "", "pod_cidr": "", "gateway": "", "vtep_ip": "",
+                              "vtep_mac": ""}
+        if underlay is not None:
+            cidr = cidrs[n.name]
+            v4 = {"underlay_ip": str(underlay.network_address + 1 + i), "pod_cidr": str(cidr),
+                  "gateway": str(cidr.network_address + 1), "vtep_ip": str(cidr.network_address),
+                  "vtep_mac": names.vtep_mac(lab, n.name)}
         v6: dict[str, str] = {}
-        if cluster.dual_stack:
+        if cluster.ipv6:
             block = next(blocks6, None)
             if block is None:
                 raise InputError(f"podCIDR {cluster.pod_cidr6} has no /{cluster.node_cidr_mask6}"
@@ -646,16 +682,21 @@ def plan_nodes(lab: str, cluster: Cluster) -> tuple[list[NodePlan], str]:
                   "vtep_ip6": str(block.network_address),
                   "vtep_mac6": names.vtep6_mac(lab, n.name),
                   "underlay_ip6": str(underlay6.network_address + 1 + i)}
-        nodes.append(NodePlan(
-            name=n.name, number=i, netns=names.node_netns(lab, n.name),
-            underlay_ip=str(underlay.network_address + 1 + i), pod_cidr=str(cidr),
-            gateway=str(cidr.network_address + 1), vtep_ip=str(cidr.network_address),
-            vtep_mac=names.vtep_mac(lab, n.name), fabric_port=names.fabric_port(n.name), **v6))
-    return nodes, str(underlay.network_address + 1)
+        nodes.append(NodePlan(name=n.name, number=i, netns=names.node_netns(lab, n.name),
+                              fabric_port=names.fabric_port(n.name), **v4, **v6))
+    return nodes, str(underlay.network_address + 1) if underlay is not None else ""
 
 
-def capacity(cidr: ipaddress.IPv4Network) -> int:
+# Pods per node: a node's IPv4 block (all but network, gateway and broadcast); an IPv6-only
+# node's /64 could number billions, so it takes as many as a /24 would (netlab numbers a
+# pod's IPv6 address by the same slot as its IPv4 one)
+MAX_PODS_IPV6_ONLY = 253
+
+
+def capacity(cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> int:
     """Pod addresses in a node CIDR: all but network (.0, the VTEP), gateway (.1), broadcast."""
+    if cidr.version == 6:
+        return min(cidr.num_addresses - 2, MAX_PODS_IPV6_ONLY)
     return cidr.num_addresses - 3
 
 
@@ -664,7 +705,9 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
               outcomes: dict[str, PodOutcome] | None = None) -> Plan:
     nodes, underlay_gw = plan_nodes(lab, cluster)
     by_name = {n.name: n for n in nodes}
-    cidrs = {n.name: ipaddress.IPv4Network(n.pod_cidr) for n in nodes}
+    # the block a node numbers its pods' slots in: its IPv4 one, an IPv6-only node's IPv6 one
+    cidrs: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {
+        n.name: ipaddress.ip_network(n.pod_cidr or n.pod_cidr6) for n in nodes}
     # Jobs: which pods each has now, from its pods' outcomes as the lab's agent reports them
     jobs = plan_jobs(m, previous.jobs if previous else None, outcomes)
     pods = ordered_ready(desired_pods(m, cluster, jobs), m, readiness, previous)
@@ -680,7 +723,8 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
     used: dict[str, set[int]] = {n: set() for n in by_name}
     veths: dict[str, set[str]] = {n: set() for n in by_name}
     for old in kept.values():
-        used[old.node].add(int(ipaddress.IPv4Address(old.ip)) - int(cidrs[old.node][0]))
+        used[old.node].add(int(ipaddress.ip_address(old.ip or old.ip6))
+                           - int(cidrs[old.node][0]))
         veths[old.node].add(old.veth)
 
     specs = {n.name: n for n in cluster.nodes}
@@ -731,6 +775,7 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
         if node is None:
             continue
         offset = next(i for i in range(2, cidrs[node].num_addresses - 1) if i not in used[node])
+        node_plan = by_name[node]
         used[node].add(offset)
         veth, salt = names.pod_veth(p.namespace, p.name), 0
         while veth in veths[node]:  # 32-bit hash collision on one node: take the next salt
@@ -738,9 +783,9 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
             veth = names.pod_veth(p.namespace, p.name, salt)
         veths[node].add(veth)
         planned[p.key] = PodPlan(
-            namespace=p.namespace, name=p.name, node=node, ip=str(cidrs[node][offset]),
-            ip6=str(ipaddress.IPv6Network(by_name[node].pod_cidr6)[offset])
-            if cluster.dual_stack else "",
+            namespace=p.namespace, name=p.name, node=node,
+            ip=str(ipaddress.IPv4Network(node_plan.pod_cidr)[offset]) if cluster.ipv4 else "",
+            ip6=str(ipaddress.IPv6Network(node_plan.pod_cidr6)[offset]) if cluster.ipv6 else "",
             netns=names.pod_netns(lab, p.namespace, p.name), veth=veth,
             veth_index=names.INDEX_PORT_BASE + offset,
             hostname=names.pod_hostname(p.spec.hostname or p.name),
@@ -760,16 +805,18 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
                                      for c in p.spec.long_running for cp in c.ports if cp.name)))
     ordered = dict(sorted(planned.items()))
     namespaces = {n: dict(ns.labels) for n, ns in sorted(m.namespaces.items())}
-    underlay = ipaddress.IPv4Network(cluster.underlay_cidr)
-    internet = ipaddress.IPv4Network(cluster.internet_cidr)
-    v6: dict[str, str] = {}
-    if cluster.dual_stack:  # the same host parts as in IPv4: ::1 the gateway, ::fe external
+    hosts: dict[str, str] = {}
+    if cluster.ipv4:  # external .254, the internet host .1 of its range
+        hosts = {"external_ip": str(ipaddress.IPv4Network(cluster.underlay_cidr)
+                                    .broadcast_address - 1),
+                 "internet_ip": str(ipaddress.IPv4Network(cluster.internet_cidr)
+                                    .network_address + 1)}
+    if cluster.ipv6:  # the same host parts as in IPv4: ::1 the gateway, ::fe external
         underlay6 = ipaddress.IPv6Network(cluster.underlay_cidr6)
-        v6 = {"underlay_gateway6": str(underlay6.network_address + 1),
-              "external_ip6": str(underlay6.network_address + 0xfe),
-              "internet_ip6": str(ipaddress.IPv6Network(cluster.internet_cidr6)
-                                  .network_address + 1)}
+        hosts |= {"underlay_gateway6": str(underlay6.network_address + 1),
+                  "external_ip6": str(underlay6.network_address + 0xfe),
+                  "internet_ip6": str(ipaddress.IPv6Network(cluster.internet_cidr6)
+                                      .network_address + 1)}
     return Plan(lab, cluster, nodes, ordered, underlay_gw, namespaces, {},
-                str(underlay.broadcast_address - 1), str(internet.network_address + 1),
                 pending=dict(sorted(pending.items())), jobs=jobs, statefulsets=revisions,
-                **v6)
+                **hosts)

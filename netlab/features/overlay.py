@@ -28,8 +28,8 @@ VXLAN_PORT = 8472  # flannel's (Linux's historical) port, not IANA's 4789
 
 
 def render_node(plan: Plan, node: NodePlan) -> list[Intent]:
-    return [*_render_family(plan, node, ""), *(_render_family(plan, node, "6")
-                                               if node.pod_cidr6 else [])]
+    return [i for f in plan.cluster.families
+            for i in _render_family(plan, node, "6" if f == "IPv6" else "")]
 
 
 def _render_family(plan: Plan, node: NodePlan, v: str) -> list[Intent]:

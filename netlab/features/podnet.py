@@ -14,16 +14,17 @@ from netlab.intents import Address, Intent, Link, Netns, Peer, Route
 from netlab.plan import NodePlan, Plan, PodPlan
 
 
+def _prefix(cidr: str) -> int:
+    return ipaddress.ip_network(cidr).prefixlen
+
+
 def render_node_bridge(plan: Plan, node: NodePlan) -> list[Intent]:
-    prefix = ipaddress.IPv4Network(node.pod_cidr).prefixlen
     return [
         Link(node.netns, names.NODE_BRIDGE, names.INDEX_NODE_BRIDGE, "bridge",
              mtu=plan.cluster.pod_mtu, mac=names.bridge_mac(plan.lab, node.name)),
-        Address(node.netns, names.NODE_BRIDGE, names.INDEX_NODE_BRIDGE,
-                f"{node.gateway}/{prefix}"),
-        *([Address(node.netns, names.NODE_BRIDGE, names.INDEX_NODE_BRIDGE,
-                   f"{node.gateway6}/{ipaddress.IPv6Network(node.pod_cidr6).prefixlen}")]
-          if node.pod_cidr6 else []),
+        *(Address(node.netns, names.NODE_BRIDGE, names.INDEX_NODE_BRIDGE,
+                  f"{node.of('gateway', f)}/{_prefix(node.of('pod_cidr', f))}")
+          for f in plan.cluster.families),
     ]
 
 
@@ -41,19 +42,17 @@ def render_pod_veth(plan: Plan, pod: PodPlan) -> list[Intent]:
     return [Link(node.netns, pod.veth, pod.veth_index, "veth", mtu=plan.cluster.pod_mtu,
                  master=names.INDEX_NODE_BRIDGE, hairpin=True,
                  peer=Peer(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0,
-                           mac=names.pod_mac(pod.ip)))]
+                           mac=names.pod_mac(pod.ip or pod.ip6)))]
 
 
 def render_pod_inside(plan: Plan, pod: PodPlan) -> list[Intent]:
     node = plan.node(pod.node)
-    prefix = ipaddress.IPv4Network(node.pod_cidr).prefixlen
     return [
         Link(pod.netns, "lo", 1, "", up=True),
         Link(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0, "", mtu=plan.cluster.pod_mtu),
-        Address(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0, f"{pod.ip}/{prefix}"),
-        Route(pod.netns, "default", names.POD_IFACE, names.INDEX_POD_ETH0, gateway=node.gateway),
-        *([Address(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0,
-                   f"{pod.ip6}/{ipaddress.IPv6Network(node.pod_cidr6).prefixlen}"),
-           Route(pod.netns, "::/0", names.POD_IFACE, names.INDEX_POD_ETH0,
-                 gateway=node.gateway6)] if pod.ip6 else []),
+        *(i for f in plan.cluster.families for i in (
+            Address(pod.netns, names.POD_IFACE, names.INDEX_POD_ETH0,
+                    f"{pod.address(f)}/{_prefix(node.of('pod_cidr', f))}"),
+            Route(pod.netns, "::/0" if f == "IPv6" else "default", names.POD_IFACE,
+                  names.INDEX_POD_ETH0, gateway=node.of("gateway", f)))),
     ]

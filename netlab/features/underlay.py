@@ -32,11 +32,19 @@ HOST_SYSCTLS6 = _IPV6_ON
 
 
 def router_sysctls(plan: Plan) -> tuple[tuple[str, str], ...]:
-    return ROUTER_SYSCTLS6 if plan.cluster.dual_stack else ROUTER_SYSCTLS
+    return ROUTER_SYSCTLS6 if plan.cluster.ipv6 else ROUTER_SYSCTLS
 
 
 def host_sysctls(plan: Plan) -> tuple[tuple[str, str], ...]:
-    return HOST_SYSCTLS6 if plan.cluster.dual_stack else HOST_SYSCTLS
+    return HOST_SYSCTLS6 if plan.cluster.ipv6 else HOST_SYSCTLS
+
+
+def _prefix(cidr: str) -> int:
+    return ipaddress.ip_network(cidr).prefixlen
+
+
+def _default(family: str) -> str:
+    return "::/0" if family == "IPv6" else "default"
 
 
 def render_fabric(plan: Plan) -> list[Intent]:
@@ -51,12 +59,10 @@ def render_hosts(plan: Plan) -> list[Intent]:
     gateway (the nodes' default route) and holds an address of the outside world
     (internetCIDR) with a responder on it; `external` is a client (NodePort, LoadBalancer)."""
     fabric = names.fabric_netns(plan.lab)
-    prefix = ipaddress.IPv4Network(plan.cluster.underlay_cidr).prefixlen
-    prefix6 = ipaddress.IPv6Network(plan.cluster.underlay_cidr6).prefixlen
+    families = plan.cluster.families
     out: list[Intent] = []
-    for number, (host, ip, ip6) in enumerate((
-            ("internet", plan.underlay_gateway, plan.underlay_gateway6),
-            ("external", plan.external_ip, plan.external_ip6)), start=1):
+    for number, (host, address) in enumerate((("internet", plan.gateway),
+                                              ("external", plan.external)), start=1):
         netns = names.host_netns(plan.lab, host)
         out += [
             Netns(netns, hostname=host, sysctls=host_sysctls(plan)),
@@ -65,30 +71,22 @@ def render_hosts(plan: Plan) -> list[Intent]:
                  peer=Peer(netns, "eth0", names.INDEX_HOST_ETH0)),
             Link(netns, "lo", 1, "", up=True),
             Link(netns, "eth0", names.INDEX_HOST_ETH0, "", mtu=plan.cluster.mtu),
-            Address(netns, "eth0", names.INDEX_HOST_ETH0, f"{ip}/{prefix}"),
-            *([Address(netns, "eth0", names.INDEX_HOST_ETH0, f"{ip6}/{prefix6}")]
-              if ip6 else []),
+            *(Address(netns, "eth0", names.INDEX_HOST_ETH0,
+                      f"{address(f)}/{_prefix(plan.cluster.cidr('underlay', f))}")
+              for f in families),
         ]
     internet = names.host_netns(plan.lab, "internet")
     external = names.host_netns(plan.lab, "external")
-    wan_prefix = ipaddress.IPv4Network(plan.cluster.internet_cidr).prefixlen
-    out += [
-        Address(internet, "lo", names.INDEX_HOST_WAN, f"{plan.internet_ip}/{wan_prefix}"),
-        Route(external, plan.cluster.internet_cidr, "eth0", names.INDEX_HOST_ETH0,
-              gateway=plan.underlay_gateway),
-        # The external client's router knows the pod routes (as with Calico's BGP peering or
-        # flannel's host-gw): it can reach pods directly, and ipBlock policies can be tried.
-        *(Route(external, n.pod_cidr, "eth0", names.INDEX_HOST_ETH0, gateway=n.underlay_ip)
-          for n in plan.nodes),
-    ]
-    if plan.cluster.dual_stack:
-        wan6 = ipaddress.IPv6Network(plan.cluster.internet_cidr6).prefixlen
+    for f in families:
+        wan = plan.cluster.cidr("internet", f)
         out += [
-            Address(internet, "lo", names.INDEX_HOST_WAN, f"{plan.internet_ip6}/{wan6}"),
-            Route(external, plan.cluster.internet_cidr6, "eth0", names.INDEX_HOST_ETH0,
-                  gateway=plan.underlay_gateway6),
-            *(Route(external, n.pod_cidr6, "eth0", names.INDEX_HOST_ETH0,
-                    gateway=n.underlay_ip6) for n in plan.nodes),
+            Address(internet, "lo", names.INDEX_HOST_WAN, f"{plan.internet(f)}/{_prefix(wan)}"),
+            Route(external, wan, "eth0", names.INDEX_HOST_ETH0, gateway=plan.gateway(f)),
+            # The external client's router knows the pod routes (as with Calico's BGP peering
+            # or flannel's host-gw): it can reach pods directly, and ipBlock policies can be
+            # tried.
+            *(Route(external, n.of("pod_cidr", f), "eth0", names.INDEX_HOST_ETH0,
+                    gateway=n.address(f)) for n in plan.nodes),
         ]
     return out
 
@@ -109,8 +107,8 @@ def render_processes(plan: Plan) -> list[Process]:
 def render_serve(plan: Plan) -> Serve:
     """The internet host's responder (web on 80 and 443, UDP on 80), in both families in a
     dual-stack lab."""
-    ports = INTERNET_PORTS
-    if plan.cluster.dual_stack:
+    ports = INTERNET_PORTS if plan.cluster.ipv4 else ()
+    if plan.cluster.ipv6:
         ports += tuple(p.replace(":", "6:", 1) for p in INTERNET_PORTS)
     return Serve("host/internet", "internet", names.host_netns(plan.lab, "internet"), ports)
 
@@ -118,14 +116,6 @@ def render_serve(plan: Plan) -> Serve:
 def render_node(plan: Plan, node: NodePlan) -> list[Intent]:
     """A node namespace and its eth0 on the underlay (the veth is made from the fabric side)."""
     fabric = names.fabric_netns(plan.lab)
-    prefix = ipaddress.IPv4Network(plan.cluster.underlay_cidr).prefixlen
-    v6: list[Intent] = []
-    if plan.cluster.dual_stack:
-        prefix6 = ipaddress.IPv6Network(plan.cluster.underlay_cidr6).prefixlen
-        v6 = [Address(node.netns, names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
-                      f"{node.underlay_ip6}/{prefix6}"),
-              Route(node.netns, "::/0", names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
-                    gateway=plan.underlay_gateway6)]
     return [
         Netns(node.netns, hostname=node.name, sysctls=router_sysctls(plan)),
         Link(fabric, node.fabric_port, names.INDEX_PORT_BASE + node.number, "veth",
@@ -134,9 +124,9 @@ def render_node(plan: Plan, node: NodePlan) -> list[Intent]:
         Link(node.netns, "lo", 1, "", up=True),
         Link(node.netns, names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0, "",
              mtu=plan.cluster.mtu),
-        Address(node.netns, names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
-                f"{node.underlay_ip}/{prefix}"),
-        Route(node.netns, "default", names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
-              gateway=plan.underlay_gateway),
-        *v6,
+        *(i for f in plan.cluster.families for i in (
+            Address(node.netns, names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
+                    f"{node.address(f)}/{_prefix(plan.cluster.cidr('underlay', f))}"),
+            Route(node.netns, _default(f), names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
+                  gateway=plan.gateway(f)))),
     ]

@@ -53,14 +53,21 @@ def test_dual_stack_ranges_and_defaults():
 
 
 @pytest.mark.parametrize(("spec", "expected"), [
-    ("  podCIDR: fd00:10:244::/56\n", "spec.podCIDR: 'fd00:10:244::/56': IPv6 as the primary "
-                                      "family (and IPv6-only clusters) is not supported"),
-    ("  podCIDR: fd00:10:244::/56,10.244.0.0/16\n", "list the IPv4 range first"),
+    ("  podCIDR: fd00:10:244::/56\n  serviceCIDR: 10.96.0.0/12\n",
+     "spec.serviceCIDR: 10.96.0.0/12 is an IPv4 range but podCIDR has none: this is an "
+     "IPv6-only cluster"),
+    ("  podCIDR: fd00:10:244::/56,10.244.0.0/16\n  serviceCIDR: 10.96.0.0/12,fd00:10:96::/112\n",
+     "spec.serviceCIDR: lists IPv4 first but podCIDR lists IPv6 first"),
+    ("  podCIDR: fd00:10:244::/56\n  clusterDNS: 10.96.0.10\n",
+     "clusterDNS: 10.96.0.10 is not inside serviceCIDR fd00:10:96::/112"),
+    ("  podCIDR: fd00:10:244::/56\n  nodes: [{name: a, podCIDR: 10.244.0.0/24}]\n",
+     "this is an IPv6-only cluster"),
     ("  podCIDR: 10.244.0.0/16,10.245.0.0/16\n", "must be of different IP families"),
     ("  podCIDR: 10.244.0.0/16,fd00::/40\n", "kube-controller-manager refuses it"),
     ("  podCIDR: 10.244.0.0/16,fd00::1/56\n", "'fd00::1/56' is not a valid CIDR"),
-    ("  podCIDRMaskSizeIPv6: 64\n", "spec.podCIDRMaskSizeIPv6: is only for dual-stack"),
-    ("  serviceCIDR: 10.96.0.0/16,fd00:10:96::/112\n", "dual-stack Services need dual-stack"),
+    ("  podCIDRMaskSizeIPv6: 64\n", "spec.podCIDRMaskSizeIPv6: is only for clusters with IPv6"),
+    ("  serviceCIDR: 10.96.0.0/16,fd00:10:96::/112\n",
+     "fd00:10:96::/112 is an IPv6 range but podCIDR has none: give podCIDR an IPv6 range"),
     ("  podCIDR: 10.244.0.0/16,fd00:10:244::/56\n  serviceCIDR: 10.96.0.0/16,fd00::/64\n",
      "fd00::/64 is too large: kube-apiserver takes at most 20 bits"),
     ("  podCIDR: 10.244.0.0/16,fd00:10:244::/56\n  serviceCIDR: 10.96.0.0/16,"
@@ -70,6 +77,26 @@ def test_dual_stack_ranges_and_defaults():
 ])
 def test_cluster_refusals(spec: str, expected: str):
     assert expected in refused(CLUSTER + spec)
+
+
+def test_ipv6_only_and_ipv6_primary_clusters():
+    only = cluster(CLUSTER + "  podCIDR: fd00:10:244::/56\n")
+    assert only.families == ("IPv6",) and only.ipv6 and not only.ipv4 and not only.dual_stack
+    assert (only.pod_cidr, only.service_cidr, only.underlay_cidr, only.internet_cidr,
+            only.load_balancer_pool) == ("", "", "", "", "")
+    assert (only.service_cidr6, only.cluster_dns, only.underlay_cidr6,
+            only.load_balancer_pool6) == ("fd00:10:96::/112", "fd00:10:96::a",
+                                          "2001:db8:18::/64", "2001:db8:18::c8-2001:db8:18::fa")
+    # kube-controller-manager's single-stack mask flag works for IPv6 too
+    assert cluster(CLUSTER + "  podCIDR: fd00:10:244::/56\n  podCIDRMaskSize: 72\n"
+                   ).node_cidr_mask6 == 72
+    six = cluster(CLUSTER + "  podCIDR: fd00:10:244::/56,10.244.0.0/16\n")
+    assert six.dual_stack and six.families == ("IPv6", "IPv4") and six.primary == "IPv6"
+    assert (six.service_cidr, six.service_cidr6, six.cluster_dns) == (
+        "10.96.0.0/12", "fd00:10:96::/112", "fd00:10:96::a")
+    # the IPv4 pool follows a custom underlay (hosts .200-.250)
+    assert cluster(CLUSTER + "  underlayCIDR: 172.19.0.0/24\n").load_balancer_pool == \
+        "172.19.0.200-172.19.0.250"
 
 
 def test_plan_gives_every_node_and_pod_both_families():
