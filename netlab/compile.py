@@ -264,7 +264,7 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
         d = pod_dir(pod)
         files[f"{d}/hosts"] = File(f"{d}/hosts", pod_files.hosts(plan.cluster, pod).encode())
         files[f"{d}/resolv.conf"] = File(f"{d}/resolv.conf", dns.resolv_conf(
-            plan.cluster, pod, plan.internet_ip).encode())
+            plan.cluster, pod, plan.internet(plan.cluster.primary)).encode())
     warnings = list(m.warnings)
     for f in dns.render_files(plan):
         files[f.path] = f
@@ -386,8 +386,9 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
 def _downward(plan: Plan, model: Pod, pod: PodPlan) -> dict[str, str]:
     """The pod's downward-API values (both families' addresses in a dual-stack lab)."""
     node = plan.node(pod.node)
-    return volumes.pod_fields(model, pod.ip, pod.node, node.underlay_ip, pod_ip6=pod.ip6,
-                              host_ip6=node.underlay_ip6)
+    families = plan.cluster.families
+    return volumes.pod_fields(model, pod.ips(families), pod.node,
+                              tuple(node.address(f) for f in families))
 
 
 def order(intents: list[NetworkIntent]) -> list[NetworkIntent]:

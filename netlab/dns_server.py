@@ -212,7 +212,8 @@ class Server:
         reply_to(packed)
 
     def forward(self, data: bytes, reply_to) -> None:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(socket.AF_INET6 if ":" in self.args.upstream else socket.AF_INET,
+                          socket.SOCK_DGRAM)
         s.settimeout(1.0)
         try:
             s.sendto(data, (self.args.upstream, 53))

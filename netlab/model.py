@@ -556,6 +556,17 @@ class Cluster:
     def pod_network(self) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(self.pod_cidr)
 
+    def dns_ips(self) -> dict[str, str]:
+        """The kube-dns Service's ClusterIP per family of the Service ranges: clusterDNS
+        (kubelet's, the primary family's) and the 10th address of the other range, as
+        kubeadm and kind number it (10.96.0.10, fd00:10:96::a)."""
+        out = {"IPv6" if ":" in self.cluster_dns else "IPv4": self.cluster_dns}
+        for family in ("IPv4", "IPv6"):
+            cidr = self.cidr("service", family)
+            if cidr and family not in out:
+                out[family] = str(ipaddress.ip_network(cidr).network_address + 10)
+        return out
+
     def cidr(self, name: str, family: str) -> str:
         """A range of one family: cidr("pod", "IPv6") is pod_cidr6 ("" if the cluster has
         none); name is pod, service, underlay or internet."""

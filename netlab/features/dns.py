@@ -45,21 +45,18 @@ def addon_docs(cluster: Cluster, first_node: str) -> list[RawDoc]:
                "spec": {"clusterIP": cluster.cluster_dns, "selector": {"k8s-app": "kube-dns"},
                         "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
                                   {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}}
-    dns6 = cluster_dns6(cluster)
-    if dns6:  # dual-stack Services: kube-dns in both families, as kind makes it
+    ips = cluster.dns_ips()
+    if len(ips) == 2:  # dual-stack Services: kube-dns in both families, as kind makes it
         service["spec"].update({"ipFamilyPolicy": "PreferDualStack",
-                                "clusterIPs": [cluster.cluster_dns, dns6]})
+                                "clusterIPs": list(ips.values())})
     return [RawDoc(pod, "<netlab add-on: cluster DNS>"),
             RawDoc(service, "<netlab add-on: cluster DNS>")]
 
 
 def cluster_dns6(cluster: Cluster) -> str:
-    """The kube-dns Service's IPv6 ClusterIP in a cluster with dual-stack Services: the 10th
-    address of the IPv6 service range (fd00:10:96::a in kind's fd00:10:96::/112), as the
-    IPv4 one is the 10th of its range; "" otherwise."""
-    if not cluster.service_cidr6:
-        return ""
-    return str(ipaddress.IPv6Network(cluster.service_cidr6).network_address + 10)
+    """The kube-dns Service's IPv6 ClusterIP ("" without an IPv6 Service range): the 10th
+    address of the IPv6 service range (fd00:10:96::a in kind's fd00:10:96::/112)."""
+    return cluster.dns_ips().get("IPv6", "")
 
 
 def _dashed(ip: str) -> str:
@@ -151,10 +148,10 @@ def render_zone(plan: Plan) -> dict[str, Any]:
         names.add(key)
     zone: dict[str, Any] = {"domain": d, "version": SCHEMA_VERSION, "a": a, "srv": srv,
                             "cname": cname, "ptr": ptr, "names": sorted(names),
-                            "pods": {p.ip: p.namespace for p in plan.pods.values()},
-                            "reverse_zones": [_reverse_zone(cluster.service_cidr),
-                                              _reverse_zone(cluster.pod_cidr)]}
-    if cluster.dual_stack:
+                            "pods": {p.ip: p.namespace for p in plan.pods.values() if p.ip},
+                            "reverse_zones": [_reverse_zone(c) for c in (cluster.service_cidr,
+                                                                         cluster.pod_cidr) if c]}
+    if cluster.ipv6:
         zone["aaaa"] = aaaa
         zone["pods"].update({p.ip6: p.namespace for p in plan.pods.values() if p.ip6})
         zone["reverse_zones"] += [_reverse_zone(c) for c in (cluster.service_cidr6,
@@ -182,10 +179,10 @@ def resolv_conf(cluster: Cluster, pod: PodPlan, upstream: str) -> str:
     searches: list[str] = []
     options: dict[str, str | None] = {}
     if pod.dns_policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
-        # Only the IPv4 kube-dns address, also in a dual-stack lab: kubelet writes its
-        # --cluster-dns list, which kubeadm and kind set to the primary family's ClusterIP
-        # alone (IPv4 here); the server answers AAAA queries over IPv4 just as well, and
-        # listens on the pod's IPv6 address too for clients that ask the IPv6 ClusterIP.
+        # Only the primary family's kube-dns address, also in a dual-stack lab: kubelet
+        # writes its --cluster-dns list, which kubeadm and kind set to the primary family's
+        # ClusterIP alone; the server answers AAAA queries over IPv4 just as well, and
+        # listens in both families for clients that ask the other ClusterIP.
         nameservers = [cluster.cluster_dns]
         searches = [f"{pod.namespace}.svc.{d}", f"svc.{d}", d]
         options = {"ndots": "5"}
@@ -220,13 +217,17 @@ def resolve(plan: Plan, lab_dir: str, p: Process) -> tuple[Process, ReadyWhen]:
     static names it was given (the internet's resolver); in a dual-stack lab the cluster
     DNS listens on IPv6 too (--ipv6). Ready once it listens on UDP and TCP (two lines in
     its log, printed once every socket is bound)."""
+    cluster = plan.cluster
     extra = p.argv[1:] or ("--zone", f"{lab_dir}/{ZONE_FILE}", *(
-        ("--upstream", plan.internet_ip) if plan.cluster.upstream_dns else ()), *(
-        ("--ipv6",) if plan.cluster.dual_stack else ()))
-    if extra[:1] == ("--static",) and plan.cluster.dual_stack and plan.internet_ip6:
-        # the internet's names in both families: AAAA with the internet host's IPv6 address
-        extra = (*extra, *(f"{n}={plan.internet_ip6}" for n, ip in sorted(
-            UPSTREAM_NAMES.items()) if ip == plan.internet_ip))
+        ("--upstream", plan.internet(cluster.primary)) if cluster.upstream_dns else ()), *(
+        ("--ipv6",) if cluster.ipv6 else ()))
+    if extra[:1] == ("--static",) and cluster.ipv6:
+        # the internet's names in the cluster's families: A with the internet host's IPv4
+        # address (UPSTREAM_NAMES), AAAA with its IPv6 one; the resolver listens in both
+        names_ = (extra[1:] if cluster.ipv4 else ()) + tuple(
+            f"{n}={plan.internet_ip6}" for n, ip in sorted(UPSTREAM_NAMES.items())
+            if ip == UPSTREAM_NAMES["example.com"])
+        extra = ("--static", *names_, "--ipv6")
     argv = (sys.executable, "-m", "netlab.dns_server", *extra)
     return (Process(p.pod, p.container, p.netns, argv, p.env, p.binds, p.workdir),
             ReadyWhen(p.pod, p.container, f"{p.workdir}/{p.container}.log", 2))

@@ -205,7 +205,11 @@ def render(plan: Plan, m: Manifests, directory: Path) -> IngressConfig:
                                 "returns 503")
             return None
         name = _upstream_name(svc, port.port)
-        upstreams[name] = sorted({f"{ep.ip}:{ep.port}" for ep in port.endpoints})
+        # the endpoints of the Service's primary family (an IPv6 one: [address]:port)
+        upstreams[name] = sorted({f"[{ep.ip}]:{ep.port}" if ":" in ep.ip else
+                                  f"{ep.ip}:{ep.port}" for ep in
+                                  port.family_endpoints(svc.ip_families[0])}
+                                 if svc.ip_families else ())
         return name
 
     default_backend: str | None = None
@@ -259,7 +263,7 @@ def render(plan: Plan, m: Manifests, directory: Path) -> IngressConfig:
             tls.append(entry)
     cfg.routes = [r for table in hosts.values() for r in table.values()]
     cfg.conf = _nginx_conf(directory, upstreams, hosts, tls, default_backend,
-                           ipv6=plan.cluster.dual_stack)
+                           ipv6=plan.cluster.ipv6)
     return cfg
 
 

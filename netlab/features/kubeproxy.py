@@ -208,9 +208,11 @@ def render_egress(plan: Plan, node: NodePlan, family: str = "ip") -> Table:
 
 
 def render_tables(plan: Plan, node: NodePlan) -> list[Table]:
-    return [render_node(plan, node), render_egress(plan, node),
+    """The node's kube-proxy and masquerade tables, for each family of the cluster."""
+    return [*([render_node(plan, node), render_egress(plan, node)] if plan.cluster.ipv4
+              else []),
             *([render_egress(plan, node, "ip6"), render_node(plan, node, "IPv6")]
-              if plan.cluster.dual_stack else [])]
+              if plan.cluster.ipv6 else [])]
 
 
 def stale_udp_endpoints(previous: Plan | None, plan: Plan) -> list[tuple[str, int]]:

@@ -185,13 +185,10 @@ def _peer_sets(scope: _Scope, rule: PolicyRule, policy_ns: str,
                 match += f" {ip} {field} != {{ {', '.join(peer.ip_block.except_)} }}"
             out.append((match, covered))
         elif covered:  # a selector that picks no pod admits nothing: no rule
-            if v6:
-                covered = [p for p in covered if p.ip6]
-                if not covered:
-                    continue
-                addrs = sorted({p.ip6 for p in covered}, key=_ip6_int)
-            else:
-                addrs = sorted({p.ip for p in covered}, key=_ip_int)
+            covered = [p for p in covered if _addr(p, v6)]  # pods with the table's family
+            if not covered:
+                continue
+            addrs = sorted({_addr(p, v6) for p in covered}, key=_ip6_int if v6 else _ip_int)
             out.append((f"{ip} {field} {{ {', '.join(addrs)} }}", covered))
     return out
 
@@ -260,7 +257,7 @@ def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy],
     t.chain("input", [*head, f"{ip} saddr vmap @egress-pods"],
             "type filter hook input priority filter ; policy accept ;")
     for pod in scope.pods:
-        if pod.node != node.name or (v6 and not pod.ip6):
+        if pod.node != node.name or not _addr(pod, v6):
             continue
         for direction, map_name in (("Ingress", "ingress-pods"), ("Egress", "egress-pods")):
             selecting = _isolating(ordered, pod, direction)
@@ -272,7 +269,7 @@ def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy],
 
 
 def render_tables(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy]) -> list[Table]:
-    """The node's policy tables: IPv4, and IPv6 too in a dual-stack lab."""
+    """The node's policy tables, one per family of the cluster (IPv4's first)."""
     policies = list(policies)
-    return [render_node(plan, node, policies),
-            *([render_node(plan, node, policies, "IPv6")] if plan.cluster.dual_stack else [])]
+    return [render_node(plan, node, policies, f) for f in ("IPv4", "IPv6")
+            if f in plan.cluster.families]

@@ -64,10 +64,9 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
     plan = replace(plan, pods={k: replace(p, ready=r[0], not_ready_reason=r[1])
                                for k, p in plan.pods.items() for r in (ready(p),)})
     cluster = plan.cluster
-    svc_net = ipaddress.IPv4Network(cluster.service_cidr)
-    nets: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {"IPv4": svc_net}
-    if cluster.service_cidr6:
-        nets["IPv6"] = ipaddress.IPv6Network(cluster.service_cidr6)
+    nets: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {
+        f: ipaddress.ip_network(cluster.cidr("service", f)) for f in cluster.families
+        if cluster.cidr("service", f)}  # the primary family's first: the default family
     prev = previous.services if previous else {}
     families = {key: _ip_families(svc, nets, prev.get(key))
                 for key, svc in sorted(m.services.items())}
@@ -97,7 +96,13 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
 
     # Addresses, per family: manifest values first (checked), then what existing Services
     # had, then new.
-    used = {"IPv4": {str(svc_net.network_address + 1), cluster.cluster_dns}, "IPv6": set()}
+    # reserved: kube-dns in each family, and the primary range's first address (the
+    # `kubernetes` Service's, single-stack in the primary family)
+    used: dict[str, set[str]] = {"IPv4": set(), "IPv6": set()}
+    for family, ip in cluster.dns_ips().items():
+        used[family].add(ip)
+    first = next(iter(nets.values()))
+    used["IPv6" if first.version == 6 else "IPv4"].add(str(first.network_address + 1))
     used_ports: set[int] = set()
     used_lb: set[str] = set()  # both families' LoadBalancer addresses
     wanted_by: dict[str, dict[str, str | None]] = {"IPv4": {}, "IPv6": {}}
@@ -309,7 +314,7 @@ def _go_strings(values: tuple[str, ...]) -> str:
 def _ip_families(svc: Service, nets: dict, old: ServicePlan | None
                  ) -> tuple[str | None, tuple[str, ...]]:
     """(spec.ipFamilyPolicy, spec.ipFamilies) as kube-apiserver defaults them against the
-    cluster's Service CIDRs (`nets`, one allocator per family; IPv4 is the default family),
+    cluster's Service CIDRs (`nets`, one allocator per family; the first is the default),
     or the InputError it answers (pkg/registry/core/service/storage/alloc.go
     initIPFamilyFields, with its messages and their order). An unset policy is the one
     the Service had (an update), else SingleStack, but RequireDualStack for a headless
@@ -349,7 +354,7 @@ def _ip_families(svc: Service, nets: dict, old: ServicePlan | None
     _raise(svc, errors)
     if svc.cluster_ip == "None" and not svc.selector:
         # headless without a selector: any families, even on a single-stack cluster
-        families = families or ["IPv4"]
+        families = families or [next(iter(nets))]
         if len(families) < 2 and policy != "SingleStack":
             families.append(_other(families[0]))
         return policy, tuple(families)
@@ -361,7 +366,7 @@ def _ip_families(svc: Service, nets: dict, old: ServicePlan | None
             errors.append((f"spec.ipFamilies[{i}]", f'Invalid value: "{family}": not configured '
                            "on this cluster"))
     _raise(svc, errors)
-    families = families or ["IPv4"]
+    families = families or [next(iter(nets))]
     if policy != "SingleStack" and len(families) == 1 and len(nets) == 2:
         families.append(_other(families[0]))
     return policy, tuple(families)

@@ -33,12 +33,11 @@ class PodVolume:
     host_path: str | None = None
 
 
-def pod_fields(pod: Pod, pod_ip: str | None = None, node: str | None = None,
-               host_ip: str | None = None, uid: str | None = None, pod_ip6: str = "",
-               host_ip6: str = "") -> dict[str, str]:
+def pod_fields(pod: Pod, pod_ips: tuple[str, ...] = (), node: str | None = None,
+               host_ips: tuple[str, ...] = (), uid: str | None = None) -> dict[str, str]:
     """The downward API's values for `pod` (fieldPath -> value); unknown ones left out.
-    status.podIPs and status.hostIPs are comma-separated, the primary family first
-    (IPv4), as the kubelet writes them in a dual-stack cluster."""
+    `pod_ips`/`host_ips`: one address per family, the primary first; status.podIP is the
+    first, status.podIPs all, comma-separated, as the kubelet writes them."""
     out = {"metadata.name": pod.name, "metadata.namespace": pod.namespace,
            "spec.serviceAccountName": "default",
            "metadata.labels": _kv_lines(pod.labels),
@@ -47,11 +46,11 @@ def pod_fields(pod: Pod, pod_ip: str | None = None, node: str | None = None,
         out[f"metadata.labels['{k}']"] = v
     for k, v in pod.annotations.items():
         out[f"metadata.annotations['{k}']"] = v
-    pod_ips = ",".join(ip for ip in (pod_ip, pod_ip6) if ip)
-    host_ips = ",".join(ip for ip in (host_ip, host_ip6) if ip)
-    for key, value in (("status.podIP", pod_ip), ("status.podIPs", pod_ips),
-                       ("spec.nodeName", node or pod.spec.node_name), ("status.hostIP", host_ip),
-                       ("status.hostIPs", host_ips), ("metadata.uid", uid)):
+    for key, value in (("status.podIP", pod_ips[0] if pod_ips else None),
+                       ("status.podIPs", ",".join(pod_ips)),
+                       ("spec.nodeName", node or pod.spec.node_name),
+                       ("status.hostIP", host_ips[0] if host_ips else None),
+                       ("status.hostIPs", ",".join(host_ips)), ("metadata.uid", uid)):
         if value:
             out[key] = value
     return out

@@ -187,7 +187,7 @@ def test_hostpath_and_unmodelled_volumes_warn():
 def test_volumes_render():
     m = load(pod(VOLUMES, MOUNTS))
     p = m.pods["default/p"]
-    vols, warnings = pod_volumes(p, m, pod_fields(p, pod_ip="10.244.1.5"))
+    vols, warnings = pod_volumes(p, m, pod_fields(p, pod_ips=("10.244.1.5",)))
     by = {v.name: v for v in vols}
     assert by["scratch"] == PodVolume("scratch", "dir")
     assert by["cache"] == PodVolume("cache", "memory", 64 << 20)
@@ -248,7 +248,7 @@ def test_env_from_configmaps_secrets_and_fields():
     # the warning names the field that is not modelled: valueFrom, not env[i].name
     assert any("spec.containers[0].env[7].valueFrom.resourceFieldRef is not modelled" in w
                for w in m.warnings)
-    env, warnings = container_env(p, c, m, pod_fields(p, pod_ip="10.244.1.5"))
+    env, warnings = container_env(p, c, m, pod_fields(p, pod_ips=("10.244.1.5",)))
     assert dict(env) == {
         "CFG_mode": "fast", "password": "hunter2", "user": "admin", "PLAIN": "one",
         "COLOR": "fast", "PASS": "hunter2", "POD_NAME": "p", "POD_IP": "10.244.1.5",
