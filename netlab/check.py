@@ -140,22 +140,22 @@ class Explanation:
 def run(lab: Prober, timeout: float = 1.0, external: bool | None = None) -> CheckReport:
     """Probe every ordered pair of pods on every port and protocol the destination
     declares (and from `external` when a policy has an ipBlock, or when asked) and
-    compare each result with the engine's decision; in both families in a dual-stack lab."""
+    compare each result with the engine's decision; in each family of the lab (results name
+    their family unless the lab is IPv4 only)."""
     t0 = time.monotonic()
     plan, policies = lab.plan, lab.policies()
     engine = engine_for(plan, policies)
     if external is None:
         external = any(peer.ip_block for p in policies for r in p.ingress for peer in r.peers)
     pods = sorted(plan.pods.values(), key=lambda p: p.key)
-    dual = plan.cluster.dual_stack
-    families: tuple[str | None, ...] = ("IPv4", "IPv6") if dual else (None,)
+    families = plan.cluster.families
+    named = families != ("IPv4",)  # results name their family unless the lab is plain IPv4
     sctp = sctp_available()
     jobs = []
     for family in families:
-        v6 = family == "IPv6"
-        sources: list[tuple[str, str]] = [(p.key, p.ip6 if v6 else p.ip) for p in pods]
+        sources: list[tuple[str, str]] = [(p.key, p.address(family)) for p in pods]
         if external:
-            sources.append(("external", plan.external_ip6 if v6 else plan.external_ip))
+            sources.append(("external", plan.external(family)))
         for src_name, src_ip in sources:
             for dst in pods:
                 if dst.key == src_name:
@@ -164,7 +164,7 @@ def run(lab: Prober, timeout: float = 1.0, external: bool | None = None) -> Chec
                     if proto == "SCTP" and not sctp:
                         continue
                     jobs.append((src_name, src_ip, dst, port, proto, family))
-    asks = [(s, d.key, port, proto.lower(), *([f] if f else []))
+    asks = [(s, d.key, port, proto.lower(), *([f] if named else []))
             for s, _, d, port, proto, f in jobs]
     decisions = [engine.decide(engine.pods.get(s, ip), engine.pods[d.key], port, proto, f)
                  for s, ip, d, port, proto, f in jobs]
@@ -179,11 +179,10 @@ def run(lab: Prober, timeout: float = 1.0, external: bool | None = None) -> Chec
             results[n] = r
     probes = [CheckProbe(src_name, dst.key, port, proto,
                          "allowed" if d.allowed else "denied", observed(r.result), r.result,
-                         r.answered_by, r.detail, family)
+                         r.answered_by, r.detail, family if named else None)
               for (src_name, _, dst, port, proto, family), d, r in zip(jobs, decisions, results,
                                                                        strict=True)]
-    return CheckReport(probes, time.monotonic() - t0,
-                       tuple(f for f in families if f is not None))
+    return CheckReport(probes, time.monotonic() - t0, families if named else ())
 
 
 def explain(lab: Prober, src: str, dst: str, port: int | None = None, protocol: str = "tcp",
@@ -209,7 +208,7 @@ def explain(lab: Prober, src: str, dst: str, port: int | None = None, protocol: 
     else:
         ends = [(dst, engine.resolve(address), port_)]
     reasoning: list[str] = []
-    if plan.cluster.dual_stack:
+    if plan.cluster.families != ("IPv4",):
         reasoning.append(f"family {fam}: policy is decided for {fam} packets (to {address})")
     decisions = []
     for label, end, p in ends:
@@ -228,7 +227,7 @@ def explain(lab: Prober, src: str, dst: str, port: int | None = None, protocol: 
             lab.probe(src, dst, port, protocol)
     return Explanation(src, dst, port_, proto, decisions, reasoning, r,
                        policy_verdicts(trace.lines, plan),
-                       fam if plan.cluster.dual_stack else None)
+                       fam if plan.cluster.families != ("IPv4",) else None)
 
 
 def policy_verdicts(lines: list[tuple[str, str]], plan: Plan) -> list[str]:

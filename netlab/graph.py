@@ -39,13 +39,16 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
                                                      ) + "];",
              "  node [fontname=Helvetica, fontsize=10];", "  edge [fontname=Helvetica, "
              "fontsize=9];"]
-    lines += ["  subgraph cluster_underlay {", f"    label={_q('underlay ' + c.underlay_cidr)};",
+    underlay = _both(c.underlay_cidr if c.ipv4 else "", c.underlay_cidr6 if c.ipv6 else "")
+    internet = " / ".join(a for a in (_both(plan.underlay_gateway, plan.underlay_gateway6),
+                                      _both(plan.internet_ip, plan.internet_ip6)) if a)
+    lines += ["  subgraph cluster_underlay {", f"    label={_q('underlay ' + underlay)};",
               "    style=rounded; color=gray;",
               f"    {_id('underlay')} [shape=box, label=\"bridge underlay\"];",
               f"    {_id('external')} [shape=component, "
-              f"label={_q('external ' + plan.external_ip)}];",
+              f"label={_q('external ' + _both(plan.external_ip, plan.external_ip6))}];",
               f"    {_id('internet')} [shape=component, label="
-              f"{_q('internet ' + plan.underlay_gateway + ' / ' + plan.internet_ip)}];",
+              f"{_q('internet ' + internet)}];",
               "  }",
               f"  {_id('external')} -> {_id('underlay')} [dir=none];",
               f"  {_id('internet')} -> {_id('underlay')} [dir=none];"]
@@ -60,10 +63,11 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
                   f"    {_id(n.name, 'cni0')} [shape=box, label="
                   f"{_q('cni0 ' + _both(n.gateway, n.gateway6, chr(10)))}];"]
         if c.backend == "vxlan":
-            six = (f"{chr(10)}flannel-v6.1 {n.vtep_ip6}{chr(10)}{n.vtep_mac6}"
-                   if n.vtep_ip6 else "")
+            vteps = [f"{dev} {ip}{chr(10)}{mac}" for dev, ip, mac in (
+                ("flannel.1", n.vtep_ip, n.vtep_mac), ("flannel-v6.1", n.vtep_ip6, n.vtep_mac6))
+                if ip]
             lines.append(f"    {_id(n.name, 'vtep')} [shape=box, label="
-                         f"{_q('flannel.1 ' + n.vtep_ip + chr(10) + n.vtep_mac + six)}];")
+                         f"{_q(chr(10).join(vteps))}];")
         pods = [p for p in plan.pods.values() if p.node == n.name]
         for ns in sorted({p.namespace for p in pods}):
             lines += [f"    subgraph cluster_{_id(n.name, ns)} {{",
@@ -89,7 +93,8 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
         for a in plan.nodes:
             for b in plan.nodes:
                 if a.name != b.name:
-                    route = _q(f"{b.pod_cidr} via {b.underlay_ip}")
+                    route = _q("\n".join(f"{b.of('pod_cidr', f)} via {b.address(f)}"
+                                          for f in c.families))
                     lines.append(f"  {_id(a.name, 'eth0')} -> {_id(b.name, 'eth0')} [style="
                                  f"dashed, color=darkorange, label={route}];")
     for s in sorted(plan.services.values(), key=lambda s: s.key):
@@ -97,15 +102,17 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
             "headless" if s.type != "ExternalName" else s.external_name)
         ports = ",".join(f"{p.port}{':' + str(p.node_port) if p.node_port else ''}/{p.protocol}"
                          for p in s.ports)
-        extra = f"\nLB {s.lb_ip}" if s.lb_ip else ""
+        extra = f"\nLB {','.join(s.lb_ips)}" if s.lb_ips else ""
         text = _q(f"svc {s.key}\n{s.type} {addr}\n{ports}{extra}")
         lines.append(f"  {_id('svc', s.key)} [shape=hexagon, style=filled, "
                      f"fillcolor=lightyellow, label={text}];")
-        for ep in sorted({ep.pod for p in s.ports for ep in p.endpoints if ep.pod}):
+        for ep in sorted({ep.pod for p in s.ports for ep in (*p.endpoints, *p.endpoints6)
+                          if ep.pod}):
             lines.append(f"  {_id('svc', s.key)} -> {_id('pod', ep)} [style=dotted, "
                          "color=gray40];")
-        hosts = {plan.internet_ip: "internet", plan.external_ip: "external"}
-        for host in sorted({hosts[ep.ip] for p in s.ports for ep in p.endpoints
+        hosts = {a: h for h in ("internet", "external") for a in (
+            plan.internet(f) if h == "internet" else plan.external(f) for f in c.families)}
+        for host in sorted({hosts[ep.ip] for p in s.ports for ep in (*p.endpoints, *p.endpoints6)
                             if ep.pod is None and ep.ip in hosts}):  # no selector: outside
             lines.append(f"  {_id('svc', s.key)} -> {_id(host)} [style=dotted, "
                          "color=gray40];")
@@ -121,7 +128,8 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
                 if src.key == dst.key:
                     continue
                 allowed = [f"{port}/{proto}" for proto, port in dst.container_ports
-                           if engine.decide(engine.pods[src.key], ref, port, proto).allowed]
+                           if engine.decide(engine.pods[src.key], ref, port, proto,
+                                            c.primary).allowed]
                 if allowed and edges < max_edges:
                     edges += 1
                     lines.append(f"  {_id('pod', src.key)} -> {_id('pod', dst.key)} "

@@ -359,10 +359,12 @@ class Lab:
         inits = tuple(container(c) for c in p.init_containers)
         held = any(not (s.completed or (s.sidecar and s.state == "running")) for s in inits)
         statuses = [container(c, held) for c in p.containers]
-        return PodInfo(p.namespace, p.name, p.node, p.ip, dict(p.labels), tuple(statuses),
-                       st.plan.node(p.node).underlay_ip, p.owner, created, p.restart_policy,
-                       init_containers=inits, ip6=p.ip6,
-                       host_ip6=st.plan.node(p.node).underlay_ip6)
+        families = st.plan.cluster.families
+        node = st.plan.node(p.node)
+        ips, host_ips = p.ips(families), tuple(node.address(f) for f in families)
+        return PodInfo(p.namespace, p.name, p.node, ips[0], dict(p.labels), tuple(statuses),
+                       host_ips[0], p.owner, created, p.restart_policy,
+                       init_containers=inits, pod_ips=ips, host_ips=host_ips)
 
     def services(self, namespace: str | None = None) -> list[ServiceInfo]:
         """Services of one namespace, or of all when `namespace` is None."""
@@ -523,10 +525,12 @@ class Lab:
                            round(time.monotonic() - t0, 4))
 
     def http(self, url: str, src: str = "external", method: str = "GET",
-             headers: dict[str, str] | None = None, timeout: float = 3.0) -> HttpResult:
+             headers: dict[str, str] | None = None, timeout: float = 3.0,
+             family: str | None = None) -> HttpResult:
         """A real HTTP(S) request from `src` to the ingress controller (its LoadBalancer
-        address from outside the cluster, its ClusterIP from a pod), with the URL's host as
-        Host header and SNI. An IP address in the URL is used as the destination."""
+        address from outside the cluster, its ClusterIP from a pod; in `family`, None: the
+        controller Service's primary family), with the URL's host as Host header and SNI. An
+        IP address in the URL (http://[2001:db8:18::c8]/ for IPv6) is the destination."""
         from urllib.parse import urlsplit
 
         from netlab.features import ingress as ingress_mod
@@ -544,8 +548,8 @@ class Lab:
 
                 m = manifests(self._state().docs, plan.cluster)
                 raise InputError(no_controller_message(m, plan.cluster, urlsplit(url).hostname))
-            outside = s.kind in ("host", "node")
-            address = svc.lb_ip if outside and svc.lb_ip else svc.cluster_ip
+            address = targets.destination(plan, targets.Target("service", svc.key, svc.key),
+                                          s.kind in ("host", "node"), None, None, family)[0]
         return http_client.request(netns_path(targets.netns(plan, s)), url, address, method,
                                    headers, timeout)
 

@@ -127,8 +127,10 @@ def service(plan: Plan, ref: str) -> Any:  # features.services.ServicePlan
     return services[key]
 
 
-def host_address(plan: Plan, host: str) -> str:
-    return plan.external_ip if host == "external" else plan.internet_ip
+def host_address(plan: Plan, host: str, family: str | None = None) -> str:
+    """The `external` or `internet` host's address in `family` (None: the primary one)."""
+    f = family or plan.cluster.primary
+    return plan.external(f) if host == "external" else plan.internet(f)
 
 
 FAMILIES = ("IPv4", "IPv6")
@@ -139,42 +141,49 @@ def _check_family(family: str | None) -> None:
         raise InputError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
 
 
-def in_family(plan: Plan, t: Target, v4: str, family: str | None) -> str:
-    """The address of `t` in `family` (None or IPv4: `v4`, as found; IPv6: its IPv6 one in a
-    dual-stack lab). A literal address is what it is."""
+def _lab_family(plan: Plan, t: Target, family: str | None) -> str:
+    """`family`, checked against the lab's families; None: the lab's primary family."""
     _check_family(family)
-    if t.kind == "address" or family in (None, "IPv4"):
-        if family == "IPv4" and ":" in v4:
-            raise InputError(f"{t.text} is an IPv6 address, not IPv4")
-        return v4
-    if not plan.cluster.dual_stack:
-        raise InputError(f"lab {plan.lab} is single-stack (IPv4): {t.text} has no IPv6 "
-                         "address (dual-stack: podCIDR: 10.244.0.0/16,fd00:10:244::/56)")
-    found: str | None = None
+    if family is None:
+        return plan.cluster.primary
+    if family not in plan.cluster.families:
+        kind = ("single-stack (IPv4)" if plan.cluster.families == ("IPv4",) else
+                "IPv6-only")
+        hint = (" (dual-stack: podCIDR: 10.244.0.0/16,fd00:10:244::/56)"
+                if family == "IPv6" else "")
+        raise InputError(f"lab {plan.lab} is {kind}: {t.text} has no {family} address{hint}")
+    return family
+
+
+def in_family(plan: Plan, t: Target, found: str, family: str | None) -> str:
+    """The address of `t` in `family` (None: the lab's primary family); `found`: what was
+    found for a literal address, which is what it is."""
+    if t.kind == "address":
+        _check_family(family)
+        if family is not None and (":" in found) != (family == "IPv6"):
+            raise InputError(f"{t.text} is an {'IPv6' if ':' in found else 'IPv4'} address, "
+                             f"not {family}")
+        return found
+    f = _lab_family(plan, t, family)
+    out: str | None = None
     if t.kind == "pod":
-        found = pod(plan, t.name).ip6
+        out = pod(plan, t.name).address(f)
     elif t.kind == "node":
-        found = node(plan, t.name).underlay_ip6
+        out = node(plan, t.name).address(f)
     elif t.kind == "host":
-        found = plan.external_ip6 if t.name == "external" else plan.internet_ip6
-    if not found:
-        raise InputError(f"{t.text} has no IPv6 address")
-    return found
+        out = host_address(plan, t.name, f)
+    if not out:
+        raise InputError(f"{t.text} has no {f} address")
+    return out
 
 
 def address(plan: Plan, t: Target, family: str | None = None) -> str:
-    """The address of a pod, node (its underlay address), host or literal address; in
-    `family` (IPv6: the dual-stack lab's IPv6 address of it)."""
-    if family not in (None, "IPv4") and t.kind != "address":
-        return in_family(plan, t, address(plan, t), family)
+    """The address of a pod, node (its underlay address), host or literal address, in
+    `family` (None: the lab's primary family)."""
     if t.kind == "address":
-        return t.name
-    if t.kind == "node":
-        return node(plan, t.name).underlay_ip
-    if t.kind == "host":
-        return host_address(plan, t.name)
-    if t.kind == "pod":
-        return pod(plan, t.name).ip
+        return in_family(plan, t, t.name, family)
+    if t.kind in ("node", "host", "pod"):
+        return in_family(plan, t, "", family)
     raise InputError(f"{t.text!r} has no single address (a {t.kind}): name a pod, a node, "
                      "a host or an IP")
 
@@ -205,7 +214,8 @@ def check_protocol(protocol: str | None) -> str | None:
 def _service_address(plan: Plan, svc: Any, from_outside: bool, family: str | None
                      ) -> str | None:
     """Where a probe to a Service goes: its LoadBalancer address from outside the cluster
-    (in `family`; None: its primary one), else its ClusterIP in `family`."""
+    (in `family`; None: its primary one), else its ClusterIP in `family` (None: spec.clusterIP,
+    the Service's primary family's)."""
     _check_family(family)
     lb6 = getattr(svc, "lb_ip6", "") or None
     if from_outside and (svc.lb_ip or lb6):
@@ -219,7 +229,7 @@ def _service_address(plan: Plan, svc: Any, from_outside: bool, family: str | Non
         return chosen
     v6 = getattr(svc, "cluster_ip6", None)
     if family is None:
-        return svc.cluster_ip or v6
+        return next(iter(getattr(svc, "cluster_ips", ())), None) or svc.cluster_ip or v6
     found = v6 if family == "IPv6" else svc.cluster_ip
     if not found and not svc.headless and svc.type != "ExternalName":
         families = ", ".join(getattr(svc, "ip_families", ()) or ("IPv4",))
@@ -231,13 +241,12 @@ def _service_address(plan: Plan, svc: Any, from_outside: bool, family: str | Non
 def destination(plan: Plan, t: Target, from_outside: bool, port: int | None,
                 protocol: str | None, family: str | None = None) -> tuple[str, int, str]:
     """(address, port, protocol) a probe to `t` goes to; a port not given is the Service's
-    first port, the pod's first served port, or 80 for an outside host; in `family` (IPv6:
-    the IPv6 address of the pod, Service, node or host, in a dual-stack lab). A DNS name
-    must be resolved (to an address target) first."""
-    if family not in (None, "IPv4") and t.kind not in ("address", "service"):
-        v4, port_, proto_ = destination(plan, t, from_outside, port, protocol)
-        return in_family(plan, t, v4, family), port_, proto_
+    first port, the pod's first served port, or 80 for an outside host; in `family` (None:
+    the lab's primary family, a Service's own primary family). A DNS name must be resolved
+    (to an address target) first."""
     proto = check_protocol(protocol)
+    if t.kind in ("host", "pod", "node"):
+        where = in_family(plan, t, "", family)
     if t.kind == "service":
         svc = service(plan, t.name)
         address = _service_address(plan, svc, from_outside, family)
@@ -251,20 +260,21 @@ def destination(plan: Plan, t: Target, from_outside: bool, port: int | None,
                              f"{', '.join(str(p.port) for p in svc.ports)})")
         return address, chosen.port, proto or chosen.protocol.lower()
     if t.kind == "host":
-        return host_address(plan, t.name), port or 80, proto or "tcp"
+        return where, port or 80, proto or "tcp"
     if t.kind == "pod":
         p = pod(plan, t.name)
         if port is None and proto != "icmp":
             if not p.serves:
                 raise InputError(f"pod {p.key} declares no port: give --port (its responder "
                                  "answers only on declared ports and Service targetPorts)")
-            return p.ip, p.serves[0][1], proto or p.serves[0][0].lower()
-        return p.ip, port or 0, proto or "tcp"
+            return where, p.serves[0][1], proto or p.serves[0][0].lower()
+        return where, port or 0, proto or "tcp"
     if t.kind == "node":
         if port is None and proto != "icmp":
             raise InputError("a node has no default port: give --port (a NodePort)")
-        return node(plan, t.name).underlay_ip, port or 0, proto or "tcp"
+        return where, port or 0, proto or "tcp"
     if t.kind == "address":
+        in_family(plan, t, t.name, family)
         svc = next((s for s in plan.services.values() if t.name in s.cluster_ips), None)
         owner = next((p for p in plan.pods.values() if t.name in (p.ip, p.ip6)), None)
         if port is None and svc is not None and svc.ports:

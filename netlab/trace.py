@@ -521,43 +521,38 @@ def capture_points(plan: Plan) -> tuple[list[CapturePoint], dict[str, str]]:
                                tuple(ports)))
     for n in plan.nodes:
         points.append(CapturePoint(netns_path(n.netns), "*", f"node/{n.name}"))
-        by_ip[n.underlay_ip] = f"node/{n.name}:eth0"
-        if n.underlay_ip6:
-            by_ip[n.underlay_ip6] = f"node/{n.name}:eth0"
+        for ip in (n.underlay_ip, n.underlay_ip6):
+            if ip:
+                by_ip[ip] = f"node/{n.name}:eth0"
     for host in names.HOSTS:
         points.append(CapturePoint(netns_path(names.host_netns(plan.lab, host)), "eth0",
                                    f"host/{host}:eth0"))
-    by_ip[plan.external_ip] = "host/external:eth0"
-    by_ip[plan.internet_ip] = "host/internet:eth0"
-    for ip6, host in ((plan.external_ip6, "external"), (plan.internet_ip6, "internet")):
-        if ip6:
-            by_ip[ip6] = f"host/{host}:eth0"
+    for ip, host in ((plan.external_ip, "external"), (plan.internet_ip, "internet"),
+                     (plan.external_ip6, "external"), (plan.internet_ip6, "internet")):
+        if ip:
+            by_ip[ip] = f"host/{host}:eth0"
     for p in plan.pods.values():
         points.append(CapturePoint(netns_path(p.netns), "eth0", f"pod/{p.key}:eth0"))
-        by_ip[p.ip] = f"pod/{p.key}:eth0"
-        if p.ip6:
-            by_ip[p.ip6] = f"pod/{p.key}:eth0"
+        for ip in (p.ip, p.ip6):
+            if ip:
+                by_ip[ip] = f"pod/{p.key}:eth0"
     return points, by_ip
 
 
 def source(plan: Plan, t: targets.Target, family: str = "IPv4") -> tuple[str, str]:
     """(address the packet leaves from, label of the interface it leaves by), in `family`."""
-    v6 = family == "IPv6"
     if t.kind == "host":  # the internet host sends from its underlay side
-        if t.name == "external":
-            ip = plan.external_ip6 if v6 else plan.external_ip
-        else:
-            ip = plan.underlay_gateway6 if v6 else plan.underlay_gateway
+        ip = plan.external(family) if t.name == "external" else plan.gateway(family)
         label = f"host/{t.name}:eth0"
     elif t.kind == "node":
         node = targets.node(plan, t.name)
-        ip, label = (node.underlay_ip6 if v6 else node.underlay_ip), f"node/{node.name}:eth0"
+        ip, label = node.address(family), f"node/{node.name}:eth0"
     else:
         pod = targets.pod(plan, t.name)
-        ip, label = (pod.ip6 if v6 else pod.ip), f"pod/{pod.key}:eth0"
+        ip, label = pod.address(family), f"pod/{pod.key}:eth0"
     if not ip:
-        raise InputError(f"{t.text} has no IPv6 address: lab {plan.lab} is single-stack "
-                         "(IPv4); trace over IPv6 needs a dual-stack lab")
+        raise InputError(f"{t.text} has no {family} address: lab {plan.lab} has only "
+                         f"{' and '.join(plan.cluster.families)}")
     return ip, label
 
 
@@ -569,7 +564,7 @@ def destinations(plan: Plan, address: str, port: int, by_ip: dict[str, str]) -> 
     for svc in plan.services.values():
         vips = (svc.cluster_ip6, svc.lb_ip6) if family == "IPv6" else (svc.cluster_ip,
                                                                         svc.lb_ip)
-        nodes = {n.underlay_ip6 if family == "IPv6" else n.underlay_ip for n in plan.nodes}
+        nodes = {n.address(family) for n in plan.nodes}
         for p in svc.ports:
             if ((address in vips and p.port == port)
                     or (p.node_port == port and address in nodes)):

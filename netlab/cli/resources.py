@@ -53,7 +53,9 @@ def _slice_endpoints(sl: EndpointSliceInfo) -> str:
 
 
 def _external(s: ServiceInfo) -> str:
-    external = s.external_ip or (s.external_name if s.type == "ExternalName" else None)
+    # every status.loadBalancer.ingress address, comma-separated (kubectl's column)
+    external = ",".join(s.lb_ips) or s.external_ip or (
+        s.external_name if s.type == "ExternalName" else None)
     if s.type == "LoadBalancer" and not external:
         external = "<pending>"
     return external or "<none>"
@@ -152,9 +154,11 @@ KINDS = (
          notes=lambda items: [("problem", p) for i in items for p in i.problems]),
     Kind("nodes", ("node", "no"), "node", False, lambda lab, ns: lab.nodes(), (
         Column("NAME", _name), Column("STATUS", lambda n: "Ready"),
-        Column("INTERNAL-IP", lambda n: n.internal_ip), Column("POD-CIDR", lambda n: n.pod_cidr),
+        Column("INTERNAL-IP", lambda n: n.internal_ips[0]),
+        Column("POD-CIDR", lambda n: ",".join(n.pod_cidrs)),
         Column("PODS", lambda n: str(n.pods)), Column("BACKEND", lambda n: n.backend, wide=True),
-        Column("VTEP-MAC", lambda n: n.vtep_mac or "-", wide=True),
+        Column("VTEP-MAC", lambda n: ",".join(m for m in (n.vtep_mac, n.vtep_mac6) if m)
+               or "-", wide=True),
         Column("LABELS", lambda n: _labels(n.labels), wide=True))),
     Kind("namespaces", ("namespace", "ns"), "namespace", False,
          lambda lab, ns: lab.namespaces(), (

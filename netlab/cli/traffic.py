@@ -138,18 +138,23 @@ def http(url: Annotated[str, typer.Argument(help="http[s]://HOST/PATH: HOST goes
          method: Annotated[str, typer.Option("--method", "-X")] = "GET",
          header: Annotated[list[str] | None, typer.Option("--header", "-H",
                                                           help="'Name: value'")] = None,
-         output: Annotated[str, output_option(DOCUMENT)] = "table", lab: LabOpt = None) -> None:
+         output: Annotated[str, output_option(DOCUMENT)] = "table",
+         ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="To the controller's IPv6 "
+                                            "address (dual-stack labs).")] = False,
+         lab: LabOpt = None) -> None:
     """A real HTTP(S) request through the lab's ingress controller, like curl: status,
     the pod that answered, the headers it received, the certificate's names.
 
     Example: netlab http http://foo.bar.com/testpath
+    Example: netlab http -6 http://foo.bar.com/        (over IPv6, dual-stack labs)
     """
     fmt = parse_output(output, DOCUMENT)
     headers = {}
     for h in header or []:
         k, _, v = h.partition(":")
         headers[k.strip()] = v.strip()
-    r = open_lab(lab).http(url, src, method.upper(), headers)
+    r = open_lab(lab).http(url, src, method.upper(), headers,
+                           family="IPv6" if ipv6 else None)
     if fmt.machine:
         print_document(fmt, r.to_json())
     elif r.status is None:

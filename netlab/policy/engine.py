@@ -125,7 +125,7 @@ class PolicyEngine:
                  node_addresses: dict[str, set[str]] | None = None) -> None:
         self.node_addresses = node_addresses or {}
         self.pods = {p.key: p for p in pods}
-        self.by_ip = {p.ip: p for p in self.pods.values()}
+        self.by_ip = {p.ip: p for p in self.pods.values() if p.ip}
         self.by_ip.update({p.ip6: p for p in self.pods.values() if p.ip6})
         self.namespaces = namespaces
         self.policies = sorted(policies, key=lambda p: (p.namespace, p.name))
@@ -237,8 +237,8 @@ def engine_for(plan, policies: Iterable[NetworkPolicy]) -> PolicyEngine:
     """An engine over a lab's plan (pods, their labels and ports, namespace labels)."""
     pods = [PodRef(p.namespace, p.name, p.ip, dict(p.labels), tuple(p.named_ports), p.node,
                    p.ip6) for p in plan.pods.values()]
-    nodes = {n.name: {n.underlay_ip, n.gateway, n.vtep_ip,
-                      *(a for a in (n.underlay_ip6, n.gateway6, n.vtep_ip6) if a)}
+    nodes = {n.name: {a for a in (n.underlay_ip, n.gateway, n.vtep_ip, n.underlay_ip6,
+                                  n.gateway6, n.vtep_ip6) if a}
              for n in plan.nodes}
     return PolicyEngine(pods, plan.namespaces, policies, nodes)
 

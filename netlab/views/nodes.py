@@ -22,10 +22,23 @@ class NodeInfo:
     internal_ip6: str = ""
     pod_cidr6: str = ""
     vtep_mac6: str | None = None
+    primary: str = "IPv4"  # the cluster's primary family: which is spec.podCIDR
+
+    @property
+    def pod_cidrs(self) -> list[str]:
+        """spec.podCIDRs, the primary family's first."""
+        both = [c for c in (self.pod_cidr, self.pod_cidr6) if c]
+        return both[::-1] if self.primary == "IPv6" else both
+
+    @property
+    def internal_ips(self) -> list[str]:
+        both = [a for a in (self.internal_ip, self.internal_ip6) if a]
+        return both[::-1] if self.primary == "IPv6" else both
 
     def to_k8s(self) -> dict[str, Any]:
-        annotations = {"flannel.alpha.coreos.com/backend-type": self.backend,
-                       "flannel.alpha.coreos.com/public-ip": self.internal_ip}
+        annotations = {"flannel.alpha.coreos.com/backend-type": self.backend}
+        if self.internal_ip:
+            annotations["flannel.alpha.coreos.com/public-ip"] = self.internal_ip
         if self.vtep_mac:
             annotations["flannel.alpha.coreos.com/backend-data"] = (
                 f'{{"VNI":1,"VtepMAC":"{self.vtep_mac}"}}')
@@ -39,11 +52,9 @@ class NodeInfo:
             "metadata": {"name": self.name,
                          "labels": dict(self.labels) or {"kubernetes.io/hostname": self.name},
                          "annotations": annotations},
-            "spec": {"podCIDR": self.pod_cidr,
-                     "podCIDRs": [self.pod_cidr, *([self.pod_cidr6] if self.pod_cidr6 else [])]},
-            "status": {"addresses": [{"type": "InternalIP", "address": self.internal_ip},
-                                     *([{"type": "InternalIP", "address": self.internal_ip6}]
-                                       if self.internal_ip6 else []),
+            "spec": {"podCIDR": self.pod_cidrs[0], "podCIDRs": self.pod_cidrs},
+            "status": {"addresses": [*({"type": "InternalIP", "address": a}
+                                       for a in self.internal_ips),
                                      {"type": "Hostname", "address": self.name}],
                        "conditions": [{"type": "Ready", "status": "True"}]},
         }
@@ -71,7 +82,8 @@ def node_infos(plan: Plan) -> list[NodeInfo]:
     return [NodeInfo(n.name, n.underlay_ip, n.pod_cidr, n.gateway, plan.cluster.backend,
                      n.vtep_mac if vxlan else None, counts.get(n.name, 0),
                      node_labels(specs[n.name]) if n.name in specs else {},
-                     n.underlay_ip6, n.pod_cidr6, n.vtep_mac6 if vxlan and n.vtep_mac6 else None)
+                     n.underlay_ip6, n.pod_cidr6, n.vtep_mac6 if vxlan and n.vtep_mac6 else None,
+                     plan.cluster.primary)
             for n in plan.nodes]
 
 def namespace_infos(plan: Plan) -> list[NamespaceInfo]:

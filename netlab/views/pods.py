@@ -65,13 +65,15 @@ class PodInfo:
     restart_policy: str = "Always"
     pending_reason: str = ""  # unschedulable (no node, no IP): kube-scheduler's message
     init_containers: tuple[ContainerStatus, ...] = ()  # spec order, sidecars among them
-    ip6: str = ""  # dual-stack: the pod's IPv6 address
-    host_ip6: str = ""  # dual-stack: its node's IPv6 address
+    # status.podIPs and status.hostIPs, one address per family, the primary first (as
+    # `ip` and `host_ip` are); () = just `ip` / `host_ip`
+    pod_ips: tuple[str, ...] = ()
+    host_ips: tuple[str, ...] = ()
 
     @property
     def ips(self) -> tuple[str, ...]:
-        """status.podIPs: the primary family (IPv4) first, as kubelet orders them."""
-        return (self.ip, *([self.ip6] if self.ip6 else []))
+        """status.podIPs: the primary family first, as kubelet orders them."""
+        return self.pod_ips or ((self.ip,) if self.ip else ())
 
     @property
     def key(self) -> str:
@@ -184,7 +186,7 @@ class PodInfo:
             "status": {
                 "phase": self.phase, "podIP": self.ip,
                 "podIPs": [{"ip": ip} for ip in self.ips], "hostIP": self.host_ip,
-                "hostIPs": [{"ip": ip} for ip in (self.host_ip, self.host_ip6) if ip],
+                "hostIPs": [{"ip": ip} for ip in self.host_ips or (self.host_ip,) if ip],
                 "conditions": [
                     {"type": "Initialized", "status": str(self.initialized)},
                     {"type": "Ready", "status": str(ready)},

@@ -195,7 +195,8 @@ def test_pods_and_nodes_show_both_families_as_the_api_does():
     assert env["IPS"] == "10.244.0.2,fd00:10:244::2"  # the kubelet's comma-separated form
     assert env["HOSTS"] == "172.18.0.2,2001:db8:18::2"
     info = PodInfo("default", "a", "node-1", "10.244.0.2", {}, (), "172.18.0.2",
-                   ip6="fd00:10:244::2", host_ip6="2001:db8:18::2")
+                   pod_ips=("10.244.0.2", "fd00:10:244::2"),
+                   host_ips=("172.18.0.2", "2001:db8:18::2"))
     status = info.to_k8s()["status"]
     assert status["podIP"] == "10.244.0.2"
     assert status["podIPs"] == [{"ip": "10.244.0.2"}, {"ip": "fd00:10:244::2"}]
