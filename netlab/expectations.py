@@ -127,7 +127,8 @@ def _connect(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
 
 
 def _dns(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
-    a = lab.dns(c.dst or "", c.src, c.dns_type)
+    qtype = c.dns_type or ("AAAA" if lab.plan.cluster.primary == "IPv6" else "A")
+    a = lab.dns(c.dst or "", c.src, qtype)
     got = [r.data for r in a.answers]
     evidence = f"{a.query} {a.type}: {a.rcode}" + (f" -> {', '.join(got)}" if got else "")
     problems = []
@@ -142,7 +143,7 @@ def _dns(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
             t = targets.parse(w)
             if t.kind == "service":  # its ClusterIP of the family asked for (AAAA: IPv6)
                 svc = targets.service(lab.plan, t.name)
-                w = (svc.cluster_ip6 if c.dns_type == "AAAA" else svc.cluster_ip) or ""
+                w = (svc.cluster_ip6 if qtype == "AAAA" else svc.cluster_ip) or ""
             wanted.append(w)
         if wanted and sorted(wanted) != sorted(a.addresses or got):
             problems.append(f"expected {', '.join(wanted)}")

@@ -100,9 +100,14 @@ class Address:
     dev: str
     index: int
     cidr: str  # address/prefixlen
+    # preferred_lft 0: the address answers but is never picked as a source (RFC 6724 rule
+    # 3), as keepalived adds an IPv6 VIP; a LoadBalancer address on a node's eth0 must not
+    # become the source of the node's own (or its masqueraded pods') traffic
+    deprecated: bool = False
 
     def text(self) -> str:
-        return f"[{_short(self.netns)}] addr add {self.cidr} dev {self.dev}"
+        return (f"[{_short(self.netns)}] addr add {self.cidr} dev {self.dev}"
+                + (" preferred_lft 0" if self.deprecated else ""))
 
 
 @dataclass(frozen=True)

@@ -478,8 +478,8 @@ class Lab:
                     protocol: str | None = None, family: str | None = None
                     ) -> tuple[str, int, str]:
         """(address, port, protocol) that traffic from `src` to `dst` goes to; a DNS name is
-        resolved by the cluster DNS from inside `src` (AAAA with `family` "IPv6"); `family`
-        "IPv6" picks the IPv6 address of a pod, Service, node or host (dual-stack labs)."""
+        resolved by the cluster DNS from inside `src` (AAAA for IPv6); `family` (None: the
+        lab's primary family) picks the address of a pod, Service, node or host."""
         plan = self.plan
         targets.check_protocol(protocol)
         s, d = targets.parse(src, plan), targets.parse(dst, plan)
@@ -487,7 +487,8 @@ class Lab:
             if s.kind != "pod":
                 raise InputError(f"{dst!r} is not a pod; a DNS name can only be resolved "
                                  "from a pod (the cluster DNS serves pods)")
-            answer = self.dns(dst, src, "AAAA" if family == "IPv6" else "A")
+            answer = self.dns(dst, src, "AAAA" if (family or plan.cluster.primary) == "IPv6"
+                              else "A")
             if not answer.addresses:
                 raise InputError(f"{dst!r} does not resolve from {src}: {answer.rcode} "
                                  f"(tried {', '.join(answer.tried)})")

@@ -1810,7 +1810,7 @@ def _expectation(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None
             resolves = c.raw("resolvesTo", [])
             resolves = (resolves,) if isinstance(resolves, str) else tuple(map(str, resolves))
             checks.append(ExpectCheck("dns", src_, name, c.str("dns"), expect=expect,
-                                      dns_type=c.str("type", "A").upper(),
+                                      dns_type=c.str("type", "").upper(),
                                       resolves_to=resolves))
         elif c.has("http"):
             url = c.str("http")

@@ -595,7 +595,7 @@ class ExpectCheck:
     expect: str = "connected"  # connected | blocked; dns: resolves | nxdomain
     answered_by: tuple[tuple[str, str], ...] = ()  # labels of the pod that must answer
     client_ip: str | None = None  # pod | node | an address: what the answering side saw
-    dns_type: str = "A"
+    dns_type: str = ""  # "": A, or AAAA in a lab whose primary family is IPv6
     resolves_to: tuple[str, ...] = ()  # addresses, or svc/NAME (its ClusterIP)
     status: int | None = None  # http
     family: str | None = None  # connect: "IPv6" = to the target's IPv6 address (dual-stack)

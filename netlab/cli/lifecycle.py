@@ -192,10 +192,10 @@ def test_(files: Annotated[list[Path], typer.Argument(help="Scenario files or di
                                 "checks": [o.to_json() for o in outcomes]}):
         for o in outcomes:
             mark = "[green]PASS[/green]" if o.passed else "[bold red]FAIL[/bold red]"
-            out.print(f"{mark} {o.expectation}: {o.title}", highlight=False)
-            out.print(f"     [dim]{o.evidence}[/dim]", highlight=False)
+            out.print(f"{mark} {escape(o.expectation)}: {escape(o.title)}", highlight=False)
+            out.print(f"     [dim]{escape(o.evidence)}[/dim]", highlight=False)
             if not o.passed and o.hint:
-                out.print(f"     [yellow]hint:[/yellow] {o.hint}", highlight=False,
+                out.print(f"     [yellow]hint:[/yellow] {escape(o.hint)}", highlight=False,
                           soft_wrap=True)
         out.print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed in "
                   f"{seconds:.1f}s" + (f" (lab {lab_.name} kept)" if keep and not lab

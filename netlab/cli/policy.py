@@ -6,6 +6,7 @@ import contextlib
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from netlab.cli.common import POLICY, LabOpt, Proto, app, err, open_lab, out, output_option
@@ -99,13 +100,13 @@ def explain(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), external o
         out.print(f"[bold]{src} -> {dst} {e.protocol.upper()}/{e.port}{fam}[/bold]",
                   highlight=False)
         for line in e.reasoning:
-            out.print(f"  {line}", highlight=False)
+            out.print(f"  {escape(line)}", highlight=False)
         p = e.probe
         seen = f" (answered by {p.answered_by}, client seen as {p.client_ip})" \
             if p.connected else f" ({p.detail})"
-        out.print(f"  kernel: probe {p.result}{seen}", highlight=False)
+        out.print(f"  kernel: probe {p.result}{escape(seen)}", highlight=False)
         for v in e.kernel_verdicts:
-            out.print(f"    nft trace {v}", highlight=False, soft_wrap=True)
+            out.print(f"    nft trace {escape(v)}", highlight=False, soft_wrap=True)
         out.print("  [green]the kernel agrees[/green]" if e.agrees else
                   "  [bold red]the kernel disagrees with the policy semantics[/bold red]")
     raise typer.Exit(0 if e.agrees else 1)

@@ -74,7 +74,8 @@ def probe(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, e
         print_document(fmt, r.to_json())
     else:
         host = f"[{r.address}]" if ":" in r.address else r.address
-        where = f"{host}:{r.port}/{r.protocol}" if r.port else f"{r.address}/{r.protocol}"
+        where = escape(f"{host}:{r.port}/{r.protocol}" if r.port else  # [fd00::1] is no markup
+                       f"{r.address}/{r.protocol}")
         if r.connected:
             who = f" answered by {r.answered_by}" if r.answered_by else ""
             seen = f", which saw the client as {r.client_ip}" if r.client_ip else ""
@@ -85,7 +86,8 @@ def probe(src: Annotated[str, typer.Argument(help="Pod ([NS/]NAME), node/NAME, e
                       highlight=False)
             hint = lab_.why_unanswered(dst)
             if hint:
-                err.print(f"[yellow]hint:[/yellow] {hint}", highlight=False, soft_wrap=True)
+                err.print(f"[yellow]hint:[/yellow] {escape(hint)}", highlight=False,
+                          soft_wrap=True)
     raise typer.Exit(0 if r.connected else 1)
 
 
@@ -95,7 +97,8 @@ def dns(name: Annotated[str, typer.Argument(help="A name, as a pod would use it:
         src: Annotated[str | None, typer.Option("--from", help="Pod to ask from (default: the "
                                                 "first pod of namespace default).")] = None,
         qtype: Annotated[str, typer.Option("--type", "-t", help="A, AAAA, SRV, PTR, TXT, "
-                                           "CNAME, ANY...")] = "A",
+                                           "CNAME, ANY... (default: A, AAAA in a lab "
+                                           "whose primary family is IPv6)")] = "",
         server: Annotated[str | None, typer.Option("--server", help="Ask this address "
                                                    "instead of the pod's nameserver (like "
                                                    "dig @SERVER), e.g. the kube-dns IPv6 "
@@ -113,7 +116,9 @@ def dns(name: Annotated[str, typer.Argument(help="A name, as a pod would use it:
 
     with contextlib.suppress(ValueError):
         name, qtype = _ip.ip_address(name).reverse_pointer, "PTR"
-    a = open_lab(lab).dns(name, src, qtype, server=server)
+    lab_ = open_lab(lab)
+    qtype = qtype or ("AAAA" if lab_.plan.cluster.primary == "IPv6" else "A")
+    a = lab_.dns(name, src, qtype, server=server)
     if fmt.machine:
         print_document(fmt, a.to_json())
     else:
@@ -158,10 +163,11 @@ def http(url: Annotated[str, typer.Argument(help="http[s]://HOST/PATH: HOST goes
     if fmt.machine:
         print_document(fmt, r.to_json())
     elif r.status is None:
-        out.print(f"{url}: [red]no answer[/red] ({r.error})", highlight=False)
+        out.print(f"{escape(url)}: [red]no answer[/red] ({escape(r.error or '')})",
+                  highlight=False)
     else:
         color = "green" if r.ok else "red"
-        out.print(f"{url} via {r.address}: [{color}]{r.status} {r.reason}[/{color}]"
+        out.print(f"{escape(url)} via {r.address}: [{color}]{r.status} {r.reason}[/{color}]"
                   + (f", answered by {r.answered_by}" if r.answered_by else "")
                   + f" in {r.seconds * 1000:.1f} ms", highlight=False)
         if r.certificate_names:

@@ -8,7 +8,10 @@ IPv6 has no ARP, and Linux answers a Neighbour Solicitation only for an address 
 interface it arrived on (not for one on lo), so a Service's IPv6 address sits on the same
 node's eth0 as a /128 (added nodad: no duplicate address detection delays it), as
 MetalLB's speaker answers NS for it on that interface; taking it over is announced with an
-unsolicited Neighbour Advertisement (see KernelPort.announce)."""
+unsolicited Neighbour Advertisement (see KernelPort.announce). It is added deprecated
+(preferred_lft 0, as keepalived adds IPv6 VIPs): otherwise source address selection may
+pick it for the node's own traffic, and the node's masquerade would hide pods behind a
+Service's address."""
 
 from __future__ import annotations
 
@@ -26,5 +29,5 @@ def announced(plan: Plan, node: NodePlan) -> list[Address]:
             out.append(Address(node.netns, names.NODE_LB, names.INDEX_NODE_LB, f"{svc.lb_ip}/32"))
         if svc.lb_ip6:
             out.append(Address(node.netns, names.NODE_UNDERLAY_IFACE, names.INDEX_NODE_ETH0,
-                               f"{svc.lb_ip6}/128"))
+                               f"{svc.lb_ip6}/128", deprecated=True))
     return out

@@ -114,6 +114,10 @@ def _address(intent: Address) -> tuple[ifaddrmsg, int]:
     if _v6(ip):  # usable at once: no duplicate address detection (ip addr add ... nodad)
         msg["family"], msg["flags"] = socket.AF_INET6, IFA_F_NODAD
         msg["attrs"] = [("IFA_ADDRESS", ip)]
+        if intent.deprecated:  # preferred_lft 0, valid forever
+            msg["attrs"].append(("IFA_CACHEINFO", {"ifa_preferred": 0,
+                                                   "ifa_valid": 0xFFFFFFFF,
+                                                   "cstamp": 0, "tstamp": 0}))
     else:
         msg["family"] = socket.AF_INET
         msg["attrs"] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
@@ -387,7 +391,8 @@ def _link_shape(s: _Subject) -> tuple[tuple, tuple[_Field, ...]]:
 
 def _address_shape(s: _Subject) -> tuple[tuple, tuple[_Field, ...]]:
     v6 = _v6(s[0].cidr)  # type: ignore[union-attr]
-    return (v6,), (_F_INDEX, _F_ADDR_IP6 if v6 else _F_ADDR_IP, _F_ADDR_PLEN)
+    return (v6, s[0].deprecated), (_F_INDEX, _F_ADDR_IP6 if v6 else _F_ADDR_IP,  # type: ignore[union-attr]
+                                   _F_ADDR_PLEN)
 
 
 def _route_shape(s: _Subject) -> tuple[tuple, tuple[_Field, ...]]:

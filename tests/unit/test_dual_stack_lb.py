@@ -144,7 +144,8 @@ def test_the_announcing_node_holds_the_ipv6_address_on_eth0():
     node = plan.node(a.announcer)
     got = loadbalancer.announced(plan, node)
     assert got == [Address(node.netns, "lo", names.INDEX_NODE_LB, "172.18.0.200/32"),
-                   Address(node.netns, "eth0", names.INDEX_NODE_ETH0, "2001:db8:18::c8/128")]
+                   Address(node.netns, "eth0", names.INDEX_NODE_ETH0, "2001:db8:18::c8/128",
+                           deprecated=True)]
     other = next(n for n in plan.nodes if n.name != a.announcer)
     assert loadbalancer.announced(plan, other) == []
     desired = compile_lab("nldlbu", read_text(DUAL + PODS + svc("a"), "t.yaml"))
