@@ -127,8 +127,8 @@ def _connect(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
 
 
 def _dns(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
-    qtype = c.dns_type or ("AAAA" if lab.plan.cluster.primary == "IPv6" else "A")
-    a = lab.dns(c.dst or "", c.src, qtype)
+    a = lab.dns(c.dst or "", c.src, c.dns_type or None)
+    qtype = a.type
     got = [r.data for r in a.answers]
     evidence = f"{a.query} {a.type}: {a.rcode}" + (f" -> {', '.join(got)}" if got else "")
     problems = []

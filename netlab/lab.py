@@ -455,14 +455,15 @@ class Lab:
         plan = self.plan
         return netns_path(targets.netns(plan, targets.parse(ref, plan)))
 
-    def dns(self, name: str, src: str | None = None, qtype: str = "A", timeout: float = 2.0,
-            server: str | None = None) -> DnsAnswer:
+    def dns(self, name: str, src: str | None = None, qtype: str | None = None,
+            timeout: float = 2.0, server: str | None = None) -> DnsAnswer:
         """Ask the cluster DNS from inside a pod (default: the first pod of `default`), with
-        the pod's own resolv.conf: search list, ndots, TCP on truncation. `qtype` AAAA for
-        IPv6 addresses (dual-stack labs); `server` asks that address instead of the pod's
-        nameserver (e.g. the kube-dns IPv6 ClusterIP)."""
+        the pod's own resolv.conf: search list, ndots, TCP on truncation. `qtype` (None: A,
+        or AAAA in a lab whose primary family is IPv6); `server` asks that address instead
+        of the pod's nameserver (e.g. the kube-dns IPv6 ClusterIP)."""
         require_root()
         plan = self.plan
+        qtype = qtype or ("AAAA" if plan.cluster.primary == "IPv6" else "A")
         if src is None:
             pods = sorted(plan.pods.values(), key=lambda p: (p.namespace != "default", p.key))
             if not pods:
@@ -487,8 +488,8 @@ class Lab:
             if s.kind != "pod":
                 raise InputError(f"{dst!r} is not a pod; a DNS name can only be resolved "
                                  "from a pod (the cluster DNS serves pods)")
-            answer = self.dns(dst, src, "AAAA" if (family or plan.cluster.primary) == "IPv6"
-                              else "A")
+            answer = self.dns(dst, src, "AAAA" if family == "IPv6" else
+                              "A" if family == "IPv4" else None)
             if not answer.addresses:
                 raise InputError(f"{dst!r} does not resolve from {src}: {answer.rcode} "
                                  f"(tried {', '.join(answer.tried)})")

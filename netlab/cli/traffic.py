@@ -116,9 +116,7 @@ def dns(name: Annotated[str, typer.Argument(help="A name, as a pod would use it:
 
     with contextlib.suppress(ValueError):
         name, qtype = _ip.ip_address(name).reverse_pointer, "PTR"
-    lab_ = open_lab(lab)
-    qtype = qtype or ("AAAA" if lab_.plan.cluster.primary == "IPv6" else "A")
-    a = lab_.dns(name, src, qtype, server=server)
+    a = open_lab(lab).dns(name, src, qtype or None, server=server)
     if fmt.machine:
         print_document(fmt, a.to_json())
     else:

@@ -76,6 +76,11 @@ class PodInfo:
         return self.pod_ips or ((self.ip,) if self.ip else ())
 
     @property
+    def ip6(self) -> str:
+        """The pod's IPv6 address ("" without one)."""
+        return next((a for a in self.ips if ":" in a), "")
+
+    @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
