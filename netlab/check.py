@@ -147,7 +147,8 @@ def run(lab: Prober, timeout: float = 1.0, external: bool | None = None) -> Chec
     engine = engine_for(plan, policies)
     if external is None:
         external = any(peer.ip_block for p in policies for r in p.ingress for peer in r.peers)
-    pods = sorted(plan.pods.values(), key=lambda p: p.key)
+    # hostNetwork pods are their node (no policy applies to them): not probed
+    pods = sorted((p for p in plan.pods.values() if not p.host_network), key=lambda p: p.key)
     families = plan.cluster.families
     named = families != ("IPv4",)  # results name their family unless the lab is plain IPv4
     sctp = sctp_available()
@@ -197,13 +198,14 @@ def explain(lab: Prober, src: str, dst: str, port: int | None = None, protocol: 
     address, port_, proto = lab.destination(src, dst, port, protocol, family)
     fam = family_of(address)  # what the packets will be (an IPv6 literal is IPv6)
     v6 = fam == "IPv6"
-    src_end = targets.address(plan, s, fam) if s.kind == "host" \
-        else engine.pods[targets.pod(plan, s.name).key]
+    src_pod = targets.pod(plan, s.name) if s.kind == "pod" else None
+    src_end = engine.pods[src_pod.key] if src_pod is not None and src_pod.key in engine.pods \
+        else targets.address(plan, s, fam)  # a host, or a hostNetwork pod: its node
     ends: list[tuple[str, Any, int | None]] = []
     if d.kind == "service":
         sp = next(p for p in targets.service(plan, d.name).ports if p.port == port_)
         ends = [(f"{ep.label} port {ep.port}",  # an address outside the cluster: no pod
-                 engine.pods[ep.pod] if ep.pod else engine.resolve(ep.ip), ep.port)
+                 engine.pods.get(ep.pod or "") or engine.resolve(ep.ip), ep.port)
                 for ep in sp.family_endpoints(fam)]
     else:
         ends = [(dst, engine.resolve(address), port_)]

@@ -18,6 +18,7 @@ from netlab import names
 from netlab.errors import InputError
 from netlab.features import (
     dns,
+    hostport,
     ingress,
     kubeproxy,
     loadbalancer,
@@ -274,7 +275,8 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
         files[f.cert if isinstance(f, Certificate) else f.path] = f
     policies = list(m.network_policies.values())
     rules = {n.netns: [*kubeproxy.render_tables(plan, n),
-                       *netpol.render_tables(plan, n, policies)] for n in plan.nodes}
+                       *netpol.render_tables(plan, n, policies),
+                       *hostport.render_tables(plan, n)] for n in plan.nodes}
     announced = {n.netns: [Announced(a, names.NODE_UNDERLAY_IFACE)
                            for a in loadbalancer.announced(plan, n)] for n in plan.nodes}
     ready: dict[tuple[str, str], ReadyWhen] = {}
@@ -335,6 +337,8 @@ def _network(plan: Plan) -> list[NetworkIntent]:
 
 
 def _pod_network(plan: Plan, pod: PodPlan) -> list[NetworkIntent]:
+    if pod.host_network:  # the node's namespace, made with the node
+        return []
     return [*podnet.render_pod_netns(pod), *podnet.render_pod_veth(plan, pod),
             *podnet.render_pod_inside(plan, pod)]
 

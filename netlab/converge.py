@@ -142,13 +142,16 @@ class Converger:
         pods = [lab.plan.pods[k] for k in keys]
         self.port.release(keys)  # the agent lets go first: no restart, sockets closed
         recorded = [r.started for k in keys for r in self.state.processes.get(k, [])]
-        self.port.stop(recorded, [p.netns for p in pods])
+        # a hostNetwork pod's namespace is its node's: only its own processes go, no link
+        # and no namespace with it
+        own = [p for p in pods if not p.host_network]
+        self.port.stop(recorded, [p.netns for p in own])
         by_node: dict[str, list[tuple[str, int]]] = {}
-        for p in pods:
+        for p in own:
             by_node.setdefault(lab.plan.node(p.node).netns, []).append((p.veth, p.veth_index))
         for node_netns, links in by_node.items():
             self.port.delete_links(node_netns, links)
-        self.port.remove_netns([p.netns for p in pods])
+        self.port.remove_netns([p.netns for p in own])
         for p in pods:
             self.state.processes.pop(p.key, None)
             self.port.remove_tree(pod_dir(p))
@@ -261,7 +264,10 @@ class Converger:
             if old is None:
                 port.nft(netns, full)
                 return
-            script = "".join(t.diff(o) for t, o in zip(tables, old.rules[netns], strict=True))
+            had = {t.ref: t for t in old.rules[netns]}
+            # a table a feature no longer needs goes; one it needs now comes whole
+            script = "".join(t.diff(had[t.ref]) if t.ref in had else t.full() for t in tables)
+            script += "".join(_drop(ref) for ref in had.keys() - {t.ref for t in tables})
             if not script:
                 return
             try:
@@ -353,8 +359,15 @@ def _replace(old: DesiredLab | None, new: DesiredLab, netns: str) -> str:
     """A transaction putting a node's tables back as `old` had them (removing them if the
     lab is new)."""
     if old is None:
-        return "".join(f"add table {t.ref}\ndelete table {t.ref}\n" for t in new.rules[netns])
-    return "".join(t.full() for t in old.rules[netns])
+        return "".join(_drop(t.ref) for t in new.rules[netns])
+    had = {t.ref for t in old.rules[netns]}
+    return "".join(t.full() for t in old.rules[netns]) + "".join(
+        _drop(t.ref) for t in new.rules[netns] if t.ref not in had)
+
+
+def _drop(ref: str) -> str:
+    """Delete a table whether or not it exists (`add` first so `delete` cannot fail)."""
+    return f"add table {ref}\ndelete table {ref}\n"
 
 
 def _announce(port: KernelPort, netns: str, taken: list[Announced]) -> None:

@@ -82,6 +82,10 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
         lines.append("  }")
         lines.append(f"  {_id(n.name, 'eth0')} -> {_id('underlay')} [dir=none];")
         for p in pods:
+            if p.host_network:  # in the node's namespace: on eth0 itself
+                lines.append(f"  {_id('pod', p.key)} -> {_id(n.name, 'eth0')} "
+                             "[dir=none, label=\"hostNetwork\"];")
+                continue
             lines.append(f"  {_id('pod', p.key)} -> {_id(n.name, 'cni0')} "
                          f"[dir=none, label={_q(p.veth)}];")
     if c.backend == "vxlan":
@@ -121,11 +125,13 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
         engine = engine_for(plan, policies)
         edges = 0
         for dst in sorted(plan.pods.values(), key=lambda p: p.key):
-            ref = engine.pods[dst.key]
+            ref = engine.pods.get(dst.key)
+            if ref is None:  # hostNetwork: no policy applies
+                continue
             if not engine.selecting(ref, "Ingress"):
                 continue
             for src in sorted(plan.pods.values(), key=lambda p: p.key):
-                if src.key == dst.key:
+                if src.key == dst.key or src.key not in engine.pods:
                     continue
                 allowed = [f"{port}/{proto}" for proto, port in dst.container_ports
                            if engine.decide(engine.pods[src.key], ref, port, proto,

@@ -708,11 +708,28 @@ def _pod_spec_fields(spec: Fields, volumes: tuple[Volume, ...]) -> PodSpec:
         host_aliases.append((ip, a.str_list("hostnames")))
         a.done()
     node_selector, node_affinity = _node_scheduling(spec)
+    host_network = spec.bool("hostNetwork", False)
+    if host_network:  # SetDefaults_Pod: hostPort = containerPort; ValidatePodSpec: equal
+        for ci, c in enumerate((*containers, *init_containers)):
+            for pi, port in enumerate(c.ports):
+                if port.host_port not in (None, port.container_port):
+                    where = (f"containers[{ci}]" if ci < len(containers)
+                             else f"initContainers[{ci - len(containers)}]")
+                    raise spec.error(f"{where}.ports[{pi}].hostPort",
+                                     f"Invalid value: {port.host_port}: must match "
+                                     "`containerPort` when `hostNetwork` is true")
+        containers = [_host_network_ports(c) for c in containers]
+        init_containers = [_host_network_ports(c) for c in init_containers]
     spec.done()
     return PodSpec(tuple(containers), node_name, hostname, subdomain, dns_policy, dns_config,
                    restart_policy, host_aliases=tuple(host_aliases),
                    node_selector=node_selector, node_affinity=node_affinity,
-                   init_containers=tuple(init_containers))
+                   init_containers=tuple(init_containers), host_network=host_network)
+
+
+def _host_network_ports(c: Container) -> Container:
+    return dataclasses.replace(c, ports=tuple(dataclasses.replace(
+        p, host_port=p.container_port) for p in c.ports))
 
 
 def _container(c: Fields, volumes: tuple[Volume, ...], port_names: dict[str, str],
@@ -743,8 +760,14 @@ def _container(c: Fields, volumes: tuple[Volume, ...], port_names: dict[str, str
         if (number, proto) in seen_ports:
             raise p.error("containerPort", f"{number}/{proto} is listed twice")
         seen_ports.add((number, proto))
-        p.ignore("hostPort", "hostIP")
-        ports.append(ContainerPort(number, proto, pname))
+        host_port = p.int("hostPort", 0, lo=0, hi=65535) or None
+        host_ip = p.str("hostIP", None) or None
+        if host_ip is not None:
+            try:
+                ipaddress.ip_address(host_ip)
+            except ValueError as e:
+                raise p.error("hostIP", f"{host_ip!r} is not a valid IP address") from e
+        ports.append(ContainerPort(number, proto, pname, host_port, host_ip))
         p.done()
     restart_policy = None
     if c.has("restartPolicy"):

@@ -80,6 +80,8 @@ class ContainerPort:
     container_port: int
     protocol: Protocol = "TCP"
     name: str | None = None
+    host_port: int | None = None  # exposed on the node's addresses (hostIP: only that one)
+    host_ip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,16 @@ class PodSpec:
     # spec.initContainers in order: each runs to completion before the next; sidecars
     # (restart_policy "Always") start in their turn and keep running
     init_containers: tuple[Container, ...] = ()
+    host_network: bool = False  # in the node's network namespace: the node's addresses
+
+    @property
+    def host_ports(self) -> tuple[tuple[str, str, int, int], ...]:
+        """(protocol, hostIP or "", hostPort, containerPort) of every port that asks for a
+        hostPort (with hostNetwork, every containerPort: the API server defaults hostPort to
+        it), sorted."""
+        return tuple(sorted({(p.protocol, p.host_ip or "", p.host_port, p.container_port)
+                             for c in (*self.init_containers, *self.containers)
+                             for p in c.ports if p.host_port}))
 
     @property
     def sidecars(self) -> tuple[Container, ...]:

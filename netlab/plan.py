@@ -89,6 +89,11 @@ class PodPlan:
     ip6: str = ""  # dual-stack: the pod's IPv6 address (same host part as its IPv4 one)
     # spec.initContainers in order (sidecars among them); `containers` are the others
     init_containers: tuple[ContainerPlan, ...] = ()
+    # hostNetwork: in its node's network namespace (netns is the node's, no veth, the
+    # node's addresses as ip/ip6; the node's UTS namespace too, as with a real kubelet)
+    host_network: bool = False
+    # (protocol, hostIP or "", hostPort, containerPort): DNAT on the node (features/hostport)
+    host_ports: tuple[tuple[str, str, int, int], ...] = ()
 
     @property
     def key(self) -> str:
@@ -283,7 +288,7 @@ class Plan:
                 p[f] = tuple(ContainerPlan(c_["name"], tuple(c_["argv"]),
                                            tuple(map(tuple, c_["env"])), c_.get("sidecar", False))
                              for c_ in p.get(f, ()))
-            for f in ("container_ports", "named_ports", "serves"):
+            for f in ("container_ports", "named_ports", "serves", "host_ports"):
                 p[f] = tuple(map(tuple, p.get(f, ())))
             p["host_aliases"] = tuple((ip, tuple(h)) for ip, h in p.get("host_aliases", ()))
             pods[k] = PodPlan(**p)
@@ -700,6 +705,10 @@ def capacity(cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> int:
     return cidr.num_addresses - 3
 
 
+def _host_ports_text(ports: tuple[tuple[str, str, int, int], ...]) -> str:
+    return ", ".join(f"{ip + ':' if ip else ''}{port}/{proto}" for proto, ip, port, _ in ports)
+
+
 def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None,
               readiness: dict[str, tuple[bool, str]] | None = None,
               outcomes: dict[str, PodOutcome] | None = None) -> Plan:
@@ -722,7 +731,11 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
 
     used: dict[str, set[int]] = {n: set() for n in by_name}
     veths: dict[str, set[str]] = {n: set() for n in by_name}
+    host_ports: dict[str, set[scheduling.HostPort]] = {n: set() for n in by_name}
     for old in kept.values():
+        host_ports[old.node] |= set(old.host_ports)
+        if old.host_network:  # no slot: the node's own addresses
+            continue
         used[old.node].add(int(ipaddress.ip_address(old.ip or old.ip6))
                            - int(cidrs[old.node][0]))
         veths[old.node].add(old.veth)
@@ -745,18 +758,29 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
                     "would reject the pod (NodeAffinity)",
                     file=str(p.source) if p.source else None, obj=f"Pod {p.key}",
                     field="spec.nodeName")
-            if len(used[node]) >= capacity(cidrs[node]):
+            if len(used[node]) >= capacity(cidrs[node]) and not p.spec.host_network:
                 raise InputError(
                     f"node {node} is full: its podCIDR {cidrs[node]} holds "
                     f"{capacity(cidrs[node])} pods", file=str(p.source) if p.source else None,
                     obj=f"Pod {p.key}", field="spec.nodeName")
+            if scheduling.ports_conflict(p.spec.host_ports, host_ports[node]):
+                raise InputError(
+                    f"node {node} has no free ports for the pod's hostPorts "
+                    f"({_host_ports_text(p.spec.host_ports)}): another pod there uses them; "
+                    "kubelet would reject the pod (NodePorts)",
+                    file=str(p.source) if p.source else None, obj=f"Pod {p.key}",
+                    field="spec.nodeName")
             return node
         matching = [n for n in by_name if scheduling.accepts(p.spec, specs[n])]
-        free = [n for n in matching if len(used[n]) < capacity(cidrs[n])]
+        room = [n for n in matching
+                if p.spec.host_network or len(used[n]) < capacity(cidrs[n])]
+        free = [n for n in room
+                if not scheduling.ports_conflict(p.spec.host_ports, host_ports[n])]
         if not free:  # a node is full when its podCIDR is (kubelet's maxPods, as it were)
             reason = scheduling.unschedulable_reason(len(by_name), {
                 scheduling.MISMATCH: len(by_name) - len(matching),
-                scheduling.TOO_MANY: len(matching)})
+                scheduling.TOO_MANY: len(matching) - len(room),
+                scheduling.PORTS: len(room)})
             pending[p.key] = PendingPod(p.namespace, p.name, reason, dict(p.labels), p.owner,
                                         tuple(c.name for c in p.spec.containers),
                                         p.spec.restart_policy)
@@ -774,21 +798,32 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
         node = place(p)
         if node is None:
             continue
-        offset = next(i for i in range(2, cidrs[node].num_addresses - 1) if i not in used[node])
         node_plan = by_name[node]
-        used[node].add(offset)
-        veth, salt = names.pod_veth(p.namespace, p.name), 0
-        while veth in veths[node]:  # 32-bit hash collision on one node: take the next salt
-            salt += 1
-            veth = names.pod_veth(p.namespace, p.name, salt)
-        veths[node].add(veth)
+        host_ports[node] |= set(p.spec.host_ports)
+        if p.spec.host_network:
+            ip, ip6, netns, veth, veth_index = (node_plan.underlay_ip, node_plan.underlay_ip6,
+                                                node_plan.netns, "", 0)
+        else:
+            offset = next(i for i in range(2, cidrs[node].num_addresses - 1)
+                          if i not in used[node])
+            used[node].add(offset)
+            veth, salt = names.pod_veth(p.namespace, p.name), 0
+            while veth in veths[node]:  # 32-bit hash collision on one node: the next salt
+                salt += 1
+                veth = names.pod_veth(p.namespace, p.name, salt)
+            veths[node].add(veth)
+            ip = str(ipaddress.IPv4Network(node_plan.pod_cidr)[offset]) if cluster.ipv4 else ""
+            ip6 = (str(ipaddress.IPv6Network(node_plan.pod_cidr6)[offset]) if cluster.ipv6
+                   else "")
+            netns, veth_index = (names.pod_netns(lab, p.namespace, p.name),
+                                 names.INDEX_PORT_BASE + offset)
         planned[p.key] = PodPlan(
-            namespace=p.namespace, name=p.name, node=node,
-            ip=str(ipaddress.IPv4Network(node_plan.pod_cidr)[offset]) if cluster.ipv4 else "",
-            ip6=str(ipaddress.IPv6Network(node_plan.pod_cidr6)[offset]) if cluster.ipv6 else "",
-            netns=names.pod_netns(lab, p.namespace, p.name), veth=veth,
-            veth_index=names.INDEX_PORT_BASE + offset,
-            hostname=names.pod_hostname(p.spec.hostname or p.name),
+            namespace=p.namespace, name=p.name, node=node, ip=ip, ip6=ip6, netns=netns,
+            veth=veth, veth_index=veth_index, host_network=p.spec.host_network,
+            host_ports=p.spec.host_ports,
+            # a hostNetwork pod shares its node's UTS namespace: the node's hostname
+            hostname=node if p.spec.host_network else names.pod_hostname(p.spec.hostname
+                                                                         or p.name),
             host_aliases=p.spec.host_aliases,
             labels=dict(p.labels),
             containers=tuple(ContainerPlan(c.name, c.argv, c.env) for c in p.spec.containers),

@@ -15,6 +15,22 @@ _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm6
 
 MISMATCH = "node(s) didn't match Pod's node affinity/selector"
 TOO_MANY = "Too many pods"
+PORTS = "node(s) didn't have free ports for the requested pod ports"
+
+
+HostPort = tuple[str, str, int, int]  # (protocol, hostIP or "", hostPort, containerPort)
+
+
+def ports_conflict(wanted: tuple[HostPort, ...], used: set[HostPort]) -> bool:
+    """kube-scheduler's NodePorts filter: a hostPort is taken when a pod on the node uses
+    the same protocol and port on the same hostIP, or either side on every address
+    (hostIP unset or 0.0.0.0)."""
+    for proto, ip, port, _ in wanted:
+        for uproto, uip, uport, _ in used:
+            if proto == uproto and port == uport and (
+                    ip in ("", "0.0.0.0") or uip in ("", "0.0.0.0") or ip == uip):
+                return True
+    return False
 
 
 def machine_arch() -> str:

@@ -532,6 +532,8 @@ def capture_points(plan: Plan) -> tuple[list[CapturePoint], dict[str, str]]:
         if ip:
             by_ip[ip] = f"host/{host}:eth0"
     for p in plan.pods.values():
+        if p.host_network:  # its node's interfaces, captured as the node's
+            continue
         points.append(CapturePoint(netns_path(p.netns), "eth0", f"pod/{p.key}:eth0"))
         for ip in (p.ip, p.ip6):
             if ip:

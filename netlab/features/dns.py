@@ -178,7 +178,10 @@ def resolv_conf(cluster: Cluster, pod: PodPlan, upstream: str) -> str:
     nameservers: list[str] = []
     searches: list[str] = []
     options: dict[str, str | None] = {}
-    if pod.dns_policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
+    policy = pod.dns_policy
+    if policy == "ClusterFirst" and pod.host_network:
+        policy = "Default"  # kubelet: a hostNetwork pod asks for ClusterFirstWithHostNet
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
         # Only the primary family's kube-dns address, also in a dual-stack lab: kubelet
         # writes its --cluster-dns list, which kubeadm and kind set to the primary family's
         # ClusterIP alone; the server answers AAAA queries over IPv4 just as well, and
@@ -186,7 +189,7 @@ def resolv_conf(cluster: Cluster, pod: PodPlan, upstream: str) -> str:
         nameservers = [cluster.cluster_dns]
         searches = [f"{pod.namespace}.svc.{d}", f"svc.{d}", d]
         options = {"ndots": "5"}
-    elif pod.dns_policy == "Default":
+    elif policy == "Default":
         nameservers = [upstream]
     cfg = pod.dns_config or {}
     for ns in cfg.get("nameservers") or []:

@@ -246,7 +246,11 @@ def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy],
     of that family only, and neighbour discovery always let through."""
     v6 = family == "IPv6"
     ordered = sorted(policies, key=lambda p: (p.namespace, p.name))
-    scope = _Scope(tuple(plan.pods.values()), plan.namespaces)
+    # hostNetwork pods are their node to the kernel: no policy selects them, and no
+    # podSelector matches them (Kubernetes leaves their policy behaviour undefined; their
+    # traffic is the node's, which may always reach its pods)
+    scope = _Scope(tuple(p for p in plan.pods.values() if not p.host_network),
+                   plan.namespaces)
     ip, addr = ("ip6", "ipv6_addr") if v6 else ("ip", "ipv4_addr")
     t = Table(ip, TABLE)
     t.maps["ingress-pods"] = (f"type {addr} : verdict ;", {})

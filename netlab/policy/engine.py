@@ -235,8 +235,9 @@ class PolicyEngine:
 
 def engine_for(plan, policies: Iterable[NetworkPolicy]) -> PolicyEngine:
     """An engine over a lab's plan (pods, their labels and ports, namespace labels)."""
+    # hostNetwork pods are their node's addresses (see features/netpol): no PodRef
     pods = [PodRef(p.namespace, p.name, p.ip, dict(p.labels), tuple(p.named_ports), p.node,
-                   p.ip6) for p in plan.pods.values()]
+                   p.ip6) for p in plan.pods.values() if not p.host_network]
     nodes = {n.name: {a for a in (n.underlay_ip, n.gateway, n.vtep_ip, n.underlay_ip6,
                                   n.gateway6, n.vtep_ip6) if a}
              for n in plan.nodes}
