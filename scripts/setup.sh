@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 # conntrack: clearing UDP flows to deleted Service endpoints, as kube-proxy does;
 # graphviz: `netlab graph`; ruby: the syntax check of vagrant/Vagrantfile (CI cannot boot
 # a VM, it checks the file and runs this script, the VM's provisioning, itself).
+# containernetworking-plugins: the CNI reference plugins (/usr/lib/cni) for the lab's CNI
+# mode; iptables: the portmap plugin runs it (inside node namespaces only).
 PACKAGES=(iproute2 nftables libpcap0.8 iputils-ping util-linux procps python3-venv dnsutils
-          nginx-light openssl wrk conntrack graphviz ruby)
+          nginx-light openssl wrk conntrack graphviz ruby containernetworking-plugins iptables)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/setup.sh must run as root (it installs packages): sudo $0" >&2

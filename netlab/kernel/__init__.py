@@ -16,7 +16,8 @@ from typing import Any
 
 _LINUX = ("Kernel", "NftTrace", "all_labs", "destroy_lab", "lab_mounts", "lab_netns",
           "lab_pids", "netns_path", "raise_fd_limit", "uts_path")
-_SUBMODULES = ("commands", "fake", "linux", "ns", "port", "procs", "rtnl", "sandbox", "sockets")
+_SUBMODULES = ("cni", "commands", "fake", "linux", "ns", "port", "procs", "rtnl", "sandbox",
+               "sockets")
 
 
 def __getattr__(name: str) -> Any:
