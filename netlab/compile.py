@@ -17,6 +17,7 @@ from typing import Any
 from netlab import names
 from netlab.errors import InputError
 from netlab.features import (
+    cni,
     dns,
     hostport,
     ingress,
@@ -34,6 +35,7 @@ from netlab.features import (
 from netlab.intents import (
     Announced,
     Certificate,
+    CniAttachment,
     Directory,
     File,
     ForgetUdpFlows,
@@ -72,6 +74,8 @@ class DesiredLab:
     ready: dict[tuple[str, str], ReadyWhen]  # (owner, container) -> when it is ready
     forget_udp: list[ForgetUdpFlows] = field(default_factory=list)  # vs. the previous plan
     warnings: list[str] = field(default_factory=list)
+    # CNI mode: pod key -> what its plugins are called with (netlab.features.cni)
+    cni: dict[str, CniAttachment] = field(default_factory=dict)
 
     @property
     def processes(self) -> dict[str, list[Process]]:
@@ -100,6 +104,7 @@ class DesiredLab:
         for owner in sorted(self.workloads):
             intents += self.workloads[owner].processes
         out = [render_text(intents)]
+        out += [f"{a.text()}\n" for _, a in sorted(self.cni.items())]
         out += [f"{serve.text()}\n" for _, serve in sorted(self.serves.items())]
         for path in sorted(self.files):
             out.append(f"{self.files[path].text()}\n")
@@ -222,14 +227,18 @@ def compile_lab(lab: str, docs: Iterable[RawDoc], previous: Plan | None = None,
                 label_overrides: dict[str, dict[str, str | None]] | None = None,
                 built: Manifests | None = None,
                 readiness: dict[str, tuple[bool, str]] | None = None,
-                outcomes: dict[str, PodOutcome] | None = None) -> DesiredLab:
+                outcomes: dict[str, PodOutcome] | None = None,
+                cni_addresses: dict[str, tuple[str, ...]] | None = None) -> DesiredLab:
     """(documents, previous plan) -> the desired lab. With a previous plan, pods that did not
-    change keep their node and addresses and Services their addresses (a running lab)."""
+    change keep their node and addresses and Services their addresses (a running lab). In
+    CNI mode, new pods have the addresses their ADD returned (`cni_addresses`), none before
+    (the converger compiles again once the plugins ran)."""
     docs = list(docs)
     m = built or build(docs)
     cluster = effective_cluster(m, previous)
     m = manifests(docs, cluster, label_overrides, built=m)
-    desired = render(plan_lab(lab, m, cluster, previous, readiness, outcomes), m)
+    desired = render(plan_lab(lab, m, cluster, previous, readiness, outcomes, cni_addresses),
+                     m)
     if previous is not None:
         stale = kubeproxy.stale_udp_endpoints(previous, desired.plan)
         if stale:
@@ -247,11 +256,12 @@ def current(plan: Plan, docs: Iterable[RawDoc],
 
 def plan_lab(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None,
              readiness: dict[str, tuple[bool, str]] | None = None,
-             outcomes: dict[str, PodOutcome] | None = None) -> Plan:
+             outcomes: dict[str, PodOutcome] | None = None,
+             cni_addresses: dict[str, tuple[str, ...]] | None = None) -> Plan:
     """Pods placed and addressed, then Services (addresses, endpoints of ready pods,
     responder ports)."""
-    return services.plan_services(m, make_plan(lab, m, cluster, previous, readiness, outcomes),
-                                  previous, readiness)
+    return services.plan_services(m, make_plan(lab, m, cluster, previous, readiness, outcomes,
+                                               cni_addresses), previous, readiness)
 
 
 def render(plan: Plan, m: Manifests) -> DesiredLab:
@@ -276,7 +286,10 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
     policies = list(m.network_policies.values())
     rules = {n.netns: [*kubeproxy.render_tables(plan, n),
                        *netpol.render_tables(plan, n, policies),
-                       *hostport.render_tables(plan, n)] for n in plan.nodes}
+                       *([] if plan.cluster.cni else hostport.render_tables(plan, n))]
+             for n in plan.nodes}
+    attached, cni_warnings = cni.attachments(plan)
+    warnings += cni_warnings + _cni_port_warnings(plan)
     announced = {n.netns: [Announced(a, names.NODE_UNDERLAY_IFACE)
                            for a in loadbalancer.announced(plan, n)] for n in plan.nodes}
     ready: dict[tuple[str, str], ReadyWhen] = {}
@@ -323,14 +336,30 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
                             tuple(c.name for c in spec.long_running) if spec else (), probes,
                             pod.ip if pod else "", pod.netns if pod else "", sandboxes.get(k))
     return DesiredLab(plan.lab, plan, m, network, pods, files, rules, announced, loads,
-                      ready, warnings=warnings)
+                      ready, warnings=warnings, cni=attached)
+
+
+def _cni_port_warnings(plan: Plan) -> list[str]:
+    """In CNI mode a hostPort is the plugins' business (portMappings): say so when no plugin
+    of the list takes it."""
+    if not plan.cluster.cni or not any(p.host_ports and not p.host_network
+                                       for p in plan.pods.values()):
+        return []
+    from netlab.cni import parse_conflist
+
+    if any("portMappings" in p.capabilities
+           for p in parse_conflist(plan.cluster.cni_config).plugins):
+        return []
+    return ["hostPort: no plugin of the CNI network declares the portMappings capability "
+            "(add portmap to the list), so hostPorts are not exposed"]
 
 
 def _network(plan: Plan) -> list[NetworkIntent]:
     out: list[Any] = underlay.render_fabric(plan)
     for node in plan.nodes:
         out += underlay.render_node(plan, node)
-        out += podnet.render_node_bridge(plan, node)
+        if not plan.cluster.cni:  # in CNI mode the plugins make the pod network's bridge
+            out += podnet.render_node_bridge(plan, node)
         out += overlay.render_node(plan, node)
     out += underlay.render_hosts(plan)
     return out
@@ -339,6 +368,9 @@ def _network(plan: Plan) -> list[NetworkIntent]:
 def _pod_network(plan: Plan, pod: PodPlan) -> list[NetworkIntent]:
     if pod.host_network:  # the node's namespace, made with the node
         return []
+    if plan.cluster.cni:  # the namespace and lo (containerd's loopback); the plugins the rest
+        return [Netns(pod.netns, sysctls=underlay.host_sysctls(plan)),
+                Link(pod.netns, "lo", 1, "", up=True)]
     return [*podnet.render_pod_netns(pod), *podnet.render_pod_veth(plan, pod),
             *podnet.render_pod_inside(plan, pod)]
 

@@ -52,7 +52,12 @@ class ChangeSummary:
 class Converger:
     def __init__(self, port: KernelPort, state: LabState, progress: ProgressFn | None = None,
                  save: Callable[[LabState], None] | None = None,
-                 ready_timeout: float = 10.0) -> None:
+                 ready_timeout: float = 10.0,
+                 recompile: Callable[[dict[str, tuple[str, ...]]], DesiredLab] | None = None
+                 ) -> None:
+        """`recompile`: CNI mode's second compile, given the addresses the plugins gave the
+        new pods (the desired lab's Services, policy, DNS and files need them)."""
+        self.recompile = recompile
         self.port = port
         self.state = state
         self.progress = progress
@@ -97,8 +102,13 @@ class Converger:
                 self._remove_pods(old, gone)
                 self.state.plan = _without(old.plan, gone)  # reality until new pods exist
                 self.save(self.state)
+            cni = new.plan.cluster.cni
+            if cni and made:  # the pods first: their addresses come from the plugins
+                self._create_pods(new, made)
+                new = self._attach(new, made)
             summary.warnings += self._files(old, new, gone)
-            self._create_pods(new, made)
+            if not cni:
+                self._create_pods(new, made)
             self._rules(old, new)
             self._addresses(old, new)
             started = self._workloads(old, new, gone)
@@ -146,6 +156,10 @@ class Converger:
         # and no namespace with it
         own = [p for p in pods if not p.host_network]
         self.port.stop(recorded, [p.netns for p in own])
+        attached = [lab.cni[k] for k in keys if k in lab.cni]
+        if attached:  # CNI mode: DEL while the namespaces are still there
+            c = lab.plan.cluster
+            self.port.cni_del(c.cni_config, c.cni_bin_dirs, c.cni_timeout, attached)
         by_node: dict[str, list[tuple[str, int]]] = {}
         for p in own:
             by_node.setdefault(lab.plan.node(p.node).netns, []).append((p.veth, p.veth_index))
@@ -157,8 +171,13 @@ class Converger:
             self.port.remove_tree(pod_dir(p))
 
     def _restore_pods(self, old: DesiredLab, keys: Sequence[str]) -> None:
-        """Undo of a removal: the pods as they were, with their files and workloads."""
+        """Undo of a removal: the pods as they were, with their files and workloads (in CNI
+        mode ADDed again: an IPAM plugin may then give another address than before)."""
         self.port.create(order([i for k in keys for i in old.pods[k]]))
+        attached = [old.cni[k] for k in keys if k in old.cni]
+        if attached:
+            c = old.plan.cluster
+            self.port.cni_add(c.cni_config, c.cni_bin_dirs, c.cni_timeout, attached)
         for k in keys:
             for path in old.pod_files(k):
                 self._put(old.files[path])
@@ -178,6 +197,20 @@ class Converger:
                 self.port.prepare_sandboxes({k: new.workloads[k] for k in keys
                                              if k in new.workloads})
         self.port.create(intents, self._tick("pods", len(intents)), namespaces_made=prepare)
+
+    def _attach(self, new: DesiredLab, keys: Sequence[str]) -> DesiredLab:
+        """CNI mode: ADD the new pods (their namespaces exist), then the desired lab again
+        with the addresses the plugins gave them."""
+        c = new.plan.cluster
+        attachments = [new.cni[k] for k in keys if k in new.cni]
+        if not attachments:
+            return new
+        if self.recompile is None:
+            raise KernelError("CNI mode needs the converger's recompile step")
+        self._undo.append(lambda: self.port.cni_del(c.cni_config, c.cni_bin_dirs,
+                                                    c.cni_timeout, attachments))
+        found = self.port.cni_add(c.cni_config, c.cni_bin_dirs, c.cni_timeout, attachments)
+        return self.recompile(found)
 
     # --- 3. files ----------------------------------------------------------------------------
 
@@ -350,9 +383,14 @@ def converge_docs(port: KernelPort, st: LabState, docs: list, progress: Progress
     old = current(st.plan, st.docs, st.label_overrides)
     # outcomes only of pods the lab has: a Job made again must not inherit its old pods'
     st.pod_outcomes = {k: v for k, v in st.pod_outcomes.items() if k in st.plan.pods}
-    new = compile_lab(st.lab, docs, previous=st.plan, label_overrides=st.label_overrides,
-                      readiness=st.readiness, outcomes=st.pod_outcomes)
-    return Converger(port, st, progress, save).converge(old, new, docs)
+    previous = st.plan
+
+    def compile_(cni_addresses: dict[str, tuple[str, ...]] | None = None) -> DesiredLab:
+        return compile_lab(st.lab, docs, previous=previous, label_overrides=st.label_overrides,
+                           readiness=st.readiness, outcomes=st.pod_outcomes,
+                           cni_addresses=cni_addresses)
+    return Converger(port, st, progress, save, recompile=compile_).converge(old, compile_(),
+                                                                            docs)
 
 
 def _replace(old: DesiredLab | None, new: DesiredLab, netns: str) -> str:

@@ -308,3 +308,22 @@ NetworkIntent = Netns | Link | Address | Route | Neighbour | Fdb
 
 def render_text(intents: list[Intent]) -> str:
     return "\n".join(i.text() for i in intents) + "\n"
+
+
+@dataclass(frozen=True)
+class CniAttachment:
+    """One pod attached to the network by the CNI plugins (CNI mode), as the runtime calls
+    them: in its node's namespace, for the pod's namespace and interface, with kubelet's
+    CNI_ARGS and the capability arguments (runtimeConfig) as JSON text."""
+
+    pod: str  # namespace/name
+    node_netns: str
+    netns: str
+    container_id: str
+    ifname: str
+    cni_args: tuple[tuple[str, str], ...]
+    capability_args: str  # JSON: ipRanges, portMappings, bandwidth, dns
+
+    def text(self) -> str:
+        return (f"[{_short(self.node_netns)}] CNI ADD {self.pod} ({self.ifname} in "
+                f"{_short(self.netns)}) {self.capability_args}")

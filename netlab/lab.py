@@ -740,7 +740,9 @@ def _create(st: state.LabState, desired: DesiredLab, docs: list[RawDoc],
     """Bring a lab up from nothing; on any failure (or Ctrl-C) remove all of it."""
     port = LabPort(st.lab)
     try:
-        return Converger(port, st, progress, save=state.save).converge(None, desired, docs)
+        return Converger(port, st, progress, save=state.save,
+                         recompile=lambda found: compile_lab(st.lab, docs, cni_addresses=found)
+                         ).converge(None, desired, docs)
     except BaseException:
         port.close()
         destroy_lab(st.lab, st.recorded())

@@ -10,6 +10,7 @@ import base64
 import binascii
 import dataclasses
 import ipaddress
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -1792,8 +1793,10 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         backoff_initial = backoff.number("initialSeconds", d.backoff_initial, lo=0.1, hi=300)
         backoff_max = backoff.number("maxSeconds", d.backoff_max, lo=backoff_initial, hi=3600)
         backoff.done()
+    cni_config, cni_bins, cni_timeout = _cni(spec, d)
     spec.done()
     top.done()
+
     def cidr(nets: dict[str, Net], family: str) -> str:
         return str(nets[family]) if family in nets else ""
 
@@ -1810,7 +1813,54 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                         underlay_cidr6=cidr(underlays, "IPv6") or d.underlay_cidr6,
                         internet_cidr6=cidr(internets, "IPv6") or d.internet_cidr6,
                         load_balancer_pool6=pools.get("IPv6", d.load_balancer_pool6),
-                        primary_family=primary, source=src)
+                        primary_family=primary, cni_config=cni_config, cni_bin_dirs=cni_bins,
+                        cni_timeout=cni_timeout, source=src)
+
+
+def _cni(spec: Fields, d: Cluster) -> tuple[str, str, float]:
+    """spec.cni: CNI mode. `config` (a network configuration list as it would sit in
+    /etc/cni/net.d, inline) or `configFile` (its path, relative to this file), `binDir` (a
+    directory or a list: CNI_PATH), `timeoutSeconds` per plugin call. Checked here, before
+    anything is made: the list (netlab.cni), and that every plugin is in a bin directory.
+    Returns (config JSON text, CNI_PATH, timeout); ("", default, default) = native mode."""
+    from netlab.cni import parse_conflist
+
+    cni = spec.sub("cni")
+    if cni is None:
+        return "", d.cni_bin_dirs, d.cni_timeout
+    bins_raw = cni.raw("binDir", d.cni_bin_dirs)
+    bins = [bins_raw] if isinstance(bins_raw, str) else bins_raw
+    if not isinstance(bins, list) or not bins or not all(
+            isinstance(b, str) and b.startswith("/") for b in bins):
+        raise cni.error("binDir", "must be an absolute directory or a list of them (default "
+                                  "/usr/lib/cni, Debian's containernetworking-plugins)")
+    timeout = cni.number("timeoutSeconds", d.cni_timeout, lo=1, hi=300)
+    where = cni.where
+    if cni.has("config") == cni.has("configFile"):
+        raise cni.error("config", "give config (a network configuration list, as in "
+                                  "/etc/cni/net.d) or configFile (its path), one of them")
+    if cni.has("config"):
+        data: Any = cni.raw("config")
+        field_ = cni._p("config")
+    else:
+        name = cni.str("configFile")
+        path = Path(name) if Path(name).is_absolute() else Path(where.file).parent / name
+        field_ = cni._p("configFile")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise cni.error("configFile", f"cannot read {path}: {e.strerror}") from e
+    try:
+        conflist = parse_conflist(data, where=field_, file=where.file)
+    except InputError as e:
+        raise where.error(e.field or field_, e.detail) from e
+    for i, plugin in enumerate(conflist.plugins):
+        if not any(os.path.isfile(os.path.join(b, plugin.type)) for b in bins):
+            raise where.error(f"{field_}.plugins[{i}].type",
+                              f"plugin {plugin.type!r} is not in {':'.join(bins)} (install "
+                              "containernetworking-plugins, or set binDir to where it is)")
+    cni.done()
+    return conflist.raw.decode(), ":".join(bins), timeout
 
 
 def _expectation(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:

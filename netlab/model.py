@@ -524,7 +524,18 @@ class Cluster:
     # the IPv6 load balancer range (inside underlay_cidr6), used in a dual-stack cluster
     load_balancer_pool6: str = "2001:db8:18::c8-2001:db8:18::fa"
     primary_family: str = "IPv4"
+    # CNI mode (spec.cni): pods are plumbed by CNI plugins instead of netlab's native
+    # bridge + host-local equivalent. cni_config: the network configuration list as JSON
+    # text ("" = native mode); cni_bin_dirs: CNI_PATH (':'-separated); a plugin call's timeout
+    cni_config: str = ""
+    cni_bin_dirs: str = "/usr/lib/cni"
+    cni_timeout: float = 10.0
     source: Source | None = field(default=None, compare=False)
+
+    @property
+    def cni(self) -> bool:
+        """Pods are plumbed by CNI plugins (spec.cni)."""
+        return bool(self.cni_config)
 
     @property
     def dual_stack(self) -> bool:

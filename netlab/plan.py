@@ -711,7 +711,12 @@ def _host_ports_text(ports: tuple[tuple[str, str, int, int], ...]) -> str:
 
 def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = None,
               readiness: dict[str, tuple[bool, str]] | None = None,
-              outcomes: dict[str, PodOutcome] | None = None) -> Plan:
+              outcomes: dict[str, PodOutcome] | None = None,
+              cni_addresses: dict[str, tuple[str, ...]] | None = None) -> Plan:
+    """The plan of a lab. In CNI mode (cluster.cni) the plugins' results are the truth: a
+    pod's addresses are those its ADD returned (`cni_addresses`, pod key -> IPs; a kept pod
+    keeps its own), and none before its ADD ran; the plugins' IPAM, not netlab's, decides
+    them and how many pods a node holds."""
     nodes, underlay_gw = plan_nodes(lab, cluster)
     by_name = {n.name: n for n in nodes}
     # the block a node numbers its pods' slots in: its IPv4 one, an IPv6-only node's IPv6 one
@@ -734,7 +739,7 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
     host_ports: dict[str, set[scheduling.HostPort]] = {n: set() for n in by_name}
     for old in kept.values():
         host_ports[old.node] |= set(old.host_ports)
-        if old.host_network:  # no slot: the node's own addresses
+        if old.host_network or cluster.cni:  # no slot: the node's addresses; the plugins'
             continue
         used[old.node].add(int(ipaddress.ip_address(old.ip or old.ip6))
                            - int(cidrs[old.node][0]))
@@ -758,7 +763,8 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
                     "would reject the pod (NodeAffinity)",
                     file=str(p.source) if p.source else None, obj=f"Pod {p.key}",
                     field="spec.nodeName")
-            if len(used[node]) >= capacity(cidrs[node]) and not p.spec.host_network:
+            if len(used[node]) >= capacity(cidrs[node]) and not (p.spec.host_network
+                                                                 or cluster.cni):
                 raise InputError(
                     f"node {node} is full: its podCIDR {cidrs[node]} holds "
                     f"{capacity(cidrs[node])} pods", file=str(p.source) if p.source else None,
@@ -772,8 +778,8 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
                     field="spec.nodeName")
             return node
         matching = [n for n in by_name if scheduling.accepts(p.spec, specs[n])]
-        room = [n for n in matching
-                if p.spec.host_network or len(used[n]) < capacity(cidrs[n])]
+        room = [n for n in matching if p.spec.host_network or cluster.cni
+                or len(used[n]) < capacity(cidrs[n])]
         free = [n for n in room
                 if not scheduling.ports_conflict(p.spec.host_ports, host_ports[n])]
         if not free:  # a node is full when its podCIDR is (kubelet's maxPods, as it were)
@@ -803,6 +809,11 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
         if p.spec.host_network:
             ip, ip6, netns, veth, veth_index = (node_plan.underlay_ip, node_plan.underlay_ip6,
                                                 node_plan.netns, "", 0)
+        elif cluster.cni:  # the plugins made the interface; their result gave the addresses
+            got = (cni_addresses or {}).get(p.key, ())
+            ip = next((a for a in got if ":" not in a), "")
+            ip6 = next((a for a in got if ":" in a), "")
+            netns, veth, veth_index = names.pod_netns(lab, p.namespace, p.name), "", 0
         else:
             offset = next(i for i in range(2, cidrs[node].num_addresses - 1)
                           if i not in used[node])

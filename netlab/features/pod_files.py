@@ -15,7 +15,7 @@ def hosts(cluster: Cluster, pod: PodPlan) -> str:
                  f"{cluster.cluster_domain}\t{pod.hostname}")
     text = ("# Kubernetes-managed hosts file (netlab).\n127.0.0.1\tlocalhost\n"
             "::1\tlocalhost ip6-localhost ip6-loopback\n"
-            f"{pod.ip}\t{names}\n" + (f"{pod.ip6}\t{names}\n" if pod.ip6 else ""))  # per pod IP
+            + "".join(f"{ip}\t{names}\n" for ip in (pod.ip, pod.ip6) if ip))  # per pod IP
     if pod.host_aliases:  # hostsEntriesFromHostAliases: one line per IP, tab-separated
         text += "\n# Entries added by HostAliases.\n" + "".join(
             f"{ip}\t{chr(9).join(hostnames)}\n" for ip, hostnames in pod.host_aliases)

@@ -63,6 +63,7 @@ class FakeKernel:
         self.forgotten: list[tuple[str, tuple[str, int]]] = []
         self.calls: dict[str, int] = {}
         self.prepared: list[str] = []  # pods whose sandboxes were asked for ahead
+        self.cni_attached: dict[str, tuple[str, ...]] = {}  # CNI mode: container id -> IPs
         self.fail = dict(fail or {})  # operation -> the call number (1-based) that fails
         self._pid = 1000
 
@@ -175,6 +176,37 @@ class FakeKernel:
         if ips:
             self._call("announce", netns)
             self.announced += [(netns, ip) for ip in ips]
+
+    # --- CNI mode: an IPAM like host-local's (the next free address of each range) -------
+
+    def cni_add(self, config: str, bin_dirs: str, timeout: float,
+                attachments: Sequence[Any]) -> dict[str, tuple[str, ...]]:
+        import ipaddress
+        import json
+
+        out = {}
+        for a in attachments:
+            self._call("cni_add", a.pod)
+            if a.netns not in self.netns:
+                raise KernelError(f"CNI ADD {a.pod}: no namespace {a.netns}")
+            ips = []
+            for (rng,) in json.loads(a.capability_args)["ipRanges"]:
+                net = ipaddress.ip_network(rng["subnet"])
+                taken = {ip for ips_ in self.cni_attached.values() for ip in ips_}
+                ips.append(next(str(h) for h in list(net.hosts())[1:] if str(h) not in taken))
+            self.cni_attached[a.container_id] = tuple(ips)
+            out[a.pod] = tuple(ips)
+        return out
+
+    def cni_del(self, config: str, bin_dirs: str, timeout: float,
+                attachments: Sequence[Any]) -> None:
+        for a in attachments:
+            self._call("cni_del", a.pod)
+            self.cni_attached.pop(a.container_id, None)
+
+    def cni_check(self, config: str, bin_dirs: str, timeout: float, attachment: Any) -> None:
+        if attachment.container_id not in self.cni_attached:
+            raise KernelError(f"CNI CHECK {attachment.pod}: not attached")
 
     # --- files --------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ directory, so `destroy_lab` can find all of it from the names alone (after a cra
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -17,11 +18,23 @@ import subprocess
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from netlab import names
-from netlab.errors import KernelError
-from netlab.intents import Address, Certificate, Intent, Link, Netns, Process, ReadyWhen, Workload
+from netlab.errors import InputError, KernelError, NetlabError
+from netlab.intents import (
+    Address,
+    Certificate,
+    CniAttachment,
+    Intent,
+    Link,
+    Netns,
+    Process,
+    ReadyWhen,
+    Workload,
+)
 from netlab.kernel import ns, procs, rtnl  # submodules
 from netlab.kernel.port import Started
 
@@ -63,6 +76,71 @@ class Kernel:
         ns.ensure_state_tmpfs(names.STATE_ROOT)
         (names.lab_dir(lab) / "uts").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.root = names.lab_dir(lab)
+
+    # --- CNI mode ----------------------------------------------------------------------
+
+    def _cni(self, config: str, bin_dirs: str, timeout: float, node_netns: str
+             ) -> tuple[Any, Any]:
+        """The runtime of one node (its cache and host-local's dataDir in the lab's state,
+        never the host's /var/lib/cni) and the list with that dataDir."""
+        from netlab.cni import conflist_with_data_dir, parse_conflist
+        from netlab.kernel.cni import CniRuntime
+
+        home = cni_dir(self.lab) / node_netns
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (cni_dir(self.lab) / "path").write_text(bin_dirs)  # for `down` after a crash
+        conflist, _ = conflist_with_data_dir(parse_conflist(config), str(home / "host-local"))
+        return CniRuntime(bin_dirs.split(":"), netns_path(node_netns), home, timeout), conflist
+
+    def _by_node(self, attachments: Sequence[CniAttachment], each: Callable[[str, list], Any]
+                 ) -> list[Any]:
+        """`each(node_netns, its attachments)` for every node at once (a node's own calls one
+        after the other, as one kubelet makes them)."""
+        nodes: dict[str, list[CniAttachment]] = {}
+        for a in attachments:
+            nodes.setdefault(a.node_netns, []).append(a)
+        with ThreadPoolExecutor(max_workers=min(8, len(nodes) or 1)) as pool:
+            return list(pool.map(lambda kv: each(*kv), nodes.items()))
+
+    def cni_add(self, config: str, bin_dirs: str, timeout: float,
+                attachments: Sequence[CniAttachment]) -> dict[str, tuple[str, ...]]:
+        checked: set[str] = set()
+
+        def node(node_netns: str, mine: list[CniAttachment]) -> dict[str, tuple[str, ...]]:
+            runtime, conflist = self._cni(config, bin_dirs, timeout, node_netns)
+            if node_netns not in checked:  # the plugins can speak the list's version
+                problems = runtime.version_problems(conflist)
+                if problems:
+                    raise InputError("the CNI network cannot run: " + "; ".join(problems))
+                checked.add(node_netns)
+            out = {}
+            for a in mine:
+                path = str(netns_path(a.netns))
+                result = runtime.add(conflist, a.container_id, path, a.ifname, a.cni_args,
+                                     json.loads(a.capability_args))
+                out[a.pod] = result.pod_ips(a.ifname, path)
+            return out
+
+        found: dict[str, tuple[str, ...]] = {}
+        for part in self._by_node(attachments, node):
+            found |= part
+        return found
+
+    def cni_del(self, config: str, bin_dirs: str, timeout: float,
+                attachments: Sequence[CniAttachment]) -> None:
+        def node(node_netns: str, mine: list[CniAttachment]) -> None:
+            runtime, conflist = self._cni(config, bin_dirs, timeout, node_netns)
+            for a in mine:
+                runtime.delete(conflist, a.container_id, str(netns_path(a.netns)), a.ifname,
+                               a.cni_args, json.loads(a.capability_args))
+        self._by_node(attachments, node)
+
+    def cni_check(self, config: str, bin_dirs: str, timeout: float,
+                  attachment: CniAttachment) -> None:
+        runtime, conflist = self._cni(config, bin_dirs, timeout, attachment.node_netns)
+        runtime.check(conflist, attachment.container_id, str(netns_path(attachment.netns)),
+                      attachment.ifname, attachment.cni_args,
+                      json.loads(attachment.capability_args))
 
     # --- sockets -----------------------------------------------------------------------
 
@@ -438,6 +516,29 @@ def lab_agents(lab: str) -> list[int]:
     return found
 
 
+def cni_dir(lab: str) -> Path:
+    """CNI mode's state: per node namespace, libcni's cache and host-local's dataDir."""
+    return names.lab_dir(lab) / "cni"
+
+
+def _cni_teardown(lab: str) -> None:
+    """DEL every attachment a CNI-mode lab's caches hold, with the config each record
+    keeps, in its node's namespace (still there): what `down` does, also after a crash.
+    Failures are left: the namespaces and their devices go next anyway."""
+    from netlab.kernel.cni import CniRuntime
+
+    root = cni_dir(lab)
+    try:
+        bin_dirs = (root / "path").read_text().split(":")
+    except OSError:
+        return
+    for home in sorted(p for p in root.iterdir() if p.is_dir()):
+        node = netns_path(home.name)
+        if node.exists():
+            with contextlib.suppress(NetlabError):
+                CniRuntime(bin_dirs, node, home).delete_from_cache()
+
+
 def destroy_lab(lab: str, recorded: Sequence[procs.Started] = ()) -> None:
     """Remove everything of `lab`: processes (recorded pids, then every process inside its
     namespaces), namespaces, UTS namespace files, state. Safe to run at any time, twice."""
@@ -452,6 +553,7 @@ def destroy_lab(lab: str, recorded: Sequence[procs.Started] = ()) -> None:
                       .split())
         procs.kill_verified([procs.Started(pid, start)], set())
     _wait_gone(_kill_lab_processes(list(recorded), inodes), inodes)
+    _cni_teardown(lab)
     # The UTS namespace files and the namespace files are unmounted, then `rm` deletes the
     # state dir (much faster than Python's rmtree over a few thousand entries). Not at the
     # same time: every umount bumps the kernel's mount seqlock, which sends rm's concurrent

@@ -13,7 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from netlab.intents import Address, Certificate, NetworkIntent, ReadyWhen, Workload
+from netlab.intents import (
+    Address,
+    Certificate,
+    CniAttachment,
+    NetworkIntent,
+    ReadyWhen,
+    Workload,
+)
 
 Progress = Callable[[int], None]
 
@@ -50,6 +57,21 @@ class KernelPort(Protocol):
     def announce(self, netns: str, dev: str, ips: Sequence[str]) -> None:
         """Gratuitous ARP (IPv6: unsolicited Neighbour Advertisement) for addresses just
         taken over."""
+
+    # --- CNI mode ----------------------------------------------------------------------
+    def cni_add(self, config: str, bin_dirs: str, timeout: float,
+                attachments: Sequence[CniAttachment]) -> dict[str, tuple[str, ...]]:
+        """ADD each pod with the network configuration list `config` (JSON), its plugins
+        run in its node's namespace; pod key -> the addresses the result gave its interface.
+        A failing pod's plugins are DELeted again; the error names plugin and pod."""
+
+    def cni_del(self, config: str, bin_dirs: str, timeout: float,
+                attachments: Sequence[CniAttachment]) -> None:
+        """DEL each pod (plugins in reverse order, with the cached result)."""
+
+    def cni_check(self, config: str, bin_dirs: str, timeout: float,
+                  attachment: CniAttachment) -> None:
+        """CHECK one pod's attachment; raises what the plugins report."""
 
     # --- files --------------------------------------------------------------------------
     def path(self, rel: str) -> str:
