@@ -681,6 +681,31 @@ class Lab:
 
     # --- NetworkPolicy and expectations ------------------------------------------------------
 
+    def cni_check(self, pod: str) -> dict[str, Any]:
+        """CNI CHECK of one pod's attachment (CNI mode): every plugin of the list, in order,
+        given the cached result of its ADD, verifies the pod's network is as it made it.
+        Raises the plugin's error (code, message, details) if not; returns what was checked."""
+        require_root()
+        plan = self.plan
+        p = targets.pod(plan, pod)
+        if not plan.cluster.cni:
+            raise InputError(f"lab {self.name} plumbs pods natively (no spec.cni in its "
+                             "Cluster): there is no CNI attachment to check")
+        if p.host_network:
+            raise InputError(f"pod {p.key} uses hostNetwork: kubelet calls no CNI plugin "
+                             "for it")
+        from netlab.features.cni import attachment
+        from netlab.kernel import Kernel
+
+        a, _ = attachment(plan, p)
+        c = plan.cluster
+        Kernel(self.name).cni_check(c.cni_config, c.cni_bin_dirs, c.cni_timeout, a)
+        from netlab.cni import parse_conflist
+
+        return {"pod": p.key, "containerID": a.container_id, "ifname": a.ifname,
+                "network": parse_conflist(c.cni_config).name,
+                "plugins": [x.type for x in parse_conflist(c.cni_config).plugins]}
+
     def check(self, timeout: float = 1.0, external: bool | None = None) -> CheckReport:
         """Every ordered pair of pods on every declared port, probed for real and compared
         with the policy engine (see netlab.check); in both families in a dual-stack lab."""

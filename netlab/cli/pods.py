@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from netlab import lab as api
-from netlab.cli.common import LOOK, POLICY, TRAFFIC, LabOpt, app, open_lab, out, prog
+from netlab.cli.common import (
+    LOOK,
+    POLICY,
+    TRAFFIC,
+    LabOpt,
+    app,
+    open_lab,
+    out,
+    output_option,
+    prog,
+)
+from netlab.cli.printers import DOCUMENT, parse_output, print_document
 from netlab.errors import InputError
 
 
@@ -36,6 +47,22 @@ def exec_(target: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAM
     argv, env = open_lab(lab).exec_argv(target, command, container)
     sys.stdout.flush()
     os.execvpe(argv[0], argv, env)
+
+
+@app.command(name="cni-check", rich_help_panel=LOOK)
+def cni_check(pod: Annotated[str, typer.Argument(help="Pod (NAME or NAMESPACE/NAME).")],
+              output: Annotated[str, output_option(DOCUMENT)] = "table",
+              lab: LabOpt = None) -> None:
+    """CNI CHECK a pod (CNI mode): each plugin of the network, in order, verifies the pod's
+    interface, addresses, routes (and its own host-side state) against the result of its
+    ADD, as a runtime's periodic CHECK does. Exit 1 with the plugin's error if one fails.
+
+    Example: sudo netlab cni-check web-0
+    """
+    r = open_lab(lab).cni_check(pod)
+    if not print_document(parse_output(output, DOCUMENT), r):
+        out.print(f"{r['pod']}: CNI CHECK passed ({r['network']}: "
+                  f"{' -> '.join(r['plugins'])}, {r['ifname']})", highlight=False)
 
 
 @app.command(rich_help_panel=LOOK)
