@@ -10,6 +10,7 @@ Pure: no root, no kernel, no files read or written (paths are computed, not touc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,6 +139,10 @@ class DesiredLab:
             "loadBalancerAddresses": {n.name: [a.address.cidr for a in
                                                self.announced.get(n.netns, [])]
                                       for n in self.plan.nodes},
+            "cni": {k: {"node": a.node_netns, "containerID": a.container_id,
+                        "ifname": a.ifname, "cniArgs": dict(a.cni_args),
+                        "capabilityArgs": json.loads(a.capability_args)}
+                    for k, a in sorted(self.cni.items())},
             "warnings": list(self.warnings),
         }
 
