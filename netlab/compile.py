@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netlab import names
@@ -23,6 +23,7 @@ from netlab.features import (
     hostport,
     ingress,
     kubeproxy,
+    kubeproxy_iptables,
     loadbalancer,
     netpol,
     overlay,
@@ -77,6 +78,8 @@ class DesiredLab:
     warnings: list[str] = field(default_factory=list)
     # CNI mode: pod key -> what its plugins are called with (netlab.features.cni)
     cni: dict[str, CniAttachment] = field(default_factory=dict)
+    # proxyMode iptables: node namespace -> kube-proxy's iptables rules, one set per family
+    iptables: dict[str, list[kubeproxy_iptables.Ruleset]] = field(default_factory=dict)
 
     @property
     def processes(self) -> dict[str, list[Process]]:
@@ -117,6 +120,11 @@ class DesiredLab:
                            f" (LoadBalancer; {how} on {a.dev})\n")
             out.append(f"# nft -f - in node {node.name}\n")
             out.append("".join(t.full() for t in self.rules[node.netns]))
+            for r in self.iptables.get(node.netns, []):
+                tool = "ip6tables-restore" if r.family == "IPv6" else "iptables-restore"
+                out.append(f"# {tool} {' '.join(kubeproxy_iptables.RESTORE_FLAGS)} in node "
+                           f"{node.name}\n")
+                out.append(kubeproxy_iptables.restore_text(r))
         return "".join(out)
 
     def to_json(self) -> dict[str, Any]:
@@ -203,9 +211,15 @@ def add_cluster_addons(m: Manifests, cluster: Cluster) -> None:
 
 
 def effective_cluster(m: Manifests, previous: Plan | None) -> Cluster:
-    """The Cluster of a running lab is fixed at `up`; a document that changes it is refused."""
+    """The Cluster of a running lab is fixed at `up`; a document that changes it is refused,
+    but for kube-proxy's mode (proxyMode), which a running lab may switch: the old mode's
+    rules are removed as kube-proxy's cleanup does."""
     if previous is None:
         return m.cluster or Cluster()
+    if m.cluster is not None and m.cluster.proxy_mode != previous.cluster.proxy_mode:
+        switched = replace(previous.cluster, proxy_mode=m.cluster.proxy_mode)
+        if m.cluster == switched:
+            return switched
     if m.cluster is not None and m.cluster != previous.cluster:
         raise InputError("the Cluster of a running lab cannot change (nodes, CIDRs, backend "
                          f"and MTU are fixed at `up`): run `netlab down {previous.lab}` and "
@@ -293,6 +307,9 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
                        *netpol.render_tables(plan, n, policies),
                        *([] if plan.cluster.cni else hostport.render_tables(plan, n))]
              for n in plan.nodes}
+    iptables = ({n.netns: [kubeproxy_iptables.render_node(plan, n, f)
+                           for f in plan.cluster.families] for n in plan.nodes}
+                if plan.cluster.proxy_mode == "iptables" else {})
     attached, cni_warnings = cni.attachments(plan)
     warnings += cni_warnings + _cni_port_warnings(plan)
     announced = {n.netns: [Announced(a, names.NODE_UNDERLAY_IFACE)
@@ -341,7 +358,7 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
                             tuple(c.name for c in spec.long_running) if spec else (), probes,
                             pod.ip if pod else "", pod.netns if pod else "", sandboxes.get(k))
     return DesiredLab(plan.lab, plan, m, network, pods, files, rules, announced, loads,
-                      ready, warnings=warnings, cni=attached)
+                      ready, warnings=warnings, cni=attached, iptables=iptables)
 
 
 def _cni_port_warnings(plan: Plan) -> list[str]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from netlab.compile import DesiredLab, compile_lab, current, order, pod_dir
 from netlab.errors import KernelError
+from netlab.features import kubeproxy_iptables
 from netlab.intents import Announced, Certificate, Directory, File, Netns
 from netlab.kernel.port import KernelPort, Started
 from netlab.plan import Plan
@@ -292,6 +293,22 @@ class Converger:
         port = self.port
 
         def load(netns: str) -> None:
+            load_nft(netns)
+            load_iptables(netns)
+
+        def load_iptables(netns: str) -> None:
+            """proxyMode iptables: kube-proxy's rules per family, a partial sync when the
+            node had them; switched back to nftables, kube-proxy's cleanup."""
+            had = {r.family: r for r in (old.iptables.get(netns, []) if old else [])}
+            want = {r.family: r for r in new.iptables.get(netns, [])}
+            for family, r in want.items():
+                port.iptables_restore(netns, family, kubeproxy_iptables.restore_text(
+                    r, had.get(family)))
+            for family in had.keys() - want.keys():
+                port.iptables_restore(netns, family,
+                                      kubeproxy_iptables.cleanup_text(had[family]))
+
+        def load_nft(netns: str) -> None:
             tables = new.rules[netns]
             full = "".join(t.full() for t in tables)
             if old is None:
@@ -311,6 +328,7 @@ class Converger:
         nodes = [n.netns for n in new.plan.nodes]
         for netns in nodes:  # undo: the old tables back whole (or none, on a new lab)
             self._undo.append(lambda netns=netns: port.nft(netns, _replace(old, new, netns)))
+            self._undo.append(lambda netns=netns: _iptables_back(port, old, new, netns))
         with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
             list(pool.map(load, nodes))
 
@@ -401,6 +419,18 @@ def _replace(old: DesiredLab | None, new: DesiredLab, netns: str) -> str:
     had = {t.ref for t in old.rules[netns]}
     return "".join(t.full() for t in old.rules[netns]) + "".join(
         _drop(t.ref) for t in new.rules[netns] if t.ref not in had)
+
+
+def _iptables_back(port: KernelPort, old: DesiredLab | None, new: DesiredLab,
+                   netns: str) -> None:
+    """Undo of an iptables load: the new rules cleaned up, the old ones (if any) loaded
+    whole again."""
+    had = {r.family: r for r in (old.iptables.get(netns, []) if old else [])}
+    for r in new.iptables.get(netns, []):
+        with contextlib.suppress(KernelError):
+            port.iptables_restore(netns, r.family, kubeproxy_iptables.cleanup_text(r))
+    for family, r in had.items():
+        port.iptables_restore(netns, family, kubeproxy_iptables.restore_text(r))
 
 
 def _drop(ref: str) -> str:

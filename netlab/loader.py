@@ -1698,6 +1698,11 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                 if group[a].overlaps(group[b]):  # type: ignore[arg-type]
                     raise spec.error(b, f"{group[b]} overlaps {a} {group[a]}")
     backend = spec.choice("backend", ("vxlan", "host-gw"), d.backend)
+    if spec.has("proxyMode") and spec.str("proxyMode") == "ipvs":
+        raise spec.error("proxyMode", "'ipvs' is not available: this kernel has no ip_vs "
+                                      "module, and kube-proxy deprecated the IPVS mode "
+                                      "(1.35); use nftables (the default) or iptables")
+    proxy_mode = spec.choice("proxyMode", ("nftables", "iptables"), d.proxy_mode)
     mtu = spec.int("mtu", d.mtu, lo=1280, hi=9000)
     # kubelet's clusterDNS: .10 of the primary family's Service range (kubeadm's choice)
     svc_primary = primary if primary in services else next(iter(services))
@@ -1813,7 +1818,8 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                         underlay_cidr6=cidr(underlays, "IPv6") or d.underlay_cidr6,
                         internet_cidr6=cidr(internets, "IPv6") or d.internet_cidr6,
                         load_balancer_pool6=pools.get("IPv6", d.load_balancer_pool6),
-                        primary_family=primary, cni_config=cni_config, cni_bin_dirs=cni_bins,
+                        primary_family=primary, proxy_mode=proxy_mode,
+                        cni_config=cni_config, cni_bin_dirs=cni_bins,
                         cni_timeout=cni_timeout, source=src)
 
 

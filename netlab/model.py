@@ -530,6 +530,9 @@ class Cluster:
     cni_config: str = ""
     cni_bin_dirs: str = "/usr/lib/cni"
     cni_timeout: float = 10.0
+    # kube-proxy's mode: nftables (netlab's default, kube-proxy's since 1.33 GA) or iptables
+    # (kube-proxy's default): the only Cluster field a running lab may change (`apply`)
+    proxy_mode: str = "nftables"
     source: Source | None = field(default=None, compare=False)
 
     @property

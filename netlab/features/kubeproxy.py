@@ -208,10 +208,13 @@ def render_egress(plan: Plan, node: NodePlan, family: str = "ip") -> Table:
 
 
 def render_tables(plan: Plan, node: NodePlan) -> list[Table]:
-    """The node's kube-proxy and masquerade tables, for each family of the cluster."""
-    return [*([render_node(plan, node), render_egress(plan, node)] if plan.cluster.ipv4
-              else []),
-            *([render_egress(plan, node, "ip6"), render_node(plan, node, "IPv6")]
+    """The node's kube-proxy and masquerade tables, for each family of the cluster (in
+    proxyMode iptables only the masquerade ones: kubeproxy_iptables renders the rest)."""
+    nft = plan.cluster.proxy_mode == "nftables"
+    return [*([*([render_node(plan, node)] if nft else []), render_egress(plan, node)]
+              if plan.cluster.ipv4 else []),
+            *([render_egress(plan, node, "ip6"), *([render_node(plan, node, "IPv6")]
+                                                   if nft else [])]
               if plan.cluster.ipv6 else [])]
 
 

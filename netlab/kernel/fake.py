@@ -64,6 +64,7 @@ class FakeKernel:
         self.calls: dict[str, int] = {}
         self.prepared: list[str] = []  # pods whose sandboxes were asked for ahead
         self.cni_attached: dict[str, tuple[str, ...]] = {}  # CNI mode: container id -> IPs
+        self.iptables: dict[tuple[str, str], list[str]] = {}  # (netns, family) -> restores
         self.fail = dict(fail or {})  # operation -> the call number (1-based) that fails
         self._pid = 1000
 
@@ -171,6 +172,10 @@ class FakeKernel:
     def forget_udp_flows(self, netns: str, replies_from: Sequence[tuple[str, int]]) -> None:
         self._call("forget_udp_flows", netns)
         self.forgotten += [(netns, f) for f in replies_from]
+
+    def iptables_restore(self, netns: str, family: str, text: str) -> None:
+        self._call("iptables_restore", netns)
+        self.iptables.setdefault((netns, family), []).append(text)
 
     def announce(self, netns: str, dev: str, ips: Sequence[str]) -> None:
         if ips:

@@ -319,6 +319,16 @@ class Kernel:
         (all of it applies, or none of it)."""
         Kernel.nft_in(netns, script)
 
+    def iptables_restore(self, netns: str, family: str, text: str) -> None:
+        from netlab.features.kubeproxy_iptables import RESTORE_FLAGS
+
+        tool = "ip6tables-restore" if family == "IPv6" else "iptables-restore"
+        with ns.entered(str(netns_path(netns))):  # -w: iptables' lock (a file, no state)
+            r = subprocess.run([tool, "-w", *RESTORE_FLAGS], input=text, capture_output=True,
+                               text=True, check=False)
+        if r.returncode != 0:
+            raise KernelError(f"{tool} in {netns}: {r.stderr.strip()}")
+
     @staticmethod
     def nft_in(netns: str, script: str) -> None:
         with ns.entered(str(netns_path(netns))):

@@ -52,6 +52,10 @@ class KernelPort(Protocol):
     def nft(self, netns: str, script: str) -> None:
         """One `nft -f` transaction: all of it applies, or none."""
 
+    def iptables_restore(self, netns: str, family: str, text: str) -> None:
+        """One iptables-restore (ip6tables-restore for IPv6) transaction in a namespace, with
+        kube-proxy's flags (--noflush: the chains the text does not name stay)."""
+
     def forget_udp_flows(self, netns: str, replies_from: Sequence[tuple[str, int]]) -> None: ...
 
     def announce(self, netns: str, dev: str, ips: Sequence[str]) -> None:

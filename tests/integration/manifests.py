@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 
-def cluster(backend: str = "vxlan", nodes: int = 2) -> str:
+def cluster(backend: str = "vxlan", nodes: int = 2, proxy_mode: str = "nftables") -> str:
     return (f"apiVersion: netlab.dev/v1alpha1\nkind: Cluster\nspec:\n  nodes: {nodes}\n"
-            f"  backend: {backend}\n")
+            f"  backend: {backend}\n  proxyMode: {proxy_mode}\n")
 
 
 def pod(name: str, node: str | None = None, command: str = "sleep 3600",

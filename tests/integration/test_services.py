@@ -1,6 +1,6 @@
 """Services with real traffic: ClusterIP, spreading, affinity, NodePort and LoadBalancer
 from outside, traffic policies and the client address, hairpin, no endpoints, egress NAT,
-and changes on a running lab."""
+and changes on a running lab; each in both of kube-proxy's modes (nftables, iptables)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,14 @@ def service(name: str, spec: str, app: str = "web") -> str:
             f"  selector: {{app: {app}}}\n{spec}")
 
 
-BASE = (cluster() + web("web-1", "node-1") + web("web-2", "node-2", port=9090)
+PODS = (web("web-1", "node-1") + web("web-2", "node-2", port=9090)
         + client("c1", "node-1") + client("c2", "node-2"))
+
+
+@pytest.fixture(params=["nftables", "iptables"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """kube-proxy's mode the lab runs: every Service test holds in both."""
+    return request.param
 PORTS = "  ports: [{port: 80, targetPort: http}]\n"
 
 
@@ -45,8 +51,8 @@ def wait_for_responders(lab: Lab) -> None:
 
 
 @pytest.fixture
-def web_lab(netlab_lab) -> Lab:
-    lab = netlab_lab(yaml=BASE + service("web", PORTS)
+def web_lab(netlab_lab, mode: str) -> Lab:
+    lab = netlab_lab(yaml=cluster(proxy_mode=mode) + PODS + service("web", PORTS)
                      + service("web-np", "  type: NodePort\n  ports: [{port: 80, targetPort: "
                                "http, nodePort: 30080}]\n")
                      + service("web-local", "  type: NodePort\n  externalTrafficPolicy: Local\n"
@@ -138,13 +144,13 @@ def test_egress_to_the_internet_is_masqueraded(web_lab):
     assert direct.client_ip == web_lab.pod("c2").ip  # pod to pod: no NAT
 
 
-def test_load_balancer_address_follows_its_endpoint(netlab_lab):
+def test_load_balancer_address_follows_its_endpoint(netlab_lab, mode):
     """ETP Local: only a node with an endpoint announces the address. When the endpoint moves,
     the new announcer sends gratuitous ARP (as MetalLB does), so a client that cached the old
     node's MAC follows at once; without it, the old node (no local endpoint) drops the traffic
     until the client's ARP entry expires."""
     lb = service("lb", "  type: LoadBalancer\n  externalTrafficPolicy: Local\n" + PORTS)
-    lab = netlab_lab(yaml=cluster() + web("web-1", "node-1") + lb)
+    lab = netlab_lab(yaml=cluster(proxy_mode=mode) + web("web-1", "node-1") + lb)
     assert lab.service("lb").announced_by == "node-1"
     deadline = time.monotonic() + 5
     while not lab.probe("external", "svc/lb", timeout=0.5).connected:
@@ -174,7 +180,7 @@ except TimeoutError:
 """
 
 
-def test_udp_flows_to_a_deleted_endpoint_are_forgotten(netlab_lab):
+def test_udp_flows_to_a_deleted_endpoint_are_forgotten(netlab_lab, mode):
     """A UDP client that keeps its source port must reach the new endpoint once the old one
     is deleted: its conntrack entry (DNAT to the old pod) is cleared, as kube-proxy does."""
     def dns_pod(name: str) -> str:
@@ -182,8 +188,8 @@ def test_udp_flows_to_a_deleted_endpoint_are_forgotten(netlab_lab):
                 "\nspec:\n  nodeName: node-2\n  containers: [{name: d, ports: [{containerPort: "
                 "53, protocol: UDP}]}]\n")
 
-    lab = netlab_lab(yaml=cluster() + client("c", "node-1") + dns_pod("u1") + service(
-        "u", "  ports: [{port: 53, protocol: UDP}]\n", app="u"))
+    lab = netlab_lab(yaml=cluster(proxy_mode=mode) + client("c", "node-1") + dns_pod("u1")
+                     + service("u", "  ports: [{port: 53, protocol: UDP}]\n", app="u"))
     vip = lab.service("u").cluster_ip
 
     def ask() -> str:
@@ -200,8 +206,9 @@ def test_udp_flows_to_a_deleted_endpoint_are_forgotten(netlab_lab):
     assert "u2" in ask()
 
 
-def test_udp_and_internal_traffic_policy_local(netlab_lab):
-    lab = netlab_lab(yaml=cluster() + client("c1", "node-1") + client("c2", "node-2") + """---
+def test_udp_and_internal_traffic_policy_local(netlab_lab, mode):
+    lab = netlab_lab(yaml=cluster(proxy_mode=mode) + client("c1", "node-1")
+                     + client("c2", "node-2") + """---
 apiVersion: v1
 kind: Pod
 metadata: {name: dns-1, labels: {app: dns}}
@@ -285,8 +292,8 @@ def test_responder_speaks_http(web_lab):
     assert "X-Netlab-Pod: default/web-1" in reply
 
 
-def test_responder_can_be_turned_off(netlab_lab):
-    lab = netlab_lab(yaml=cluster() + client("c1", "node-1") + """---
+def test_responder_can_be_turned_off(netlab_lab, mode):
+    lab = netlab_lab(yaml=cluster(proxy_mode=mode) + client("c1", "node-1") + """---
 apiVersion: v1
 kind: Pod
 metadata: {name: quiet, annotations: {netlab.dev/responder: "off"}}
@@ -300,14 +307,14 @@ spec:
     assert r.result == "refused"  # the kernel answers with a reset: nothing listens
 
 
-def test_sctp_where_the_kernel_has_it(netlab_lab):
+def test_sctp_where_the_kernel_has_it(netlab_lab, mode):
     import socket
 
     try:
         socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
     except OSError as e:
         pytest.skip(f"this kernel has no SCTP ({e.strerror})")
-    lab = netlab_lab(yaml=cluster() + client("c1", "node-1") + """---
+    lab = netlab_lab(yaml=cluster(proxy_mode=mode) + client("c1", "node-1") + """---
 apiVersion: v1
 kind: Pod
 metadata: {name: s}
