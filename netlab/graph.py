@@ -52,6 +52,12 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
               "  }",
               f"  {_id('external')} -> {_id('underlay')} [dir=none];",
               f"  {_id('internet')} -> {_id('underlay')} [dir=none];"]
+    plugins = ""
+    if c.cni:  # the pods' side is the plugins' (a bridge, ptp veths, ...): named as such
+        from netlab.cni import parse_conflist
+
+        conflist = parse_conflist(c.cni_config)
+        plugins = f"CNI {conflist.name}: {' -> '.join(p.type for p in conflist.plugins)}"
     for n in plan.nodes:
         title = (f"{n.name}  eth0 {_both(n.underlay_ip, n.underlay_ip6)}  "
                  f"podCIDR {_both(n.pod_cidr, n.pod_cidr6)}")
@@ -61,7 +67,7 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
                   f"    {_id(n.name, 'eth0')} [shape=box, label="
                   f"{_q('eth0 ' + _both(n.underlay_ip, n.underlay_ip6, chr(10)))}];",
                   f"    {_id(n.name, 'cni0')} [shape=box, label="
-                  f"{_q('cni0 ' + _both(n.gateway, n.gateway6, chr(10)))}];"]
+                  f"{_q(plugins or 'cni0 ' + _both(n.gateway, n.gateway6, chr(10)))}];"]
         if c.backend == "vxlan":
             vteps = [f"{dev} {ip}{chr(10)}{mac}" for dev, ip, mac in (
                 ("flannel.1", n.vtep_ip, n.vtep_mac), ("flannel-v6.1", n.vtep_ip6, n.vtep_mac6))

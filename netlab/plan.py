@@ -737,8 +737,12 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
     used: dict[str, set[int]] = {n: set() for n in by_name}
     veths: dict[str, set[str]] = {n: set() for n in by_name}
     host_ports: dict[str, set[scheduling.HostPort]] = {n: set() for n in by_name}
+    # pods per node, what spreading looks at: every pod (hostNetwork ones and CNI-mode ones
+    # too, which take no slot of netlab's)
+    placed: dict[str, int] = {n: 0 for n in by_name}
     for old in kept.values():
         host_ports[old.node] |= set(old.host_ports)
+        placed[old.node] += 1
         if old.host_network or cluster.cni:  # no slot: the node's addresses; the plugins'
             continue
         used[old.node].add(int(ipaddress.ip_address(old.ip or old.ip6))
@@ -791,7 +795,7 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
                                         tuple(c.name for c in p.spec.containers),
                                         p.spec.restart_policy)
             return None
-        return min(free, key=lambda n: (len(used[n]), by_name[n].number))
+        return min(free, key=lambda n: (placed[n], by_name[n].number))
 
     planned: dict[str, PodPlan] = {}
     # Pinned pods first, so spreading accounts for them.
@@ -806,6 +810,7 @@ def make_plan(lab: str, m: Manifests, cluster: Cluster, previous: Plan | None = 
             continue
         node_plan = by_name[node]
         host_ports[node] |= set(p.spec.host_ports)
+        placed[node] += 1
         if p.spec.host_network:
             ip, ip6, netns, veth, veth_index = (node_plan.underlay_ip, node_plan.underlay_ip6,
                                                 node_plan.netns, "", 0)
