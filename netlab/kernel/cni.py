@@ -42,6 +42,7 @@ from netlab.cni import (
     version_problems,
 )
 from netlab.errors import InputError, KernelError, NetlabError
+from netlab.kernel import ns
 from netlab.kernel.procs import BASE_ENV
 
 Args = Sequence[tuple[str, str]] | Sequence[Sequence[str]]
@@ -90,19 +91,21 @@ class CniRuntime:
                         f"{', '.join(self.bin_dirs) or '(none given)'}")
         if not os.access(path, os.X_OK):
             raise error(CniPluginNotFoundError, f"{path} is not executable")
-        if self.runtime_netns is None:
-            argv = [path]
-        else:
+        argv = [path]
+        where: contextlib.AbstractContextManager = contextlib.nullcontext()
+        if self.runtime_netns is not None:
             if not self.runtime_netns.exists():
                 raise KernelError(f"the node's network namespace {self.runtime_netns} does not "
                                   f"exist: CNI plugin {plugin_type} {command} not run (plugins "
                                   "run inside the node's namespace, never the host's)")
-            # nsenter execs the plugin in place: one process, the plugin, in the node's netns
-            argv = ["nsenter", f"--net={self.runtime_netns}", "--", path]
+            # this thread enters the node's namespace while it starts the plugin, which is
+            # born there (a namespace is per thread; nsenter would cost a process per call)
+            where = ns.entered(str(self.runtime_netns))
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=env, cwd="/",
-                                    start_new_session=True, close_fds=True)
+            with where:
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=env, cwd="/",
+                                        start_new_session=True, close_fds=True)
         except OSError as e:
             raise error(CniPluginError, f"could not start {argv[0]}: {e.strerror}") from e
         try:

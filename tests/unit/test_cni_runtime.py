@@ -336,10 +336,10 @@ def test_ids_are_checked_before_any_plugin_runs(env):
     assert env.calls() == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="nsenter --net needs root")
-def test_with_a_runtime_namespace_plugins_run_through_nsenter(env):
-    # /proc/self/ns/net, read by nsenter itself: the namespace it already is in, so this
-    # changes nothing on the machine; the lab test enters a real node namespace
+@pytest.mark.skipif(os.geteuid() != 0, reason="setns needs root")
+def test_with_a_runtime_namespace_plugins_start_inside_it(env):
+    # /proc/self/ns/net: the namespace this process already is in, so entering it changes
+    # nothing on the machine; the lab tests enter a real node namespace
     runtime = CniRuntime([str(env.bin)], "/proc/self/ns/net", env.cache)
     runtime.add(conflist(*ABC), "c0ffee", env.netns, "eth0", POD_ARGS)
     calls = env.calls()
