@@ -240,7 +240,7 @@ def policy_verdicts(lines: list[tuple[str, str]], plan: Plan) -> list[str]:
     for netns, line in lines:
         if " rule " not in line or "(verdict" not in line:
             continue
-        if "netlab-policy" not in line and "dnat" not in line:
+        if "netlab-policy" not in line and "dnat" not in line and "KUBE-" not in line:
             continue
         text = line.split(" ", 3)[3]  # drop "trace id XXXX": one line per distinct verdict
         entry = f"{node_of.get(netns, netns)}: {text}"

@@ -470,8 +470,11 @@ def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tup
     for netns, line in trace_lines:
         if "(verdict" not in line or " rule " not in line:
             continue
+        # (iptables mode: the KUBE- chains the packet jumped through, iptables-nft's rules
+        # being nftables rules that the trace sees too)
         if not any(t in line for t in ("drop", "reject", "dnat", "masquerade", "jump ingress-",
-                                       "jump egress-", "goto reject-chain")):
+                                       "jump egress-", "goto reject-chain", "jump KUBE-",
+                                       "goto KUBE-")):
             continue
         entry = f"{node_of.get(netns, netns)}: {line.split(' ', 3)[3]}"
         if entry not in result.kernel_verdicts:

@@ -70,3 +70,18 @@ def test_iptables_mode_and_switching_modes(netlab_lab):
     assert chain in nat(lab)
     assert "table ip kube-proxy" not in lab.exec("node/node-1", ["nft", "list", "tables"]).stdout
     assert lab.probe("c", "svc/web", 8080).connected
+
+
+def test_trace_and_explain_name_kube_proxys_chains(netlab_lab):
+    """iptables-nft's rules are nftables rules: the kernel's trace names the KUBE- chains a
+    packet went through (KUBE-SERVICES -> KUBE-SVC- -> KUBE-SEP- and its DNAT)."""
+    lab = netlab_lab(yaml=cluster(proxy_mode="iptables") + PODS)
+    svc = lab.plan.services["default/web"]
+    chain = kubeproxy_iptables.service_chain(svc, svc.ports[0])
+    r = lab.trace("c", "svc/web")
+    assert r.delivered and r.reply, r.verdict
+    seen = "\n".join(r.kernel_verdicts)
+    assert "ip nat KUBE-SERVICES rule" in seen and f"(verdict jump {chain})" in seen, seen
+    assert "KUBE-SEP-" in seen and "dnat to" in seen
+    e = lab.explain("c", "svc/web")
+    assert e.agrees and any(f"jump {chain}" in v for v in e.kernel_verdicts)
