@@ -49,3 +49,34 @@ def test_broken_exercise_fails_with_its_hint(tmp_path: Path):
     failed = [c for c in cases if c.find("failure") is not None]
     assert len(failed) == 1 and "pod-x-service" in failed[0].find("failure").get("message")
     assert all(c.find("system-out") is not None for c in cases)
+
+
+SERVICE_SCENARIOS = [ROOT / "scenarios" / n for n in (
+    "services.yaml", "clusterip-service", "nodeport", "loadbalancer", "two-tier",
+    "dns-headless-externalname", "selectorless-external-db")]
+
+
+@pytest.mark.parametrize("scenario", SERVICE_SCENARIOS, ids=lambda p: p.name)
+def test_service_scenarios_pass_in_iptables_mode(scenario: Path, netlab_lab):
+    """The same Expectations hold with kube-proxy in its iptables mode: the scenario's
+    documents as written, its Cluster switched to `proxyMode: iptables`."""
+    import copy
+
+    from netlab.loader import read_files
+
+    docs = []
+    for d in read_files([scenario]):
+        doc = copy.deepcopy(d.doc)
+        if d.kind == "Cluster":
+            doc.setdefault("spec", {})["proxyMode"] = "iptables"
+        docs.append(doc)
+    if not any(d.get("kind") == "Cluster" for d in docs):
+        docs.append({"apiVersion": "netlab.dev/v1alpha1", "kind": "Cluster",
+                     "spec": {"proxyMode": "iptables"}})
+    lab = netlab_lab(manifests=docs)
+    assert lab.plan.cluster.proxy_mode == "iptables"
+    lab.settle(timeout=20)
+    outcomes = lab.test()
+    assert outcomes, "the scenario has no Expectations"
+    failed = [o for o in outcomes if not o.passed]
+    assert not failed, [(o.title, o.evidence, o.hint) for o in failed]
