@@ -515,8 +515,31 @@ class Lab:
             family = args[4] if len(args) > 4 else None
             address, port_, proto_ = self.destination(src, dst, port, proto, family)
             jobs.append((src, dst, self._netns(src), address, port_, proto_))
-        done = iter(probe_mod.run_many([j for j in jobs if j[5] != "icmp"], timeout))
+        done = iter(probe_mod.run_many([j for j in jobs if j[5] != "icmp"], timeout,
+                                       self._dropped_reader()))
         return [self._ping_probe(j, timeout) if j[5] == "icmp" else next(done) for j in jobs]
+
+    def _dropped_reader(self) -> probe_mod.DroppedReader:
+        """What the lab's NetworkPolicy rules dropped lately, on every node and in every
+        family: (source address, protocol, source port) (features/netpol's `dropped` set)."""
+        from netlab.features.netpol import DROPPED, TABLE
+        from netlab.kernel import Kernel
+
+        plan = self.plan
+        where = [(n.netns, "ip6" if f == "IPv6" else "ip") for n in plan.nodes
+                 for f in plan.cluster.families]
+        protocols = {6: "tcp", 17: "udp", 132: "sctp"}
+
+        def read() -> set[tuple[str, str, int]]:
+            found = set()
+            for netns, family in where:
+                for parts in Kernel.set_elements(netns, family, TABLE, DROPPED):
+                    if len(parts) == 3:
+                        proto = protocols.get(parts[1], parts[1]) if isinstance(parts[1], int) \
+                            else str(parts[1])
+                        found.add((str(parts[0]), proto, int(parts[2])))
+            return found
+        return read
 
     def _ping_probe(self, job: tuple, timeout: float) -> ProbeResult:
         src, dst, _, address = job[:4]

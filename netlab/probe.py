@@ -15,6 +15,7 @@ import os
 import selectors
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ from typing import Any
 from netlab.kernel.sockets import inside
 
 REFUSED = "connection refused (TCP reset or ICMP port unreachable)"
+DROPPED = ("dropped by NetworkPolicy: the kernel's netlab-policy rule dropped it (read from "
+           "its set of dropped connections, not waited for)")
+# Dropped connections the kernel remembers, as (source address, protocol, source port)
+DroppedReader = Callable[[], set[tuple[str, str, int]]]
+FIRST_LOOK, LOOK_EVERY = 0.03, 0.05  # seconds: when a silent probe is first looked up
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class ProbeResult:
     address: str
     port: int | None
     protocol: str
-    result: str  # connected | refused | timeout
+    result: str  # connected | refused | timeout | dropped (the kernel says so: no waiting)
     answered_by: str | None = None  # NS/POD, or a host (internet), or "unknown"
     client_ip: str | None = None  # the source address the answering side saw
     detail: str = ""
@@ -61,24 +67,32 @@ class _Pending:
     sock: socket.socket
     started: float
     stage: str  # connecting | waiting
+    source: tuple[str, str, int] = ("", "", 0)  # (address, protocol, port) it sends from
 
 
-def run_many(jobs: list[tuple[str, str, Path, str, int, str]], timeout: float = 2.0
-             ) -> list[ProbeResult]:
+def run_many(jobs: list[tuple[str, str, Path, str, int, str]], timeout: float = 2.0,
+             dropped: DroppedReader | None = None) -> list[ProbeResult]:
     """Many probes at once from one thread: every socket opened in its namespace, then
     non-blocking connects and one selector, so that n silent (dropped) probes cost one
-    timeout, not n / threads. Jobs: (src, dst, netns, address, port, protocol)."""
+    timeout, not n / threads. Jobs: (src, dst, netns, address, port, protocol).
+
+    `dropped`: what the kernel's NetworkPolicy rules dropped (features/netpol's `dropped`
+    set, by source address, protocol and port): a probe still silent after FIRST_LOOK is
+    looked up there every LOOK_EVERY, and one found is `dropped` at once instead of waiting
+    out the timeout. One not found (dropped elsewhere, or its source rewritten on the way)
+    still waits."""
     from netlab.kernel import raise_fd_limit
 
     batch = max(64, min(len(jobs), raise_fd_limit() // 2 - 64))
     results: list[ProbeResult | None] = [None] * len(jobs)
     for start in range(0, len(jobs), batch):
         _run_batch(jobs, range(start, min(start + batch, len(jobs))), timeout, results,
-                   selectors.DefaultSelector())
+                   selectors.DefaultSelector(), dropped)
     return [r for r in results if r is not None]
 
 
-def _run_batch(jobs, indices, timeout, results, sel) -> None:
+def _run_batch(jobs, indices, timeout, results, sel, dropped: DroppedReader | None = None
+               ) -> None:
     def finish(p: _Pending, result: str, who: str | None = None, client: str | None = None,
                detail: str = "") -> None:
         src, dst, _, address, port, proto = p.job
@@ -124,13 +138,26 @@ def _run_batch(jobs, indices, timeout, results, sel) -> None:
         if err not in (0, errno.EINPROGRESS):
             finish(p, "refused", detail=os.strerror(err))
             continue
+        with contextlib.suppress(OSError):
+            local = p.sock.getsockname()
+            p.source = (str(local[0]), p.job[5], int(local[1]))
         if p.job[5] == "udp":
             if say_hello(p):
                 sel.register(p.sock, selectors.EVENT_READ, p)
         else:
             sel.register(p.sock, selectors.EVENT_WRITE, p)
+    next_look = time.monotonic() + FIRST_LOOK
     while sel.get_map():
         now = time.monotonic()
+        if dropped is not None and now >= next_look:
+            silent = [key.data for key in sel.get_map().values()
+                      if key.data.stage == "connecting" or key.data.job[5] == "udp"]
+            if silent:
+                gone = dropped()
+                for p in silent:
+                    if p.source in gone:
+                        finish(p, "dropped", detail=DROPPED)
+            next_look = time.monotonic() + LOOK_EVERY
         for key in list(sel.get_map().values()):
             p = key.data
             if now - p.started > timeout:

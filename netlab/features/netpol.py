@@ -33,6 +33,9 @@ from netlab.nft.table import NAME_MAX
 from netlab.plan import NodePlan, Plan, PodPlan
 
 TABLE = "netlab-policy"
+# connections the policy dropped, by source (address . protocol . port), kept 10 s: what
+# `check` and `probe` read to know a probe was dropped without waiting out a timeout
+DROPPED = "dropped"
 
 
 # --- label selectors (metav1.LabelSelector), read from the API's definition ------------------
@@ -227,8 +230,14 @@ def _chain_rules(scope: _Scope, policies: list[NetworkPolicy], pod: PodPlan,
                         for port in _port_matches(named, dst):
                             daddr = f"ip6 daddr {dst.ip6}" if v6 else f"ip daddr {dst.ip}"
                             rules.append(_rule(match, daddr, port, "return", tag))
-    rules.append(_rule("drop", comment(f"{pod.key}: isolated for {direction.lower()}, "
-                                       "no rule allows")))
+    why = comment(f"{pod.key}: isolated for {direction.lower()}, no rule allows")
+    # the dropped connection is remembered by its source (address, protocol, port) for a
+    # while, so a prober learns at once that the kernel dropped it (DROPPED below)
+    ip = "ip6" if v6 else "ip"
+    rules.append(_rule("meta l4proto { tcp, udp, sctp }",
+                       f"add @{DROPPED} {{ {ip} saddr . meta l4proto . th sport }}", "drop",
+                       why))
+    rules.append(_rule("drop", why))
     return rules
 
 
@@ -253,6 +262,8 @@ def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy],
                    plan.namespaces)
     ip, addr = ("ip6", "ipv6_addr") if v6 else ("ip", "ipv4_addr")
     t = Table(ip, TABLE)
+    t.sets[DROPPED] = (f"type {addr} . inet_proto . inet_service ; flags dynamic,timeout ; "
+                       "timeout 10s ; size 65535 ;", [])
     t.maps["ingress-pods"] = (f"type {addr} : verdict ;", {})
     t.maps["egress-pods"] = (f"type {addr} : verdict ;", {})
     head = ["ct state established,related accept", *([_NDP] if v6 else [])]

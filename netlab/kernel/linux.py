@@ -330,6 +330,23 @@ class Kernel:
             raise KernelError(f"{tool} in {netns}: {r.stderr.strip()}")
 
     @staticmethod
+    def set_elements(netns: str, family: str, table: str, name: str) -> list[list[Any]]:
+        """The elements of an nft set in a namespace, each as the list of its (concatenated)
+        parts; [] if the set is not there."""
+        with ns.entered(str(netns_path(netns))):
+            r = subprocess.run(["nft", "-j", "list", "set", family, table, name],
+                               capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            return []
+        out = []
+        for obj in json.loads(r.stdout).get("nftables", []):
+            for e in (obj.get("set") or {}).get("elem", []):
+                val = e["elem"]["val"] if isinstance(e, dict) and "elem" in e else e
+                out.append(val["concat"] if isinstance(val, dict) and "concat" in val
+                           else [val])
+        return out
+
+    @staticmethod
     def nft_in(netns: str, script: str) -> None:
         with ns.entered(str(netns_path(netns))):
             r = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True,

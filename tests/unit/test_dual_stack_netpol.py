@@ -149,8 +149,10 @@ def test_ipblocks_go_to_their_own_family_with_except():
 def test_ipv4_only_rule_allows_no_ipv6_but_isolates():
     _, v6 = tables(V4_ONLY)
     chain = [line for line in v6.splitlines() if "netlab-policy ingress-x/a " in line]
-    assert len(chain) == 1 and chain[0].endswith(
-        'drop comment "x/a: isolated for ingress, no rule allows"'), chain
+    # no rule returns: only the drop (remembered in @dropped for probes, then plain)
+    assert len(chain) == 2 and all(line.endswith(
+        'drop comment "x/a: isolated for ingress, no rule allows"') for line in chain), chain
+    assert "add @dropped { ip6 saddr . meta l4proto . th sport }" in chain[0]
 
 
 def test_egress_named_port_per_ipv6_destination():

@@ -42,7 +42,9 @@ def test_shape():
     # egress: a named port resolves per destination pod, a range stays a range
     assert "meta l4proto tcp th dport 80-81 return" in text
     assert "ip daddr 10.244.0.4 meta l4proto udp th dport 81 return" in text
-    assert text.count(" drop comment ") == 2 + 0  # x/a ingress + egress on node-1
+    # x/a ingress + egress on node-1, each: remembered in @dropped (tcp, udp, sctp), then plain
+    assert text.count(" drop comment ") == 2 * 2
+    assert text.count("add @dropped { ip saddr . meta l4proto . th sport } drop") == 2
     assert "ct state established,related accept" in text
 
 
