@@ -337,7 +337,8 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
         processes.setdefault(p.pod, []).append(resolved)
         if when is not None:
             ready[(p.pod, p.container)] = when
-    serves = {"host/internet": underlay.render_serve(plan)}
+    serves = {"host/internet": underlay.render_serve(plan),
+              **kubeproxy.render_health_servers(plan)}  # healthCheckNodePorts, per node
     for pod in plan.pods.values():
         serve = workloads.render_serve(pod)
         if serve is not None:

@@ -181,13 +181,18 @@ class Serve:
     """netlab's built-in responder for a pod (or an outside host): the lab's agent listens on
     these ports ("tcp:80", "udp:53") inside its network namespace; one process serves all."""
 
-    pod: str  # namespace/name, or host/NAME
+    pod: str  # namespace/name, host/NAME, or node/NAME (a node's kube-proxy health checks)
     hostname: str
     netns: str
-    ports: tuple[str, ...]
+    ports: tuple[str, ...]  # "proto:port", or "proto:port@address" bound to one address
+    # (port spec, HTTP response): a port answered with this fixed response instead of the
+    # responder's (kube-proxy's health check server); changing only these updates the
+    # listening sockets in place
+    replies: tuple[tuple[str, str], ...] = ()
 
     def text(self) -> str:
-        return f"[{_short(self.netns)}] serve {' '.join(self.ports)} (responder, in the agent)"
+        what = "health checks" if self.replies else "responder"
+        return f"[{_short(self.netns)}] serve {' '.join(self.ports)} ({what}, in the agent)"
 
 
 @dataclass(frozen=True)

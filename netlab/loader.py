@@ -1004,7 +1004,7 @@ def _add_namespaces(m: Manifests) -> None:
 
 
 def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
-    _, labels, _ = _meta(top)
+    _, labels, annotations = _meta(top)
     spec = top.sub("spec", required=True)
     assert spec is not None
     stype = spec.choice("type", ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"),
@@ -1036,7 +1036,13 @@ def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         ports.append(ServicePort(port, proto, name, p.int_or_str("targetPort", None), node_port))
         p.done()
     cluster_ip, cluster_ips, families, family_policy = _service_ip_fields(spec, stype)
-    spec.ignore("allocateLoadBalancerNodePorts")
+    external_ips = _external_ips(spec)
+    source_ranges = _source_ranges(spec, stype, annotations)
+    allocate = spec.bool("allocateLoadBalancerNodePorts") if spec.has(
+        "allocateLoadBalancerNodePorts") else None
+    if allocate is not None and stype != "LoadBalancer":
+        raise spec.error("allocateLoadBalancerNodePorts", "Forbidden: may only be used when "
+                                                          "`type` is 'LoadBalancer'")
     external_name = spec.str("externalName", None)
     if stype == "ExternalName" and not external_name:
         raise spec.error("externalName", "is required for type ExternalName")
@@ -1051,18 +1057,129 @@ def _service(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
             cip.done()
         cfg.done()
     etp = spec.choice("externalTrafficPolicy", ("Cluster", "Local"), "Cluster")
-    if spec.has("externalTrafficPolicy") and stype not in ("NodePort", "LoadBalancer"):
-        raise spec.error("externalTrafficPolicy", f"may only be set for NodePort or "
-                                                  f"LoadBalancer, not {stype}")
+    # apiservice.ExternallyAccessible: NodePort, LoadBalancer, or a ClusterIP Service with
+    # externalIPs (validateServiceExternalTrafficPolicy)
+    accessible = stype in ("NodePort", "LoadBalancer") or (
+        stype == "ClusterIP" and bool(external_ips))
+    if spec.has("externalTrafficPolicy") and not accessible:
+        raise spec.error("externalTrafficPolicy", f'Invalid value: "{etp}": may only be set '
+                                                  "for externally-accessible services")
+    health = _health_check_node_port(spec, stype, etp)
     itp = spec.choice("internalTrafficPolicy", ("Cluster", "Local"), "Cluster")
     lb_ip = spec.str("loadBalancerIP", None)
     publish = spec.bool("publishNotReadyAddresses", False)
+    distribution = spec.str("trafficDistribution", None)
+    if distribution is not None and distribution not in TRAFFIC_DISTRIBUTIONS:
+        raise spec.error("trafficDistribution", f'Unsupported value: "{distribution}": '
+                                                "supported values: " + ", ".join(
+                                                    f'"{d}"' for d in TRAFFIC_DISTRIBUTIONS))
+    if distribution == "PreferClose":  # the API server's warning (1.34)
+        spec.where.warnings.append(f'{spec.where.obj}: spec.trafficDistribution: "PreferClose" '
+                                   'is deprecated; use "PreferSameZone"')
+    if external_ips and (stype == "ExternalName" or cluster_ip == "None"):
+        spec.where.warnings.append(  # the API server's warnings (GetWarningsForService)
+            f"{spec.where.obj}: spec.externalIPs is ignored "
+            + ('when spec.type is "ExternalName"' if stype == "ExternalName"
+               else "for headless services"))
+        external_ips = ()
     spec.done()
     top.done()
     m.services[f"{key[1]}/{key[2]}"] = Service(
         key[1], key[2], stype, tuple(ports), selector, cluster_ip, external_name, affinity,
         timeout, etp, itp, lb_ip, publish, labels, src, ip_family_policy=family_policy,
-        ip_families=families, cluster_ips=cluster_ips)
+        ip_families=families, cluster_ips=cluster_ips, external_ips=external_ips,
+        source_ranges=source_ranges, allocate_lb_node_ports=allocate,
+        health_check_node_port=health, traffic_distribution=distribution)
+
+
+# spec.trafficDistribution's values (validateServiceTrafficDistribution, with the
+# PreferSameTrafficDistribution feature gate on, as it is by default since 1.34)
+TRAFFIC_DISTRIBUTIONS = ("PreferClose", "PreferSameZone", "PreferSameNode")
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+
+def _external_ips(spec: Fields) -> tuple[str, ...]:
+    """spec.externalIPs, each checked as ValidateService does: a valid IP address
+    (IsValidIP), then ValidateNonSpecialIP."""
+    out = []
+    for i, ip in enumerate(spec.str_list("externalIPs")):
+        path = f"externalIPs[{i}]"
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError as e:
+            raise spec.error(path, f'Invalid value: "{ip}": must be a valid IP address, (e.g. '
+                                   "10.9.8.7 or 2001:db8::ffff)") from e
+        why = None
+        if addr.is_unspecified:
+            why = f"may not be unspecified ({ip})"
+        elif addr.is_loopback:
+            why = "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+        elif addr.is_link_local:
+            why = "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+        elif addr in ipaddress.ip_network("224.0.0.0/24") or addr in ipaddress.ip_network(
+                "ff02::/16"):
+            why = "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
+        if why:
+            raise spec.error(path, f'Invalid value: "{ip}": {why}')
+        out.append(ip)
+    return tuple(out)
+
+
+def _source_ranges(spec: Fields, stype: str, annotations: dict[str, str]) -> tuple[str, ...]:
+    """spec.loadBalancerSourceRanges (or, when it is empty, the older annotation), as
+    ValidateService checks them: only for type LoadBalancer, each (space-padding allowed) a
+    CIDR. The API server names the field with a capital L."""
+    ranges = [v.strip() for v in spec.str_list("loadBalancerSourceRanges")]
+    path = "LoadBalancerSourceRanges"
+    if not ranges and SOURCE_RANGES_ANNOTATION in annotations:
+        text = annotations[SOURCE_RANGES_ANNOTATION].strip()
+        ranges = [v.strip() for v in text.split(",")] if text else []
+        where = f"metadata.annotations[{SOURCE_RANGES_ANNOTATION}]"
+        if stype != "LoadBalancer":
+            raise spec.where.error(where, "Forbidden: may only be used when `type` is "
+                                          "'LoadBalancer'")
+        for value in ranges:
+            if not _is_cidr(value):
+                raise spec.where.error(where, f'Invalid value: "{value}": must be a valid CIDR '
+                                              "value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")
+        return tuple(ranges)
+    if ranges and stype != "LoadBalancer":
+        raise spec.error(path, "Forbidden: may only be used when `type` is 'LoadBalancer'")
+    for i, value in enumerate(ranges):
+        if not _is_cidr(value):
+            raise spec.error(f"{path}[{i}]", f'Invalid value: "{value}": must be a valid CIDR '
+                                             "value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")
+    return tuple(ranges)
+
+
+def _is_cidr(value: str) -> bool:
+    """netutils.ParseCIDRSloppy accepts it: an address, '/', a prefix length (bits after
+    the prefix may be set: "10.0.0.5/24" is 10.0.0.0/24)."""
+    if "/" not in value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _health_check_node_port(spec: Fields, stype: str, etp: str) -> int | None:
+    """spec.healthCheckNodePort as validateServiceExternalTrafficPolicy checks it: only
+    for a LoadBalancer with externalTrafficPolicy Local (apiservice.NeedsHealthCheck), a
+    port number; 0 (how `get -o yaml` may write an unallocated one) is unset. Whether it
+    is free and in the NodePort range is the allocator's business (services.py)."""
+    value = spec.int("healthCheckNodePort", 0)
+    if not value:
+        return None
+    if stype != "LoadBalancer" or etp != "Local":
+        raise spec.error("healthCheckNodePort", f"Invalid value: {value}: may only be set when "
+                                                "`type` is 'LoadBalancer' and "
+                                                "`externalTrafficPolicy` is 'Local'")
+    if not 1 <= value <= 65535:
+        raise spec.error("healthCheckNodePort", f"Invalid value: {value}: must be between 1 "
+                                                "and 65535, inclusive")
+    return value
 
 
 IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")

@@ -319,6 +319,15 @@ class Service:
     ip_family_policy: str | None = None
     ip_families: tuple[str, ...] = ()
     cluster_ips: tuple[str, ...] = ()
+    # spec.externalIPs (either family, as written); spec.loadBalancerSourceRanges (or the
+    # service.beta.kubernetes.io/load-balancer-source-ranges annotation), each stripped;
+    # spec.allocateLoadBalancerNodePorts (None: unset, the API server defaults it to true for
+    # a LoadBalancer); spec.healthCheckNodePort (None: unset or 0); spec.trafficDistribution
+    external_ips: tuple[str, ...] = ()
+    source_ranges: tuple[str, ...] = ()
+    allocate_lb_node_ports: bool | None = None
+    health_check_node_port: int | None = None
+    traffic_distribution: str | None = None
 
 
 @dataclass(frozen=True)

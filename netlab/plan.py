@@ -119,6 +119,9 @@ class Endpoint:
     ip: str
     node: str | None  # None: on no node of the lab (never local to a node)
     port: int
+    # the EndpointSlice endpoint's zone (its node's topology.kubernetes.io/zone label), set
+    # for a Service with a selector when the node has one
+    zone: str | None = None
 
     @property
     def label(self) -> str:
@@ -178,10 +181,29 @@ class ServicePlan:
     ip_family_policy: str | None = "SingleStack"
     cluster_ip6: str | None = None
     lb_ip6: str = ""  # the IPv6 LoadBalancer address (announced by `announcer` too)
+    # spec.externalIPs kube-proxy renders (those of the Service's families), and for each
+    # the node that holds it on the underlay and answers ARP / NDP for it (services.py)
+    external_ips: tuple[str, ...] = ()
+    external_announcers: tuple[tuple[str, str | None], ...] = ()  # (address, node)
+    # spec.loadBalancerSourceRanges as kube-proxy reads them (each CIDR in network form)
+    source_ranges: tuple[str, ...] = ()
+    allocate_lb_node_ports: bool | None = None  # LoadBalancer only (the API's default: true)
+    health_check_node_port: int | None = None  # LoadBalancer with externalTrafficPolicy Local
+    traffic_distribution: str | None = None  # spec.trafficDistribution
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def family_external_ips(self, family: str) -> tuple[str, ...]:
+        """spec.externalIPs of one family (what that family's kube-proxy renders)."""
+        v6 = family == "IPv6"
+        return tuple(ip for ip in self.external_ips if (":" in ip) == v6)
+
+    def family_source_ranges(self, family: str) -> tuple[str, ...]:
+        """loadBalancerSourceRanges of one family (each proxier takes its own)."""
+        v6 = family == "IPv6"
+        return tuple(r for r in self.source_ranges if (":" in r) == v6)
 
     @property
     def lb_ips(self) -> tuple[str, ...]:
@@ -302,7 +324,10 @@ class Plan:
             families = s.get("ip_families", () if ext else ("IPv4",))  # what it had
             services[k] = ServicePlan(**{**s, "ports": ports, "endpoint_objects": tuple(
                 s.get("endpoint_objects", ())), "ip_families": tuple(families),
-                "ip_family_policy": s.get("ip_family_policy", None if ext else "SingleStack")})
+                "ip_family_policy": s.get("ip_family_policy", None if ext else "SingleStack"),
+                "external_ips": tuple(s.get("external_ips", ())),
+                "external_announcers": tuple(map(tuple, s.get("external_announcers", ()))),
+                "source_ranges": tuple(s.get("source_ranges", ()))})
         return cls(data["lab"], Cluster(**c), [NodePlan(**n) for n in data["nodes"]], pods,
                    data["underlay_gateway"], data.get("namespaces", {}), services,
                    data.get("external_ip", ""), data.get("internet_ip", ""),

@@ -53,8 +53,10 @@ def _slice_endpoints(sl: EndpointSliceInfo) -> str:
 
 
 def _external(s: ServiceInfo) -> str:
-    # every status.loadBalancer.ingress address, comma-separated (kubectl's column)
-    external = ",".join(s.lb_ips) or s.external_ip or (
+    # kubectl's column: every status.loadBalancer.ingress address, then spec.externalIPs,
+    # comma-separated; <pending> for a LoadBalancer with neither
+    external = ",".join([*(s.lb_ips or ([s.external_ip] if s.external_ip else [])),
+                         *s.external_ips]) or (
         s.external_name if s.type == "ExternalName" else None)
     if s.type == "LoadBalancer" and not external:
         external = "<pending>"

@@ -9,10 +9,18 @@ the port has no name, as proxy.ServicePortName.String() prints it):
 
   KUBE-SERVICES (nat)   per port: "<spn> cluster IP" -d ServicePlan.family_cluster_ip(family)
                         -> KUBE-SVC- (KUBE-SVL- with internalTrafficPolicy Local);
-                        "<spn> loadbalancer IP" -d lb_ip / lb_ip6 -> KUBE-EXT-; last rule
-                        `-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS`
+                        "<spn> external IP" -d family_external_ips(family) -> KUBE-EXT-;
+                        "<spn> loadbalancer IP" -d lb_ip / lb_ip6 -> KUBE-EXT- (KUBE-FW- with
+                        loadBalancerSourceRanges); last rule `-m addrtype --dst-type LOCAL
+                        ! -d 127.0.0.0/8 -j KUBE-NODEPORTS` (NodePorts on every local
+                        address: iptables mode's --nodeport-addresses default)
   KUBE-NODEPORTS (nat)  ServicePortPlan.node_port -> KUBE-EXT-
-  KUBE-SVC-<hash>       all ready endpoints (ServicePortPlan.family_endpoints), first
+  KUBE-FW-<hash>        loadBalancerSourceRanges (family_source_ranges): `-s RANGE -j
+                        KUBE-EXT-` per range (and `-s <LB IP>` when the node's address is in
+                        one), else it falls through undone; filter KUBE-PROXY-FIREWALL then
+                        drops what still goes to the LoadBalancer address
+  KUBE-SVC-<hash>       all ready endpoints (ServicePortPlan.family_endpoints; with
+                        trafficDistribution those hinted for this node or zone), first
                         `! -s <podCIDR> -j KUBE-MARK-MASQ` (kube-proxy's --cluster-cidr local
                         traffic detector, plan.cluster.pod_cidr / pod_cidr6), ClientIP affinity
                         (`recent --rcheck`, ServicePlan.affinity_timeout), then one rule per
@@ -26,6 +34,8 @@ the port has no name, as proxy.ServicePortName.String() prints it):
   KUBE-MARK-MASQ, KUBE-POSTROUTING   mark 0x4000, `MASQUERADE --random-fully`
   filter KUBE-SERVICES / KUBE-EXTERNAL-SERVICES   REJECT for ports without endpoints, DROP
                         for Local policies without local endpoints
+  filter KUBE-NODEPORTS  ACCEPT for each healthCheckNodePort (the health check server is the
+                        lab agent's, features/kubeproxy.render_health_servers)
   filter KUBE-FORWARD   conntrack INVALID drop, accept marked and established traffic
 
 Chain names hash as portProtoHash / servicePortEndpointChainName do: base32(sha256(
@@ -37,15 +47,12 @@ ip6tables: the Services' IPv6 ClusterIPs, lb_ip6, IPv6 endpoints ("[addr]:port" 
 comments and DNAT), the IPv6 pod CIDR, and `! -d ::1/128` before KUBE-NODEPORTS.
 
 Not rendered, because netlab does not model it (or models it elsewhere):
-  - externalIPs ("<spn> external IP"), loadBalancerSourceRanges (so no KUBE-FW- chains and no
-    KUBE-PROXY-FIREWALL rules: kube-proxy only creates KUBE-FW- for source ranges; the empty
-    KUBE-PROXY-FIREWALL chain and its jumps are there, as on a real node),
-    healthCheckNodePort (filter KUBE-NODEPORTS stays empty);
   - localhost NodePorts: rendered as kube-proxy runs with --iptables-localhost-nodeports=false
     (no route_localnet, no KUBE-FIREWALL "block incoming localnet connections" chain, which is
     kubelet's), like the nftables mode netlab renders by default;
-  - --masquerade-all, --nodeport-addresses (NodePorts answer on every local address);
-  - topology hints and serving-terminating endpoints (the Plan's endpoints are the ready ones);
+  - --masquerade-all, --nodeport-addresses (left at its default: NodePorts answer on every
+    local address);
+  - serving-terminating endpoints (the Plan's endpoints are the ready ones);
   - nfacct counters (`-m nfacct`, metrics only) and the KUBE-PROXY-CANARY monitor chains;
   - the masquerade mark is written 0x4000 (kube-proxy writes fmt "%#08x" of 1<<14, the same
     value; iptables-save prints 0x4000).
@@ -55,9 +62,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from netlab.features.services import node_zone, topology_endpoints
 from netlab.plan import Endpoint, NodePlan, Plan, ServicePlan, ServicePortPlan
 
 # chains kube-proxy fills in every sync, in the order it declares them (proxier.go)
@@ -141,7 +150,7 @@ def external_chain(svc: ServicePlan, port: ServicePortPlan) -> str:
 
 
 def firewall_chain(svc: ServicePlan, port: ServicePortPlan) -> str:
-    """KUBE-FW-: loadBalancerSourceRanges (serviceFirewallChainName; not rendered)."""
+    """KUBE-FW-: loadBalancerSourceRanges (serviceFirewallChainName)."""
     return "KUBE-FW-" + port_proto_hash(service_port_name(svc, port), _proto(port))
 
 
@@ -205,6 +214,8 @@ def render_node(plan: Plan, node: NodePlan | str, family: str = "IPv4") -> Rules
     """One node's iptables (family "IPv6": ip6tables) ruleset, as kube-proxy's proxier of that
     family writes it in a full sync. `node` is a NodePlan (or a node name)."""
     node_name = node if isinstance(node, str) else node.name
+    node_ip = "" if isinstance(node, str) else node.address(family)  # proxier.nodeIP
+    zone = node_zone(plan, node_name)
     v6 = family == "IPv6"
     pod_cidr = plan.cluster.pod_cidr6 if v6 else plan.cluster.pod_cidr
     filt: dict[str, list[str]] = {c: [] for c in FILTER_CHAINS}
@@ -222,11 +233,17 @@ def render_node(plan: Plan, node: NodePlan | str, family: str = "IPv4") -> Rules
     owned: dict[str, tuple[str, ...]] = {}
     for svc in services:
         chains: list[str] = []
+        from_node = bool(node_ip) and any(
+            ipaddress.ip_address(node_ip) in ipaddress.ip_network(r)
+            for r in svc.family_source_ranges(family))
         for port in svc.ports:
             chains += _service_port(filt, nat, svc, port, family, node_name, pod_cidr,
-                                    comments)
+                                    comments, zone, from_node)
         if chains:
             owned[svc.key] = tuple(chains)
+    # NodePorts on every local address (`-m addrtype --dst-type LOCAL`): kube-proxy's
+    # iptables mode leaves --nodeport-addresses unset (match all), unlike its nftables mode
+    # (whose backend defaults it to `primary`), also in 1.33+
     no_local = "::1/128" if v6 else "127.0.0.0/8"
     nat["KUBE-SERVICES"].append(
         '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must '
@@ -243,7 +260,8 @@ def render_node(plan: Plan, node: NodePlan | str, family: str = "IPv4") -> Rules
 
 def _service_port(filt: dict[str, list[str]], nat: dict[str, list[str]], svc: ServicePlan,
                   port: ServicePortPlan, family: str, node: str, pod_cidr: str,
-                  comments: bool) -> list[str]:
+                  comments: bool, zone: str | None = None, from_node: bool = False
+                  ) -> list[str]:
     """One Service port's rules (syncProxyRules' loop body); returns its own nat chains."""
     spn = service_port_name(svc, port)
     p = _proto(port)
@@ -251,20 +269,26 @@ def _service_port(filt: dict[str, list[str]], nat: dict[str, list[str]], svc: Se
     cluster_ip = svc.family_cluster_ip(family)
     lb_ip = svc.lb_ip6 if family == "IPv6" else svc.lb_ip
     lb_ips = [lb_ip] if lb_ip else []
+    external_ips = svc.family_external_ips(family)
+    ranges = svc.family_source_ranges(family)
     node_port = port.node_port or 0
     svc_chain, svl_chain = service_chain(svc, port), local_chain(svc, port)
-    ext_chain = external_chain(svc, port)
+    ext_chain, fw_chain = external_chain(svc, port), firewall_chain(svc, port)
 
     # BaseServicePortInfo and CategorizeEndpoints (pkg/proxy/serviceport.go, topology.go)
-    externally_accessible = bool(node_port or lb_ips)
+    externally_accessible = bool(node_port or lb_ips or external_ips)
     internal_local = svc.internal_traffic_policy == "Local"
     external_local = externally_accessible and svc.external_traffic_policy == "Local"
     uses_cluster = not internal_local or externally_accessible
     uses_local = internal_local or external_local
     endpoints = _sorted_endpoints(port.family_endpoints(family))
-    cluster_eps = endpoints if uses_cluster else []
+    # trafficDistribution: the Cluster policy keeps the endpoints hinted for this node
+    # (or its zone), as topologyModeFromHints decides
+    topology = list(topology_endpoints(svc, tuple(endpoints), node, zone))
+    cluster_eps = topology if uses_cluster else []
     local_eps = [ep for ep in endpoints if ep.node == node] if uses_local else []
-    reachable = cluster_eps if uses_cluster else local_eps
+    reachable = (_sorted_endpoints([*cluster_eps, *local_eps]) if uses_cluster and uses_local
+                 else cluster_eps if uses_cluster else local_eps)
     has_endpoints = bool(endpoints)
 
     internal_chain = svl_chain if internal_local else svc_chain
@@ -282,17 +306,34 @@ def _service_port(filt: dict[str, list[str]], nat: dict[str, list[str]], svc: Se
 
     cluster_ip_match = (f'-m comment --comment "{spn} cluster IP" {match} -d {cluster_ip} '
                         f"--dport {port.port}")
+    # LoadBalancer traffic goes through a KUBE-FW- chain when loadBalancerSourceRanges
+    # (of this family) limit its sources
+    uses_fw = has_endpoints and bool(lb_ips) and bool(ranges)
+    lb_target = fw_chain if uses_fw else ext_chain
     if has_internal:
         nat["KUBE-SERVICES"].append(f"-A KUBE-SERVICES {cluster_ip_match} -j {internal_chain}")
     else:
         filt["KUBE-SERVICES"].append(
             f"-A KUBE-SERVICES -m comment --comment {internal_comment} {match} "
             f"-d {cluster_ip} --dport {port.port} -j {internal_target}")
+    for eip in external_ips:
+        if has_endpoints:
+            nat["KUBE-SERVICES"].append(
+                f'-A KUBE-SERVICES -m comment --comment "{spn} external IP" {match} '
+                f"-d {eip} --dport {port.port} -j {ext_chain}")
+        if not has_external:
+            filt["KUBE-EXTERNAL-SERVICES"].append(
+                f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {external_comment} {match} "
+                f"-d {eip} --dport {port.port} -j {external_target}")
     for lb in lb_ips:
         if has_endpoints:
             nat["KUBE-SERVICES"].append(
                 f'-A KUBE-SERVICES -m comment --comment "{spn} loadbalancer IP" {match} '
-                f"-d {lb} --dport {port.port} -j {ext_chain}")
+                f"-d {lb} --dport {port.port} -j {lb_target}")
+        if uses_fw:
+            filt["KUBE-PROXY-FIREWALL"].append(
+                f'-A KUBE-PROXY-FIREWALL -m comment --comment "{spn} traffic not accepted by '
+                f'{fw_chain}" {match} -d {lb} --dport {port.port} -j DROP')
     if not has_external:
         for lb in lb_ips:
             filt["KUBE-EXTERNAL-SERVICES"].append(
@@ -309,10 +350,17 @@ def _service_port(filt: dict[str, list[str]], nat: dict[str, list[str]], svc: Se
                 f"-m addrtype --dst-type LOCAL {match} --dport {node_port} "
                 f"-j {external_target}")
 
-    # the Service's own chains, declared as kube-proxy declares them: EXT, SVC, SVL, SEPs
+    if svc.health_check_node_port:  # accepted whether or not this node has an endpoint
+        filt["KUBE-NODEPORTS"].append(
+            f'-A KUBE-NODEPORTS -m comment --comment "{spn} health check node port" '
+            f"-m tcp -p tcp --dport {svc.health_check_node_port} -j ACCEPT")
+
+    # the Service's own chains, declared as kube-proxy declares them: EXT, FW, SVC, SVL, SEPs
     own: dict[str, list[str]] = {}
     if uses_external_chain:
         own[ext_chain] = []
+    if uses_fw:
+        own[fw_chain] = []
     if cluster_eps:
         own[svc_chain] = []
     if local_eps:
@@ -338,6 +386,13 @@ def _service_port(filt: dict[str, list[str]], nat: dict[str, list[str]], svc: Se
                       f'external destinations" -m addrtype --src-type LOCAL -j {svc_chain}']
         if has_external:
             rules.append(f"-A {ext_chain} -j {external_policy_chain}")
+    if uses_fw:
+        head = f'-A {fw_chain} -m comment --comment "{spn} loadbalancer IP"'
+        own[fw_chain] += [f"{head} -s {r} -j {ext_chain}" for r in ranges]
+        if from_node:  # the node's address is in a range: its own traffic to the VIPs too
+            own[fw_chain] += [f"{head} -s {lb} -j {ext_chain}" for lb in lb_ips]
+        own[fw_chain].append(f'-A {fw_chain} -m comment --comment "other traffic to {spn} '
+                             'will be dropped by KUBE-PROXY-FIREWALL"')
     if cluster_eps:
         own[svc_chain] += _balance(svc, port, spn, svc_chain, cluster_eps, comments)
     if local_eps:

@@ -22,11 +22,13 @@ from netlab.model import (
     Service,
 )
 from netlab.plan import Endpoint, Plan, PodPlan, ServicePlan, ServicePortPlan
+from netlab.scheduling import node_labels
 
 __all__ = ["Endpoint", "ServicePlan", "ServicePortPlan", "plan_services"]
 
 NODE_PORT_RANGE = (30000, 32767)
 RESPONDER_OFF = "netlab.dev/responder"  # annotation: "off" disables a pod's responder
+ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 def _where(svc: Service, field_: str) -> dict:
@@ -104,6 +106,11 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
     first = next(iter(nets.values()))
     used["IPv6" if first.version == 6 else "IPv4"].add(str(first.network_address + 1))
     used_ports: set[int] = set()
+    # node ports (nodePorts and healthCheckNodePorts) the lab's Services hold already: one
+    # asked for by another Service is taken (the allocator is shared)
+    held = {port: key for key, old in prev.items() if key in m.services
+            for port in (*(p.node_port for p in old.ports), old.health_check_node_port)
+            if port}
     used_lb: set[str] = set()  # both families' LoadBalancer addresses
     wanted_by: dict[str, dict[str, str | None]] = {"IPv4": {}, "IPv6": {}}
     for key, svc in sorted(m.services.items()):
@@ -127,10 +134,13 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
             wanted[key] = str(ip)
         for p in svc.ports:
             if p.node_port is not None:
-                if p.node_port in used_ports:
+                if p.node_port in used_ports or held.get(p.node_port, key) != key:
                     raise InputError(f"nodePort {p.node_port} is already allocated",
                                      **_where(svc, "spec.ports.nodePort"))
                 used_ports.add(p.node_port)
+        if svc.health_check_node_port is not None and needs_health_check(svc):
+            _reserve_health_check_node_port(svc, prev.get(key), used_ports,
+                                            held.get(svc.health_check_node_port, key) != key)
     for family, wanted in wanted_by.items():
         used[family] |= {v for v in wanted.values() if v}
     for key, old in prev.items():
@@ -145,12 +155,19 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
         for p in old.ports:
             if p.node_port:
                 used_ports.add(p.node_port)
+        if old.health_check_node_port and needs_health_check(svc):
+            used_ports.add(old.health_check_node_port)
         if old.lb_ip:
             used_lb.add(old.lb_ip)
         if old.lb_ip6:
             used_lb.add(old.lb_ip6)
     hosts = {family: net.hosts() for family, net in nets.items()}
     pool = [str(a) for a in cluster.lb_pool()]
+    # each node's topology.kubernetes.io/zone, as the EndpointSlice controller copies it
+    # into its endpoints' `zone`
+    zones = {n.name: z for n in cluster.nodes
+             if (z := node_labels(n).get(ZONE_LABEL)) is not None}
+    taken_by_lab = _lab_addresses(plan)
     services: dict[str, ServicePlan] = {}
     for key, svc in sorted(m.services.items()):
         policy, svc_families = families[key]
@@ -173,16 +190,20 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
         manual = (_manual_objects(m, slices, svc, svc_families) if svc.selector is None
                   and svc.type != "ExternalName" else [])
         ports = []
+        # allocateLoadBalancerNodePorts false: a LoadBalancer gets no new nodePorts; those
+        # given, or allocated before, stay (the API server does not release them)
+        allocate = svc.type == "NodePort" or (svc.type == "LoadBalancer"
+                                              and svc.allocate_lb_node_ports is not False)
         for sp in svc.ports:
             node_port = None
             if svc.type in ("NodePort", "LoadBalancer"):
                 node_port = sp.node_port or old_ports.get((sp.protocol, sp.port))
-                if node_port is None:
-                    node_port = next((n for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1)
-                                      if n not in used_ports), None)
+                if node_port is None and allocate:
+                    node_port = _free_node_port(used_ports)
                     if node_port is None:
                         raise InputError("no free nodePort left", **_where(svc, "spec.ports"))
-                used_ports.add(node_port)
+                if node_port is not None:
+                    used_ports.add(node_port)
             target = sp.target_port if sp.target_port is not None else sp.port
             # one EndpointSlice per family of the Service (addressType IPv4, IPv6)
             eps: dict[str, tuple[list[Endpoint], list[Endpoint]]] = {}
@@ -197,7 +218,7 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
                                              sp.protocol)
                     if number is None or not address:  # a pod without the named port (or
                         continue  # without an address of the family) is not an endpoint
-                    ep = Endpoint(p.key, address, p.node, number)
+                    ep = Endpoint(p.key, address, p.node, number, zones.get(p.node))
                     (endpoints if p.ready or svc.publish_not_ready else not_ready).append(ep)
                 eps[family] = (endpoints, not_ready)
             v4, v6 = eps.get("IPv4", ([], [])), eps.get("IPv6", ([], []))
@@ -221,6 +242,17 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
         elif svc.type == "LoadBalancer" and svc.load_balancer_ip and ":" in svc.load_balancer_ip:
             raise InputError(f"{svc.load_balancer_ip} is an IPv6 address but the Service has "
                              "no IPv6 family (ipFamilies)", **_where(svc, "spec.loadBalancerIP"))
+        health = None
+        if needs_health_check(svc):  # after the Service's nodePorts, as the API server does
+            health = svc.health_check_node_port or (old.health_check_node_port if old else None)
+            if health is None:
+                health = _free_node_port(used_ports)
+                if health is None:
+                    raise InputError("Internal error occurred: failed to allocate a HealthCheck "
+                                     "NodePort 0: range is full",
+                                     **_where(svc, "spec.healthCheckNodePort"))
+            used_ports.add(health)
+        external_ips = _external_ips(svc, svc_families, cluster, taken_by_lab)
         services[key] = ServicePlan(
             svc.namespace, svc.name, svc.type, wanted_by["IPv4"].get(key), tuple(ports),
             dict(svc.selector) if svc.selector is not None else None, lb_ip,
@@ -229,7 +261,14 @@ def plan_services(m: Manifests, plan: Plan, previous: Plan | None = None,
             svc.affinity_timeout if svc.session_affinity == "ClientIP" else None,
             svc.external_traffic_policy, svc.internal_traffic_policy, svc.external_name,
             svc.publish_not_ready, tuple(f"{o.kind} {o.name}" for o in manual),
-            svc_families, policy, wanted_by["IPv6"].get(key), lb_ip6)
+            svc_families, policy, wanted_by["IPv6"].get(key), lb_ip6, external_ips,
+            source_ranges=tuple(str(ipaddress.ip_network(r, strict=False))
+                                for r in svc.source_ranges) if svc.type == "LoadBalancer"
+            else (),
+            allocate_lb_node_ports=(svc.allocate_lb_node_ports is not False)
+            if svc.type == "LoadBalancer" else None,
+            health_check_node_port=health, traffic_distribution=svc.traffic_distribution)
+    services = _external_ip_announcers(plan, services)
 
     # Each pod answers on its container ports and on numeric targetPorts aimed at it.
     serves: dict[str, set[tuple[str, int]]] = {p.key: set(p.container_ports) for p in pods}
@@ -430,3 +469,167 @@ def _lb_ip6(cluster: Cluster, svc: Service, old: str, used: set[str]) -> str:
             used.add(str(ipaddress.IPv6Address(i)))
             return str(ipaddress.IPv6Address(i))
     return ""
+
+
+# --- externalIPs, health check node ports, topology -------------------------------------------
+
+
+def needs_health_check(svc: Service | ServicePlan) -> bool:
+    """apiservice.NeedsHealthCheck: a LoadBalancer with externalTrafficPolicy Local."""
+    return svc.type == "LoadBalancer" and svc.external_traffic_policy == "Local"
+
+
+def _free_node_port(used: set[int]) -> int | None:
+    return next((n for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1)
+                 if n not in used), None)
+
+
+def _reserve_health_check_node_port(svc: Service, old: ServicePlan | None,
+                                    used: set[int], held_by_another: bool = False) -> None:
+    """A healthCheckNodePort the manifest asks for, reserved as the API server's allocator
+    does (the nodePort range, shared with nodePorts), and immutable while the Service
+    needs one (validateServiceExternalTrafficFieldsUpdate)."""
+    port = svc.health_check_node_port
+    assert port is not None
+    where = _where(svc, "spec.healthCheckNodePort")
+    if old is not None and old.health_check_node_port and old.health_check_node_port != port:
+        raise InputError("Forbidden: field is immutable", **where)
+    why = None
+    if not NODE_PORT_RANGE[0] <= port <= NODE_PORT_RANGE[1]:
+        why = ("provided port is not in the valid range. The range of valid ports is "
+               f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}")
+    elif port in used or held_by_another:
+        why = "provided port is already allocated"
+    if why:
+        raise InputError("Internal error occurred: failed to allocate requested HealthCheck "
+                         f"NodePort {port}: {why}", **where)
+    used.add(port)
+
+
+def _lab_addresses(plan: Plan) -> dict[str, str]:
+    """The underlay addresses the lab itself uses: address -> what has it."""
+    out = {}
+    for family in plan.cluster.families:
+        for n in plan.nodes:
+            if n.address(family):
+                out[n.address(family)] = f"node {n.name}'s address"
+        for what, address in (("the underlay's gateway (the internet host)",
+                               plan.gateway(family)),
+                              ("the external host's address", plan.external(family))):
+            if address:
+                out[address] = what
+    return out
+
+
+def _external_ips(svc: Service, families: tuple[str, ...], cluster: Cluster,
+                  taken: dict[str, str]) -> tuple[str, ...]:
+    """spec.externalIPs as the lab can honour them. Nothing outside a real cluster knows
+    about them either: an administrator routes each to a node. Here the underlay is the
+    network outside, so an external IP must be an address of the underlay that nothing else
+    has (not a node's, not the gateway's or the external host's, not in the LoadBalancer
+    pool), and one node holds it, as a LoadBalancer address is held (_external_ip_announcers).
+    An address of a family the Service does not have would be ignored by kube-proxy (each
+    family's proxier takes only its own): refused here, so it cannot look like it works."""
+    out: list[str] = []
+    for i, ip in enumerate(svc.external_ips):
+        where = _where(svc, f"spec.externalIPs[{i}]")
+        addr = ipaddress.ip_address(ip)
+        family = f"IPv{addr.version}"
+        if family not in families:
+            raise InputError(f"{ip} is an {family} address but the Service has no {family} "
+                             "family (ipFamilies): kube-proxy would ignore it", **where)
+        underlay = cluster.cidr("underlay", family)
+        net = ipaddress.ip_network(underlay) if underlay else None
+        if net is None or addr not in net or addr in (net.network_address,
+                                                      net.broadcast_address):
+            raise InputError(
+                f"{ip} is not an address of the lab's underlay ({underlay or 'none'} for "
+                f"{family}): nothing outside the cluster routes an external IP to a node, so "
+                "netlab has one node hold it on the underlay, as a LoadBalancer address; use a "
+                "free address of the underlay", **where)
+        if ip in taken:
+            raise InputError(f"{ip} is {taken[ip]}: an external IP must be a free address of "
+                             "the underlay", **where)
+        if _in_lb_pool(cluster, addr):
+            raise InputError(f"{ip} is in the load balancer pool: an external IP must not be "
+                             "an address the LoadBalancer allocator hands out", **where)
+        str_ip = str(addr)
+        if str_ip not in out:
+            out.append(str_ip)
+    return tuple(out)
+
+
+def _in_lb_pool(cluster: Cluster, addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if addr.version == 4:
+        return addr in cluster.lb_pool()
+    rng = cluster.lb_range6()
+    return rng is not None and rng[0] <= addr <= rng[1]
+
+
+def _external_ip_announcers(plan: Plan, services: dict[str, ServicePlan]
+                            ) -> dict[str, ServicePlan]:
+    """The node holding each external IP: one per address (Services may share one on
+    different ports), among the nodes every Service using it accepts external traffic on
+    (externalTrafficPolicy Local: those with a local endpoint; if they have none in common,
+    any of them), chosen by a hash of the address; none when no node qualifies (no local
+    endpoint anywhere)."""
+    users: dict[str, list[ServicePlan]] = {}
+    for s in services.values():
+        for ip in s.external_ips:
+            users.setdefault(ip, []).append(s)
+    if not users:
+        return services
+    all_nodes = [n.name for n in plan.nodes]
+
+    def eligible(s: ServicePlan) -> set[str]:
+        if s.external_traffic_policy != "Local":
+            return set(all_nodes)
+        return {ep.node for p in s.ports for ep in (*p.endpoints, *p.endpoints6) if ep.node}
+
+    holder: dict[str, str | None] = {}
+    for ip, svcs in users.items():
+        sets = [eligible(s) for s in svcs]
+        nodes = set.intersection(*sets) or set.union(*sets)
+        holder[ip] = min(sorted(nodes), key=lambda n: hashlib.sha256(
+            f"{n}/{ip}".encode()).hexdigest()) if nodes else None
+    return {k: replace(s, external_announcers=tuple((ip, holder[ip]) for ip in s.external_ips))
+            if s.external_ips else s for k, s in services.items()}
+
+
+def endpoint_hints(svc: ServicePlan, ep: Endpoint) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The EndpointSlice controller's hints for an endpoint (trafficdist.ReconcileHints):
+    (forZones, forNodes). With trafficDistribution PreferClose / PreferSameZone /
+    PreferSameNode, a ready endpoint gets its own zone (when its node has one) and, for
+    PreferSameNode, its own node; otherwise none. Only slices the controller manages (a
+    Service with a selector) get hints."""
+    if not svc.traffic_distribution or svc.selector is None:
+        return (), ()
+    zones = (ep.zone,) if ep.zone else ()
+    nodes = (ep.node,) if ep.node and svc.traffic_distribution == "PreferSameNode" else ()
+    return zones, nodes
+
+
+def topology_endpoints(svc: ServicePlan, eps: tuple[Endpoint, ...], node: str,
+                       zone: str | None) -> tuple[Endpoint, ...]:
+    """The endpoints one node's kube-proxy uses for the Cluster traffic policy
+    (CategorizeEndpoints with topologyModeFromHints): those hinted for this node when every
+    endpoint has a node hint and one is for this node (PreferSameNode); else those hinted
+    for this node's zone when every endpoint has a zone hint and one is for this zone;
+    else all of them."""
+    if not eps or not svc.traffic_distribution or svc.selector is None:
+        return eps
+    hints = [endpoint_hints(svc, ep) for ep in eps]
+    if all(n for _, n in hints):
+        mine = tuple(ep for ep, (_, n) in zip(eps, hints, strict=True) if node in n)
+        if mine:
+            return mine
+    if all(z for z, _ in hints) and zone:
+        mine = tuple(ep for ep, (z, _) in zip(eps, hints, strict=True) if zone in z)
+        if mine:
+            return mine
+    return eps
+
+
+def node_zone(plan: Plan, node: str) -> str | None:
+    spec = next((n for n in plan.cluster.nodes if n.name == node), None)
+    return node_labels(spec).get(ZONE_LABEL) if spec is not None else None

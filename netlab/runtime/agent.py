@@ -105,7 +105,8 @@ def workload_from_json(d: dict[str, Any]) -> Workload:
                       probe(p["startup"]), tuple(map(tuple, p["ports"])))
 
     s = d.get("serve")
-    serve = Serve(s["pod"], s["hostname"], s["netns"], tuple(s["ports"])) if s else None
+    serve = Serve(s["pod"], s["hostname"], s["netns"], tuple(s["ports"]),
+                  tuple(map(tuple, s.get("replies", ())))) if s else None
     sb = d.get("sandbox")
     sandbox = None
     if sb is not None:
@@ -286,7 +287,8 @@ class Agent:
         where its log always was (readiness and `logs` read it)."""
         self.served[serve.pod] = lines = self.hub.add(
             serve.pod, serve.hostname, netns_path(serve.netns), serve.ports,
-            name=serve.pod.removeprefix("host/"))
+            name=serve.pod.removeprefix("host/"),
+            replies={spec: text.encode() for spec, text in serve.replies})
         d = self._workdir(serve.pod)
         with contextlib.suppress(OSError):
             d.mkdir(parents=True, exist_ok=True)
@@ -299,6 +301,8 @@ class Agent:
     def _workdir(self, owner: str) -> Path:
         if owner.startswith("host/"):
             return names.lab_dir(self.lab) / "hosts" / owner.split("/", 1)[1]
+        if owner.startswith("node/"):  # a node's kube-proxy (its health check server)
+            return names.lab_dir(self.lab) / "nodes" / owner.split("/", 1)[1]
         ns, _, name = owner.partition("/")
         return names.pod_dir(self.lab, ns, name)
 

@@ -40,6 +40,9 @@ BACKLOG = 1024  # connections a pod's port queues while the loop is busy with ot
 IP_PKTINFO = 8
 IPV6_RECVPKTINFO, IPV6_PKTINFO = 49, 50
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+# what a port with a fixed HTTP reply answers to a request that is not HTTP (as Go's server)
+BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               b"Connection: close\r\n\r\n400 Bad Request")
 
 NetnsPath = str | os.PathLike[str] | None
 SocketFactory = Callable[..., socket.socket]
@@ -147,19 +150,22 @@ class _Pod:
 
 
 class _Listener:
-    __slots__ = ("closed", "pod", "proto", "sock")
+    __slots__ = ("closed", "pod", "proto", "reply", "sock")
 
-    def __init__(self, pod: _Pod, proto: str, sock: socket.socket) -> None:
+    def __init__(self, pod: _Pod, proto: str, sock: socket.socket,
+                 reply: bytes | None = None) -> None:
         self.pod, self.proto, self.sock, self.closed = pod, proto, sock, False
+        self.reply = reply  # a fixed HTTP response instead of the responder's
 
 
 class _Conn:
-    __slots__ = ("buf", "closed", "deadline", "local", "out", "peer", "pod", "proto", "sock",
-                 "t0")
+    __slots__ = ("buf", "closed", "deadline", "local", "out", "peer", "pod", "proto", "reply",
+                 "sock", "t0")
 
     def __init__(self, pod: _Pod, proto: str, sock: socket.socket, peer: tuple, local: tuple,
-                 now: float) -> None:
+                 now: float, reply: bytes | None = None) -> None:
         self.pod, self.proto, self.sock, self.peer, self.local = pod, proto, sock, peer, local
+        self.reply = reply
         self.buf = b""
         self.out: memoryview | None = None  # set once answered: what is left to send
         self.t0 = now
@@ -192,11 +198,15 @@ class ResponderHub:
     # the API -----------------------------------------------------------------------------
 
     def add(self, key: str, hostname: str, netns: NetnsPath, ports: Sequence[str], *,
-            name: str | None = None) -> list[str]:
-        """Listen for pod `key` on each "proto:port" inside `netns`; one log line per port,
-        as the responder prints them ("listening on tcp/80", "cannot listen on tcp/80: ...").
-        Answers name the pod `name` (default: `key`; the responder's --name). Adding a pod
-        again adds its new ports (open ones stay) and takes the new hostname and name."""
+            name: str | None = None, replies: dict[str, bytes] | None = None) -> list[str]:
+        """Listen for pod `key` on each "proto:port" (or "proto:port@address", bound to that
+        one address) inside `netns`; one log line per port, as the responder prints them
+        ("listening on tcp/80", "cannot listen on tcp/80: ..."). Answers name the pod `name`
+        (default: `key`; the responder's --name). `replies`: ports answered with a fixed
+        HTTP response instead (a request that is not HTTP gets 400, as from an HTTP server).
+        Adding a pod again adds its new ports (open ones stay), takes the new hostname and
+        name, and the new replies (for connections accepted from then on)."""
+        replies = replies or {}
         with self._lock:
             pod = self._pods.get(key)
             have = set(pod.listeners) if pod else set()
@@ -206,9 +216,10 @@ class ResponderHub:
         try:
             with self._opener(netns) as open_socket:  # sockets stay in the namespace
                 for spec in todo:
-                    proto, _, port = spec.partition(":")
+                    proto, _, rest = spec.partition(":")
+                    port, _, address = rest.partition("@")
                     try:
-                        opened[spec] = _listen(open_socket, proto, int(port))
+                        opened[spec] = _listen(open_socket, proto, int(port), address)
                     except OSError as e:
                         failed[spec] = e.strerror or str(e)
         except OSError as e:  # the namespace could not be entered: no port opens
@@ -227,6 +238,8 @@ class ResponderHub:
                 listener = _Listener(pod, spec.partition(":")[0].rstrip("6"), s)
                 pod.listeners[spec] = listener
                 self._sel.register(s, READ, listener)
+            for spec, listener in pod.listeners.items():
+                listener.reply = replies.get(spec)
         self._wake()
         out = []
         for spec in ports:
@@ -345,7 +358,8 @@ class ResponderHub:
                 return
             try:
                 sock.setblocking(False)
-                conn = _Conn(listener.pod, listener.proto, sock, peer, sock.getsockname(), now)
+                conn = _Conn(listener.pod, listener.proto, sock, peer, sock.getsockname(), now,
+                             listener.reply)
                 self._sel.register(sock, READ, conn)
             except OSError:
                 sock.close()
@@ -385,7 +399,11 @@ class ResponderHub:
 
     def _answer(self, conn: _Conn) -> None:
         pod = conn.pod
-        out = stream_reply(pod.name, pod.hostname, conn.proto, conn.peer, conn.local, conn.buf)
+        if conn.reply is not None:
+            out = conn.reply if conn.buf.startswith(HTTP_METHODS) else BAD_REQUEST
+        else:
+            out = stream_reply(pod.name, pod.hostname, conn.proto, conn.peer, conn.local,
+                               conn.buf)
         conn.out = memoryview(out)
         self._send(conn)
         if not conn.closed:  # the socket's buffer is full: wait until the client reads
@@ -458,9 +476,11 @@ class ResponderHub:
             pass
 
 
-def _listen(open_socket: SocketFactory, spec_proto: str, port: int) -> socket.socket:
+def _listen(open_socket: SocketFactory, spec_proto: str, port: int,
+            address: str = "") -> socket.socket:
     """A listening socket: "tcp", "udp", "sctp" on IPv4; "tcp6", "udp6", "sctp6" on IPv6
-    only (IPV6_V6ONLY: the IPv4 socket answers IPv4, so clients are never ::ffff:a.b.c.d)."""
+    only (IPV6_V6ONLY: the IPv4 socket answers IPv4, so clients are never ::ffff:a.b.c.d);
+    on every address of the namespace, or on `address` only."""
     v6 = spec_proto.endswith("6")
     proto, family = spec_proto.rstrip("6"), socket.AF_INET6 if v6 else socket.AF_INET
     if proto == "udp":
@@ -476,7 +496,7 @@ def _listen(open_socket: SocketFactory, spec_proto: str, port: int) -> socket.so
                            (socket.IPPROTO_IP, IP_PKTINFO)), 1)
         else:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("::" if v6 else "0.0.0.0", port))
+        s.bind((address or ("::" if v6 else "0.0.0.0"), port))
         if proto != "udp":
             s.listen(BACKLOG)
         s.setblocking(False)

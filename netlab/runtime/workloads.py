@@ -1,11 +1,13 @@
 """What changes when the agent is given new workloads (pure; the agent and the in-memory
 kernel share it): a process whose definition changed is restarted, one that is no longer
 wanted is stopped, a new one is started; the responder's ports are re-served when they
-change. A restart policy change restarts nothing (it applies to the next exit)."""
+change (a change of only their fixed replies, a health check's answer, is served in place,
+without closing a socket). A restart policy change restarts nothing (it applies to the next
+exit)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from netlab.intents import Process, Serve, Workload
 
@@ -33,6 +35,10 @@ def changes(have: dict[str, Workload], want: dict[str, Workload]) -> Changes:
                 out.start.append(after[name])
         old_serve, new_serve = old.serve if old else None, new.serve if new else None
         if old_serve != new_serve:
+            if old_serve is not None and new_serve is not None and \
+                    replace(old_serve, replies=new_serve.replies) == new_serve:
+                out.serve.append(new_serve)  # only the fixed replies: updated in place
+                continue
             if old_serve is not None:
                 out.unserve.append(owner)
             if new_serve is not None:

@@ -38,6 +38,12 @@ class ServiceInfo:
     ip_family_policy: str | None = "SingleStack"
     cluster_ips: tuple[str, ...] = ()
     lb_ips: tuple[str, ...] = ()  # every LoadBalancer address, in ipFamilies order
+    external_ips: tuple[str, ...] = ()  # spec.externalIPs
+    external_announcers: tuple[tuple[str, str | None], ...] = ()  # (address, node holding it)
+    source_ranges: tuple[str, ...] = ()  # spec.loadBalancerSourceRanges
+    allocate_lb_node_ports: bool | None = None
+    health_check_node_port: int | None = None
+    traffic_distribution: str | None = None
 
     @property
     def key(self) -> str:
@@ -76,6 +82,16 @@ class ServiceInfo:
             spec["ipFamilyPolicy"] = self.ip_family_policy
         if self.selector is not None:
             spec["selector"] = dict(self.selector)
+        if self.external_ips:
+            spec["externalIPs"] = list(self.external_ips)
+        if self.source_ranges:
+            spec["loadBalancerSourceRanges"] = list(self.source_ranges)
+        if self.allocate_lb_node_ports is not None:
+            spec["allocateLoadBalancerNodePorts"] = self.allocate_lb_node_ports
+        if self.health_check_node_port:
+            spec["healthCheckNodePort"] = self.health_check_node_port
+        if self.traffic_distribution:
+            spec["trafficDistribution"] = self.traffic_distribution
         for p in self.ports:
             port = {"name": p.name, "port": p.port, "protocol": p.protocol,
                     "targetPort": p.target}
@@ -83,8 +99,8 @@ class ServiceInfo:
                 port["nodePort"] = p.node_port
             spec["ports"].append({k: v for k, v in port.items() if v is not None})
         spec["sessionAffinity"] = "ClientIP" if self.affinity_timeout else "None"
-        if self.type in ("NodePort", "LoadBalancer"):
-            spec["externalTrafficPolicy"] = self.external_traffic_policy
+        if self.type in ("NodePort", "LoadBalancer") or self.external_ips:  # externally
+            spec["externalTrafficPolicy"] = self.external_traffic_policy  # accessible ones
         spec["internalTrafficPolicy"] = self.internal_traffic_policy
         status: dict[str, Any] = {"loadBalancer": {}}
         if self.external_ip:
@@ -186,9 +202,10 @@ class ServiceInfo:
                    if all(o.startswith("Endpoints ") for o in self.endpoint_objects)
                    else "netlab")
         tag = "" if family == "IPv4" else f"/{family}"  # (IPv4 names as before dual-stack)
+        hints = self.traffic_distribution if self.selector is not None else None
         return [EndpointSliceInfo(
             self.namespace, f"{self.name}-{_k8s_suffix(f'{self.key}/{ports}{tag}', 5)}",
-            self.name, managed, ports, tuple(eps), self.endpoint_objects, family)
+            self.name, managed, ports, tuple(eps), self.endpoint_objects, family, hints)
             for ports, eps in groups.items()]
 
 @dataclass(frozen=True)
@@ -203,6 +220,7 @@ class EndpointSliceInfo:
     endpoints: tuple[tuple[Any, bool], ...]  # (plan.Endpoint, ready)
     merged_from: tuple[str, ...] = ()
     address_type: str = "IPv4"
+    traffic_distribution: str | None = None  # the Service's, when the controller hints
 
     def to_k8s(self) -> dict[str, Any]:
         endpoints = []
@@ -211,6 +229,19 @@ class EndpointSliceInfo:
                 "ready": ready, "serving": ready, "terminating": False}}
             if ep.node:
                 e["nodeName"] = ep.node
+            zone = getattr(ep, "zone", None)
+            if zone:
+                e["zone"] = zone
+            # trafficdist.ReconcileHints: a ready endpoint's own zone (and node, for
+            # PreferSameNode)
+            if self.traffic_distribution and ready:
+                hints: dict[str, Any] = {}
+                if zone:
+                    hints["forZones"] = [{"name": zone}]
+                if ep.node and self.traffic_distribution == "PreferSameNode":
+                    hints["forNodes"] = [{"name": ep.node}]
+                if hints:
+                    e["hints"] = hints
             if ep.pod:
                 ns, name = ep.pod.split("/")
                 e["targetRef"] = {"kind": "Pod", "namespace": ns, "name": name}
@@ -239,10 +270,19 @@ def service_info(s: Any, plan: Plan | None = None) -> ServiceInfo:
                and all(pp.labels.get(a) == b for a, b in s.selector.items())}
     cluster_ips = tuple(getattr(s, "cluster_ips", None) or ([s.cluster_ip] if s.cluster_ip else []))
     lb_ips = tuple(getattr(s, "lb_ips", ())) or ((s.lb_ip,) if s.lb_ip else ())
+    # the node answering ARP for the LoadBalancer address, else for its external IPs
+    holders = sorted({n for _, n in getattr(s, "external_announcers", ()) if n})
+    announced = s.announcer if lb_ips else (",".join(holders) or None)
     return ServiceInfo(s.namespace, s.name, s.type, cluster_ips[0] if cluster_ips else None,
-                       lb_ips[0] if lb_ips else None, s.announcer,
+                       lb_ips[0] if lb_ips else None, announced,
                        s.selector, s.ports, s.external_name, s.external_traffic_policy,
                        s.internal_traffic_policy, s.affinity_timeout, reasons,
                        tuple(getattr(s, "endpoint_objects", ())), pending,
                        tuple(getattr(s, "ip_families", ("IPv4",))),
-                       getattr(s, "ip_family_policy", "SingleStack"), cluster_ips, lb_ips)
+                       getattr(s, "ip_family_policy", "SingleStack"), cluster_ips, lb_ips,
+                       tuple(getattr(s, "external_ips", ())),
+                       tuple(getattr(s, "external_announcers", ())),
+                       tuple(getattr(s, "source_ranges", ())),
+                       getattr(s, "allocate_lb_node_ports", None),
+                       getattr(s, "health_check_node_port", None),
+                       getattr(s, "traffic_distribution", None))

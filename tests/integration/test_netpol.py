@@ -163,7 +163,7 @@ def test_policy_with_a_service(lab, policies):
                            "[{port: 81}]\n"))
     # policy applies after DNAT: it sees the pod and target port 81, not 8000
     assert lab.probe("y/b", "svc/x/svc-a").connected
-    assert lab.probe("z/b", "svc/x/svc-a", timeout=0.5).result == "timeout"
+    assert lab.probe("z/b", "svc/x/svc-a", timeout=0.5).result == "dropped"  # the kernel says so
     e = lab.explain("z/b", "svc/x/svc-a")
     assert e.expected == "denied" and e.agrees
     assert any("verdict drop" in v and "ingress-x/a" in v for v in e.kernel_verdicts), \
@@ -174,7 +174,7 @@ def test_policy_with_a_service(lab, policies):
 def test_label_change_and_new_pod(lab, policies):
     policies(np("x", "  podSelector: {}\n  ingress:\n  - from: [{podSelector: {matchLabels: "
                      "{role: friend}}}]\n"))
-    assert lab.probe("x/b", "x/a", 80, timeout=0.5).result == "timeout"
+    assert lab.probe("x/b", "x/a", 80, timeout=0.5).result == "dropped"
     lab.label("x/b", {"role": "friend"})
     try:
         assert lab.probe("x/b", "x/a", 80).connected
@@ -183,7 +183,7 @@ def test_label_change_and_new_pod(lab, policies):
                              "labels: {role: friend}}\nspec:\n  containers: [{name: c, ports: "
                              "[{containerPort: 80}]}]\n"])
         assert lab.probe("x/d", "x/a", 80).connected
-        assert lab.probe("y/a", "x/d", 80, timeout=0.5).result == "timeout"
+        assert lab.probe("y/a", "x/d", 80, timeout=0.5).result == "dropped"
         report = lab.check(timeout=0.6)
         assert report.ok, report.mismatches
     finally:

@@ -179,7 +179,9 @@ def test_ip6_kube_proxy_maps_the_ipv6_address():
     assert f"2001:db8:18::c9 . tcp . 80 : goto {ext_loc}" in v6
     rules = [line.split(ext_loc + " ")[1] for line in v6.splitlines()
              if line.startswith(f"add rule ip6 kube-proxy {ext_loc} ")]
-    assert rules == ["fib saddr type local jump mark-for-masquerade",
+    assert rules == [f"ip6 saddr {plan.cluster.pod_cidr6} goto "
+                     f"{kubeproxy._id('service', loc, loc.ports[0])}",  # pods short-circuit
+                     "fib saddr type local jump mark-for-masquerade",
                      f"fib saddr type local goto {kubeproxy._id('service', loc, loc.ports[0])}",
                      f"goto {kubeproxy._id('local', loc, loc.ports[0])}"]
     # no endpoints: the IPv6 address rejects like the IPv4 one

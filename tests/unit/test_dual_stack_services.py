@@ -343,7 +343,10 @@ def test_ip6_table_golden():
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text()
     # what kube-proxy's IPv6 proxier writes differently
-    assert "ip6 daddr != ::1 meta l4proto . th dport vmap @service-nodeports" in text
+    # NodePorts on the node's primary IPv6 address (--nodeport-addresses primary)
+    assert "ip6 daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports" in text
+    assert f"add element ip6 kube-proxy nodeport-ips {{ {plan.node('node-1').underlay_ip6} }}" \
+        in text
     assert "type ipv6_addr . inet_proto . inet_service : verdict ;" in text
     web1 = plan.pods["default/web-1"].ip6
     assert f"dnat to [{web1}]:8080" in text

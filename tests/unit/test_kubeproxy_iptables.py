@@ -86,12 +86,11 @@ def as_netlab_renders(expected: str) -> str:
     """kube-proxy's expected restore input, minus what its fake proxier has and netlab does not
     model: localhost NodePorts (the KUBE-FIREWALL chain and its rule, `-d 127.0.0.0/8` nfacct
     NodePort rules; without them kube-proxy writes `! -d 127.0.0.0/8` before KUBE-NODEPORTS),
-    nfacct counters, health check node ports; and plus `--random-fully`, which the fake
-    iptables does not claim to support and a real one does."""
+    nfacct counters; and plus `--random-fully`, which the fake iptables does not claim to
+    support and a real one does."""
     out = []
     for line in textwrap.dedent(expected).strip().splitlines():
-        if ("KUBE-FIREWALL " in line or "health check node port" in line
-                or "localhost_nps_accepted_pkts" in line):
+        if "KUBE-FIREWALL " in line or "localhost_nps_accepted_pkts" in line:
             continue
         line = line.replace(" -m nfacct --nfacct-name ct_state_invalid_dropped_pkts", "")
         line = line.replace("-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS",
@@ -321,8 +320,8 @@ def test_internal_traffic_policy_as_kube_proxy_writes_it(policy, nodes, expected
 
 # TestTerminatingEndpointsTrafficPolicyLocal, "ready endpoints exist": a LoadBalancer 1.2.3.4
 # with externalTrafficPolicy Local and ClientIP affinity (10800 s); ready endpoints 10.0.1.1
-# and 10.0.1.2 here, 10.0.1.5 on host-1 (the test's terminating ones are not in a Plan). Its
-# healthCheckNodePort 30000 is not modeled.
+# and 10.0.1.2 here, 10.0.1.5 on host-1 (the test's terminating ones are not in a Plan), its
+# healthCheckNodePort 30000.
 ETP_LOCAL_AFFINITY = """
     *filter
     :KUBE-NODEPORTS - [0:0]
@@ -385,15 +384,15 @@ def test_external_traffic_policy_local_with_affinity_as_kube_proxy_writes_it():
         "ns1", "svc1", "172.30.1.1", (("10.0.1.1", NODE), ("10.0.1.2", NODE),
                                       ("10.0.1.5", "host-1")),
         port_name=None, type="LoadBalancer", lb_ip="1.2.3.4", external_traffic_policy="Local",
-        affinity_timeout=10800))
+        affinity_timeout=10800, health_check_node_port=30000))
     assert rendered(plan) == parse(as_netlab_renders(ETP_LOCAL_AFFINITY))
 
 
-# TestOverallIPTablesRules, with what netlab does not model taken out of its Services and of
-# the expected text: svc2's externalIP 192.168.99.22 and healthCheckNodePort, svc4's
-# externalIP 192.168.99.33 (so it has no KUBE-EXT- chain: no NodePort, no external address),
-# svc5's loadBalancerSourceRanges (so its loadbalancer IP rule goes to KUBE-EXT-, not to a
-# KUBE-FW- chain, and KUBE-PROXY-FIREWALL stays empty).
+# TestOverallIPTablesRules, with svc2's externalIP 192.168.99.22 and healthCheckNodePort,
+# svc4's externalIP 192.168.99.33 (so it has no KUBE-EXT- chain: no NodePort, no external
+# address) and svc5's loadBalancerSourceRanges (so its loadbalancer IP rule goes to KUBE-EXT-,
+# not to a KUBE-FW- chain, and KUBE-PROXY-FIREWALL stays empty) taken out of its Services and
+# of the expected text; test_service_fields.py has them, against kube-proxy's text.
 OVERALL = """
     *filter
     :KUBE-NODEPORTS - [0:0]
@@ -843,7 +842,7 @@ def test_load_balancer(plan: Plan):
             f'-A {ext} -m comment --comment "masquerade traffic for default/api-lb:https '
             'external destinations" -j KUBE-MARK-MASQ',
             f"-A {ext} -j {kpi.service_chain(svc, port)}"]
-        # KUBE-FW- only with loadBalancerSourceRanges, which netlab does not model
+        # KUBE-FW- only with loadBalancerSourceRanges (test_service_fields.py), none here
         assert not any(c.startswith("KUBE-FW-") for c in nat)
 
 

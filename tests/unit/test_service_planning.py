@@ -64,7 +64,9 @@ def test_allocations_are_stable_across_changes():
         assert second.services[key].lb_ip == svc.lb_ip
     new = second.services["default/aaa"]
     assert new.cluster_ip not in {s.cluster_ip for s in first.services.values()}
-    assert new.ports[0].node_port == 30001
+    assert new.ports[0].node_port == 30002  # web-lb (ETP Local) has 30001 for health checks
+    assert first.services["default/web-lb"].health_check_node_port == 30001
+    assert second.services["default/web-lb"].health_check_node_port == 30001
 
 
 @pytest.mark.parametrize(("spec", "message"), [
