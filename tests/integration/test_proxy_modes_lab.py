@@ -81,7 +81,8 @@ def test_trace_and_explain_name_kube_proxys_chains(netlab_lab):
     r = lab.trace("c", "svc/web")
     assert r.delivered and r.reply, r.verdict
     seen = "\n".join(r.kernel_verdicts)
-    assert "ip nat KUBE-SERVICES rule" in seen and f"(verdict jump {chain})" in seen, seen
+    # (nft's trace printer sometimes names a rule "unknown rule handle N": its verdict stands)
+    assert "ip nat KUBE-SERVICES " in seen and f"(verdict jump {chain})" in seen, seen
     assert "KUBE-SEP-" in seen and "dnat to" in seen
     e = lab.explain("c", "svc/web")
     assert e.agrees and any(f"jump {chain}" in v for v in e.kernel_verdicts)
