@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netlab.errors import InputError
+from netlab.model import LabelSelector, LabelSelectorRequirement
 from netlab.names import is_dns1035_label, is_dns1123_label, is_dns1123_subdomain
 
 # How the API server checks a name, by the rule it applies (apimachinery's validation).
@@ -249,3 +250,29 @@ def _kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
             int: "an integer", float: "a number", type(None): "empty"}.get(type(value),
                                                                            type(value).__name__)
+
+
+def label_selector(f: Fields | None) -> LabelSelector:
+    """A metav1.LabelSelector (matchLabels, matchExpressions), its operators and label syntax
+    checked as the API server does; None: the empty selector (everything)."""
+    if f is None:
+        return LabelSelector()
+    reqs = []
+    for e in f.items("matchExpressions"):
+        op = e.choice("operator", ("In", "NotIn", "Exists", "DoesNotExist"))
+        values = e.str_list("values")
+        if op in ("In", "NotIn") and not values:
+            raise e.error("values", f"must not be empty for operator {op}")
+        if op in ("Exists", "DoesNotExist") and values:
+            raise e.error("values", f"must be empty for operator {op}")
+        key = e.str("key")
+        if err := qualified_name_error(key):
+            raise e.error("key", f"label key {key!r} is not valid: {err}")
+        for i, v in enumerate(values):
+            if err := label_value_error(v):
+                raise e.error(f"values[{i}]", f"label value {v!r} is not valid: {err}")
+        reqs.append(LabelSelectorRequirement(key, op, values))
+        e.done()
+    sel = LabelSelector(tuple(sorted(f.labels("matchLabels").items())), tuple(reqs))
+    f.done()
+    return sel

@@ -21,7 +21,7 @@ import yaml
 
 from netlab.errors import InputError
 from netlab.fields import NAME_RULES as NAME_RULES_TEXT
-from netlab.fields import Fields, Where, label_value_error, qualified_name_error
+from netlab.fields import Fields, Where, label_selector, qualified_name_error
 from netlab.model import (
     Cluster,
     ConfigMap,
@@ -44,7 +44,6 @@ from netlab.model import (
     JobSpec,
     KeyToPath,
     LabelSelector,
-    LabelSelectorRequirement,
     Manifests,
     Namespace,
     NetworkPolicy,
@@ -263,27 +262,7 @@ def _meta(top: Fields) -> tuple[Fields, dict[str, str], dict[str, str]]:
 
 
 def _selector(f: Fields | None) -> LabelSelector:
-    if f is None:
-        return LabelSelector()
-    reqs = []
-    for e in f.items("matchExpressions"):
-        op = e.choice("operator", ("In", "NotIn", "Exists", "DoesNotExist"))
-        values = e.str_list("values")
-        if op in ("In", "NotIn") and not values:
-            raise e.error("values", f"must not be empty for operator {op}")
-        if op in ("Exists", "DoesNotExist") and values:
-            raise e.error("values", f"must be empty for operator {op}")
-        key = e.str("key")
-        if err := qualified_name_error(key):
-            raise e.error("key", f"label key {key!r} is not valid: {err}")
-        for i, v in enumerate(values):
-            if err := label_value_error(v):
-                raise e.error(f"values[{i}]", f"label value {v!r} is not valid: {err}")
-        reqs.append(LabelSelectorRequirement(key, op, values))
-        e.done()
-    sel = LabelSelector(tuple(sorted(f.labels("matchLabels").items())), tuple(reqs))
-    f.done()
-    return sel
+    return label_selector(f)
 
 
 # --- workloads -----------------------------------------------------------------------

@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from netlab.errors import InputError
-from netlab.fields import Fields, Where, label_value_error, qualified_name_error
-from netlab.model import LabelSelector, LabelSelectorRequirement, Source
+from netlab.fields import Fields, Where, label_selector
+from netlab.model import LabelSelector, Source
 from netlab.policy.engine import (
     Decision,
     DirectionDecision,
@@ -281,27 +281,7 @@ def _one_of(f: Fields, keys: tuple[str, ...], what: str) -> str:
 def _selector(f: Fields | None) -> LabelSelector:
     """metav1.LabelSelector, its operators and label syntax checked as the API server does
     for built-in kinds (a selector it would refuse selects nothing in any implementation)."""
-    if f is None:
-        return LabelSelector()
-    reqs = []
-    for e in f.items("matchExpressions"):
-        op = e.choice("operator", ("In", "NotIn", "Exists", "DoesNotExist"))
-        values = e.str_list("values")
-        if op in ("In", "NotIn") and not values:
-            raise e.error("values", f"must not be empty for operator {op}")
-        if op in ("Exists", "DoesNotExist") and values:
-            raise e.error("values", f"must be empty for operator {op}")
-        key = e.str("key")
-        if err := qualified_name_error(key):
-            raise e.error("key", f"label key {key!r} is not valid: {err}")
-        for i, v in enumerate(values):
-            if err := label_value_error(v):
-                raise e.error(f"values[{i}]", f"label value {v!r} is not valid: {err}")
-        reqs.append(LabelSelectorRequirement(key, op, values))
-        e.done()
-    sel = LabelSelector(tuple(sorted(f.labels("matchLabels").items())), tuple(reqs))
-    f.done()
-    return sel
+    return label_selector(f)
 
 
 def _selector_at(f: Fields, key: str) -> LabelSelector:
