@@ -20,6 +20,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -481,7 +482,10 @@ class Lab:
         """(address, port, protocol) that traffic from `src` to `dst` goes to; a DNS name is
         resolved by the cluster DNS from inside `src` (AAAA for IPv6); `family` (None: the
         lab's primary family) picks the address of a pod, Service, node or host."""
-        plan = self.plan
+        return self._destination(self.plan, src, dst, port, protocol, family)
+
+    def _destination(self, plan: Plan, src: str, dst: str, port: int | None,
+                     protocol: str | None, family: str | None) -> tuple[str, int, str]:
         targets.check_protocol(protocol)
         s, d = targets.parse(src, plan), targets.parse(dst, plan)
         if d.kind == "dns":
@@ -507,14 +511,18 @@ class Lab:
         """Many probes at once, each (src, dst[, port[, protocol[, family]]]); all of them in
         flight together, so the whole batch takes about as long as its slowest probe."""
         require_root()
+        plan = self.plan  # one state for the whole batch (check asks thousands)
+        netns: dict[str, Path] = {}
         jobs = []
         for args in probes:
             src, dst = args[0], args[1]
             port = args[2] if len(args) > 2 else None
             proto = args[3] if len(args) > 3 else None
             family = args[4] if len(args) > 4 else None
-            address, port_, proto_ = self.destination(src, dst, port, proto, family)
-            jobs.append((src, dst, self._netns(src), address, port_, proto_))
+            address, port_, proto_ = self._destination(plan, src, dst, port, proto, family)
+            if src not in netns:
+                netns[src] = netns_path(targets.netns(plan, targets.parse(src, plan)))
+            jobs.append((src, dst, netns[src], address, port_, proto_))
         done = iter(probe_mod.run_many([j for j in jobs if j[5] != "icmp"], timeout,
                                        self._dropped_reader()))
         return [self._ping_probe(j, timeout) if j[5] == "icmp" else next(done) for j in jobs]
@@ -532,8 +540,11 @@ class Lab:
 
         def read() -> set[tuple[str, str, int]]:
             found = set()
-            for netns, family in where:
-                for parts in Kernel.set_elements(netns, family, TABLE, DROPPED):
+            with ThreadPoolExecutor(max_workers=min(8, len(where) or 1)) as pool:  # all at once
+                sets = list(pool.map(lambda w: Kernel.set_elements(w[0], w[1], TABLE, DROPPED),
+                                     where))
+            for elements in sets:
+                for parts in elements:
                     if len(parts) == 3:
                         proto = protocols.get(parts[1], parts[1]) if isinstance(parts[1], int) \
                             else str(parts[1])
