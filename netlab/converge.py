@@ -8,8 +8,11 @@ Stages, in order:
   1. network    the fabric, outside hosts and nodes (only when the lab is new)
   2. pods-out   pods that go or change: processes stopped, veth and namespace removed
   3. files      pod files, the DNS zone, nginx's configuration (checked, then reloaded)
-  4. pods-in    new pods' namespaces, veths, addresses and routes
-  5. rules      each node's nftables, one transaction per node (only the difference)
+  4. pods-in    new pods' namespaces, veths, addresses and routes (CNI mode: before files,
+                the namespaces, then the plugins' ADD, then the lab compiled again with the
+                addresses their results gave)
+  5. rules      each node's nftables, one transaction per node (only the difference); in
+                proxyMode iptables also kube-proxy's iptables-restore per family
   6. addresses  LoadBalancer addresses moved between nodes (gratuitous ARP), UDP conntrack
                 entries of endpoints that are gone
   7. workloads  the agent is given the lab's workloads: it starts the containers of new pods
