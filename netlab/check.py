@@ -32,6 +32,8 @@ class Prober(Protocol):
 
     def policies(self) -> list[NetworkPolicy]: ...
 
+    def cluster_policies(self) -> list[Any]: ...
+
     def probe(self, src: str, dst: str, port: int | None = None,
               protocol: str | None = None, timeout: float = 2.0,
               family: str | None = None) -> ProbeResult: ...
@@ -104,6 +106,17 @@ class CheckReport:
                 "summary": summary}
 
 
+def _engine(lab: Prober, plan: Plan, policies: list[NetworkPolicy]) -> Any:
+    """NetworkPolicy's engine, or (with ClusterNetworkPolicies in the lab) the tiered one
+    around it: Admin -> NetworkPolicy -> Baseline -> allow (netlab.policy.cluster)."""
+    cluster = lab.cluster_policies()
+    if not cluster:
+        return engine_for(plan, policies)
+    from netlab.policy.cluster import cluster_engine_for
+
+    return cluster_engine_for(plan, policies, cluster)
+
+
 def observed(result: str) -> str:
     """A connection that got through is allowed; refused or silent is denied. (A reset from
     a pod that does not listen would count as denied: the responder listens on every port
@@ -144,7 +157,7 @@ def run(lab: Prober, timeout: float = 1.0, external: bool | None = None) -> Chec
     their family unless the lab is IPv4 only)."""
     t0 = time.monotonic()
     plan, policies = lab.plan, lab.policies()
-    engine = engine_for(plan, policies)
+    engine = _engine(lab, plan, policies)
     if external is None:
         external = any(peer.ip_block for p in policies for r in p.ingress for peer in r.peers)
     # hostNetwork pods are their node (no policy applies to them): not probed
@@ -193,7 +206,7 @@ def explain(lab: Prober, src: str, dst: str, port: int | None = None, protocol: 
     about, since the kernel picks one of them. `family` "IPv6" (dual-stack labs): the
     connection between the IPv6 addresses; a dual-stack lab's reasoning names its family."""
     plan = lab.plan
-    engine = engine_for(plan, lab.policies())
+    engine = _engine(lab, plan, lab.policies())
     s, d = targets.parse(src, plan), targets.parse(dst, plan)
     address, port_, proto = lab.destination(src, dst, port, protocol, family)
     fam = family_of(address)  # what the packets will be (an IPv6 literal is IPv6)

@@ -304,7 +304,8 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
         files[f.cert if isinstance(f, Certificate) else f.path] = f
     policies = list(m.network_policies.values())
     rules = {n.netns: [*kubeproxy.render_tables(plan, n),
-                       *netpol.render_tables(plan, n, policies),
+                       *netpol.render_tables(plan, n, policies,
+                                             m.cluster_network_policies.values()),
                        *([] if plan.cluster.cni else hostport.render_tables(plan, n))]
              for n in plan.nodes}
     iptables = ({n.netns: [kubeproxy_iptables.render_node(plan, n, f)

@@ -414,6 +414,12 @@ class Lab:
         return sorted(build(self._state().docs).network_policies.values(),
                       key=lambda p: (p.namespace, p.name))
 
+    def cluster_policies(self) -> list[Any]:
+        """The lab's ClusterNetworkPolicies (and v1alpha1 Admin/BaselineAdminNetworkPolicies),
+        by kind and name."""
+        found = build(self._state().docs).cluster_network_policies
+        return [found[k] for k in sorted(found)]
+
     def engine(self) -> PolicyEngine:
         """The policy engine over this lab: what Kubernetes semantics allow (no kernel)."""
         return engine_for(self.plan, self.policies())

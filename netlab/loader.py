@@ -63,6 +63,8 @@ from netlab.model import (
     VolumeMount,
     Workload,
 )
+from netlab.policy.cluster import KINDS as CLUSTER_POLICY_KINDS
+from netlab.policy.cluster import parse as parse_cluster_policy
 
 CLUSTER_API = "netlab.dev/v1alpha1"
 API_VERSIONS = {
@@ -85,8 +87,9 @@ API_VERSIONS = {
     "IngressClass": ("networking.k8s.io/v1",),
     "Cluster": (CLUSTER_API,),
     "Expectation": (CLUSTER_API,),
+    **{kind: (version,) for kind, version in CLUSTER_POLICY_KINDS.items()},
 }
-CLUSTER_SCOPED = {"Namespace", "Cluster", "Expectation", "IngressClass"}
+CLUSTER_SCOPED = {"Namespace", "Cluster", "Expectation", "IngressClass", *CLUSTER_POLICY_KINDS}
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 BUILTIN_NAMESPACES = ("default", "kube-system")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
@@ -2014,6 +2017,14 @@ def _expectation(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None
     m.expectations[key[2]] = Expectation(key[2], tuple(checks), src)
 
 
+def _cluster_network_policy(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    """ClusterNetworkPolicy (v1alpha2), AdminNetworkPolicy, BaselineAdminNetworkPolicy
+    (v1alpha1): netlab.policy.cluster reads and checks every field itself."""
+    top.ignore(*top.data)
+    policy = parse_cluster_policy(top.data, src.file, src.line, m.warnings)
+    m.cluster_network_policies[policy.key] = policy
+
+
 PARSERS = {
     "Namespace": _namespace,
     "Pod": _pod,
@@ -2034,6 +2045,7 @@ PARSERS = {
     "ConfigMap": _config_map,
     "Cluster": _cluster,
     "Expectation": _expectation,
+    **{kind: _cluster_network_policy for kind in CLUSTER_POLICY_KINDS},
 }
 
 

@@ -657,6 +657,9 @@ class Manifests:
     workloads: dict[str, Workload] = field(default_factory=dict)  # "Kind/ns/name"
     services: dict[str, Service] = field(default_factory=dict)
     network_policies: dict[str, NetworkPolicy] = field(default_factory=dict)
+    # ClusterNetworkPolicy and v1alpha1 Admin/BaselineAdminNetworkPolicy, by kind/name
+    # (netlab.policy.cluster.ClusterNetworkPolicy)
+    cluster_network_policies: dict = field(default_factory=dict)
     ingresses: dict[str, Ingress] = field(default_factory=dict)
     ingress_classes: dict[str, IngressClass] = field(default_factory=dict)  # by name
     secrets: dict[str, Secret] = field(default_factory=dict)

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from netlab.features import cluster_netpol
 from netlab.model import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
 from netlab.names import fit
 from netlab.nft import Table, comment
@@ -249,12 +251,13 @@ _NDP = ("icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit,
 
 
 def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy],
-                family: str = "IPv4") -> Table:
+                family: str = "IPv4", cluster: Iterable[Any] = ()) -> Table:
     """One node's `ip netlab-policy` table, or (family "IPv6", dual-stack labs) its
     `ip6 netlab-policy` table: the same chains over the pods' IPv6 addresses, with ipBlocks
     of that family only, and neighbour discovery always let through."""
     v6 = family == "IPv6"
     ordered = sorted(policies, key=lambda p: (p.namespace, p.name))
+    cluster_list = list(cluster)
     # hostNetwork pods are their node to the kernel: no policy selects them, and no
     # podSelector matches them (Kubernetes leaves their policy behaviour undefined; their
     # traffic is the node's, which may always reach its pods)
@@ -276,15 +279,26 @@ def render_node(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy],
             continue
         for direction, map_name in (("Ingress", "ingress-pods"), ("Egress", "egress-pods")):
             selecting = _isolating(ordered, pod, direction)
-            if selecting:
+            # ClusterNetworkPolicy tiers around NetworkPolicy's chain (cluster_netpol.py)
+            tiered = cluster_netpol.chains(
+                plan, list(scope.pods), pod, direction.lower(), cluster_list,
+                _chain_rules(scope, selecting, pod, direction, v6) if selecting else None,
+                v6) if cluster_list else {}
+            if tiered:
+                for name, rules in tiered.items():
+                    t.chain(name, rules)
+                t.maps[map_name][1][_addr(pod, v6)] = f"jump {next(iter(tiered))}"
+            elif selecting:
                 chain = fit(f"{direction.lower()}-{pod.namespace}/", pod.name, NAME_MAX)
                 t.chain(chain, _chain_rules(scope, selecting, pod, direction, v6))
                 t.maps[map_name][1][_addr(pod, v6)] = f"jump {chain}"
     return t
 
 
-def render_tables(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy]) -> list[Table]:
-    """The node's policy tables, one per family of the cluster (IPv4's first)."""
-    policies = list(policies)
-    return [render_node(plan, node, policies, f) for f in ("IPv4", "IPv6")
+def render_tables(plan: Plan, node: NodePlan, policies: Iterable[NetworkPolicy],
+                  cluster: Iterable[Any] = ()) -> list[Table]:
+    """The node's policy tables, one per family of the cluster (IPv4's first); `cluster`:
+    the ClusterNetworkPolicies (Admin and Baseline tiers, cluster_netpol.py)."""
+    policies, cluster = list(policies), list(cluster)
+    return [render_node(plan, node, policies, f, cluster) for f in ("IPv4", "IPv6")
             if f in plan.cluster.families]

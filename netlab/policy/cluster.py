@@ -713,6 +713,10 @@ class ClusterPolicyEngine:
         return DirectionVerdict(direction, True, "default", None, tuple(passed), np,
                                 tuple(ambiguous), tuple(reasons))
 
+    def resolve(self, end: Endpoint) -> Endpoint:
+        """An address that belongs to a pod is that pod (as PolicyEngine.resolve)."""
+        return self.netpol.resolve(end)
+
     def decide(self, src: Endpoint, dst: Endpoint, port: int | None, protocol: str,
                family: str | None = None) -> TieredDecision:
         """The verdict for one new connection in one family (that of an address given as an
