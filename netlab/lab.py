@@ -420,6 +420,13 @@ class Lab:
         found = build(self._state().docs).cluster_network_policies
         return [found[k] for k in sorted(found)]
 
+    def cluster_policy_infos(self) -> list[Any]:
+        """The lab's cluster-wide policies as `get clusternetworkpolicies` shows them."""
+        from netlab.views import cluster_policy_infos
+
+        st = self._state()
+        return cluster_policy_infos(self.cluster_policies(), st.docs, st.created)
+
     def engine(self) -> PolicyEngine:
         """The policy engine over this lab: what Kubernetes semantics allow (no kernel)."""
         return engine_for(self.plan, self.policies())

@@ -170,6 +170,15 @@ KINDS = (
          lambda lab, ns: [sl for s in lab.services(ns) for sl in s.endpoint_slices()],
          (Column("NAME", _name), Column("ADDRESSTYPE", lambda sl: sl.address_type),
           Column("PORTS", _slice_ports), Column("ENDPOINTS", _slice_endpoints))),
+    Kind("clusternetworkpolicies", ("clusternetworkpolicy", "cnp"),
+         "clusternetworkpolicy.policy.networking.k8s.io", False,
+         lambda lab, ns: lab.cluster_policy_infos(), (
+             Column("NAME", _name), Column("TIER", lambda p: p.tier),
+             Column("PRIORITY", lambda p: str(p.priority)),
+             Column("AGE", lambda p: age(time.time() - p.created) if p.created else "<unknown>"),
+             Column("KIND", lambda p: p.kind, wide=True),
+             Column("SUBJECT", lambda p: p.subject, wide=True),
+             Column("RULES", lambda p: f"{p.ingress} ingress, {p.egress} egress", wide=True))),
     Kind("ingressclasses", ("ingressclass",), "ingressclass.networking.k8s.io", False,
          lambda lab, ns: lab.ingress_classes(), (
              Column("NAME", lambda c: c.name + (" (default)" if c.is_default else "")),

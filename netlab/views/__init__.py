@@ -16,11 +16,13 @@ from netlab.views.ingresses import (
 )
 from netlab.views.nodes import NamespaceInfo, NodeInfo, namespace_infos, node_infos
 from netlab.views.pods import ContainerStatus, PodInfo, pod_ready
+from netlab.views.policies import ClusterPolicyInfo, cluster_policy_infos
 from netlab.views.results import ExecResult, LabStatus, PingResult
 from netlab.views.services import EndpointSliceInfo, ServiceInfo, service_info
 from netlab.views.workloads import JobInfo, WorkloadInfo, job_infos, selector_text, workload_infos
 
 __all__ = [
+    "ClusterPolicyInfo",
     "ContainerStatus",
     "EndpointSliceInfo",
     "ExecResult",
@@ -35,6 +37,7 @@ __all__ = [
     "ServiceInfo",
     "WorkloadInfo",
     "age",
+    "cluster_policy_infos",
     "ingress_class_infos",
     "ingress_infos",
     "job_infos",

@@ -32,6 +32,11 @@ def test_tiers_with_real_traffic(netlab_lab):
     e = lab.explain("team-a/other", "sensitive/db", 80)
     assert e.agrees and any('isolate-sensitive rule ingress[0] "deny-all" (Deny)' in line
                             for line in e.reasoning), e.reasoning
+    # `get clusternetworkpolicies` (cnp): the CRD's columns, the document as applied
+    infos = {p.name: p for p in lab.cluster_policy_infos()}
+    assert [(infos[n].tier, infos[n].priority) for n in ("client-to-db", "default")] == [
+        ("Admin", 5), ("Baseline", 0)]
+    assert infos["no-internet"].to_k8s()["spec"]["egress"][0]["action"] == "Deny"
     report = lab.check(timeout=3.0)
     assert report.ok, report.mismatches
     assert report.seconds < 2.0  # drops read from the kernel, not waited for
