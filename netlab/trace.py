@@ -248,34 +248,33 @@ def _changes6(prev, cur, prev_encap, cur_encap) -> list[str]:
     return out
 
 
-def craft(src_ip: str, address: str, port: int | None, protocol: str, ip_id: int) -> bytes:
-    from scapy.layers.inet import ICMP, IP, TCP, UDP
+def _packet(ip: object, port: int | None, protocol: str, echo: object) -> bytes:
+    """`ip` carrying a TCP SYN, a UDP datagram or (any other protocol) the echo request."""
+    from scapy.layers.inet import TCP, UDP
 
-    ip = IP(src=src_ip, dst=address, id=ip_id, ttl=64)
     sport = random.randint(33000, 60000)
     if protocol == "tcp":
         pkt = ip / TCP(sport=sport, dport=port, flags="S", seq=random.randint(1, 2**31))
     elif protocol == "udp":
         pkt = ip / UDP(sport=sport, dport=port) / b"netlab-trace\n"
     else:
-        pkt = ip / ICMP(id=ip_id, seq=1) / b"netlab-trace"
+        pkt = ip / echo
     return bytes(pkt)
+
+
+def craft(src_ip: str, address: str, port: int | None, protocol: str, ip_id: int) -> bytes:
+    from scapy.layers.inet import ICMP, IP
+
+    return _packet(IP(src=src_ip, dst=address, id=ip_id, ttl=64), port, protocol,
+                   ICMP(id=ip_id, seq=1) / b"netlab-trace")
 
 
 def craft6(src_ip: str, address: str, port: int | None, protocol: str, label: int) -> bytes:
     """The IPv6 packet, marked by its flow label (ICMPv6 echo id: the label's low 16 bits)."""
-    from scapy.layers.inet import TCP, UDP
     from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 
-    ip = IPv6(src=src_ip, dst=address, fl=label, hlim=64)
-    sport = random.randint(33000, 60000)
-    if protocol == "tcp":
-        pkt = ip / TCP(sport=sport, dport=port, flags="S", seq=random.randint(1, 2**31))
-    elif protocol == "udp":
-        pkt = ip / UDP(sport=sport, dport=port) / b"netlab-trace\n"
-    else:
-        pkt = ip / ICMPv6EchoRequest(id=label & 0xFFFF, seq=1) / b"netlab-trace"
-    return bytes(pkt)
+    return _packet(IPv6(src=src_ip, dst=address, fl=label, hlim=64), port, protocol,
+                   ICMPv6EchoRequest(id=label & 0xFFFF, seq=1) / b"netlab-trace")
 
 
 def send(netns: Path, packet: bytes, address: str) -> None:
