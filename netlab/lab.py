@@ -59,7 +59,7 @@ from netlab.kernel import (
     uts_path,
 )
 from netlab.loader import RawDoc, as_docs, build, object_key, read_files
-from netlab.model import NetworkPolicy
+from netlab.model import Manifests, NetworkPolicy
 from netlab.plan import ContainerPlan, Plan, PodPlan
 from netlab.policy.engine import PolicyEngine, engine_for
 from netlab.probe import ProbeResult
@@ -127,6 +127,7 @@ class Lab:
         self.warnings: list[str] = []
         self._cache: tuple[tuple[int, int, int], state.LabState] | None = None
         self._status_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+        self._built: tuple[state.LabState, Manifests] | None = None
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -198,6 +199,14 @@ class Lab:
         down(self.name)
 
     # --- changing a running lab -----------------------------------------------------------
+
+    def _documents(self) -> Manifests:
+        """The lab's documents, loaded once per state (check asks for its NetworkPolicies
+        and its cluster policies, views for workloads and Expectations)."""
+        st = self._state()
+        if self._built is None or self._built[0] is not st:
+            self._built = (st, build(st.docs))
+        return self._built[1]
 
     def _state(self, fresh: bool = False) -> state.LabState:
         """The lab's state; reads are cached until the state file is replaced (a `check`
@@ -392,7 +401,7 @@ class Lab:
         """Deployments, ReplicaSets (a Deployment's among them), ReplicationControllers,
         StatefulSets or DaemonSets (`kind`) of one namespace, or of all when `namespace` is
         None, with the pods each has now and how many of them are ready."""
-        return workload_infos(self.plan, build(self._state().docs), self.pods(), kind,
+        return workload_infos(self.plan, self._documents(), self.pods(), kind,
                               namespace)
 
     def ingresses(self, namespace: str | None = None) -> list[IngressInfo]:
@@ -411,13 +420,13 @@ class Lab:
         return ingress_class_infos(plan, manifests(st.docs, plan.cluster, st.label_overrides))
 
     def policies(self) -> list[NetworkPolicy]:
-        return sorted(build(self._state().docs).network_policies.values(),
+        return sorted(self._documents().network_policies.values(),
                       key=lambda p: (p.namespace, p.name))
 
     def cluster_policies(self) -> list[Any]:
         """The lab's ClusterNetworkPolicies (and v1alpha1 Admin/BaselineAdminNetworkPolicies),
         by kind and name."""
-        found = build(self._state().docs).cluster_network_policies
+        found = self._documents().cluster_network_policies
         return [found[k] for k in sorted(found)]
 
     def cluster_policy_infos(self) -> list[Any]:
@@ -433,7 +442,7 @@ class Lab:
 
     def expectations(self) -> list[Any]:
         """The Expectation documents applied to this lab."""
-        return sorted(build(self._state().docs).expectations.values(), key=lambda e: e.name)
+        return sorted(self._documents().expectations.values(), key=lambda e: e.name)
 
     def logs(self, pod: str, container: str | None = None, previous: bool = False) -> str:
         """What a container wrote (stdout and stderr); `previous`: its previous run's, kept
