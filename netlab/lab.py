@@ -60,7 +60,7 @@ from netlab.kernel import (
 )
 from netlab.loader import RawDoc, as_docs, build, object_key, read_files
 from netlab.model import Manifests, NetworkPolicy
-from netlab.plan import ContainerPlan, Plan, PodPlan
+from netlab.plan import ContainerPlan, Plan, PodPlan, ServicePlan
 from netlab.policy.engine import PolicyEngine, engine_for
 from netlab.probe import ProbeResult
 from netlab.runtime.client import LabPort, agent_process
@@ -591,25 +591,35 @@ class Lab:
         IP address in the URL (http://[2001:db8:18::c8]/ for IPv6) is the destination."""
         from urllib.parse import urlsplit
 
-        from netlab.features import ingress as ingress_mod
-
         require_root()
         plan = self.plan
         s = targets.parse(src, plan)
-        host = targets.parse(urlsplit(url).hostname or "", plan)
+        u = urlsplit(url)
+        host = targets.parse(u.hostname or "", plan)
         if host.kind == "address":
             address = host.name
         else:
-            svc = plan.services.get(f"{ingress_mod.NAMESPACE}/{ingress_mod.SERVICE}")
-            if svc is None:
-                from netlab.views import no_controller_message
-
-                m = manifests(self._state().docs, plan.cluster)
-                raise InputError(no_controller_message(m, plan.cluster, urlsplit(url).hostname))
+            svc = self._http_frontend(u.hostname or "", u.port or (443 if u.scheme == "https"
+                                                                     else 80), None)
             address = targets.destination(plan, targets.Target("service", svc.key, svc.key),
                                           s.kind in ("host", "node"), None, None, family)[0]
         return http_client.request(netns_path(targets.netns(plan, s)), url, address, method,
                                    headers, timeout)
+
+    def _http_frontend(self, hostname: str, port: int, to: str | None) -> ServicePlan:
+        """The Service of the proxy a request for http(s)://HOSTNAME:PORT/ goes to: `to`
+        when given ("ingress"), else the ingress controller's. InputError when there is
+        none, saying why."""
+        from netlab.features import ingress as ingress_mod
+
+        plan = self.plan
+        svc = plan.services.get(f"{ingress_mod.NAMESPACE}/{ingress_mod.SERVICE}")
+        if svc is None:
+            from netlab.views import no_controller_message
+
+            m = manifests(self._state().docs, plan.cluster)
+            raise InputError(no_controller_message(m, plan.cluster, hostname))
+        return svc
 
     def ping(self, src: str, dst: str, count: int = 3, timeout: float = 1.0,
              family: str | None = None) -> PingResult:
