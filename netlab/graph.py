@@ -1,6 +1,7 @@
 """A picture of a lab for a workshop's projector: nodes with their bridge and VXLAN device
 (or host-gw routes), pods grouped by node and namespace with addresses and labels, Services
-with their endpoints, and NetworkPolicies as the edges they allow. Pure: DOT text from the
+with their endpoints, NetworkPolicies as the edges they allow, and ClusterNetworkPolicies as
+the edges their Admin tier denies and the edges a cluster tier decided. Pure: DOT text from the
 plan; Graphviz (`dot`) draws it."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from netlab.errors import KernelError
 from netlab.kernel import commands
 from netlab.model import NetworkPolicy
 from netlab.plan import Plan
+from netlab.policy.cluster import ClusterNetworkPolicy, cluster_engine_for
 from netlab.policy.engine import engine_for
 
 
@@ -28,7 +30,8 @@ def _both(v4: str | None, v6: str | None, sep: str = ",") -> str:
     return sep.join(a for a in (v4, v6) if a)
 
 
-def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: int = 200) -> str:
+def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: int = 200,
+               cluster_policies: Iterable[ClusterNetworkPolicy] = ()) -> str:
     c = plan.cluster
     lines = ["digraph netlab {", "  graph [rankdir=TB, compound=true, fontname=Helvetica, "
              "fontsize=11, labelloc=t, label=" + _q(f"lab {plan.lab}: {len(plan.nodes)} nodes, "
@@ -126,27 +129,7 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
                             if ep.pod is None and ep.ip in hosts}):  # no selector: outside
             lines.append(f"  {_id('svc', s.key)} -> {_id(host)} [style=dotted, "
                          "color=gray40];")
-    policies = list(policies)
-    if policies:
-        engine = engine_for(plan, policies)
-        edges = 0
-        for dst in sorted(plan.pods.values(), key=lambda p: p.key):
-            ref = engine.pods.get(dst.key)
-            if ref is None:  # hostNetwork: no policy applies
-                continue
-            if not engine.selecting(ref, "Ingress"):
-                continue
-            for src in sorted(plan.pods.values(), key=lambda p: p.key):
-                if src.key == dst.key or src.key not in engine.pods:
-                    continue
-                allowed = [f"{port}/{proto}" for proto, port in dst.container_ports
-                           if engine.decide(engine.pods[src.key], ref, port, proto,
-                                            c.primary).allowed]
-                if allowed and edges < max_edges:
-                    edges += 1
-                    lines.append(f"  {_id('pod', src.key)} -> {_id('pod', dst.key)} "
-                                 f"[color=forestgreen, penwidth=1.5, "
-                                 f"label={_q('allowed ' + ','.join(allowed))}];")
+    lines += _policy_edges(plan, list(policies), list(cluster_policies), max_edges)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -159,3 +142,62 @@ def draw(dot: str, fmt: str) -> bytes:
     if r.returncode != 0:
         raise KernelError(f"dot failed: {r.stderr.decode(errors='replace').strip()}")
     return r.stdout
+
+
+def _policy_edges(plan: Plan, policies: list[NetworkPolicy],
+                  cluster_policies: list[ClusterNetworkPolicy], max_edges: int) -> list[str]:
+    """Pod-to-pod edges where policy has a say: a NetworkPolicy isolates the destination
+    for ingress, or a ClusterNetworkPolicy selects the destination (ingress) or the source
+    (egress). Green: allowed, on the ports the destination declares (labelled with the
+    cluster policy that accepted it, when one did); red dashed: denied by an Admin tier
+    rule (the guardrails a workshop wants to see). Other denials are the absence of an
+    edge. At most `max_edges` edges, in pod order."""
+    if not policies and not cluster_policies:
+        return []
+    c = plan.cluster
+    np_engine = engine_for(plan, policies)
+    engine = cluster_engine_for(plan, policies, cluster_policies) if cluster_policies \
+        else np_engine
+    refs = np_engine.pods
+    out: list[str] = []
+    pods = sorted(plan.pods.values(), key=lambda p: p.key)
+    for dst in pods:
+        ref = refs.get(dst.key)
+        if ref is None:  # hostNetwork: no policy applies
+            continue
+        dst_governed = bool(np_engine.selecting(ref, "Ingress")) or (
+            bool(cluster_policies) and any(engine.selecting(ref, tier, "ingress")
+                                           for tier in ("Admin", "Baseline")))
+        for src in pods:
+            if src.key == dst.key or src.key not in refs:
+                continue
+            governed = dst_governed or (bool(cluster_policies) and any(
+                engine.selecting(refs[src.key], tier, "egress")
+                for tier in ("Admin", "Baseline")))
+            if not governed:
+                continue
+            allowed: list[str] = []
+            by: set[str] = set()
+            denied: set[str] = set()
+            for proto, port in dst.container_ports:
+                d = engine.decide(refs[src.key], ref, port, proto, c.primary)
+                verdicts = (d.egress, d.ingress) if cluster_policies else ()
+                if d.allowed:
+                    allowed.append(f"{port}/{proto}")
+                    by |= {f"{v.tier} {v.rule.policy.name}" for v in verdicts
+                           if v.rule is not None and v.tier in ("Admin", "Baseline")}
+                else:
+                    denied |= {v.rule.policy.name for v in verdicts
+                               if not v.allowed and v.tier == "Admin" and v.rule is not None}
+            if len(out) >= max_edges:
+                return out
+            if allowed:
+                label = "allowed " + ",".join(allowed) + (f" ({', '.join(sorted(by))})"
+                                                         if by else "")
+                out.append(f"  {_id('pod', src.key)} -> {_id('pod', dst.key)} "
+                           f"[color=forestgreen, penwidth=1.5, label={_q(label)}];")
+            elif denied:
+                out.append(f"  {_id('pod', src.key)} -> {_id('pod', dst.key)} "
+                           f"[color=red3, style=dashed, label="
+                           f"{_q('Admin deny: ' + ', '.join(sorted(denied)))}];")
+    return out

@@ -863,11 +863,13 @@ def down(name: str) -> bool:
     return True
 
 
-def graph_dot(plan: Plan, policies: Sequence[NetworkPolicy] = ()) -> str:
-    """The lab as a Graphviz DOT document (netlab.graph)."""
+def graph_dot(plan: Plan, policies: Sequence[NetworkPolicy] = (),
+              cluster_policies: Sequence[Any] = ()) -> str:
+    """The lab as a Graphviz DOT document (netlab.graph), with the edges NetworkPolicies
+    allow and ClusterNetworkPolicies decide."""
     from netlab.graph import render_dot
 
-    return render_dot(plan, policies)
+    return render_dot(plan, policies, cluster_policies=cluster_policies)
 
 
 def draw_graph(dot: str, fmt: str) -> bytes:

@@ -27,17 +27,20 @@ def graph(output: Annotated[GraphFormat, typer.Option("--output", "-o")] = Graph
                                                         "stdout for dot, lab.svg/png)")] = None,
           lab: LabOpt = None) -> None:
     """A picture of the lab: nodes, bridges, VXLAN tunnels or routes, pods by node and
-    namespace, Services and their endpoints, NetworkPolicy allowed edges (Graphviz)."""
+    namespace, Services and their endpoints, NetworkPolicy allowed edges, ClusterNetworkPolicy
+    edges (green: allowed, naming the cluster policy that accepted; red dashed: denied by an
+    Admin tier rule) (Graphviz)."""
     from netlab.lab import draw_graph, graph_dot, plan_up
     from netlab.loader import read_files
 
     if files:
         _, desired = plan_up(read_files(files), files)
         plan, policies = desired.plan, desired.policies
+        cluster_policies = list(desired.manifests.cluster_network_policies.values())
     else:
         lab_ = open_lab(lab)
-        plan, policies = lab_.plan, lab_.policies()
-    dot = graph_dot(plan, policies)
+        plan, policies, cluster_policies = lab_.plan, lab_.policies(), lab_.cluster_policies()
+    dot = graph_dot(plan, policies, cluster_policies)
     if output == GraphFormat.dot:
         if out_file:
             out_file.write_text(dot)
