@@ -16,12 +16,12 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cnp_conformance import Replay, cases, conformance
 
 from netlab.errors import InputError
 from netlab.loader import as_docs, build
@@ -706,20 +706,11 @@ def test_policy_assistant_tables_are_all_there() -> None:
 
 # --- network-policy-api conformance -------------------------------------------------------------
 
-PREFIX = "network-policy-conformance-"
-
-
-@cache
-def conformance() -> dict:
-    return yaml.safe_load((DATA / "conformance.yaml").read_text())
-
-
 @dataclass
 class House:
-    """The conformance topology in one family: namespaces, pods (the host-networked
-    centaurs are their node's address), nodes."""
+    """The conformance topology in one family: pods (the host-networked centaurs are their
+    node's address), nodes."""
 
-    namespaces: dict[str, dict[str, str]]
     pods: dict[str, PodRef]
     host: dict[str, str]  # hostNetwork pod -> its node
     node_addresses: dict[str, set[str]]
@@ -734,9 +725,6 @@ class House:
 
 
 def house() -> House:
-    data = conformance()
-    namespaces = {n: {**labels, "kubernetes.io/metadata.name": n}
-                  for n, labels in data["namespaces"].items()}
     nodes = ["node-1", "node-2"]
     node_addresses = {n: {f"172.18.0.{i + 2}", f"2001:db8:18::{i + 2}"}
                       for i, n in enumerate(nodes)}
@@ -744,7 +732,7 @@ def house() -> House:
     pods: dict[str, PodRef] = {}
     host: dict[str, str] = {}
     count = [0, 0]
-    for sts in data["statefulsets"]:
+    for sts in conformance()["statefulsets"]:
         for r in range(sts["replicas"]):
             name, node = f"{sts['name']}-{r}", r % len(nodes)
             key = f"{sts['namespace']}/{name}"
@@ -758,102 +746,32 @@ def house() -> House:
             pods[key] = PodRef(sts["namespace"], name, f"10.244.{node}.{count[node] + 1}",
                                labels, named, nodes[node],
                                f"fd00:10:244:{node}::{count[node] + 1:x}")
-    return House(namespaces, pods, host, node_addresses, node_labels)
+    return House(pods, host, node_addresses, node_labels)
 
 
-def _substitute(obj: Any, h: House, family: str) -> Any:
-    ports = conformance()["host_network_ports"]
-    if isinstance(obj, str):
-        if m := re.fullmatch(r"HostNetworkPorts\[(\d)\]", obj):
-            return ports[int(m.group(1))]
-        obj = re.sub(r"HostNetworkPorts\[(\d)\]", lambda m: str(ports[int(m.group(1))]), obj)
-        obj = obj.replace("$(mask)", "/128" if family == "IPv6" else "/32")
-        return re.sub(r"\$\(([\w-]+)/([\w-]+)\)",
-                      lambda m: h.address(f"{PREFIX}{m.group(1)}/{m.group(2)}", family), obj)
-    if isinstance(obj, list):
-        return [_substitute(x, h, family) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _substitute(v, h, family) for k, v in obj.items()}
-    return obj
-
-
-class Cluster:
-    """The objects of one case, changed step by step as the Go test changes them."""
-
-    def __init__(self, manifests: list[str], family: str) -> None:
-        self.family = family
-        self.house = house()
-        self.objects: dict[str, dict] = {}
-        for path in manifests:
-            for doc in conformance()["manifests"][path]:
-                doc = _substitute(copy.deepcopy(doc), self.house, family)
-                doc.setdefault("apiVersion", V2)
-                doc.setdefault("kind", "ClusterNetworkPolicy")
-                meta = doc["metadata"]
-                ns = f"{meta['namespace']}/" if "namespace" in meta else ""
-                self.objects[f"{doc['kind']} {ns}{meta['name']}"] = doc
-
-    def policy(self, name: str) -> dict:
-        return self.objects[f"ClusterNetworkPolicy {name}"]
-
-    def change(self, op: str, arg: str) -> None:
-        if op == "swap":
-            name, a, b = arg.split()
-            rules = self.policy(name)["spec"]
-            (ka, ia), (kb, ib) = (_path(a), _path(b))
-            rules[ka][ia], rules[kb][ib] = rules[kb][ib], rules[ka][ia]
-        elif op in ("set", "insert"):
-            name, path, value = re.fullmatch(r"(\S+) (\S+) = (.*)", arg).groups()
-            *parents, last = _path(path)
-            node = self.policy(name)
-            for p in parents:
-                node = node[p]
-            value = _substitute(yaml.safe_load(value), self.house, self.family)
-            if op == "insert":
-                node.insert(last, value)
-            else:
-                node[last] = value
-        elif op == "label":
-            _, name, *labels = arg.split()
-            self.house.namespaces[name] = {"kubernetes.io/metadata.name": name,
-                                           **dict(x.split("=") for x in labels)}
-        elif op == "delete":
-            del self.objects[arg]
-        else:
-            raise AssertionError(f"unknown change {op}")
-
-    def probe(self, line: str) -> tuple[bool, bool, list[str]]:
-        m = re.fullmatch(r"(\S+)/(\S+) -> (\S+)/(\S+) (\w+)/(\S+) (allow|deny)", line)
-        assert m, line
-        src = self.house.pods[f"{PREFIX}{m.group(1)}/{m.group(2)}"]
-        dst_key = f"{PREFIX}{m.group(3)}/{m.group(4)}"
-        dst = self.house.pods.get(dst_key) or self.house.address(dst_key, self.family)
-        port = _substitute(m.group(6), self.house, self.family)
-        h = self.house
-        e = make_engine(list(h.pods.values()), h.namespaces, list(self.objects.values()),
-                        h.node_labels, h.node_addresses)
-        d = e.decide(src, dst, int(port), m.group(5), self.family)
-        return d.allowed, m.group(7) == "allow", d.reasons
-
-
-CASES = conformance()["cases"]
+CASES = cases()
 
 
 @pytest.mark.parametrize("family", ["IPv4", "IPv6"])
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_conformance(case: dict, family: str) -> None:
-    cluster = Cluster(case["manifests"], family)
+    h = house()
+    replay = Replay(case["manifests"], family, lambda key: h.address(key, family))
     wrong = []
     for step in case["steps"]:
         for item in step["do"]:
             if isinstance(item, dict):
                 (op, arg), = item.items()
-                cluster.change(op, arg)
+                replay.change(op, arg)
                 continue
-            got, want, reasons = cluster.probe(item)
-            if got != want:
-                wrong.append(f"{step['run']}: {item}: got {'allow' if got else 'deny'}: "
-                             + " / ".join(reasons))
+            p = replay.probe(item)
+            dst = h.pods.get(p.dst) or h.address(p.dst, family)
+            e = make_engine(list(h.pods.values()), replay.namespaces,
+                            list(replay.objects.values()), h.node_labels, h.node_addresses)
+            d = e.decide(h.pods[p.src], dst, p.port, p.protocol, family)
+            if d.allowed != p.allow:
+                wrong.append(f"{step['run']}: {item}: got {'allow' if d.allowed else 'deny'}: "
+                             + " / ".join(d.reasons))
     assert not wrong, "\n".join(wrong)
 
 
