@@ -23,6 +23,10 @@ from netlab.plan import Plan
 from netlab.policy.engine import engine_for, family_of
 from netlab.probe import ProbeResult
 
+# A connected TCP probe waits this long for its answer: the completed handshake is the
+# verdict; the answer only names who answered (a DNS server never answers a probe's line)
+ANSWER_WAIT = 0.25
+
 
 class Prober(Protocol):
     """What check and explain need of a lab (netlab.lab.Lab)."""
@@ -38,8 +42,8 @@ class Prober(Protocol):
               protocol: str | None = None, timeout: float = 2.0,
               family: str | None = None) -> ProbeResult: ...
 
-    def probe_many(self, probes: Sequence[tuple], timeout: float = 2.0
-                   ) -> list[ProbeResult]: ...
+    def probe_many(self, probes: Sequence[tuple], timeout: float = 2.0,
+                   answer_wait: float | None = None) -> list[ProbeResult]: ...
 
     def destination(self, src: str, dst: str, port: int | None, protocol: str | None,
                     family: str | None = None) -> tuple[str, int, str]: ...
@@ -182,7 +186,7 @@ def run(lab: Prober, timeout: float = 1.0, external: bool | None = None) -> Chec
             for s, _, d, port, proto, f in jobs]
     decisions = [engine.decide(engine.pods.get(s, ip), engine.pods[d.key], port, proto, f)
                  for s, ip, d, port, proto, f in jobs]
-    results = lab.probe_many(asks, timeout)
+    results = lab.probe_many(asks, timeout, answer_wait=ANSWER_WAIT)
     # A result that contradicts the engine is asked again, with more patience, before it
     # counts: a loaded machine can delay an answer past the timeout.
     again = [n for n, (r, d) in enumerate(zip(results, decisions, strict=True))

@@ -529,9 +529,11 @@ class Lab:
         `family` "IPv6": to the IPv6 address of `dst` (dual-stack labs)."""
         return self.probe_many([(src, dst, port, protocol, family)], timeout)[0]
 
-    def probe_many(self, probes: Sequence[tuple], timeout: float = 2.0) -> list[ProbeResult]:
+    def probe_many(self, probes: Sequence[tuple], timeout: float = 2.0,
+                   answer_wait: float | None = None) -> list[ProbeResult]:
         """Many probes at once, each (src, dst[, port[, protocol[, family]]]); all of them in
-        flight together, so the whole batch takes about as long as its slowest probe."""
+        flight together, so the whole batch takes about as long as its slowest probe.
+        `answer_wait`: how long a connected TCP probe waits for its answer (probe.run_many)."""
         require_root()
         plan = self.plan  # one state for the whole batch (check asks thousands)
         netns: dict[str, Path] = {}
@@ -546,7 +548,7 @@ class Lab:
                 netns[src] = netns_path(targets.netns(plan, targets.parse(src, plan)))
             jobs.append((src, dst, netns[src], address, port_, proto_))
         done = iter(probe_mod.run_many([j for j in jobs if j[5] != "icmp"], timeout,
-                                       self._dropped_reader()))
+                                       self._dropped_reader(), answer_wait))
         return [self._ping_probe(j, timeout) if j[5] == "icmp" else next(done) for j in jobs]
 
     def _dropped_reader(self) -> probe_mod.DroppedReader:

@@ -68,10 +68,12 @@ class _Pending:
     started: float
     stage: str  # connecting | waiting
     source: tuple[str, str, int] = ("", "", 0)  # (address, protocol, port) it sends from
+    connected: float = 0.0  # when the TCP handshake completed
 
 
 def run_many(jobs: list[tuple[str, str, Path, str, int, str]], timeout: float = 2.0,
-             dropped: DroppedReader | None = None) -> list[ProbeResult]:
+             dropped: DroppedReader | None = None, answer_wait: float | None = None
+             ) -> list[ProbeResult]:
     """Many probes at once from one thread: every socket opened in its namespace, then
     non-blocking connects and one selector, so that n silent (dropped) probes cost one
     timeout, not n / threads. Jobs: (src, dst, netns, address, port, protocol).
@@ -80,19 +82,24 @@ def run_many(jobs: list[tuple[str, str, Path, str, int, str]], timeout: float = 
     set, by source address, protocol and port): a probe still silent after FIRST_LOOK is
     looked up there every LOOK_EVERY, and one found is `dropped` at once instead of waiting
     out the timeout. One not found (dropped elsewhere, or its source rewritten on the way)
-    still waits."""
+    still waits.
+
+    `answer_wait`: how long a TCP probe whose handshake completed waits for the server's
+    answer (default: the rest of the timeout). The handshake is the network's verdict; the
+    answer only names who answered, and a server that is not a netlab responder (a DNS
+    server reading a length prefix) never sends one. `check` needs the verdict only."""
     from netlab.kernel import raise_fd_limit
 
     batch = max(64, min(len(jobs), raise_fd_limit() // 2 - 64))
     results: list[ProbeResult | None] = [None] * len(jobs)
     for start in range(0, len(jobs), batch):
         _run_batch(jobs, range(start, min(start + batch, len(jobs))), timeout, results,
-                   selectors.DefaultSelector(), dropped)
+                   selectors.DefaultSelector(), dropped, answer_wait)
     return [r for r in results if r is not None]
 
 
-def _run_batch(jobs, indices, timeout, results, sel, dropped: DroppedReader | None = None
-               ) -> None:
+def _run_batch(jobs, indices, timeout, results, sel, dropped: DroppedReader | None = None,
+               answer_wait: float | None = None) -> None:
     def finish(p: _Pending, result: str, who: str | None = None, client: str | None = None,
                detail: str = "") -> None:
         src, dst, _, address, port, proto = p.job
@@ -160,7 +167,9 @@ def _run_batch(jobs, indices, timeout, results, sel, dropped: DroppedReader | No
             next_look = time.monotonic() + LOOK_EVERY
         for key in list(sel.get_map().values()):
             p = key.data
-            if now - p.started > timeout:
+            answered_late = (answer_wait is not None and p.stage == "waiting"
+                             and p.job[5] != "udp" and now - p.connected > answer_wait)
+            if now - p.started > timeout or answered_late:
                 if p.stage == "waiting" and p.job[5] != "udp":
                     # the handshake completed: the network let it through; the server is
                     # simply not one that answers our line (a DNS server over TCP, say)
@@ -179,6 +188,7 @@ def _run_batch(jobs, indices, timeout, results, sel, dropped: DroppedReader | No
                     finish(p, "refused", detail=detail)
                     continue
                 if say_hello(p):
+                    p.connected = time.monotonic()
                     sel.modify(p.sock, selectors.EVENT_READ, p)
                 continue
             try:
