@@ -20,6 +20,7 @@ from netlab.errors import InputError
 from netlab.features import (
     cni,
     dns,
+    gateway,
     hostport,
     ingress,
     kubeproxy,
@@ -199,6 +200,7 @@ def add_cluster_addons(m: Manifests, cluster: Cluster) -> None:
         docs += ingress.addon_docs(cluster, cluster.nodes[0].name)
     else:  # no controller renders them: say here why the Ingresses are not served
         m.warnings += ingress.class_warnings(m) + ingress.unserved_warnings(m, cluster)
+    docs += gateway.addon_docs(cluster, cluster.nodes[0].name, gateway.served(m))
     if not docs:
         return
     addons = build(docs)
@@ -299,8 +301,9 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
     for f in dns.render_files(plan):
         files[f.path] = f
     ingress_files, ingress_warnings = ingress.render_files(plan, m, lab_dir)
-    warnings += ingress_warnings
-    for f in ingress_files:
+    gateway_files, gateway_warnings = gateway.render_files(plan, m, lab_dir)
+    warnings += ingress_warnings + gateway_warnings
+    for f in (*ingress_files, *gateway_files):
         files[f.cert if isinstance(f, Certificate) else f.path] = f
     policies = list(m.network_policies.values())
     rules = {n.netns: [*kubeproxy.render_tables(plan, n),
@@ -422,7 +425,7 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
         env = {"HOSTNAME": pod.hostname}
     env |= {"NETLAB_LAB": plan.lab, "NETLAB_POD": p.pod, **dict(p.env)}
     mounts: tuple = ()
-    own = p.argv[:1] not in ((dns.COMMAND,), (ingress.COMMAND,))
+    own = p.argv[:1] not in ((dns.COMMAND,), (ingress.COMMAND,), (gateway.COMMAND,))
     sandboxed = own and model is not None
     if sandboxed and model is not None and m is not None:
         container = next(c for c in (*model.spec.init_containers, *model.spec.containers)
@@ -440,6 +443,8 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
         return dns.resolve(plan, lab_dir, p)
     if p.argv[:1] == (ingress.COMMAND,):
         return ingress.resolve(lab_dir, p)
+    if p.argv[:1] == (gateway.COMMAND,):
+        return gateway.resolve(lab_dir, p)
     return p, None
 
 

@@ -22,6 +22,8 @@ import yaml
 from netlab.errors import InputError
 from netlab.fields import NAME_RULES as NAME_RULES_TEXT
 from netlab.fields import Fields, Where, label_selector, qualified_name_error
+from netlab.gateway.api import KINDS as GATEWAY_API_KINDS
+from netlab.gateway.api import parse as parse_gateway_api
 from netlab.model import (
     Cluster,
     ConfigMap,
@@ -88,8 +90,10 @@ API_VERSIONS = {
     "Cluster": (CLUSTER_API,),
     "Expectation": (CLUSTER_API,),
     **{kind: (version,) for kind, version in CLUSTER_POLICY_KINDS.items()},
+    **GATEWAY_API_KINDS,
 }
-CLUSTER_SCOPED = {"Namespace", "Cluster", "Expectation", "IngressClass", *CLUSTER_POLICY_KINDS}
+CLUSTER_SCOPED = {"Namespace", "Cluster", "Expectation", "IngressClass", "GatewayClass",
+                  *CLUSTER_POLICY_KINDS}
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 BUILTIN_NAMESPACES = ("default", "kube-system")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
@@ -2025,6 +2029,17 @@ def _cluster_network_policy(m: Manifests, key: ObjectKey, top: Fields, src: Sour
     m.cluster_network_policies[policy.key] = policy
 
 
+def _gateway_api(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
+    """GatewayClass, Gateway, HTTPRoute, ReferenceGrant: netlab.gateway.api reads and
+    checks every field itself (as the CRDs do)."""
+    top.ignore(*top.data)
+    obj = parse_gateway_api(top.data, src.file, src.line, m.warnings)
+    getattr(m, GATEWAY_API_FIELDS[key[0]])[obj.key] = obj
+
+
+GATEWAY_API_FIELDS = {"GatewayClass": "gateway_classes", "Gateway": "gateways",
+                      "HTTPRoute": "http_routes", "ReferenceGrant": "reference_grants"}
+
 PARSERS = {
     "Namespace": _namespace,
     "Pod": _pod,
@@ -2046,6 +2061,7 @@ PARSERS = {
     "Cluster": _cluster,
     "Expectation": _expectation,
     **{kind: _cluster_network_policy for kind in CLUSTER_POLICY_KINDS},
+    **{kind: _gateway_api for kind in GATEWAY_API_KINDS},
 }
 
 

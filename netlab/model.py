@@ -662,6 +662,11 @@ class Manifests:
     cluster_network_policies: dict = field(default_factory=dict)
     ingresses: dict[str, Ingress] = field(default_factory=dict)
     ingress_classes: dict[str, IngressClass] = field(default_factory=dict)  # by name
+    # Gateway API (netlab.gateway.api objects): classes by name, the rest by ns/name
+    gateway_classes: dict = field(default_factory=dict)
+    gateways: dict = field(default_factory=dict)
+    http_routes: dict = field(default_factory=dict)
+    reference_grants: dict = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
     config_maps: dict[str, ConfigMap] = field(default_factory=dict)
     expectations: dict[str, Expectation] = field(default_factory=dict)

@@ -119,6 +119,18 @@ def _count(attr: str) -> Column:
     return Column(attr.upper(), lambda w: str(getattr(w, attr)))
 
 
+def _gateway_api(kind: str) -> Callable[[api.Lab, str | None], list[Any]]:
+    return lambda lab, ns: lab.gateway_api_objects(kind, ns)
+
+
+def _gateway_age(o: Any) -> str:
+    return age(time.time() - o.created) if o.created else "<unknown>"
+
+
+def _gateway_problems(items: list[Any]) -> list[tuple[str, str]]:
+    return [("problem", p) for o in items for p in o.problems]
+
+
 _WORKLOAD_WIDE = (Column("CONTAINERS", lambda w: w.container_names, wide=True),
                   Column("IMAGES", lambda w: w.images, wide=True))
 _SELECTOR = Column("SELECTOR", lambda w: w.selector, wide=True)
@@ -185,6 +197,34 @@ KINDS = (
              Column("CONTROLLER", lambda c: c.controller),
              Column("PARAMETERS", lambda c: c.parameters_text),
              Column("SERVED", lambda c: "yes" if c.served else "no", wide=True))),
+    # Gateway API, with the printer columns of its CRDs (and -o wide: what a person asks next)
+    Kind("gatewayclasses", ("gatewayclass", "gc"), "gatewayclass.gateway.networking.k8s.io",
+         False, _gateway_api("GatewayClass"), (
+             Column("NAME", _name),
+             Column("CONTROLLER", lambda c: c.spec.get("controllerName", "")),
+             Column("ACCEPTED", lambda c: c.condition("Accepted") if c.served else "-"),
+             Column("AGE", _gateway_age),
+             Column("DESCRIPTION", lambda c: c.spec.get("description", ""), wide=True)),
+         notes=_gateway_problems),
+    Kind("gateways", ("gateway", "gtw"), "gateway.gateway.networking.k8s.io", True,
+         _gateway_api("Gateway"), (
+             Column("NAME", _name), Column("CLASS", lambda g: g.spec.get("gatewayClassName")),
+             Column("ADDRESS", lambda g: g.addresses),
+             Column("PROGRAMMED", lambda g: g.condition("Programmed") if g.served else "-"),
+             Column("AGE", _gateway_age),
+             Column("LISTENERS", lambda g: g.listeners, wide=True),
+             Column("ATTACHED-ROUTES", lambda g: g.attached, wide=True)),
+         notes=_gateway_problems),
+    Kind("httproutes", ("httproute",), "httproute.gateway.networking.k8s.io", True,
+         _gateway_api("HTTPRoute"), (
+             Column("NAME", _name), Column("HOSTNAMES", lambda r: r.hostnames),
+             Column("AGE", _gateway_age),
+             Column("PARENTS", lambda r: r.parents, wide=True)),
+         notes=_gateway_problems),
+    Kind("referencegrants", ("referencegrant", "refgrant"),
+         "referencegrant.gateway.networking.k8s.io", True, _gateway_api("ReferenceGrant"), (
+             Column("NAME", _name), Column("AGE", _gateway_age),
+             Column("FROM-TO", lambda r: r.grants, wide=True))),
     Kind("jobs", ("job",), "job.batch", True, lambda lab, ns: lab.jobs(ns), (
         Column("NAME", _name), Column("STATUS", lambda j: j.status),
         Column("COMPLETIONS", lambda j: j.completions),
