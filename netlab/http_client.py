@@ -1,8 +1,18 @@
-"""HTTP(S) requests from inside a lab namespace, with the Host header and SNI a browser
-would send, and what the answering side saw (netlab's responder reports it)."""
+"""HTTP(S) requests from inside a lab namespace, like curl: the Host header and SNI a browser
+would send, a body, headers of one's own, the certificate verified against a CA or only
+reported, and what the answering side saw (netlab's responder echoes it, as the Gateway API
+conformance echo server does: method, path, host, query, headers).
+
+Certificates: by default (no `cacert`, not `insecure`) nothing is verified and the
+certificate's DNS names are reported: lab certificates are usually self-signed, and a test
+wants to see which certificate a proxy chose. With `cacert` the chain is verified against that
+CA file and the URL's host must match the certificate (curl --cacert); a failure is the
+result's error. `insecure` is the default made explicit (curl -k), and wins over `cacert`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -15,6 +25,8 @@ from urllib.parse import urlsplit
 
 from netlab.kernel import commands
 from netlab.kernel.sockets import inside
+
+USER_AGENT = "netlab-http"
 
 
 @dataclass
@@ -31,6 +43,16 @@ class HttpResult:
     certificate_names: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    # what the backend received, from the responder's echo (None/empty: not a responder)
+    seen_method: str | None = None
+    seen_path: str | None = None  # the request target: path and query, as received
+    seen_host: str | None = None  # its Host header
+    seen_query: dict[str, list[str]] = field(default_factory=dict)
+    # what was sent (curl -v's "> " lines)
+    request_line: str = ""
+    sent_headers: dict[str, str] = field(default_factory=dict)
+    verified: bool = False  # the certificate was verified against `cacert`
+    version: str = ""  # the answer's HTTP version ("HTTP/1.1")
 
     @property
     def ok(self) -> bool:
@@ -49,44 +71,109 @@ def _names_in(der: bytes) -> list[str]:
             if part.strip().startswith("DNS:")]
 
 
-def request(netns: Path, url: str, address: str, method: str = "GET",
-            headers: dict[str, str] | None = None, timeout: float = 3.0) -> HttpResult:
+def host_header(url: str) -> str:
+    """The Host header a client sends for `url`: the host, with the port when it is not the
+    scheme's default (RFC 9110 section 7.2), an IPv6 literal in brackets."""
+    u = urlsplit(url)
+    host = u.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    default = 443 if u.scheme == "https" else 80
+    return host if u.port in (None, default) else f"{host}:{u.port}"
+
+
+def request_headers(url: str, headers: dict[str, str] | None = None,
+                    data: bytes | None = None) -> dict[str, str]:
+    """Every header a request for `url` carries, in order: Host, User-Agent, Accept (as
+    curl sends them, each replaced by one of `headers` with the same name, in any case),
+    then `headers`, then Content-Length when there is a body."""
+    given = {k.lower(): k for k in headers or {}}
+    out = {name: value for name, value in (("Host", host_header(url)),
+                                           ("User-Agent", USER_AGENT), ("Accept", "*/*"))
+           if name.lower() not in given}
+    out |= headers or {}
+    if data is not None and "content-length" not in given:
+        out["Content-Length"] = str(len(data))
+    return out
+
+
+def _tls_context(cacert: str | None, insecure: bool) -> ssl.SSLContext:
+    if cacert and not insecure:
+        return ssl.create_default_context(cafile=cacert)  # CERT_REQUIRED, check_hostname
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # lab certificates are self-signed: we report them
+    return ctx
+
+
+def _open(netns: Path | None, address: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    opener = inside(netns) if netns is not None else contextlib.nullcontext(socket.socket)
+    with opener as open_socket:
+        return open_socket(family, socket.SOCK_STREAM)
+
+
+def _read_echo(result: HttpResult) -> None:
+    """Fill the seen_* fields from the responder's JSON answer (any other body: left empty)."""
+    try:
+        info = json.loads(result.body)
+    except ValueError:
+        return
+    if not isinstance(info, dict):
+        return
+    result.seen_client = str(info.get("client", "")).rsplit(":", 1)[0].strip("[]") or None
+    result.seen_headers = info.get("headers", {}) or {}
+    result.seen_method = info.get("method")
+    result.seen_path = info.get("uri", info.get("path"))
+    result.seen_host = info.get("host", result.seen_headers.get("host"))
+    result.seen_query = info.get("query", {}) or {}
+
+
+def request(netns: Path | None, url: str, address: str, method: str = "GET",
+            headers: dict[str, str] | None = None, timeout: float = 3.0,
+            data: bytes | None = None, cacert: str | None = None,
+            insecure: bool = False) -> HttpResult:
+    """One HTTP/1.1 request for `url`, connected to `address` (at the URL's port) from a
+    socket opened in `netns` (None: where the caller is). The URL's host is the Host header
+    (unless `headers` has one) and the TLS SNI. `data`: a body, with its Content-Length.
+    Certificates: see the module's docstring. Never raises for network or TLS trouble: the
+    result's `error` says what went wrong."""
     t0 = time.monotonic()
     u = urlsplit(url)
     https = u.scheme == "https"
     port = u.port or (443 if https else 80)
     host = u.hostname or address
     result = HttpResult(url, address, None)
-    with inside(netns) as open_socket:
-        sock = open_socket(socket.AF_INET6 if ":" in address else socket.AF_INET,
-                           socket.SOCK_STREAM)
+    path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+    sent = request_headers(url, headers, data)
+    result.request_line, result.sent_headers = f"{method} {path} HTTP/1.1", sent
+    sock = _open(netns, address)
     sock.settimeout(timeout)
     try:
         sock.connect((address, port))
         if https:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE  # lab certificates are self-signed: we report them
-            sock = ctx.wrap_socket(sock, server_hostname=host)
+            sock = _tls_context(cacert, insecure).wrap_socket(sock, server_hostname=host)
+            result.verified = bool(cacert) and not insecure
             der = sock.getpeercert(binary_form=True)
             if der:
                 result.certificate_names = _names_in(der)
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
         conn.sock = sock
-        path = (u.path or "/") + (f"?{u.query}" if u.query else "")
-        conn.request(method, path, headers={"User-Agent": "netlab-http", **(headers or {})})
+        # every header explicit, so that sent_headers is what went on the wire
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for k, v in sent.items():
+            conn.putheader(k, v)
+        conn.endheaders(data)
         resp = conn.getresponse()
         result.status, result.reason = resp.status, resp.reason
+        result.version = "HTTP/1.0" if resp.version == 10 else "HTTP/1.1"
         result.headers = {k: v for k, v in resp.getheaders()}
         result.body = resp.read().decode(errors="replace")
         result.answered_by = result.headers.get("X-Netlab-Pod")
-        try:
-            info = json.loads(result.body)
-            result.seen_client = info.get("client", "").rsplit(":", 1)[0].strip("[]") or None
-            result.seen_headers = info.get("headers", {})
-        except ValueError:
-            pass
-    except (OSError, http.client.HTTPException) as e:
+        _read_echo(result)
+    except ssl.SSLCertVerificationError as e:
+        result.error = f"certificate verification failed: {e.verify_message or e.reason}"
+    except (OSError, ValueError, http.client.HTTPException) as e:  # ValueError: a bad header
         result.error = f"{type(e).__name__}: {e}"
     finally:
         sock.close()

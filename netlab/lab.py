@@ -586,42 +586,113 @@ class Lab:
 
     def http(self, url: str, src: str = "external", method: str = "GET",
              headers: dict[str, str] | None = None, timeout: float = 3.0,
-             family: str | None = None) -> HttpResult:
-        """A real HTTP(S) request from `src` to the ingress controller (its LoadBalancer
-        address from outside the cluster, its ClusterIP from a pod; in `family`, None: the
-        controller Service's primary family), with the URL's host as Host header and SNI. An
-        IP address in the URL (http://[2001:db8:18::c8]/ for IPv6) is the destination."""
+             family: str | None = None, data: bytes | None = None, to: str | None = None,
+             resolve: dict[str, str] | None = None, cacert: str | None = None,
+             insecure: bool = False) -> HttpResult:
+        """A real HTTP(S) request from `src`, like curl, with the URL's host as Host header
+        (unless `headers` has one) and SNI. Where it goes, first match wins:
+          - `resolve` {"HOST:PORT": ADDRESS} pins the URL's host and port to ADDRESS (curl
+            --resolve);
+          - `to`: that proxy ("ingress", or "gateway/[NS/]NAME"), its LoadBalancer address
+            from outside the cluster, its ClusterIP from a pod;
+          - an IP address in the URL (http://[2001:db8:18::c8]/ for IPv6);
+          - else the ingress controller.
+        `family`: the proxy's address of that family (None: its Service's primary family).
+        `data`: a body (the caller chooses the method: POST is curl's default with one).
+        `cacert`/`insecure`: verify the certificate against a CA file, or (the default) only
+        report its names; see netlab.http_client."""
         from urllib.parse import urlsplit
 
         require_root()
         plan = self.plan
         s = targets.parse(src, plan)
         u = urlsplit(url)
+        port = u.port or (443 if u.scheme == "https" else 80)
+        pinned = (resolve or {}).get(f"{(u.hostname or '').lower()}:{port}")
         host = targets.parse(u.hostname or "", plan)
-        if host.kind == "address":
+        if pinned:
+            address = pinned
+        elif host.kind == "address" and to is None:
             address = host.name
         else:
-            svc = self._http_frontend(u.hostname or "", u.port or (443 if u.scheme == "https"
-                                                                     else 80), None)
+            svc = self._http_frontend(u.hostname or "", port, to)
             address = targets.destination(plan, targets.Target("service", svc.key, svc.key),
                                           s.kind in ("host", "node"), None, None, family)[0]
         return http_client.request(netns_path(targets.netns(plan, s)), url, address, method,
-                                   headers, timeout)
+                                   headers, timeout, data=data, cacert=cacert,
+                                   insecure=insecure)
 
     def _http_frontend(self, hostname: str, port: int, to: str | None) -> ServicePlan:
         """The Service of the proxy a request for http(s)://HOSTNAME:PORT/ goes to: `to`
-        when given ("ingress"), else the ingress controller's. InputError when there is
-        none, saying why."""
+        when given ("ingress", or "gateway/[NS/]NAME"); else the Gateway with a listener on
+        PORT whose hostname matches HOSTNAME most specifically (exact, then the longest
+        wildcard, then a listener for any host), else the ingress controller. InputError
+        when there is none, saying why."""
+        from netlab.features import gateway as gateway_mod
         from netlab.features import ingress as ingress_mod
+        from netlab.gateway.controller import host_matches, specificity
 
         plan = self.plan
+        m = self._documents()
+        if to is not None and to != "ingress":
+            ref = to.removeprefix("gateway/").removeprefix("gateways/")
+            if ref == to:
+                raise InputError(f"--to {to!r}: use `ingress` or `gateway/[NAMESPACE/]NAME`")
+            key = ref if "/" in ref else f"default/{ref}"
+            gw = m.gateways.get(key)
+            if gw is None:
+                listed = ", ".join(sorted(m.gateways)) or "none"
+                raise InputError(f"--to {to!r}: no Gateway {key} (Gateways: {listed})")
+            result = gateway_mod.reconciled(plan, m).gateways[key]
+            svc = plan.services.get(gateway_mod.service_key(gw))
+            if not result.served or svc is None:
+                why = result.why or "it has no HTTP or HTTPS listener netlab serves"
+                raise InputError(f"Gateway {key} has no data plane: {why}")
+            return svc
+        if to is None:
+            candidates = []
+            for gw in gateway_mod.served(m):
+                svc = plan.services.get(gateway_mod.service_key(gw))
+                hits = [specificity(li.hostname) for li in gw.listeners
+                        if li.port == port and host_matches(li.hostname, hostname)]
+                if svc is not None and hits:
+                    candidates.append((max(hits), gw.key, svc))
+            if candidates:  # the most specific listener; Gateways in name order on a tie
+                return sorted(candidates, key=lambda c: (-c[0][0], -c[0][1], c[1]))[0][2]
         svc = plan.services.get(f"{ingress_mod.NAMESPACE}/{ingress_mod.SERVICE}")
         if svc is None:
             from netlab.views import no_controller_message
 
-            m = manifests(self._state().docs, plan.cluster)
-            raise InputError(no_controller_message(m, plan.cluster, hostname))
+            raise InputError(no_controller_message(manifests(self._state().docs, plan.cluster),
+                                                   plan.cluster, hostname)
+                             + ("" if not m.gateways else
+                                f"; and no Gateway has a listener on port {port} for "
+                                f"{hostname!r} (send it to one with --to gateway/NS/NAME)"))
         return svc
+
+    def gateway_api(self) -> Any:
+        """netlab's Gateway API controller over the lab's objects
+        (netlab.gateway.controller.Reconciled): the status of every GatewayClass, Gateway
+        and HTTPRoute it serves, each Gateway's data plane, and why others are not served."""
+        from netlab.features import gateway as gateway_mod
+
+        return gateway_mod.reconciled(self.plan, self._documents())
+
+    def gateway_api_objects(self, kind: str, namespace: str | None = None) -> list[Any]:
+        """GatewayClasses (the built-in `netlab` among them), Gateways, HTTPRoutes or
+        ReferenceGrants (`kind`) of one namespace, or of all when `namespace` is None, as
+        `get` shows them: the document with the status the controller writes, and its
+        problems (netlab.views.gateways)."""
+        from netlab.views.gateways import gateway_api_infos
+
+        st = self._state()
+        return gateway_api_infos(kind, self._documents(), st.docs, self.gateway_api(),
+                                 st.created, namespace)
+
+    def gateway_api_status(self) -> dict[str, dict]:
+        """Each Gateway API object's `.status` as the API's JSON, by "Kind/ns/name"
+        ("GatewayClass/name"), as a controller writes it."""
+        return {k.replace(" ", "/", 1): v for k, v in self.gateway_api().to_status().items()}
 
     def ping(self, src: str, dst: str, count: int = 3, timeout: float = 1.0,
              family: str | None = None) -> PingResult:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import re
 import sys
 import threading
 import time
@@ -15,6 +17,9 @@ from rich.table import Table
 
 from netlab.cli.common import TRAFFIC, LabOpt, Proto, app, err, open_lab, out, output_option
 from netlab.cli.printers import DOCUMENT, parse_output, print_document
+from netlab.errors import InputError
+from netlab.expectations import HTTP_TOKEN
+from netlab.lab import HttpResult
 
 IPv6Opt = Annotated[bool, typer.Option("-6", "--ipv6", help="To DST's IPv6 address (a pod's, "
                                        "a Service's ClusterIP, a node's, a host's) in a "
@@ -133,49 +138,216 @@ def dns(name: Annotated[str, typer.Argument(help="A name, as a pod would use it:
     raise typer.Exit(0 if a.rcode == "NOERROR" and a.answers else 1)
 
 
-@app.command(rich_help_panel=TRAFFIC)
-def http(url: Annotated[str, typer.Argument(help="http[s]://HOST/PATH: HOST goes in the Host "
-                                            "header and SNI; an IP address is connected to.")],
-         src: Annotated[str, typer.Option("--from", help="external (default), internet, a "
-                                          "pod or node/NAME.")] = "external",
-         method: Annotated[str, typer.Option("--method", "-X")] = "GET",
-         header: Annotated[list[str] | None, typer.Option("--header", "-H",
-                                                          help="'Name: value'")] = None,
-         output: Annotated[str, output_option(DOCUMENT)] = "table",
-         ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="To the controller's IPv6 "
-                                            "address (dual-stack labs).")] = False,
-         lab: LabOpt = None) -> None:
-    """A real HTTP(S) request through the lab's ingress controller, like curl: status,
-    the pod that answered, the headers it received, the certificate's names.
+# what a proxy adds on the way (shown without -v; -v shows every header the backend saw)
+FORWARDING_HEADERS = ("forwarded", "via", "x-forwarded-for", "x-forwarded-host",
+                      "x-forwarded-port", "x-forwarded-proto", "x-forwarded-scheme",
+                      "x-real-ip")
 
-    Example: netlab http http://foo.bar.com/testpath
-    Example: netlab http -6 http://foo.bar.com/        (over IPv6, dual-stack labs)
-    """
-    fmt = parse_output(output, DOCUMENT)
-    headers = {}
-    for h in header or []:
-        k, _, v = h.partition(":")
-        headers[k.strip()] = v.strip()
-    r = open_lab(lab).http(url, src, method.upper(), headers,
-                           family="IPv6" if ipv6 else None)
-    if fmt.machine:
-        print_document(fmt, r.to_json())
-    elif r.status is None:
+
+HEADER_FORM = ("'Name: value' (a name of letters, digits and !#$%&'*+-.^_`|~, a colon, "
+               "the value; 'Name;' sends it empty, as curl)")
+RESOLVE_FORM = ("HOST:PORT:ADDRESS, like curl's (shop.example.com:443:172.18.0.200; an IPv6 "
+                "ADDRESS may be in brackets)")
+
+
+def parse_header(text: str) -> tuple[str, str] | None:
+    """curl's -H forms: "Name: value", or "Name;" for an empty value. None if malformed
+    (see HEADER_FORM)."""
+    name, sep, value = text.partition(":")
+    if not sep and text.rstrip().endswith(";"):
+        name, value = text.rstrip()[:-1], ""
+    elif not sep:
+        return None
+    name, value = name.strip(), value.strip()
+    if not HTTP_TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
+        return None
+    return name, value
+
+
+def parse_resolve(text: str) -> tuple[str, str] | None:
+    """curl's --resolve HOST:PORT:ADDRESS as ("host:port", address), the host in lower case,
+    IPv6 without brackets (the key Lab.http looks a URL's host and port up by). None if
+    malformed (see RESOLVE_FORM)."""
+    m = re.fullmatch(r"(\[[^\]]+\]|[^:\[\]]+):(\d{1,5}):(.+)", text.strip())
+    if m is None or not 1 <= int(m.group(2)) <= 65535:
+        return None
+    try:
+        address = ipaddress.ip_address(m.group(3).strip().removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return None
+    return f"{m.group(1).strip('[]').lower()}:{int(m.group(2))}", str(address)
+
+
+def _headers_option(values: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for text in values:
+        parsed = parse_header(text)
+        if parsed is None:
+            raise InputError(f"-H/--header {text!r}: the form is {HEADER_FORM}")
+        headers[parsed[0]] = parsed[1]
+    return headers
+
+
+def _resolve_option(values: list[str]) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for text in values:
+        parsed = parse_resolve(text)
+        if parsed is None:
+            raise InputError(f"--resolve {text!r}: the form is {RESOLVE_FORM}")
+        pins[parsed[0]] = parsed[1]
+    return pins
+
+
+def _data_option(value: str) -> bytes:
+    """-d TEXT, -d @FILE (its bytes as they are, as curl --data-binary), -d @- (stdin)."""
+    if not value.startswith("@"):
+        return value.encode()
+    if value == "@-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(value[1:]).read_bytes()
+    except OSError as e:
+        raise InputError(f"-d/--data {value}: cannot read {value[1:]}: "
+                         f"{e.strerror or e}") from e
+
+
+def _to_option(value: str) -> str:
+    kind, _, ref = value.partition("/")
+    if value == "ingress" or (kind == "gateway" and ref and all(ref.split("/"))
+                              and ref.count("/") <= 1):
+        return value
+    raise InputError(f"--to {value!r}: the form is ingress or gateway/[NAMESPACE/]NAME")
+
+
+def _print_exchange(r: HttpResult, src: str) -> None:
+    """curl -v's view, on stderr (stdout stays the answer, -o json stays parseable)."""
+    host = f"[{r.address}]" if ":" in r.address else r.address
+    lines = [f"* from {src} to {host}", f"> {r.request_line}",
+             *(f"> {k}: {v}" for k, v in r.sent_headers.items()), ">"]
+    if r.status is None:
+        lines.append(f"* {r.error}")
+    else:
+        if r.certificate_names:
+            lines.insert(1, "* certificate for: " + ", ".join(r.certificate_names)
+                         + (" (verified)" if r.verified else " (not verified)"))
+        lines += [f"< {r.version or 'HTTP/1.1'} {r.status} {r.reason}",
+                  *(f"< {k}: {v}" for k, v in r.headers.items()), "<"]
+    for line in lines:
+        err.print(escape(line), highlight=False, soft_wrap=True)
+
+
+def _print_answer(r: HttpResult, url: str, verbose: bool) -> None:
+    if r.status is None:
         out.print(f"{escape(url)}: [red]no answer[/red] ({escape(r.error or '')})",
                   highlight=False)
+        return
+    color = "green" if r.ok else "red"
+    out.print(f"{escape(url)} via {escape(r.address)}: [{color}]{r.status} "
+              f"{escape(r.reason)}[/{color}]"
+              + (f", answered by {escape(r.answered_by)}" if r.answered_by else "")
+              + f" in {r.seconds * 1000:.1f} ms", highlight=False)
+    if r.certificate_names:
+        out.print(f"  certificate for: {escape(', '.join(r.certificate_names))}"
+                  + (" (verified)" if r.verified else ""), highlight=False)
+    if r.seen_method:
+        out.print(f"  the backend received: {escape(r.seen_method)} "
+                  f"{escape(r.seen_path or '')}, Host {escape(r.seen_host or '')}",
+                  highlight=False)
+    shown = r.seen_headers if verbose else {k: v for k, v in r.seen_headers.items()
+                                            if k in FORWARDING_HEADERS}
+    for k, v in shown.items():
+        out.print(f"    {escape(k)}: {escape(v)}", highlight=False, soft_wrap=True)
+    if not r.answered_by:
+        out.print("  " + escape(r.body.strip()[:200]), highlight=False)
+
+
+@app.command(rich_help_panel=TRAFFIC)
+def http(url: Annotated[str, typer.Argument(help="http[s]://HOST[:PORT]/PATH[?QUERY]: HOST goes "
+                                            "in the Host header and SNI; an IP address is "
+                                            "connected to (unless --to or --resolve).")],
+         src: Annotated[str, typer.Option("--from", help="external (default), internet, a "
+                                          "pod or node/NAME.")] = "external",
+         method: Annotated[str | None, typer.Option(
+             "--method", "-X", help="GET, or POST with -d (as curl).",
+             show_default=False)] = None,
+         header: Annotated[list[str] | None, typer.Option(
+             "--header", "-H", help="'Name: value' to send (repeatable); it replaces a "
+             "Host, User-Agent or Accept netlab would send.", show_default=False)] = None,
+         data: Annotated[str | None, typer.Option(
+             "--data", "-d", help="A body: TEXT, @FILE (sent as it is) or @- (stdin); "
+             "Content-Type application/x-www-form-urlencoded unless -H sets one.",
+             show_default=False)] = None,
+         resolve: Annotated[list[str] | None, typer.Option(
+             "--resolve", help="HOST:PORT:ADDRESS: connect to ADDRESS for that host and port, "
+             "as curl (repeatable).", show_default=False)] = None,
+         cacert: Annotated[Path | None, typer.Option(
+             "--cacert", help="Verify the server's certificate against this CA file (PEM), "
+             "and that it is for the URL's host.", exists=True, dir_okay=False,
+             show_default=False)] = None,
+         insecure: Annotated[bool, typer.Option(
+             "--insecure", "-k", help="Do not verify the certificate (the default without "
+             "--cacert; wins over it, as curl).")] = False,
+         to: Annotated[str | None, typer.Option(
+             "--to", help="The proxy to send to: ingress or gateway/[NS/]NAME (default: the "
+             "ingress controller); the URL's host goes in Host and SNI only.",
+             show_default=False)] = None,
+         verbose: Annotated[bool, typer.Option(
+             "--verbose", "-v", help="Print the request and response headers (on stderr, "
+             "like curl -v) and every header the backend received.")] = False,
+         output: Annotated[str, output_option(DOCUMENT)] = "table",
+         ipv6: Annotated[bool, typer.Option("-6", "--ipv6", help="To the proxy's IPv6 "
+                                            "address (dual-stack labs).")] = False,
+         lab: LabOpt = None) -> None:
+    """A real HTTP(S) request, like curl, through the lab's ingress controller or a
+    Gateway: the status, the pod that answered and what that backend received (method,
+    path and query, Host, the headers a proxy added), the certificate's names. Exit 0 for
+    a 2xx/3xx answer, 1 otherwise, 2 for bad options.
+
+    The pods' built-in responder echoes what reached it, as the Gateway API
+    conformance echo server does: a routing rule is checked from the answer alone.
+
+    [bold]Examples[/bold]
+
+    Through the ingress controller, from outside the cluster:
+      netlab http http://foo.bar.com/testpath
+
+    A canary chosen by a header (the answering pod tells which backend won):
+      netlab http -H 'X-Canary: always' http://shop.example/
+
+    A POST (as curl -d; -d @FILE sends a file, -X chooses another method):
+      netlab http -d 'name=ada' http://shop.example/users
+      netlab http -X PUT -H 'Content-Type: application/json' -d @u.json \\
+        http://shop.example/u/1
+
+    Pinning the address a host name goes to (curl's --resolve):
+      netlab http --resolve shop.example:80:172.18.0.201 http://shop.example/
+
+    HTTPS, the certificate verified against the lab's CA and the host name:
+      netlab http --cacert ca.pem https://shop.example/
+
+    Through a Gateway, with curl -v's view of the exchange:
+      netlab http --to gateway/infra/public -v 'http://shop.example/?q=1'
+
+    Over IPv6 (dual-stack labs):
+      netlab http -6 http://foo.bar.com/
+    """
+    fmt = parse_output(output, DOCUMENT)
+    headers = _headers_option(header or [])
+    pins = _resolve_option(resolve or [])
+    target = _to_option(to) if to is not None else None
+    body = _data_option(data) if data is not None else None
+    if body is not None and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/x-www-form-urlencoded"  # curl -d's
+    verb = (method or ("POST" if body is not None else "GET")).upper()
+    r = open_lab(lab).http(url, src, verb, headers, family="IPv6" if ipv6 else None,
+                           data=body, to=target, resolve=pins or None,
+                           cacert=str(cacert) if cacert else None, insecure=insecure)
+    if verbose:
+        _print_exchange(r, src)
+    if fmt.machine:
+        print_document(fmt, r.to_json())
     else:
-        color = "green" if r.ok else "red"
-        out.print(f"{escape(url)} via {r.address}: [{color}]{r.status} {r.reason}[/{color}]"
-                  + (f", answered by {r.answered_by}" if r.answered_by else "")
-                  + f" in {r.seconds * 1000:.1f} ms", highlight=False)
-        if r.certificate_names:
-            out.print(f"  certificate for: {', '.join(r.certificate_names)}",
-                      highlight=False)
-        for k in ("x-forwarded-for", "x-real-ip", "host"):
-            if k in r.seen_headers:
-                out.print(f"  the pod saw {k}: {r.seen_headers[k]}", highlight=False)
-        if not r.answered_by:
-            out.print("  " + r.body.strip()[:200], highlight=False)
+        _print_answer(r, url, verbose)
     raise typer.Exit(0 if r.ok else 1)
 
 

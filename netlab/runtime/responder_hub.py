@@ -11,8 +11,10 @@ Port specs are "proto:port" (IPv4) and "proto6:port" (IPv6 only: a dual-stack po
 on both, each its own socket). Replies, as one JSON object naming the pod, hostname,
 protocol, client and server (an IPv6 address in brackets, as net.JoinHostPort writes it):
   TCP/SCTP  a line (or silence, for LINE_WAIT): a JSON line back, then close; an HTTP
-            request (headers within HTTP_WAIT) gets an HTTP/1.1 response: /hostname,
-            /clientip, /echo?msg=..., anything else the JSON.
+            request (headers and a body of up to MAX_BODY bytes within HTTP_WAIT) gets an
+            HTTP/1.1 response: /hostname, /clientip, /echo?msg=..., anything else the JSON,
+            with what the request said, as the Gateway API conformance echo server reports
+            it: method, path, uri (path and query), query, host and headers.
   UDP       each datagram one JSON datagram, sent from the address it was sent to.
 Nothing blocks: reads, writes and timeouts are all states of the one loop.
 """
@@ -33,7 +35,8 @@ from urllib.parse import parse_qs, urlsplit
 
 HTTP_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ")
 LINE_WAIT = 0.2  # a client that says nothing gets its answer after this
-HTTP_WAIT = 2.0  # an HTTP request whose headers are not complete by then gets no answer
+HTTP_WAIT = 2.0  # an HTTP request not complete by then (headers, body) gets no answer
+MAX_BODY = 64 * 1024  # a larger request body is refused (413) instead of read
 WRITE_WAIT = 1.0  # a client that does not read its answer is dropped after this
 IDLE_WAIT = 0.1  # serve() checks its stop event at least this often
 BACKLOG = 1024  # connections a pod's port queues while the loop is busy with others
@@ -62,20 +65,49 @@ def answer(pod: str, hostname: str, proto: str, client: tuple, server: tuple) ->
             "client": host_port(client), "server": host_port(server)}
 
 
+def _http_head(data: bytes) -> tuple[list[str], dict[str, str]]:
+    """The request line's words and the headers (names in lower case) of an HTTP request."""
+    head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace").split("\r\n")
+    headers = {}
+    for line in head[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return head[0].split(), headers
+
+
+def _body_length(headers: dict[str, str]) -> int | None:
+    """The Content-Length a request announces (0 without one); None if it is not a number.
+    A chunked body is not read: a client sending one (curl -d sends Content-Length, so does
+    nginx to its upstreams) gets its answer after the headers."""
+    value = headers.get("content-length", "0") or "0"
+    return int(value) if value.isdigit() else None
+
+
+def _http_response(status: str, pod: str, body: bytes, ctype: str) -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\nX-Netlab-Pod: {pod}\r\n\r\n").encode() + body
+
+
 def stream_reply(pod: str, hostname: str, proto: str, client: tuple, server: tuple,
                  data: bytes) -> bytes:
     """What a TCP/SCTP client that sent `data` gets back (then the connection closes)."""
     info = answer(pod, hostname, proto, client, server)
     if not data.startswith(HTTP_METHODS):
         return (json.dumps(info) + "\n").encode()
-    head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace").split("\r\n")
-    request = head[0].split()
-    headers = {}
-    for line in head[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    url = urlsplit(request[1] if len(request) > 1 else "/")
-    info |= {"method": request[0], "path": url.path, "headers": headers}
+    request, headers = _http_head(data)
+    length = _body_length(headers)
+    if length is None:
+        return _http_response("400 Bad Request", pod, b"bad Content-Length\n", "text/plain")
+    if length > MAX_BODY:
+        return _http_response("413 Payload Too Large", pod,
+                              f"a body of at most {MAX_BODY} bytes\n".encode(), "text/plain")
+    target = request[1] if len(request) > 1 else "/"
+    url = urlsplit(target)
+    # the conformance echo server's fields (gateway-api conformance/echo-basic): its "path" is
+    # the request URI; here "path" stays the path alone and "uri" is the target as received
+    info |= {"method": request[0], "path": url.path, "uri": target,
+             "query": parse_qs(url.query, keep_blank_values=True),
+             "host": headers.get("host", ""), "headers": headers}
     if url.path == "/hostname":
         body, ctype = f"{hostname}\n".encode(), "text/plain"
     elif url.path == "/clientip":
@@ -84,15 +116,20 @@ def stream_reply(pod: str, hostname: str, proto: str, client: tuple, server: tup
         body, ctype = parse_qs(url.query).get("msg", [""])[0].encode(), "text/plain"
     else:
         body, ctype = (json.dumps(info) + "\n").encode(), "application/json"
-    return (f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-            f"Connection: close\r\nX-Netlab-Pod: {pod}\r\n\r\n").encode() + body
+    return _http_response("200 OK", pod, body, ctype)
 
 
 def stream_complete(data: bytes) -> bool:
-    """Whether a client has said all it will be answered for: a line, or HTTP headers."""
-    if data.startswith(HTTP_METHODS):
-        return b"\r\n\r\n" in data
-    return b"\n" in data
+    """Whether a client has said all it will be answered for: a line, or an HTTP request's
+    headers and the body they announce (at once when the body is refused: too large, or a
+    Content-Length that is not a number)."""
+    if not data.startswith(HTTP_METHODS):
+        return b"\n" in data
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    length = _body_length(_http_head(data)[1])
+    return length is None or length > MAX_BODY or len(data) - end - 4 >= length
 
 
 def pktinfo_dst(ancillary: list) -> str:
@@ -439,7 +476,7 @@ class ResponderHub:
             elif now - conn.t0 < HTTP_WAIT:
                 conn.deadline = conn.t0 + HTTP_WAIT
                 self._timer(conn)
-            else:  # HTTP headers that never ended
+            else:  # an HTTP request (headers, body) that never ended
                 self._close(conn)
 
     def _timer(self, conn: _Conn) -> None:

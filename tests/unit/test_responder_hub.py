@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from netlab.runtime.responder_hub import LINE_WAIT, ResponderHub, plain_opener
+from netlab.runtime.responder_hub import (
+    LINE_WAIT,
+    MAX_BODY,
+    ResponderHub,
+    plain_opener,
+    stream_complete,
+)
 
 SCRIPT = Path(__file__).resolve().parents[2] / "netlab" / "responder.py"
 
@@ -113,7 +119,63 @@ def test_http_paths(pods):
     assert json.loads(body) == {
         "pod": "ns2/b", "hostname": "b-host", "protocol": "tcp", "client": client,
         "server": f"127.0.0.1:{b.tcp}", "method": "GET", "path": "/other",
+        "uri": "/other?x=1", "query": {"x": ["1"]}, "host": "x",
         "headers": {"host": "x", "x-test": "yes"}}
+
+
+def test_http_echo_reports_query_uri_and_host_as_received(pods):
+    raw, _ = ask(pods[0].tcp, b"GET /a/b?x=1&x=2&empty=&y=%20z HTTP/1.1\r\n"
+                              b"Host: shop.example:8080\r\n\r\n")
+    info = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert (info["path"], info["uri"], info["host"]) == ("/a/b", "/a/b?x=1&x=2&empty=&y=%20z",
+                                                         "shop.example:8080")
+    assert info["query"] == {"x": ["1", "2"], "empty": [""], "y": [" z"]}
+    raw, _ = ask(pods[0].tcp, b"GET / HTTP/1.0\r\n\r\n")  # no Host header at all
+    info = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert (info["host"], info["query"], info["uri"]) == ("", {}, "/")
+
+
+def test_a_request_body_is_read_before_the_answer(pods):
+    body = bytes(range(256)) * 256  # 64 KiB, the most that is read
+    assert len(body) == MAX_BODY
+    head = (f"POST /upload?k=v HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            "\r\n").encode()
+    with socket.create_connection(("127.0.0.1", pods[0].tcp), timeout=5) as s:
+        s.sendall(head)
+        time.sleep(LINE_WAIT + 0.2)  # headers alone are not the whole request: no answer yet
+        s.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            s.recv(1)
+        s.setblocking(True)
+        s.sendall(body[:1000])
+        time.sleep(0.1)
+        s.sendall(body[1000:])
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n"), raw[:100]
+    info = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert (info["method"], info["uri"]) == ("POST", "/upload?k=v")
+    assert info["headers"]["content-length"] == str(MAX_BODY)
+
+
+def test_a_body_too_large_or_a_bad_length_is_refused_at_once(pods):
+    raw, _ = ask(pods[0].tcp, f"POST / HTTP/1.1\r\nContent-Length: {MAX_BODY + 1}\r\n"
+                              "\r\n".encode())
+    assert raw.startswith(b"HTTP/1.1 413 Payload Too Large\r\n"), raw
+    raw, _ = ask(pods[0].tcp, b"POST / HTTP/1.1\r\nContent-Length: lots\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n"), raw
+
+
+def test_stream_complete_waits_for_the_announced_body():
+    head = b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"
+    assert not stream_complete(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n")
+    assert not stream_complete(head)
+    assert not stream_complete(head + b"abcd")
+    assert stream_complete(head + b"abcde")
+    assert stream_complete(b"GET / HTTP/1.1\r\n\r\n")  # no Content-Length: no body
+    assert stream_complete(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n")  # refused
+    assert stream_complete(b"hello\n") and not stream_complete(b"hello")
 
 
 def test_udp_datagrams(pods):
