@@ -4,53 +4,19 @@ hint that says why (the Service has no endpoints, a NetworkPolicy isolates the p
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from netlab import targets
 from netlab.errors import NetlabError
-from netlab.model import ExpectCheck
+from netlab.expect_fields import HTTP_TOKEN as HTTP_TOKEN  # for `netlab http -H` (the CLI)
+from netlab.model import ExpectCheck, HttpExpect
 
 if TYPE_CHECKING:
-    from netlab.fields import Fields
     from netlab.http_client import HttpResult
     from netlab.lab import Lab
-
-# an HTTP method and a header name are RFC 9110 tokens (sections 9.1, 5.1)
-HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-HTTP_TOKEN_RULE = "a token of letters, digits and !#$%&'*+-.^_`|~"
-HTTP_EXPECT_FIELDS = ("status", "backend", "path", "host", "headers", "absentHeaders",
-                      "responseHeaders")
-
-
-@dataclass(frozen=True)
-class HttpExpect:
-    """What an http check asserts beyond the status: who answered, and what the backend
-    received, as the Gateway API conformance suite's ExpectedRequest does (the responder
-    echoes it)."""
-
-    backend: str | None = None  # a pod name prefix, or NS/prefix
-    path: str | None = None  # the request target received: path and query
-    host: str | None = None  # the Host header received
-    headers: tuple[tuple[str, str], ...] = ()  # received, names in any case
-    absent_headers: tuple[str, ...] = ()  # not received (a filter removed them)
-    response_headers: tuple[tuple[str, str], ...] = ()  # in the answer to the client
-
-
-@dataclass(frozen=True)
-class HttpCheck(ExpectCheck):
-    """An http check with a request of its own (method, headers, a body, the proxy to go
-    through) and assertions about what the backend received.
-    TODO(model): these fields belong on model.ExpectCheck; they live here until it has them."""
-
-    method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
-    data: str | None = None
-    via: str | None = None  # the proxy: ingress or gateway/[NS/]NAME (Lab.http's `to`)
-    seen: HttpExpect = field(default_factory=HttpExpect)
 
 
 @dataclass(frozen=True)
@@ -70,8 +36,7 @@ class Outcome:
         if c.kind == "dns":
             return f"dns {c.dst} from {c.src}: {c.expect}"
         if c.kind == "http":
-            method = c.method if isinstance(c, HttpCheck) else "GET"
-            return (f"{c.src} {method} {c.dst}: "
+            return (f"{c.src} {c.method} {c.dst}: "
                     f"{c.status if c.expect == 'connected' else 'blocked'}")
         where = f" port {c.port}" if c.port else ""
         proto = f" {c.protocol}" if c.protocol else ""
@@ -196,13 +161,12 @@ def _dns(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
 
 
 def _http(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
-    h = c if isinstance(c, HttpCheck) else None
-    headers = dict(h.headers) if h else {}
-    data = h.data.encode() if h and h.data is not None else None
+    headers = dict(c.headers)
+    data = c.data.encode() if c.data is not None else None
     if data is not None and not any(k.lower() == "content-type" for k in headers):
         headers["Content-Type"] = "application/x-www-form-urlencoded"  # as curl -d
-    r = lab.http(c.dst or "", c.src, h.method if h else "GET", headers or None, timeout=2.0,
-                 data=data, to=h.via if h else None)
+    r = lab.http(c.dst or "", c.src, c.method, headers or None, timeout=2.0, data=data,
+                 to=c.via)
     evidence = (f"{r.status} {r.reason}" if r.status else f"no answer ({r.error})") + \
         (f", answered by {r.answered_by}" if r.answered_by else "") + \
         (f"; the backend received {r.seen_method} {r.seen_path}, Host {r.seen_host}"
@@ -217,8 +181,8 @@ def _http(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
         if not _labels_match(lab, r.answered_by, c.answered_by):
             want = ",".join(f"{k}={v}" for k, v in c.answered_by)
             problems.append(f"expected an answer from a pod with {want}")
-        if h is not None and r.status is not None:
-            problems += http_problems(r, h.seen)
+        if r.status is not None:
+            problems += http_problems(r, c.seen)
     hint = ""
     if problems:
         hint = "; ".join(problems)
@@ -264,84 +228,6 @@ def http_problems(r: HttpResult, want: HttpExpect) -> list[str]:
         if got != v:
             out.append(f"expected the answer to carry {k}: {v}, " +
                        ("it had none" if got is None else f"not {got}"))
-    return out
-
-
-# --- reading an http check -------------------------------------------------------------------
-# TODO(model): pure code (Fields, re), meant for netlab.loader's _expectation, whose http branch
-# would call it; the loader may not import this verify-side module (tests/unit/test_layers.py),
-# so it moves there, with HttpExpect and HttpCheck's fields going to model.ExpectCheck.
-
-def http_check(c: Fields, src: str, name: str, url: str,
-               answered_by: tuple[tuple[str, str], ...]) -> HttpCheck:
-    """One `http:` check of an Expectation, its fields checked (InputError, exit 2, naming
-    the field). `expect` is connected, blocked, or a mapping of HTTP_EXPECT_FIELDS (which
-    means connected); a key it does not know is an error, not a warning: a misspelled
-    assertion would pass unchecked."""
-    method = c.str("method", None)
-    if method is not None and not HTTP_TOKEN.fullmatch(method):
-        raise c.error("method", f"{method!r} is not an HTTP method ({HTTP_TOKEN_RULE})")
-    headers = _header_map(c, "headers")
-    data = c.str("data", None)
-    via = c.str("via", None)
-    if via is not None:
-        kind, _, ref = via.partition("/")
-        if not (via == "ingress" or (kind == "gateway" and ref and all(ref.split("/"))
-                                     and ref.count("/") <= 1)):
-            raise c.error("via", f"{via!r}: use ingress or gateway/[NAMESPACE/]NAME")
-    expect, status, seen = "connected", None, HttpExpect()
-    raw = c.raw("expect", "connected")
-    if isinstance(raw, dict):
-        e = c.sub("expect")
-        assert e is not None
-        unknown = [k for k in e.data if k not in HTTP_EXPECT_FIELDS]
-        if unknown:
-            raise e.error(str(unknown[0]), f"is not one of {', '.join(HTTP_EXPECT_FIELDS)}")
-        status = e.int("status", None, lo=100, hi=599)
-        seen = _http_expect(e)
-    elif isinstance(raw, str):
-        expect = c.choice("expect", ("connected", "blocked"), "connected")
-    else:
-        raise c.error("expect", "must be connected, blocked or a mapping of "
-                                f"{', '.join(HTTP_EXPECT_FIELDS)}, not {raw!r}")
-    if c.has("status"):
-        if status is not None:
-            raise c.error("status", "is given twice: here and in expect.status; keep one")
-        status = c.int("status", lo=100, hi=599)
-    return HttpCheck("http", src, name, url, expect=expect, answered_by=answered_by,
-                     status=200 if status is None else status,
-                     method=(method or ("POST" if data is not None else "GET")).upper(),
-                     headers=tuple(headers.items()), data=data, via=via, seen=seen)
-
-
-def _http_expect(e: Fields) -> HttpExpect:
-    backend = e.str("backend", None)
-    if backend is not None and (not backend.strip("/") or backend.count("/") > 1):
-        raise e.error("backend", f"{backend!r}: use a pod name (or its prefix, as a "
-                                 "Deployment's name) or NAMESPACE/POD")
-    path = e.str("path", None)
-    if path is not None and not path.startswith("/"):
-        raise e.error("path", f"{path!r} must start with '/' (the path, with ?query if "
-                              "the backend should see one)")
-    absent = e.str_list("absentHeaders")
-    for i, k in enumerate(absent):
-        if not HTTP_TOKEN.fullmatch(k):
-            raise e.where.error(f"{e.path}.absentHeaders[{i}]",
-                                f"{k!r} is not a header name ({HTTP_TOKEN_RULE})")
-    return HttpExpect(backend, path, e.str("host", None),
-                      tuple(_header_map(e, "headers").items()), absent,
-                      tuple(_header_map(e, "responseHeaders").items()))
-
-
-def _header_map(c: Fields, key: str) -> dict[str, str]:
-    out = c.str_map(key)
-    for k, v in out.items():
-        if not HTTP_TOKEN.fullmatch(k):
-            raise c.where.error(f"{c.path}.{key}.{k}" if c.path else f"{key}.{k}",
-                                f"{k!r} is not a header name ({HTTP_TOKEN_RULE})")
-        if "\r" in v or "\n" in v:
-            raise c.where.error(f"{c.path}.{key}.{k}" if c.path else f"{key}.{k}",
-                                "a header value is one line")
     return out
 
 

@@ -18,6 +18,7 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,20 +114,39 @@ def _open(netns: Path | None, address: str) -> socket.socket:
         return open_socket(family, socket.SOCK_STREAM)
 
 
+def joined_headers(pairs: Iterable[tuple[str, Any]]) -> dict[str, str]:
+    """Headers by name, one that appears more than once (its name in any case) with its
+    values joined with "," under the name it came with first (RFC 9110 section 5.3; the
+    Gateway API conformance suite compares a header's values joined so). A value that is a
+    list (the conformance echo server's JSON) is joined too."""
+    out: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for k, v in pairs:
+        v = ",".join(map(str, v)) if isinstance(v, list) else str(v)
+        name = first.setdefault(k.lower(), k)
+        out[name] = f"{out[name]},{v}" if name in out else v
+    return out
+
+
 def _read_echo(result: HttpResult) -> None:
-    """Fill the seen_* fields from the responder's JSON answer (any other body: left empty)."""
+    """Fill the seen_* fields from the answer of netlab's responder, or of the Gateway API
+    conformance echo server (its headers lists of values, its "path" the request URI); any
+    other body leaves them empty."""
     try:
         info = json.loads(result.body)
     except ValueError:
         return
-    if not isinstance(info, dict):
-        return
+    if not isinstance(info, dict) or not isinstance(info.get("method"), str):
+        return  # not an echo of a request (a line probe's JSON has no method)
+    headers = info.get("headers")
+    result.seen_headers = {k.lower(): v for k, v in joined_headers(
+        headers.items() if isinstance(headers, dict) else ()).items()}
     result.seen_client = str(info.get("client", "")).rsplit(":", 1)[0].strip("[]") or None
-    result.seen_headers = info.get("headers", {}) or {}
-    result.seen_method = info.get("method")
-    result.seen_path = info.get("uri", info.get("path"))
-    result.seen_host = info.get("host", result.seen_headers.get("host"))
-    result.seen_query = info.get("query", {}) or {}
+    result.seen_method = info["method"]
+    result.seen_path = info.get("uri") or info.get("path")
+    result.seen_host = info.get("host") or result.seen_headers.get("host", "")
+    query = info.get("query")
+    result.seen_query = query if isinstance(query, dict) else {}
 
 
 def request(netns: Path | None, url: str, address: str, method: str = "GET",
@@ -167,7 +187,7 @@ def request(netns: Path | None, url: str, address: str, method: str = "GET",
         resp = conn.getresponse()
         result.status, result.reason = resp.status, resp.reason
         result.version = "HTTP/1.0" if resp.version == 10 else "HTTP/1.1"
-        result.headers = {k: v for k, v in resp.getheaders()}
+        result.headers = joined_headers(resp.getheaders())
         result.body = resp.read().decode(errors="replace")
         result.answered_by = result.headers.get("X-Netlab-Pod")
         _read_echo(result)

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from netlab.errors import InputError
+from netlab.expect_fields import http_check
 from netlab.fields import NAME_RULES as NAME_RULES_TEXT
 from netlab.fields import Fields, Where, label_selector, qualified_name_error
 from netlab.gateway.api import KINDS as GATEWAY_API_KINDS
@@ -1998,11 +1999,7 @@ def _expectation(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None
             url = c.str("http")
             if not url.startswith(("http://", "https://")):
                 raise c.error("http", f"{url!r} is not an http:// or https:// URL")
-            checks.append(ExpectCheck("http", src_, name, url,
-                                      expect=c.choice("expect", ("connected", "blocked"),
-                                                      "connected"),
-                                      answered_by=labels, status=c.int("status", 200,
-                                                                        lo=100, hi=599)))
+            checks.append(http_check(c, src_, name, url, labels))
         else:
             if client is not None and client not in ("pod", "node"):
                 try:

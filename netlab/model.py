@@ -617,9 +617,25 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class HttpExpect:
+    """What an http check asserts beyond the status: who answered, and what the backend
+    received, as the Gateway API conformance suite's ExpectedRequest does (netlab's
+    responder echoes it)."""
+
+    backend: str | None = None  # a pod name prefix, or NS/prefix
+    path: str | None = None  # the request target received: path and query
+    host: str | None = None  # the Host header received
+    headers: tuple[tuple[str, str], ...] = ()  # received, names in any case
+    absent_headers: tuple[str, ...] = ()  # not received (a filter removed them)
+    response_headers: tuple[tuple[str, str], ...] = ()  # in the answer to the client
+
+
+@dataclass(frozen=True)
 class ExpectCheck:
     """One check of an Expectation document: a connection, a DNS name or an HTTP request,
-    and what should happen, tested with real traffic by `netlab test`."""
+    and what should happen, tested with real traffic by `netlab test`. An http check sends a
+    request of its own (method, headers, a body, through a proxy) and may assert what the
+    backend received (`seen`)."""
 
     kind: Literal["connect", "dns", "http"]
     src: str
@@ -634,6 +650,11 @@ class ExpectCheck:
     resolves_to: tuple[str, ...] = ()  # addresses, or svc/NAME (its ClusterIP)
     status: int | None = None  # http
     family: str | None = None  # connect: "IPv6" = to the target's IPv6 address (dual-stack)
+    method: str = "GET"  # http: the request's method, headers and body
+    headers: tuple[tuple[str, str], ...] = ()
+    data: str | None = None
+    via: str | None = None  # http: the proxy, ingress or gateway/[NS/]NAME (Lab.http's `to`)
+    seen: HttpExpect = field(default_factory=HttpExpect)  # http: what the backend received
 
 
 @dataclass(frozen=True)

@@ -285,14 +285,27 @@ class Agent:
     def _serve(self, serve: Serve) -> None:
         """The responder listens for this pod (a host answers by its own name); its lines go
         where its log always was (readiness and `logs` read it)."""
+        d = self._workdir(serve.pod)
         self.served[serve.pod] = lines = self.hub.add(
             serve.pod, serve.hostname, netns_path(serve.netns), serve.ports,
             name=serve.pod.removeprefix("host/"),
-            replies={spec: text.encode() for spec, text in serve.replies})
-        d = self._workdir(serve.pod)
+            replies={spec: text.encode() for spec, text in serve.replies},
+            log=self._request_log(serve.pod, d))
         with contextlib.suppress(OSError):
             d.mkdir(parents=True, exist_ok=True)
             (d / "netlab-responder.log").write_text("".join(f"{x}\n" for x in lines))
+
+    def _request_log(self, owner: str, d: Path) -> Path | None:
+        """Where the responder logs each HTTP request it answers (`netlab logs POD`, as the
+        Gateway API conformance suite reads its echo server's): the log of the pod's first
+        container without a command, the one the responder stands for; None for a host, a
+        node, or a pod whose containers all have commands."""
+        w = self.loads.get(owner)
+        if w is None or "/" not in owner or owner.startswith(("host/", "node/")):
+            return None
+        commands = {p.container for p in w.processes}
+        name = next((c for c in w.containers if c not in commands), None)
+        return d / f"{name}.log" if name else None
 
     def _unserve(self, owner: str) -> None:
         self.hub.remove(owner)

@@ -14,9 +14,15 @@ protocol, client and server (an IPv6 address in brackets, as net.JoinHostPort wr
             request (headers and a body of up to MAX_BODY bytes within HTTP_WAIT) gets an
             HTTP/1.1 response: /hostname, /clientip, /echo?msg=..., anything else the JSON,
             with what the request said, as the Gateway API conformance echo server reports
-            it: method, path, uri (path and query), query, host and headers.
+            it: method, path, uri (path and query), query, host and headers (a header sent
+            on several lines joined with ","). Like that server it adds the response headers
+            a request asks for in `X-Echo-Set-Header: Name:value,Name:value`, and logs
+            each request it answers ("Echoing back request made to /path to client
+            (10.244.1.5:40112)": the suite finds mirrored requests by it) to the pod's log
+            file, when it has one.
   UDP       each datagram one JSON datagram, sent from the address it was sent to.
-Nothing blocks: reads, writes and timeouts are all states of the one loop.
+Nothing blocks: reads, writes and timeouts are all states of the one loop (a log line is
+one write to a local file, before the answer is sent, as the echo server prints it).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import json
 import os
 import selectors
 import socket
+import string
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +45,7 @@ LINE_WAIT = 0.2  # a client that says nothing gets its answer after this
 HTTP_WAIT = 2.0  # an HTTP request not complete by then (headers, body) gets no answer
 MAX_BODY = 64 * 1024  # a larger request body is refused (413) instead of read
 WRITE_WAIT = 1.0  # a client that does not read its answer is dropped after this
+LOG_MAX = 4 * 1024 * 1024  # a pod's request log starts over past this (kubelet rotates too)
 IDLE_WAIT = 0.1  # serve() checks its stop event at least this often
 BACKLOG = 1024  # connections a pod's port queues while the loop is busy with others
 IP_PKTINFO = 8
@@ -66,13 +74,46 @@ def answer(pod: str, hostname: str, proto: str, client: tuple, server: tuple) ->
 
 
 def _http_head(data: bytes) -> tuple[list[str], dict[str, str]]:
-    """The request line's words and the headers (names in lower case) of an HTTP request."""
+    """The request line's words and the headers (names in lower case) of an HTTP request; a
+    header sent on several lines is one, its values joined with "," (as RFC 9110 section 5.3
+    allows, and as the conformance suite compares them)."""
     head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace").split("\r\n")
-    headers = {}
+    headers: dict[str, str] = {}
     for line in head[1:]:
         k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
+        k, v = k.strip().lower(), v.strip()
+        headers[k] = f"{headers[k]},{v}" if k in headers else v
     return head[0].split(), headers
+
+
+# headers a request may not set on its answer: they frame the response, or name the pod
+_FRAMING = frozenset(("content-length", "content-type", "connection", "transfer-encoding",
+                      "x-netlab-pod"))
+_TOKEN = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")  # RFC 9110 5.6.2
+
+
+def echo_set_headers(value: str) -> list[tuple[str, str]]:
+    """The response headers an `X-Echo-Set-Header` value asks for, as the conformance echo
+    server reads it: "Name:value" pairs separated by ","; a name given twice gets its values
+    joined with ",". Pairs without a valid name (an RFC 9110 token), and the headers that
+    frame the answer, are left out."""
+    out: dict[str, tuple[str, str]] = {}
+    for pair in value.split(","):
+        name, _, v = pair.strip().partition(":")
+        key, v = name.lower(), v.strip()
+        if not name or not _TOKEN.issuperset(name) or key in _FRAMING or "\n" in v \
+                or "\r" in v:
+            continue
+        out[key] = (out[key][0], f"{out[key][1]},{v}") if key in out else (name, v)
+    return list(out.values())
+
+
+def request_log_line(data: bytes, client: tuple) -> str:
+    """The conformance echo server's line for an HTTP request it answers: the request target
+    as received, the client's address and port."""
+    words = data.split(b"\r\n", 1)[0].split()  # as stream_reply reads it; no line breaks
+    target = words[1].decode(errors="replace") if len(words) > 1 else "/"
+    return f"Echoing back request made to {target} to client ({host_port(client)})\n"
 
 
 def _body_length(headers: dict[str, str]) -> int | None:
@@ -83,9 +124,11 @@ def _body_length(headers: dict[str, str]) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _http_response(status: str, pod: str, body: bytes, ctype: str) -> bytes:
+def _http_response(status: str, pod: str, body: bytes, ctype: str,
+                   extra: list[tuple[str, str]] | None = None) -> bytes:
+    more = "".join(f"{k}: {v}\r\n" for k, v in extra or ())
     return (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-            f"Connection: close\r\nX-Netlab-Pod: {pod}\r\n\r\n").encode() + body
+            f"Connection: close\r\nX-Netlab-Pod: {pod}\r\n{more}\r\n").encode() + body
 
 
 def stream_reply(pod: str, hostname: str, proto: str, client: tuple, server: tuple,
@@ -116,7 +159,8 @@ def stream_reply(pod: str, hostname: str, proto: str, client: tuple, server: tup
         body, ctype = parse_qs(url.query).get("msg", [""])[0].encode(), "text/plain"
     else:
         body, ctype = (json.dumps(info) + "\n").encode(), "application/json"
-    return _http_response("200 OK", pod, body, ctype)
+    echo = headers.get("x-echo-set-header")
+    return _http_response("200 OK", pod, body, ctype, echo_set_headers(echo) if echo else None)
 
 
 def stream_complete(data: bytes) -> bool:
@@ -178,12 +222,45 @@ def netns_opener(netns: NetnsPath) -> contextlib.AbstractContextManager[SocketFa
 # --- the loop -------------------------------------------------------------------------------
 
 class _Pod:
-    __slots__ = ("conns", "hostname", "key", "listeners", "name")
+    __slots__ = ("conns", "hostname", "key", "listeners", "log", "name")
 
     def __init__(self, key: str, name: str, hostname: str) -> None:
         self.key, self.name, self.hostname = key, name, hostname
         self.listeners: dict[str, _Listener] = {}  # "tcp:80" -> its socket
         self.conns: set[_Conn] = set()
+        self.log: _Log | None = None
+
+
+class _Log:
+    """A pod's request log: each line appended to its file (opened at the first, kept open)
+    before the answer goes out, so a client that has its answer finds the line; past LOG_MAX
+    it starts over. A file that cannot be written loses its lines: the responder answers all
+    the same."""
+
+    __slots__ = ("fd", "path", "size")
+
+    def __init__(self, path: str) -> None:
+        self.path, self.fd, self.size = path, -1, 0
+
+    def write(self, line: str) -> None:
+        data = line.encode(errors="replace")
+        try:
+            if self.fd < 0:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT |
+                                  os.O_CLOEXEC, 0o644)
+                self.size = os.fstat(self.fd).st_size
+            if self.size + len(data) > LOG_MAX:
+                os.ftruncate(self.fd, 0)  # O_APPEND: the next write goes to the new end
+                self.size = 0
+            self.size += os.write(self.fd, data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
 
 
 class _Listener:
@@ -235,14 +312,16 @@ class ResponderHub:
     # the API -----------------------------------------------------------------------------
 
     def add(self, key: str, hostname: str, netns: NetnsPath, ports: Sequence[str], *,
-            name: str | None = None, replies: dict[str, bytes] | None = None) -> list[str]:
+            name: str | None = None, replies: dict[str, bytes] | None = None,
+            log: str | os.PathLike[str] | None = None) -> list[str]:
         """Listen for pod `key` on each "proto:port" (or "proto:port@address", bound to that
         one address) inside `netns`; one log line per port, as the responder prints them
         ("listening on tcp/80", "cannot listen on tcp/80: ..."). Answers name the pod `name`
         (default: `key`; the responder's --name). `replies`: ports answered with a fixed
         HTTP response instead (a request that is not HTTP gets 400, as from an HTTP server).
+        `log`: the file that gets a line per HTTP request answered (created at the first).
         Adding a pod again adds its new ports (open ones stay), takes the new hostname and
-        name, and the new replies (for connections accepted from then on)."""
+        name, the new replies (for connections accepted from then on) and the new log."""
         replies = replies or {}
         with self._lock:
             pod = self._pods.get(key)
@@ -268,6 +347,10 @@ class ResponderHub:
                 raise RuntimeError("the responder hub is closed")
             pod = self._pods.setdefault(key, _Pod(key, key, hostname))
             pod.name, pod.hostname = name or key, hostname
+            path = None if log is None else os.fspath(log)
+            if (pod.log.path if pod.log else None) != path:
+                self._close_log(pod)
+                pod.log = None if path is None else _Log(path)
             for spec, s in opened.items():
                 if spec in pod.listeners:  # a concurrent add() of the same port won
                     s.close()
@@ -297,6 +380,7 @@ class ResponderHub:
                 self._drop(listener.sock)
             for conn in list(pod.conns):
                 self._close(conn)
+            self._close_log(pod)
         self._wake()
         return True
 
@@ -369,6 +453,7 @@ class ResponderHub:
                     self._drop(listener.sock)
                 for conn in list(pod.conns):
                     self._close(conn)
+                self._close_log(pod)
             self._pods.clear()
             if self._waiting:
                 self._wake()
@@ -441,6 +526,8 @@ class ResponderHub:
         else:
             out = stream_reply(pod.name, pod.hostname, conn.proto, conn.peer, conn.local,
                                conn.buf)
+            if pod.log is not None and out.startswith(b"HTTP/1.1 200"):
+                pod.log.write(request_log_line(conn.buf, conn.peer))
         conn.out = memoryview(out)
         self._send(conn)
         if not conn.closed:  # the socket's buffer is full: wait until the client reads
@@ -489,6 +576,10 @@ class ResponderHub:
         conn.closed = True
         conn.pod.conns.discard(conn)
         self._drop(conn.sock)
+
+    def _close_log(self, pod: _Pod) -> None:
+        if pod.log is not None:
+            pod.log.close()
 
     def _drop(self, sock: socket.socket) -> None:
         with contextlib.suppress(KeyError, ValueError):  # not registered (any more)

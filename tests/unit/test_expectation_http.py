@@ -7,20 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
 
 from netlab.errors import InputError
-from netlab.expectations import (
-    HttpCheck,
-    HttpExpect,
-    backend_matches,
-    http_check,
-    http_problems,
-    run_check,
-)
-from netlab.fields import Fields, Where
+from netlab.expectations import backend_matches, http_problems, run_check
 from netlab.http_client import HttpResult
-from netlab.model import ExpectCheck
+from netlab.loader import build, read_text
+from netlab.model import ExpectCheck, HttpExpect
 
 HEAD = """
 apiVersion: netlab.dev/v1alpha1
@@ -32,21 +24,9 @@ spec:
 
 
 def checks(body: str) -> tuple[list[ExpectCheck], list[str]]:
-    """The http checks of an Expectation, read as netlab.loader's _expectation reads one
-    (answeredBy, the URL, then http_check; its unread fields warned about).
-    TODO(model): build(read_text(...)) once the loader calls http_check."""
-    doc = yaml.safe_load(HEAD + body)
-    where = Where("e.yaml", 2, f"Expectation {doc['metadata']['name']}")
-    out = []
-    for i, raw in enumerate(doc["spec"]["checks"]):
-        c = Fields(raw, f"spec.checks[{i}]", where)
-        labels = tuple(sorted(c.str_map("answeredBy").items())) if c.has("answeredBy") else ()
-        url = c.str("http")
-        if not url.startswith(("http://", "https://")):
-            raise c.error("http", f"{url!r} is not an http:// or https:// URL")
-        out.append(http_check(c, c.str("from"), c.str("name", ""), url, labels))
-        c.done()
-    return out, where.warnings
+    """The checks of an Expectation as the loader reads it, and its warnings."""
+    m = build(read_text(HEAD + body, "e.yaml"))
+    return list(m.expectations["routes"].checks), m.warnings
 
 
 def error(body: str) -> str:
@@ -65,8 +45,7 @@ def test_the_old_form_still_reads_the_same():
     assert c.kind == "http" and (c.src, c.dst, c.status, c.expect) == (
         "external", "https://shop.example.com/", 201, "connected")
     assert c.answered_by == (("app", "shop"),)
-    assert isinstance(c, HttpCheck) and (c.method, c.headers, c.data, c.via) == (
-        "GET", (), None, None)
+    assert (c.method, c.headers, c.data, c.via) == ("GET", (), None, None)
     assert c.seen == HttpExpect()
     assert (blocked.expect, blocked.status) == ("blocked", 200)
 
@@ -88,7 +67,6 @@ def test_a_request_and_what_the_backend_must_have_received():
       responseHeaders: {X-Version: v2}
 """)
     assert not warnings
-    assert isinstance(c, HttpCheck)
     assert (c.method, c.data, c.via, c.status, c.expect) == (
         "POST", "name=ada", "gateway/infra/public", 201, "connected")  # POST: it has data
     assert c.headers == (("X-Canary", "always"), ("X-Num", "5"))
@@ -99,6 +77,22 @@ def test_a_request_and_what_the_backend_must_have_received():
   - {from: a, http: "http://shop.example/", method: delete, data: ""}
 """)
     assert (c.method, c.data) == ("DELETE", "")
+
+
+def test_checks_of_other_kinds_have_no_request_of_their_own():
+    (conn, dns, http), _ = checks("""
+  - {from: a, to: svc/b, port: 80}
+  - {from: a, dns: b}
+  - {from: a, http: "http://s/", headers: {X-A: "1"}, expect: {headers: {X-A: "1"}}}
+""")
+    for c in (conn, dns):
+        assert (c.method, c.headers, c.data, c.via, c.seen) == ("GET", (), None, None,
+                                                                HttpExpect())
+    assert http.seen.headers == (("X-A", "1"),)
+    # frozen and hashable, as every part of the model: a set of checks, a cache key
+    assert len({conn, dns, http, checks('  - {from: a, http: "http://s/", headers: '
+                                        '{X-A: "1"}, expect: {headers: {X-A: "1"}}}\n'
+                                        )[0][0]}) == 3
 
 
 @pytest.mark.parametrize(("check", "message"), [

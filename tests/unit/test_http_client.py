@@ -74,6 +74,80 @@ def test_a_host_header_of_ones_own_replaces_the_urls(responder: int):
     assert list(r.sent_headers) == ["Accept", "host", "user-agent"]
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_the_method_and_host_the_backend_saw_are_always_filled(responder: int, method: str):
+    r = request(None, f"http://shop.example:{responder}/m", "127.0.0.1", method)
+    assert (r.status, r.seen_method, r.seen_host, r.seen_path) == (
+        200, method, f"shop.example:{responder}", "/m"), r
+
+
+def test_the_responder_sets_the_response_headers_asked_for(responder: int):
+    r = request(None, f"http://shop.example:{responder}/", "127.0.0.1",
+                headers={"X-Echo-Set-Header": "X-Header-Set:v1,X-Header-Add:a,X-Header-Add:b"})
+    assert (r.headers["X-Header-Set"], r.headers["X-Header-Add"]) == ("v1", "a,b")
+
+
+@pytest.fixture
+def canned() -> Iterator[tuple[list[bytes], int]]:
+    """A server on 127.0.0.1:PORT answering each connection with the next of `answers` (a
+    raw HTTP response the test appends), then closing; yields (answers, PORT)."""
+    answers: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answers.pop(0))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield answers, server.getsockname()[1]
+    stop.set()
+    t.join(5)
+    server.close()
+
+
+def test_a_response_header_sent_twice_is_joined_not_overwritten(canned):
+    answers, port = canned
+    answers.append(b"HTTP/1.1 200 OK\r\nX-Dup: a\r\nContent-Length: 0\r\nx-dup: b\r\n"
+                   b"X-DUP: c, d\r\nX-One: 1\r\nConnection: close\r\n\r\n")
+    r = request(None, f"http://a.example:{port}/", "127.0.0.1")
+    assert r.status == 200, r
+    assert r.headers == {"X-Dup": "a,b,c, d", "Content-Length": "0", "X-One": "1",
+                         "Connection": "close"}
+
+
+def test_the_conformance_echo_servers_answer_is_read_too(canned):
+    """gateway-api's echo-basic: headers are lists of values under canonical names, its
+    "path" is the request URI, and it has no "uri"."""
+    answers, port = canned
+    body = json.dumps({"path": "/a?b=1", "host": "shop.example", "method": "PATCH",
+                       "proto": "HTTP/1.1", "headers": {"User-Agent": ["netlab-http"],
+                                                        "X-Multi": ["a", "b"]},
+                       "namespace": "ns", "pod": "echo-1"}).encode()
+    answers.append(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    r = request(None, f"http://shop.example:{port}/a?b=1", "127.0.0.1", "PATCH")
+    assert (r.seen_method, r.seen_path, r.seen_host) == ("PATCH", "/a?b=1", "shop.example")
+    assert r.seen_headers == {"user-agent": "netlab-http", "x-multi": "a,b"}
+
+
+def test_a_json_answer_that_is_no_echo_leaves_the_seen_fields_empty(canned):
+    answers, port = canned
+    body = b'{"pod": "ns/p", "client": "10.0.0.1:5", "headers": {"a": "b"}}'
+    answers.append(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    r = request(None, f"http://a.example:{port}/", "127.0.0.1")
+    assert r.status == 200
+    assert (r.seen_method, r.seen_path, r.seen_host, r.seen_headers) == (None, None, None, {})
+
+
 def test_no_answer_is_an_error_not_an_exception():
     r = request(None, f"http://shop.example:{free_port()}/", "127.0.0.1", timeout=1)
     assert r.status is None and not r.ok

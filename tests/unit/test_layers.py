@@ -25,7 +25,8 @@ PKG = Path(__file__).resolve().parents[2] / "netlab"
 PURE = ("netlab.errors", "netlab.names", "netlab.fields", "netlab.loader", "netlab.model",
         "netlab.plan", "netlab.compile", "netlab.intents", "netlab.views", "netlab.targets",
         "netlab.policy", "netlab.features", "netlab.nft", "netlab.kernel.port",
-        "netlab.scheduling", "netlab.jobs", "netlab.cni", "netlab.gateway")
+        "netlab.scheduling", "netlab.jobs", "netlab.cni", "netlab.gateway",
+        "netlab.expect_fields")
 NOT_FOR_PURE = ("netlab.kernel", "netlab.lab", "netlab.converge", "netlab.state",
                 "netlab.probe", "netlab.trace", "netlab.capture", "netlab.check",
                 "netlab.expectations", "netlab.cli", "netlab.graph", "netlab.http_client",

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from netlab.runtime import responder_hub
 from netlab.runtime.responder_hub import (
     LINE_WAIT,
     MAX_BODY,
     ResponderHub,
+    echo_set_headers,
     plain_opener,
+    request_log_line,
     stream_complete,
 )
 
@@ -165,6 +168,121 @@ def test_a_body_too_large_or_a_bad_length_is_refused_at_once(pods):
     assert raw.startswith(b"HTTP/1.1 413 Payload Too Large\r\n"), raw
     raw, _ = ask(pods[0].tcp, b"POST / HTTP/1.1\r\nContent-Length: lots\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n"), raw
+
+
+def _answer_of(raw: bytes) -> tuple[str, list[tuple[str, str]], dict]:
+    """An HTTP answer: its status line, its header lines in order, its JSON body."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    return status, [(k, v.strip()) for k, _, v in (x.partition(":") for x in lines)], \
+        json.loads(body)
+
+
+def test_a_header_sent_on_several_lines_is_echoed_joined_with_commas(pods):
+    raw, _ = ask(pods[0].tcp, b"GET / HTTP/1.1\r\nHost: x\r\nX-Multi: a\r\nx-multi: b \r\n"
+                              b"X-One: 1\r\nX-MULTI: c,d\r\n\r\n")
+    _, _, info = _answer_of(raw)
+    assert info["headers"] == {"host": "x", "x-multi": "a,b,c,d", "x-one": "1"}
+
+
+def test_x_echo_set_header_adds_headers_to_the_answer(pods):
+    """upstream echo-basic's writeEchoResponseHeaders: every X-Echo-Set-Header line, each a
+    comma-separated list of Name:value; a name given twice gets its values joined."""
+    raw, _ = ask(pods[0].tcp, b"GET /p HTTP/1.1\r\nHost: x\r\n"
+                              b"X-Echo-Set-Header: X-Header-Set: set-overwrites-values, "
+                              b"X-Header-Add:add-appends-values\r\n"
+                              b"X-Echo-Set-Header: x-header-add: again,X-Empty:\r\n\r\n")
+    status, headers, info = _answer_of(raw)
+    assert status == "HTTP/1.1 200 OK"
+    assert headers[-3:] == [("X-Header-Set", "set-overwrites-values"),
+                            ("X-Header-Add", "add-appends-values,again"), ("X-Empty", "")]
+    # the request header itself is echoed as received, both lines joined
+    assert info["headers"]["x-echo-set-header"] == (
+        "X-Header-Set: set-overwrites-values, X-Header-Add:add-appends-values,"
+        "x-header-add: again,X-Empty:")
+    raw, _ = ask(pods[0].tcp, b"GET /hostname HTTP/1.1\r\nX-Echo-Set-Header: X-A:1\r\n\r\n")
+    assert ("X-A", "1") in _answer_of(raw.replace(b"a-host\n", b"{}"))[1]  # any path
+
+
+def test_echo_set_headers_leaves_out_bad_names_and_framing_headers():
+    assert echo_set_headers("X-A:1,, no-colon ,Bad Name:2,Content-Length:0,"
+                            "content-type:text/html,Connection:keep-alive,X-Netlab-Pod:me,"
+                            "X-B: two words ") == [("X-A", "1"), ("no-colon", ""),
+                                                   ("X-B", "two words")]
+    assert echo_set_headers("") == []
+
+
+def test_request_log_lines_are_the_echo_servers():
+    line = "Echoing back request made to /mirror?id=7 to client ({}:40112)\n"
+    assert request_log_line(b"GET /mirror?id=7 HTTP/1.1\r\nHost: x\r\n\r\n",
+                            ("10.244.1.1", 40112)) == line.format("10.244.1.1")
+    assert request_log_line(b"GET /mirror?id=7 HTTP/1.1\r\n\r\n",
+                            ("fd00::1", 40112, 0, 0)) == line.format("[fd00::1]")
+    assert request_log_line(b"GET\r\n\r\n", ("10.0.0.1", 1)).startswith(
+        "Echoing back request made to / to client")
+
+
+def test_http_requests_are_logged_to_the_pods_log_file(hub, tmp_path):
+    port, log = free_port(), tmp_path / "echo.log"
+    hub.add("ns/m", "m", None, [f"tcp:{port}"], log=log)
+    assert not log.exists()  # created by the first request
+    clients = [http(port, f"/mirror?n={i}")[3] for i in range(3)]
+    ask(port, b"a line, not HTTP\n")
+    ask(port, b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n")  # refused (400): not logged
+    assert log.read_text().splitlines() == [
+        f"Echoing back request made to /mirror?n={i} to client ({c})"
+        for i, c in enumerate(clients)]
+    hub.add("ns/m", "m", None, [f"tcp:{port}"], log=log)  # served again: the same log
+    http(port, "/again")
+    assert log.read_text().count("\n") == 4
+    other = tmp_path / "other.log"
+    hub.add("ns/m", "m", None, [f"tcp:{port}"], log=other)
+    http(port, "/moved")
+    assert log.read_text().count("\n") == 4 and "/moved" in other.read_text()
+    hub.add("ns/m", "m", None, [f"tcp:{port}"])  # no log any more
+    http(port, "/unlogged")
+    assert "/unlogged" not in other.read_text()
+
+
+def test_a_log_starts_over_past_its_limit(hub, tmp_path, monkeypatch):
+    monkeypatch.setattr(responder_hub, "LOG_MAX", 300)
+    port, log = free_port(), tmp_path / "c.log"
+    log.write_text("from an earlier run of the agent\n")
+    hub.add("ns/m", "m", None, [f"tcp:{port}"], log=log)
+    http(port, "/first")
+    assert log.read_text().startswith("from an earlier run")  # appended to
+    for i in range(10):
+        http(port, f"/{i}")
+        assert 0 < log.stat().st_size <= 300
+    assert log.read_text().splitlines()[-1].startswith("Echoing back request made to /9 ")
+    assert "from an earlier run" not in log.read_text()
+
+
+def test_a_log_that_cannot_be_written_does_not_stop_the_answers(hub, tmp_path):
+    port = free_port()
+    hub.add("ns/m", "m", None, [f"tcp:{port}"], log=tmp_path / "no-such-dir" / "c.log")
+    assert http(port, "/")[0] == "HTTP/1.1 200 OK"
+    assert http(port, "/")[0] == "HTTP/1.1 200 OK"
+    assert hub.remove("ns/m")
+
+
+def test_the_line_is_written_before_the_answer_is_sent(tmp_path):
+    """A client that has its answer finds its line (as the echo server prints it first),
+    also when the pod is removed and the hub closed right after."""
+    port, log = free_port(), tmp_path / "c.log"
+    h = ResponderHub(opener=plain_opener)
+    h.add("x/y", "y", None, [f"tcp:{port}"], log=log)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET /last HTTP/1.1\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while h.connections() == 0 and time.monotonic() < deadline:
+            h.run_once(0.05)  # accept
+        h.run_once(1)  # read, log, answer
+        assert s.recv(20).startswith(b"HTTP/1.1 200 OK")
+        assert "/last" in log.read_text()
+    assert h.remove("x/y")
+    h.close()
+    assert log.read_text().count("\n") == 1
 
 
 def test_stream_complete_waits_for_the_announced_body():
