@@ -665,7 +665,7 @@ class Lab:
 
             raise InputError(no_controller_message(manifests(self._state().docs, plan.cluster),
                                                    plan.cluster, hostname)
-                             + ("" if not m.gateways else
+                             + ("" if not m.gateways or to is not None else
                                 f"; and no Gateway has a listener on port {port} for "
                                 f"{hostname!r} (send it to one with --to gateway/NS/NAME)"))
         return svc

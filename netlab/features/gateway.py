@@ -119,8 +119,9 @@ def reconciled(plan: Plan, m: Manifests) -> Reconciled:
 def render_files(plan: Plan, m: Manifests, lab_dir: str
                  ) -> tuple[list[File | Directory | Certificate], list[str]]:
     """Each data plane's files: nginx.conf (checked with `nginx -t` and reloaded gracefully
-    when nginx runs), the listeners' certificates and keys, a self-signed default
-    certificate, nginx's temporary directories; and the controller's warnings."""
+    when nginx runs), the listeners' certificates and keys (from their Secrets: an HTTPS
+    listener without a usable one is not programmed), nginx's temporary directories; and
+    the controller's warnings."""
     if not m.gateways:
         return [], []
     result = reconciled(plan, m)
@@ -134,8 +135,6 @@ def render_files(plan: Plan, m: Manifests, lab_dir: str
         out += [Directory(f"{d}/tmp/{t}") for t in ("body", "proxy", "fastcgi", "uwsgi",
                                                     "scgi")]
         out += [File(f"{d}/{name}", data) for name, data in sorted(cfg.files.items())]
-        out.append(Certificate(f"{d}/default.crt", f"{d}/default.key",
-                               (f"netlab-gateway-{pod.name}",)))
         conf = nginx.render(cfg, Path(lab_dir) / d, ipv6=plan.cluster.ipv6)
         out.append(File(f"{d}/nginx.conf", conf.encode(),
                         Reload(pod.netns, ("nginx", "-t", "-q", "-c", "{}"),

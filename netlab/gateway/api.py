@@ -161,6 +161,8 @@ class Gateway:
     listeners: tuple[Listener, ...]
     addresses: tuple[tuple[str, str], ...] = ()  # spec.addresses (type, value)
     source: Source | None = field(default=None, compare=False)
+    # spec.infrastructure.parametersRef as "group/kind name" (netlab's controller has none)
+    parameters_ref: str | None = None
 
     @property
     def key(self) -> str:
@@ -510,10 +512,19 @@ def _gateway(spec: Fields, meta: Meta, source: Source) -> Gateway:
                for o in listeners[:i]):
             raise spec.error("listeners", f"{MSG_LISTENER_COMBINATION} (listener {li.name!r})")
     addresses = _addresses(spec)
-    for key in ("infrastructure", "allowedListeners", "tls", "defaultScope"):
+    parameters = None
+    if (infra := spec.sub("infrastructure")) is not None:
+        if (ref := infra.sub("parametersRef")) is not None:  # LocalParametersReference
+            parameters = (f"{_group(ref, 'group', ...)}/{_kind(ref, 'kind')} "
+                          f"{_string(ref, 'name', lo=1, hi=253)}")
+            ref.done()
+        for key in ("labels", "annotations"):
+            _unmodelled(infra, key)
+        infra.done()
+    for key in ("allowedListeners", "tls", "defaultScope"):
         _unmodelled(spec, key)
     spec.done()
-    return Gateway(meta, class_name, listeners, addresses, source)
+    return Gateway(meta, class_name, listeners, addresses, source, parameters)
 
 
 # --- HTTPRoute --------------------------------------------------------------------------------

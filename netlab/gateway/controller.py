@@ -408,7 +408,11 @@ def _gateway_result(gw: Gateway, grants: list[ReferenceGrant], secrets: Mapping[
                                                                   "ResolvedRefs").status]
     good = [lr for lr in listeners if lr.accepted]
     result = GatewayResult(gw, True, listeners=listeners, addresses=addresses)
-    if gw.addresses:
+    if gw.parameters_ref is not None:  # the API: InvalidParameters when it cannot be used
+        accepted = Condition("Accepted", False, "InvalidParameters",
+                             f"spec.infrastructure.parametersRef {gw.parameters_ref}: netlab's "
+                             "controller takes no infrastructure parameters (remove it)", gen)
+    elif gw.addresses:
         accepted = Condition("Accepted", False, "UnsupportedAddress",
                              "spec.addresses is not supported: netlab assigns the Gateway's "
                              "LoadBalancer address itself", gen)

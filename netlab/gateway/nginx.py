@@ -286,7 +286,7 @@ class _Renderer:
             return [*response, "return 503;"]
         lines = [f"mirror {_mirror_uri(i, j)};" for j, m in enumerate(rule.mirrors)
                  if m.percent > 0]
-        host = "$host"
+        host = "$netlab_host"
         if rule.rewrite is not None:
             if rule.rewrite.hostname is not None:
                 host = _value(rule.rewrite.hostname)
@@ -311,7 +311,7 @@ class _Renderer:
             body.append(f"return {b.error or 503};")
         else:
             self._upstream(b, _Where(rule))
-            body += self._request_headers(_Where(rule), "$host", rule.request_headers,
+            body += self._request_headers(_Where(rule), "$netlab_host", rule.request_headers,
                                           b.request_headers)
             body.append(f"proxy_pass http://{b.upstream}$request_uri;")
         return _block(f"location = {_mirror_uri(i, j)}", body)
@@ -452,6 +452,9 @@ class _Renderer:
             "  proxy_headers_hash_bucket_size 128;", "  proxy_headers_hash_max_size 4096;",
             "  proxy_connect_timeout 2s;",
             "  geo $netlab_dollar { default \"$\"; }",
+            # the Host header as the client sent it, port included (the conformance suite's
+            # "very.specific.com:1234"); $host (name only) for a request without one
+            "  map $http_host $netlab_host { \"\" $host; default $http_host; }",
         ]
         lines += self.http
         for name, members in sorted(self.upstreams.items()):

@@ -283,7 +283,7 @@ spec:
     route["spec"]["rules"][0]["sessionPersistence"] = {"type": "Cookie"}
     route["spec"]["rules"][0]["retry"] = {"attempts": 2}
     parse(route, warnings)
-    assert any("spec.infrastructure is not modelled" in w for w in warnings)
+    assert any("spec.infrastructure.labels is not modelled" in w for w in warnings)
     for field in ("timeouts", "sessionPersistence", "retry"):
         assert any(f"spec.rules[0].{field} is not modelled" in w for w in warnings), field
 

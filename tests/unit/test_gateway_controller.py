@@ -1007,3 +1007,27 @@ def test_status_json_shapes():
     assert [(c["type"], c["status"], c["reason"]) for c in p["conditions"]] == [
         ("Accepted", "True", "Accepted"), ("ResolvedRefs", "True", "ResolvedRefs")]
     assert all("lastTransitionTime" not in c for c in p["conditions"])
+
+
+def test_an_infrastructure_parameters_ref_is_invalid_parameters():
+    """conformance GatewayInvalidParametersRef: netlab's controller takes no parameters, so
+    any spec.infrastructure.parametersRef leaves the Gateway Accepted False
+    InvalidParameters (and not programmed)."""
+    from netlab.gateway.api import parse as parse_api
+    from netlab.gateway.controller import reconcile
+
+    gw = parse_api({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                    "metadata": {"name": "g", "namespace": "ns"},
+                    "spec": {"gatewayClassName": "netlab",
+                             "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+                             "infrastructure": {"parametersRef": {
+                                 "group": "invalid.io", "kind": "InvalidParameters",
+                                 "name": "invalid"}}}}, "g.yaml")
+    assert gw.parameters_ref == "invalid.io/InvalidParameters invalid"
+    out = reconcile([], [gw], [], [], services={}, namespaces={}, secrets={},
+                    addresses={"ns/g": ("172.18.0.200",)})
+    status = out.to_status()["Gateway ns/g"]
+    conds = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conds["Accepted"] == ("False", "InvalidParameters")
+    assert conds["Programmed"][0] == "False"
+    assert "ns/g" not in out.configs
