@@ -327,6 +327,7 @@ class _Renderer:
         """proxy_set_header lines (all of them in every location: nginx inherits none from
         the outer level once a location has its own)."""
         headers = {"host": ("Host", host)} | {n.lower(): (n, v) for n, v in _BASE_HEADERS}
+        headers["connection"] = ("Connection", '""')  # keep the upstream connection
         for key, state in _header_states(*mods).items():
             if state.replace:
                 headers[key] = (state.name, _value(",".join(state.values)))
@@ -451,6 +452,10 @@ class _Renderer:
             "  variables_hash_bucket_size 128;", "  variables_hash_max_size 4096;",
             "  proxy_headers_hash_bucket_size 128;", "  proxy_headers_hash_max_size 4096;",
             "  proxy_connect_timeout 2s;",
+            # connections to backends are kept and reused (ingress-nginx's
+            # upstream-keepalive-connections): a new connection per request costs the
+            # overlay's handshake, and the Gateway's throughput with it (bench/gateway.py)
+            "  proxy_http_version 1.1;",
             "  geo $netlab_dollar { default \"$\"; }",
             # the Host header as the client sent it, port included (the conformance suite's
             # "very.specific.com:1234"); $host (name only) for a request without one
@@ -460,7 +465,7 @@ class _Renderer:
         for name, members in sorted(self.upstreams.items()):
             if members:
                 lines.append(f"  upstream {name} {{ " + " ".join(f"server {m};" for m in members)
-                             + " }")
+                             + " keepalive 32; }")
             else:  # no endpoints: nginx needs a server; the location answers 503 itself
                 lines.append(f"  upstream {name} {{ server 127.0.0.1:1 down; }}")
         lines += servers

@@ -322,7 +322,7 @@ def test_request_headers(env: Env):
     assert "x-header-remove" not in seen
     assert seen["other"] == "kept"
     assert seen["x-backend-set"] == "b"  # the backendRef's own filter
-    assert seen["host"] == "exact.example.com"
+    assert seen["host"] == "exact.example.com:8080"  # the Host header as sent, port included
     assert seen["x-forwarded-host"] == "exact.example.com"
     assert seen["x-forwarded-proto"] == "http"
     assert seen["x-forwarded-port"] == "8080"
