@@ -186,9 +186,9 @@ def _http(lab: Lab, name: str, c: ExpectCheck, t0: float) -> Outcome:
     hint = ""
     if problems:
         hint = "; ".join(problems)
-        probs = [p for i in lab.ingresses(None) for p in i.problems]
+        probs = lab.http_hints(c.dst or "", c.via)
         if probs:
-            hint += ". Ingress problems: " + " | ".join(probs)
+            hint += ". " + " | ".join(probs)
     return Outcome(name, c, not problems, evidence, hint, round(time.monotonic() - t0, 3))
 
 

@@ -670,6 +670,26 @@ class Lab:
                                 f"{hostname!r} (send it to one with --to gateway/NS/NAME)"))
         return svc
 
+    def http_hints(self, url: str, to: str | None = None) -> list[str]:
+        """What may keep a request for `url` from being answered as hoped: the Gateway API
+        controller's conditions for the Gateway it goes to and the HTTPRoutes attached to it
+        for the URL's host; or, through the ingress controller, the Ingresses' problems."""
+        from urllib.parse import urlsplit
+
+        from netlab.features import gateway as gateway_mod
+        from netlab.views.gateways import gateway_hints
+
+        u = urlsplit(url)
+        host = u.hostname or ""
+        try:
+            svc = self._http_frontend(host, u.port or (443 if u.scheme == "https" else 80), to)
+        except InputError as e:
+            return [str(e)]
+        for gw in gateway_mod.served(self._documents()):
+            if gateway_mod.service_key(gw) == svc.key:
+                return gateway_hints(self.gateway_api(), gw.key, host)
+        return [f"Ingress problem: {p}" for i in self.ingresses(None) for p in i.problems]
+
     def gateway_api(self) -> Any:
         """netlab's Gateway API controller over the lab's objects
         (netlab.gateway.controller.Reconciled): the status of every GatewayClass, Gateway

@@ -339,15 +339,19 @@ def http(url: Annotated[str, typer.Argument(help="http[s]://HOST[:PORT]/PATH[?QU
     if body is not None and not any(k.lower() == "content-type" for k in headers):
         headers["Content-Type"] = "application/x-www-form-urlencoded"  # curl -d's
     verb = (method or ("POST" if body is not None else "GET")).upper()
-    r = open_lab(lab).http(url, src, verb, headers, family="IPv6" if ipv6 else None,
-                           data=body, to=target, resolve=pins or None,
-                           cacert=str(cacert) if cacert else None, insecure=insecure)
+    lab_ = open_lab(lab)
+    r = lab_.http(url, src, verb, headers, family="IPv6" if ipv6 else None,
+                  data=body, to=target, resolve=pins or None,
+                  cacert=str(cacert) if cacert else None, insecure=insecure)
     if verbose:
         _print_exchange(r, src)
     if fmt.machine:
         print_document(fmt, r.to_json())
     else:
         _print_answer(r, url, verbose)
+        if not r.ok and not pins:  # the controller's words on what serves this URL
+            for h in lab_.http_hints(url, target):
+                out.print(f"  [yellow]hint:[/yellow] {escape(h)}", highlight=False)
     raise typer.Exit(0 if r.ok else 1)
 
 

@@ -139,4 +139,47 @@ def gateway_api_infos(kind: str, m: Manifests, docs: list[Any], result: Reconcil
     return out
 
 
-__all__ = ["GatewayApiInfo", "gateway_api_infos"]
+
+
+
+def gateway_hints(result: Reconciled, gateway: str, host: str) -> list[str]:
+    """Why a request for `host` through Gateway `gateway` ("ns/name") may not have gone as
+    hoped, in the controller's words: the Gateway's and its listeners' conditions that are
+    not as they should be, and those of the HTTPRoutes attached to it for that host (or that
+    none is)."""
+    from netlab.gateway.controller import host_matches
+
+    g = result.gateways.get(gateway)
+    if g is None:
+        return []
+    if not g.served:
+        return [f"Gateway {gateway} is not served: {g.why}"]
+    out = [f"Gateway {gateway}: {c.type} {c.status} ({c.reason}): {c.message}"
+           for c in g.conditions if not c.status and c.message]
+    out += [f"Gateway {gateway} listener {lr.listener.name}: {c.type} {c.status} "
+            f"({c.reason}): {c.message}"
+            for lr in g.listeners for c in lr.conditions
+            if (c.type == "Conflicted") == bool(c.status) and c.message]
+    serving = []
+    for key, r in sorted(result.routes.items()):
+        names = r.route.hostnames
+        if names and not any(host_matches(n, host) for n in names):
+            continue
+        for p in r.parents:
+            if p.gateway != gateway:
+                continue
+            if p.accepted:
+                serving.append(key)
+            out += [f"HTTPRoute {key}: {c.type} {c.status} ({c.reason}): {c.message}"
+                    for c in p.conditions
+                    if (c.type == "PartiallyInvalid") == bool(c.status) and c.message]
+    if not serving:
+        attached = sorted({k for k, r in result.routes.items()
+                           for p in r.parents if p.gateway == gateway and p.accepted})
+        out.append(f"no HTTPRoute attached to Gateway {gateway} is for host {host!r}"
+                   + (f" (attached: {', '.join(attached)})" if attached else
+                      " (none is attached)"))
+    return out
+
+
+__all__ = ["GatewayApiInfo", "gateway_api_infos", "gateway_hints"]

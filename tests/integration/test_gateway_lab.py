@@ -139,3 +139,7 @@ spec:
     assert (resolved["status"], resolved["reason"]) == ("False", "BackendNotFound")
     (route,) = lab.gateway_api_objects("HTTPRoute", "default")
     assert "ResolvedRefs=False(BackendNotFound)" in route.parents
+    # the hint `netlab http` and Expectations give for a failed request
+    hints = lab.http_hints("http://web.example.com/missing/x")
+    assert any(h.startswith("HTTPRoute default/web: ResolvedRefs False (BackendNotFound)")
+               for h in hints), hints

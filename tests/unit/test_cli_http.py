@@ -42,6 +42,9 @@ class FakeLab:
         self.calls.append((args, kwargs))
         return self.result
 
+    def http_hints(self, url: str, to: str | None = None) -> list[str]:
+        return [f"no HTTPRoute attached to Gateway infra/public is for host {url!r}"]
+
 
 @pytest.fixture
 def run(monkeypatch):
@@ -194,3 +197,11 @@ def test_parse_header(text: str, parsed: tuple[str, str] | None):
 ])
 def test_parse_resolve(text: str, parsed: tuple[str, str] | None):
     assert parse_resolve(text) == parsed
+
+
+def test_a_failed_request_shows_the_controllers_hints(run):
+    code, out, _, _ = run("http://blog.example/", status=404)
+    assert code == 1
+    assert "hint: no HTTPRoute attached to Gateway infra/public" in out
+    code, out, _, _ = run("http://blog.example/")
+    assert code == 0 and "hint" not in out

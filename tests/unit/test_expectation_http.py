@@ -184,8 +184,10 @@ class FakeLab:
         self.calls.append((args, kwargs))
         return self.r
 
-    def ingresses(self, namespace: str | None) -> list:
-        return []
+    def http_hints(self, url: str, to: str | None = None) -> list[str]:
+        return [] if self.r.answered_by != "default/shop-v1-x" else [
+            "HTTPRoute default/shop: ResolvedRefs False (BackendNotFound): Service shop-v2 "
+            "not found"]
 
 
 def test_running_a_check_sends_its_request_and_judges_the_answer():
@@ -210,4 +212,6 @@ def test_running_a_check_sends_its_request_and_judges_the_answer():
     lab.r = result(answered_by="default/shop-v1-x")
     o = run_check(lab, "routes", c)  # type: ignore[arg-type]
     assert not o.passed
-    assert o.hint == "expected an answer from shop-v2, not default/shop-v1-x"
+    assert o.hint == ("expected an answer from shop-v2, not default/shop-v1-x. HTTPRoute "
+                      "default/shop: ResolvedRefs False (BackendNotFound): Service shop-v2 not "
+                      "found")  # the controller's words on what serves the URL

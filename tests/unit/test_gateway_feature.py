@@ -105,3 +105,23 @@ def test_get_shows_the_builtin_class_and_the_controllers_status():
     assert not gws["theirs"].served and gws["theirs"].problems
     (route,) = gateway_api_infos("HTTPRoute", desired.manifests, docs, result, 0.0)
     assert route.parents == "gw Accepted=True ResolvedRefs=True"
+
+
+def test_hints_say_what_the_controller_says_about_a_host():
+    from netlab.views.gateways import gateway_hints
+
+    broken = LAB.replace("rules: [{backendRefs: [{name: web, port: 80}]}]",
+                         "hostnames: [shop.example.com]\n"
+                         "  rules: [{backendRefs: [{name: nothing, port: 80}]}]")
+    desired = compile_lab("g", read_text(broken))
+    result = gateway.reconciled(desired.plan, desired.manifests)
+    hints = gateway_hints(result, "default/gw", "shop.example.com")
+    assert any(h.startswith("HTTPRoute default/web: ResolvedRefs False (BackendNotFound)")
+               for h in hints), hints
+    assert any("listener tcp: Accepted False (UnsupportedProtocol)" in h for h in hints), hints
+    (other,) = [h for h in gateway_hints(result, "default/gw", "blog.example.com")
+                if h.startswith("no HTTPRoute")]
+    assert other == ("no HTTPRoute attached to Gateway default/gw is for host "
+                     "'blog.example.com' (attached: default/web)")
+    assert gateway_hints(result, "default/theirs", "x")[0].startswith(
+        "Gateway default/theirs is not served: gatewayClassName 'other'")
