@@ -18,6 +18,7 @@ from typing import Any
 from netlab import names
 from netlab.errors import InputError
 from netlab.features import (
+    bgp,
     cni,
     dns,
     gateway,
@@ -305,6 +306,10 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
     warnings += ingress_warnings + gateway_warnings
     for f in (*ingress_files, *gateway_files):
         files[f.cert if isinstance(f, Certificate) else f.path] = f
+    for f in bgp.render_files(plan, {n.name: tuple(a.cidr.split("/")[0] for a in
+                                                   loadbalancer.announced(plan, n))
+                                     for n in plan.nodes}):
+        files[f.path] = f
     policies = list(m.network_policies.values())
     rules = {n.netns: [*kubeproxy.render_tables(plan, n),
                        *netpol.render_tables(plan, n, policies,
@@ -320,7 +325,7 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
                            for a in loadbalancer.announced(plan, n)] for n in plan.nodes}
     ready: dict[tuple[str, str], ReadyWhen] = {}
     processes: dict[str, list[Process]] = {}
-    raw = underlay.render_processes(plan)
+    raw = underlay.render_processes(plan) + bgp.render_processes(plan)
     for pod in plan.pods.values():
         raw += workloads.render_pod(pod)
     # a StatefulSet pod kept on an older revision renders from that revision's template
@@ -419,13 +424,17 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
     if p.pod.startswith("host/"):
         host = p.pod.split("/", 1)[1]
         workdir, binds, env = f"hosts/{host}", (), {"HOSTNAME": host}
+    elif p.pod.startswith("node/"):  # a node's own daemon (backend bgp's BIRD)
+        node = p.pod.split("/", 1)[1]
+        workdir, binds, env = f"nodes/{node}", (), {"HOSTNAME": node}
     else:
         pod = plan.pods[p.pod]
         workdir, binds = pod_dir(pod), pod_binds(lab_dir, pod)
         env = {"HOSTNAME": pod.hostname}
     env |= {"NETLAB_LAB": plan.lab, "NETLAB_POD": p.pod, **dict(p.env)}
     mounts: tuple = ()
-    own = p.argv[:1] not in ((dns.COMMAND,), (ingress.COMMAND,), (gateway.COMMAND,))
+    own = p.argv[:1] not in ((dns.COMMAND,), (ingress.COMMAND,), (gateway.COMMAND,),
+                             (bgp.COMMAND,))
     sandboxed = own and model is not None
     if sandboxed and model is not None and m is not None:
         container = next(c for c in (*model.spec.init_containers, *model.spec.containers)
@@ -445,6 +454,8 @@ def resolve(plan: Plan, lab_dir: str, p: Process, model: Pod | None = None,
         return ingress.resolve(lab_dir, p)
     if p.argv[:1] == (gateway.COMMAND,):
         return gateway.resolve(lab_dir, p)
+    if p.argv[:1] == (bgp.COMMAND,):
+        return bgp.resolve(plan, lab_dir, p)
     return p, None
 
 

@@ -102,6 +102,25 @@ def render_dot(plan: Plan, policies: Iterable[NetworkPolicy] = (), max_edges: in
             for b in plan.nodes[i + 1:]:
                 lines.append(f"  {_id(a.name, 'vtep')} -> {_id(b.name, 'vtep')} [dir=both, "
                              "style=dashed, color=darkorange, label=\"VXLAN VNI 1 / UDP 8472\"];")
+    elif c.backend == "bgp":  # the sessions (Calico's full mesh, or to the reflector)
+        from netlab.features import bgp
+
+        drawn: set[frozenset[str]] = set()
+        for a in plan.nodes:
+            for _, address, asn, _rr in bgp.peers(plan, a):
+                other = next((n.name for n in plan.nodes if address in
+                              (n.underlay_ip, n.underlay_ip6)), None)
+                pair = frozenset((a.name, other or "external"))
+                if pair in drawn:
+                    continue
+                drawn.add(pair)
+                end = _id(other, "eth0") if other else _id("external")
+                label = (f"iBGP AS {asn}" if asn == c.bgp_as else
+                         f"eBGP AS {c.bgp_as} - AS {asn}")
+                if c.bgp_route_reflector in pair:
+                    label += " (route reflector)"
+                lines.append(f"  {_id(a.name, 'eth0')} -> {end} [dir=both, style=dashed, "
+                             f"color=purple, label={_q(label)}];")
     else:
         for a in plan.nodes:
             for b in plan.nodes:

@@ -281,12 +281,16 @@ class Certificate:
 @dataclass(frozen=True)
 class ReadyWhen:
     """When a process just started counts as ready: its log (lab-relative) shows `lines`
-    "listening on"/"cannot listen on" lines, or, with lines=0, the file is not empty."""
+    "listening on"/"cannot listen on" lines, or, with lines=0, the file is not empty; and
+    `netns`'s main routing table holds every prefix of `routes` (a routing daemon's:
+    backend bgp's BIRD is ready once it brought the other nodes' pod blocks)."""
 
     pod: str
     container: str
     log: str
     lines: int
+    netns: str = ""
+    routes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ netlab.views, `check`/`explain` live in netlab.check and the packet walk in netl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -66,6 +67,7 @@ from netlab.probe import ProbeResult
 from netlab.runtime.client import LabPort, agent_process
 from netlab.trace import TraceResult
 from netlab.views import (
+    BgpSession,
     ContainerStatus,
     ExecResult,
     IngressClassInfo,
@@ -280,7 +282,32 @@ class Lab:
     # --- reading ---------------------------------------------------------------------------
 
     def nodes(self) -> list[NodeInfo]:
-        return node_infos(self.plan)
+        """The lab's nodes; with backend bgp, with their BGP sessions as BIRD reports them."""
+        infos = node_infos(self.plan)
+        if self.plan.cluster.backend != "bgp":
+            return infos
+        sessions = self.bgp_sessions()
+        return [dataclasses.replace(n, bgp=tuple((s.peer, s.state, s.info)
+                                                 for s in sessions.get(n.name, ())))
+                for n in infos]
+
+    def bgp_sessions(self) -> dict[str, list[BgpSession]]:
+        """Each BGP speaker's sessions (`birdc show protocols`): node -> [(peer, state,
+        info)], the external router's under "external". A speaker whose BIRD does not
+        answer has none. Backend bgp only ({} otherwise)."""
+        from netlab.features import bgp
+
+        plan = self.plan
+        out: dict[str, list[BgpSession]] = {}
+        lab_dir = str(names.lab_dir(self.name))
+        for speaker in bgp.speakers(plan):
+            netns = (names.host_netns(self.name, "external") if speaker == bgp.EXTERNAL
+                     else plan.node(speaker).netns)
+            r = procs.run_in(netns_path(netns), ["birdc", "-s", bgp.socket_path(
+                lab_dir, speaker), "show", "protocols"])
+            out[speaker] = [BgpSession(speaker, *row) for row in
+                            bgp.parse_protocols(r.stdout)] if r.returncode == 0 else []
+        return out
 
     def namespaces(self) -> list[NamespaceInfo]:
         """The lab's namespaces with their labels; `default` and `kube-system` always exist."""
@@ -785,11 +812,24 @@ class Lab:
                 env.update(dict(c.env))
         elif t.kind in ("node", "host"):
             env = {"HOSTNAME": t.name}
+            argv = self._birdc(t.name, argv)
         else:
             uts = None  # the fabric has no hostname of its own
         return procs.launcher_argv(netns_path(netns), uts, list(argv), binds,
                                    hostname=hostname), {
             **procs.BASE_ENV, **extra, **env}
+
+    def _birdc(self, speaker: str, argv: Sequence[str]) -> Sequence[str]:
+        """`birdc ...` in a BGP speaker (a node of backend bgp, or the external router)
+        talks to that speaker's BIRD: its control socket is in the lab's state, not at
+        birdc's default /run/bird/bird.ctl, so `-s SOCKET` is added (unless given)."""
+        from netlab.features import bgp
+
+        if not argv or Path(argv[0]).name not in ("birdc", "birdcl") or "-s" in argv \
+                or speaker not in bgp.speakers(self.plan):
+            return argv
+        return [argv[0], "-s", bgp.socket_path(str(names.lab_dir(self.name)), speaker),
+                *argv[1:]]
 
     def _sandbox_argv(self, p: PodPlan, argv: Sequence[str], container: str | None
                       ) -> tuple[list[str], dict[str, str]] | None:

@@ -1801,7 +1801,7 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
             for b in names_[i + 1:]:
                 if group[a].overlaps(group[b]):  # type: ignore[arg-type]
                     raise spec.error(b, f"{group[b]} overlaps {a} {group[a]}")
-    backend = spec.choice("backend", ("vxlan", "host-gw"), d.backend)
+    backend = spec.choice("backend", ("vxlan", "host-gw", "bgp"), d.backend)
     if spec.has("proxyMode") and spec.str("proxyMode") == "ipvs":
         raise spec.error("proxyMode", "'ipvs' is not available: this kernel has no ip_vs "
                                       "module, and kube-proxy deprecated the IPVS mode "
@@ -1903,6 +1903,7 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
         backoff_max = backoff.number("maxSeconds", d.backoff_max, lo=backoff_initial, hi=3600)
         backoff.done()
     cni_config, cni_bins, cni_timeout = _cni(spec, d)
+    bgp = _bgp(spec, d, backend, nodes)
     spec.done()
     top.done()
 
@@ -1924,7 +1925,31 @@ def _cluster(m: Manifests, key: ObjectKey, top: Fields, src: Source) -> None:
                         load_balancer_pool6=pools.get("IPv6", d.load_balancer_pool6),
                         primary_family=primary, proxy_mode=proxy_mode,
                         cni_config=cni_config, cni_bin_dirs=cni_bins,
-                        cni_timeout=cni_timeout, source=src)
+                        cni_timeout=cni_timeout, **bgp, source=src)
+
+
+def _bgp(spec: Fields, d: Cluster, backend: str, nodes: list[NodeSpec]) -> dict[str, Any]:
+    """spec.bgp (backend bgp only): `asNumber` (Calico's default 64512), `routeReflector`
+    (a node's name: every other node peers with it alone instead of the full mesh),
+    `external` (the `external` router peers with every node over eBGP) and `externalAS`."""
+    f = spec.sub("bgp")
+    if f is None:
+        return {}
+    if backend != "bgp":
+        raise spec.error("bgp", f"is for backend bgp (this cluster's backend is {backend})")
+    asn = f.int("asNumber", d.bgp_as, lo=1, hi=4294967295)
+    rr = f.str("routeReflector", "")
+    if rr and rr not in {n.name for n in nodes}:
+        raise f.error("routeReflector", f"{rr!r} is not a node of this cluster "
+                                        f"({', '.join(n.name for n in nodes)})")
+    external = f.bool("external", d.bgp_external)
+    external_as = f.int("externalAS", d.bgp_external_as, lo=1, hi=4294967295)
+    if external_as == asn:
+        raise f.error("externalAS", f"{external_as} is the cluster's own AS: the external "
+                                    "router peers over eBGP, from another AS")
+    f.done()
+    return {"bgp_as": asn, "bgp_route_reflector": rr, "bgp_external": external,
+            "bgp_external_as": external_as}
 
 
 def _cni(spec: Fields, d: Cluster) -> tuple[str, str, float]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Protocol = Literal["TCP", "UDP", "SCTP"]
-Backend = Literal["vxlan", "host-gw"]
+Backend = Literal["vxlan", "host-gw", "bgp"]
 
 
 @dataclass(frozen=True)
@@ -539,6 +539,14 @@ class Cluster:
     cni_config: str = ""
     cni_bin_dirs: str = "/usr/lib/cni"
     cni_timeout: float = 10.0
+    # backend bgp (Calico's model): BIRD in every node announcing its pod block(s) over
+    # iBGP in AS bgp_as, full mesh or through one route reflector node; bgp_external: the
+    # `external` router peers with every node over eBGP (AS bgp_external_as), as a
+    # top-of-rack switch does with Calico
+    bgp_as: int = 64512
+    bgp_route_reflector: str = ""
+    bgp_external: bool = False
+    bgp_external_as: int = 64513
     # kube-proxy's mode: nftables (netlab's default, kube-proxy's since 1.33 GA) or iptables
     # (kube-proxy's default): the only Cluster field a running lab may change (`apply`)
     proxy_mode: str = "nftables"

@@ -13,9 +13,11 @@ cd "$(dirname "$0")/.."
 # graphviz: `netlab graph`; ruby: the syntax check of vagrant/Vagrantfile (CI cannot boot
 # a VM, it checks the file and runs this script, the VM's provisioning, itself).
 # containernetworking-plugins: the CNI reference plugins (/usr/lib/cni) for the lab's CNI
-# mode; iptables: the portmap plugin runs it (inside node namespaces only).
+# mode; iptables: the portmap plugin runs it (inside node namespaces only); bird2: the BGP
+# speaker of backend bgp (inside node namespaces only; its own service is masked below).
 PACKAGES=(iproute2 nftables libpcap0.8 iputils-ping util-linux procps python3-venv dnsutils
-          nginx-light openssl wrk conntrack graphviz ruby containernetworking-plugins iptables)
+          nginx-light openssl wrk conntrack graphviz ruby containernetworking-plugins iptables
+          bird2)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/setup.sh must run as root (it installs packages): sudo $0" >&2
@@ -39,6 +41,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   apt-get install -y -q --no-install-recommends "${missing[@]}" || { [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
   [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+# BIRD runs in lab nodes only: the package's bird.service must never start on the host
+# (policy-rc.d kept it from starting at install; masking keeps it off at boot and from any
+# `systemctl start`). Idempotent: done once, whoever installed the package.
+if [ -e /lib/systemd/system/bird.service ] && \
+   [ "$(readlink /etc/systemd/system/bird.service 2>/dev/null)" != /dev/null ]; then
+  ln -sfn /dev/null /etc/systemd/system/bird.service
+  command -v systemctl >/dev/null && systemctl daemon-reload 2>/dev/null || true
+  echo "masked bird.service: BIRD runs inside lab nodes only"
 fi
 
 PYTHON=${PYTHON:-python3}

@@ -173,6 +173,7 @@ KINDS = (
         Column("PODS", lambda n: str(n.pods)), Column("BACKEND", lambda n: n.backend, wide=True),
         Column("VTEP-MAC", lambda n: ",".join(m for m in (n.vtep_mac, n.vtep_mac6) if m)
                or "-", wide=True),
+        Column("BGP", lambda n: n.bgp_state, wide=True),
         Column("LABELS", lambda n: _labels(n.labels), wide=True))),
     Kind("namespaces", ("namespace", "ns"), "namespace", False,
          lambda lab, ns: lab.namespaces(), (

@@ -7,6 +7,8 @@ FDB entry (VTEP MAC -> its underlay IP). No multicast, no flooding, nothing lear
 
 host-gw: for each remote node a route to its podCIDR via its underlay address.
 
+bgp: nothing; BIRD in every node learns those routes (features/bgp.py).
+
 Dual-stack, as flannel does it (pkg/backend/vxlan, hostgw): the same again in IPv6 over the
 IPv6 underlay (the IPv6 overlay never rides on IPv4): a second device `flannel-v6.1` (same
 VNI and port, its own MAC, the node's /64 network address as its /128 VTEP address) with a
@@ -38,6 +40,8 @@ def _render_family(plan: Plan, node: NodePlan, v: str) -> list[Intent]:
         return getattr(n, attr + v)
 
     remotes = [n for n in plan.nodes if n.name != node.name]
+    if plan.cluster.backend == "bgp":  # BIRD learns them (features/bgp.py): nothing here
+        return []
     if plan.cluster.backend == "host-gw":
         return [Route(node.netns, f(r, "pod_cidr"), names.NODE_UNDERLAY_IFACE,
                       names.INDEX_NODE_ETH0, gateway=f(r, "underlay_ip")) for r in remotes]

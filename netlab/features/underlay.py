@@ -84,9 +84,10 @@ def render_hosts(plan: Plan) -> list[Intent]:
             Route(external, wan, "eth0", names.INDEX_HOST_ETH0, gateway=plan.gateway(f)),
             # The external client's router knows the pod routes (as with Calico's BGP peering
             # or flannel's host-gw): it can reach pods directly, and ipBlock policies can be
-            # tried.
+            # tried. With backend bgp and bgp.external it learns them from the nodes instead.
             *(Route(external, n.of("pod_cidr", f), "eth0", names.INDEX_HOST_ETH0,
-                    gateway=n.address(f)) for n in plan.nodes),
+                    gateway=n.address(f)) for n in plan.nodes
+              if not (plan.cluster.backend == "bgp" and plan.cluster.bgp_external)),
         ]
     return out
 

@@ -418,8 +418,25 @@ class Kernel:
     def ready(self, when: ReadyWhen) -> bool:
         text = (self.read_file(when.log) or b"").decode(errors="replace")
         if when.lines == 0:
-            return bool(text)
-        return text.count("listening on ") + text.count("cannot listen on ") >= when.lines
+            if not text:
+                return False
+        elif text.count("listening on ") + text.count("cannot listen on ") < when.lines:
+            return False
+        return not when.routes or not (set(when.routes) - self.route_prefixes(when.netns))
+
+    @staticmethod
+    def route_prefixes(netns: str) -> set[str]:
+        """The destinations of a namespace's main routing table, both families, as
+        prefixes ("10.244.1.0/24"), read over netlink from inside it."""
+        from pyroute2 import IPRoute
+
+        found = set()
+        with ns.entered(str(netns_path(netns))), IPRoute() as ipr:
+            for route in ipr.get_routes(table=254):
+                dst = route.get_attr("RTA_DST")
+                if dst:
+                    found.add(f"{dst}/{route['dst_len']}")
+        return found
 
     def server_pid(self, netns: str, pidfile: str) -> int | None:
         try:

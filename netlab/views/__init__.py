@@ -14,7 +14,13 @@ from netlab.views.ingresses import (
     ingress_infos,
     no_controller_message,
 )
-from netlab.views.nodes import NamespaceInfo, NodeInfo, namespace_infos, node_infos
+from netlab.views.nodes import (
+    BgpSession,
+    NamespaceInfo,
+    NodeInfo,
+    namespace_infos,
+    node_infos,
+)
 from netlab.views.pods import ContainerStatus, PodInfo, pod_ready
 from netlab.views.policies import ClusterPolicyInfo, cluster_policy_infos
 from netlab.views.results import ExecResult, LabStatus, PingResult
@@ -22,6 +28,7 @@ from netlab.views.services import EndpointSliceInfo, ServiceInfo, service_info
 from netlab.views.workloads import JobInfo, WorkloadInfo, job_infos, selector_text, workload_infos
 
 __all__ = [
+    "BgpSession",
     "ClusterPolicyInfo",
     "ContainerStatus",
     "EndpointSliceInfo",

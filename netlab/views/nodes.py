@@ -9,6 +9,26 @@ from netlab.plan import Plan
 
 
 @dataclass(frozen=True)
+class BgpSession:
+    """One BGP session of a speaker (a node of backend bgp, or the external router), as
+    `birdc show protocols` reports it: the peer's protocol name (NODE_v4), BIRD's protocol
+    state (up, start, down) and its info (Established, Active, Connect, ...)."""
+
+    speaker: str
+    peer: str
+    state: str
+    info: str
+
+    @property
+    def established(self) -> bool:
+        return self.info.startswith("Established")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"speaker": self.speaker, "peer": self.peer, "state": self.state,
+                "info": self.info}
+
+
+@dataclass(frozen=True)
 class NodeInfo:
     name: str
     internal_ip: str
@@ -23,6 +43,16 @@ class NodeInfo:
     pod_cidr6: str = ""
     vtep_mac6: str | None = None
     primary: str = "IPv4"  # the cluster's primary family: which is spec.podCIDR
+    # backend bgp: the node's BGP sessions as its BIRD reports them, (peer, state, info)
+    bgp: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def bgp_state(self) -> str:
+        """`get nodes -o wide`'s BGP column: how many sessions are Established."""
+        if not self.bgp:
+            return "-"
+        up = sum(info.startswith("Established") for _, _, info in self.bgp)
+        return f"Established {up}/{len(self.bgp)}"
 
     @property
     def pod_cidrs(self) -> list[str]:
@@ -42,6 +72,9 @@ class NodeInfo:
         if self.vtep_mac:
             annotations["flannel.alpha.coreos.com/backend-data"] = (
                 f'{{"VNI":1,"VtepMAC":"{self.vtep_mac}"}}')
+        if self.bgp:  # as calico/node's status reports its peers
+            annotations["netlab.dev/bgp-sessions"] = ",".join(
+                f"{peer}={info or state}" for peer, state, info in self.bgp)
         if self.internal_ip6:  # flannel publishes the IPv6 side apart
             annotations["flannel.alpha.coreos.com/public-ipv6"] = self.internal_ip6
             if self.vtep_mac6:
