@@ -111,11 +111,12 @@ class Converger:
                 self._create_pods(new, made)
                 new = self._attach(new, made)
             summary.warnings += self._files(old, new, gone)
+            early = self._node_daemons(old, new)
             if not cni:
                 self._create_pods(new, made)
             self._rules(old, new)
             self._addresses(old, new)
-            started = self._workloads(old, new, gone)
+            started = sorted({*early, *self._workloads(old, new, gone)})
         except BaseException:
             for undo in reversed(self._undo):
                 with contextlib.suppress(Exception):
@@ -377,6 +378,20 @@ class Converger:
         self._record(running)
         had = {(o, r.container): r.started for o, rs in before.items() for r in rs}
         return sorted(k for k, v in running.items() if had.get(k) != v)
+
+    def _node_daemons(self, old: DesiredLab | None, new: DesiredLab) -> list[tuple[str, str]]:
+        """On `up`, the nodes' own daemons (backend bgp's BIRD) start as soon as their
+        namespaces and files exist, before the pods are made: BGP waits about a second
+        before its first connect (BIRD's minimum connect delay), which then overlaps with
+        the rest of `up`. The full set of workloads follows later (these unchanged)."""
+        early = {k: w for k, w in new.workloads.items()
+                 if k.startswith("node/") and w.processes}
+        if old is not None or not early:
+            return []
+        self._undo.append(lambda: self._record(self.port.workloads({})))
+        running = self.port.workloads(early)
+        self._record(running)
+        return sorted(running)
 
     # --- 8. ready ------------------------------------------------------------------------------
 

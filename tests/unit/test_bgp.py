@@ -130,3 +130,16 @@ node_3_v4  BGP        ---        start  16:40:05.000  Active        Socket: Conn
     assert bgp.parse_protocols(text) == [
         ("node_2_v4", "up", "Established"),
         ("node_3_v4", "start", "Active        Socket: Connection refused")]
+
+
+def test_graph_draws_the_sessions():
+    from netlab.graph import _id, render_dot
+
+    dot = render_dot(lab("reflector-dual-stack").plan)
+    sessions = [line for line in dot.splitlines() if "BGP" in line]
+    # the reflector's two sessions (one edge per pair, both families), no client-to-client
+    assert len(sessions) == 2 and all("(route reflector)" in s for s in sessions)
+    assert not any(f"{_id('node-2', 'eth0')} -> {_id('node-3', 'eth0')}" in s
+                   for s in sessions)
+    ext = render_dot(lab("external").plan)
+    assert f"-> {_id('external')} " in ext and "eBGP AS 65000 - AS 64513" in ext

@@ -221,8 +221,13 @@ def test_a_failed_update_leaves_the_lab_as_it_was(a: str, b: str):
                     f"{op} #{n} failed without the update failing"
 
 
-def test_a_failed_up_leaves_nothing():
-    d = VERSIONS["ingress"]
+@pytest.mark.parametrize("d", [VERSIONS["ingress"],
+                               as_docs([CLUSTER.replace("nodes: 2", "nodes: 2, backend: bgp"),
+                                        WEB.replace("REPLICAS", "2"), CLIENT])],
+                         ids=["ingress", "bgp"])
+def test_a_failed_up_leaves_nothing(d: list[RawDoc]):
+    """Whichever kernel call fails during `up`, nothing is left (with backend bgp too, whose
+    BIRDs start early, before the pods)."""
     ops = FakeKernel(LAB)
     Converger(ops, LabState(LAB)).converge(None, compile_lab(LAB, d), d)
     for op, count in ops.calls.items():
