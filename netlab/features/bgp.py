@@ -118,9 +118,13 @@ def render_config(plan: Plan, node: NodePlan, lb_addresses: tuple[str, ...] = ()
                   "    import none;\n"
                   f"    export where source = RTS_BGP || proto = \"pods{v}\";\n  }};\n}}",
                   ""]
+    numbers = {n.address(f): n.number for n in plan.nodes for f in c.families}
     for name, address, asn, rr_client in peers(plan, node):
         v = "6" if ":" in address else "4"
         ebgp = asn != c.bgp_as
+        # one side of each iBGP pair connects, the other listens (the lower-numbered node):
+        # two BIRDs connecting to each other at once collide, and the loser waits seconds
+        passive = not ebgp and node.number < numbers.get(address, 0)
         # iBGP: the node's own block (a reflector also reflects what it learned); eBGP
         # (the external router): the block and the LoadBalancer addresses
         export = ("where source = RTS_STATIC" if ebgp else
@@ -131,6 +135,7 @@ def render_config(plan: Plan, node: NodePlan, lb_addresses: tuple[str, ...] = ()
             f"    neighbor {address} as {asn};\n"
             + ("    direct;\n" if not ebgp else "")  # iBGP: multihop unless told
             + ("    rr client;\n" if rr_client else "")
+            + ("    passive on;\n" if passive else "")
             + TIMERS
             + f"    ipv{v} {{\n      import {'none' if ebgp else 'all'};\n"
             f"      export {export};\n"
