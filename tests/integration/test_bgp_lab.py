@@ -151,3 +151,17 @@ spec: {nodeName: node-2, containers: [{name: c, ports: [{containerPort: 80}]}]}
     # an outside client reaches a pod by its own address: routed, no NAT
     p = lab.probe("external", lab.address_of("b"), 80)
     assert p.connected and p.client_ip == lab.plan.external_ip
+
+
+def test_ipv6_only(netlab_lab):
+    """An IPv6-only cluster: the sessions run over the IPv6 underlay (router ids made up,
+    BIRD's being 32 bits) and carry the IPv6 blocks."""
+    lab = netlab_lab(yaml=cluster("  podCIDR: fd00:10:244::/56\n"
+                                  "  serviceCIDR: fd00:10:96::/112\n"))
+    assert established(lab) == {"node-1": ["node_2_v6", "node_3_v6"],
+                                "node-2": ["node_1_v6", "node_3_v6"],
+                                "node-3": ["node_1_v6", "node_2_v6"]}
+    nodes = {n.name: n for n in lab.nodes()}
+    assert learned(lab, "node-1", "-6") == {nodes["node-2"].pod_cidr6,
+                                            nodes["node-3"].pod_cidr6}
+    assert lab.probe("a", "b", 80).connected
