@@ -276,3 +276,16 @@ def label_selector(f: Fields | None) -> LabelSelector:
     sel = LabelSelector(tuple(sorted(f.labels("matchLabels").items())), tuple(reqs))
     f.done()
     return sel
+
+
+def schema_int(f: Fields, key: str, lo: int, hi: int, default: int | None = None) -> int:
+    """An integer within a CRD schema's minimum and maximum, refused in the API server's
+    words (required unless a `default` is given)."""
+    value = f.raw(key) if default is None else f.raw(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise f.error(key, f"must be an integer, not {value!r}")
+    if value < lo:
+        raise f.error(key, f"Invalid value: {value}: should be greater than or equal to {lo}")
+    if value > hi:
+        raise f.error(key, f"Invalid value: {value}: should be less than or equal to {hi}")
+    return value

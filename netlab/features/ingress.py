@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netlab import nginx_conf
 from netlab.intents import Certificate, Directory, File, Process, ReadyWhen, Reload
 from netlab.loader import DEFAULT_CLASS_ANNOTATION, LEGACY_INGRESS_CLASS, RawDoc
 from netlab.model import Cluster, Ingress, IngressBackend, IngressClass, Manifests
@@ -308,14 +309,7 @@ def _nginx_conf(d: Path, upstreams: dict[str, list[str]],
                 hosts: dict[str | None, dict[tuple[str, str], Route]], tls: list[TLSHost],
                 default_backend: str | None, ipv6: bool = False) -> str:
     lines = [
-        "# rendered by netlab from the lab's Ingress objects; do not edit",
-        "worker_processes 1;", "user root;", f"pid {d}/nginx.pid;",
-        f"error_log {d}/error.log notice;", "events { worker_connections 1024; }", "http {",
-        f"  access_log {d}/access.log;",
-        f"  client_body_temp_path {d}/tmp/body;", f"  proxy_temp_path {d}/tmp/proxy;",
-        f"  fastcgi_temp_path {d}/tmp/fastcgi;", f"  uwsgi_temp_path {d}/tmp/uwsgi;",
-        f"  scgi_temp_path {d}/tmp/scgi;",
-        "  server_names_hash_bucket_size 128;",
+        *nginx_conf.head(d, "from the lab's Ingress objects"),
         "  proxy_set_header Host $host;",
         "  proxy_set_header X-Real-IP $remote_addr;",
         "  proxy_set_header X-Forwarded-For $remote_addr;",

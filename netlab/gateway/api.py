@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netlab.errors import InputError
-from netlab.fields import Fields, Where, label_selector
+from netlab.fields import Fields, Where, label_selector, schema_int
 from netlab.gateway.dataplane import (
     HeaderModifier,
     Match,
@@ -282,15 +282,7 @@ def _enum(f: Fields, key: str, values: tuple[str, ...], default: str | None = No
     return value
 
 
-def _int(f: Fields, key: str, lo: int, hi: int, default: int | None = None) -> int:
-    value = f.raw(key) if default is None else f.raw(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise f.error(key, f"must be an integer, not {value!r}")
-    if value < lo:
-        raise f.error(key, f"Invalid value: {value}: should be greater than or equal to {lo}")
-    if value > hi:
-        raise f.error(key, f"Invalid value: {value}: should be less than or equal to {hi}")
-    return value
+_int = schema_int
 
 
 def _check(f: Fields, key: str, value: str, *, lo: int = 0, hi: int | None = None,

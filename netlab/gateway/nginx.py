@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netlab import nginx_conf
 from netlab.errors import InputError
 from netlab.gateway import dataplane as dp
 
@@ -441,14 +442,7 @@ class _Renderer:
             servers += self._server_blocks(s, server)
         d = self.d
         lines = [
-            f"# rendered by netlab for Gateway {self.cfg.gateway}; do not edit",
-            "worker_processes 1;", "user root;", f"pid {d}/nginx.pid;",
-            f"error_log {d}/error.log notice;", "events { worker_connections 1024; }", "http {",
-            f"  access_log {d}/access.log;",
-            f"  client_body_temp_path {d}/tmp/body;", f"  proxy_temp_path {d}/tmp/proxy;",
-            f"  fastcgi_temp_path {d}/tmp/fastcgi;", f"  uwsgi_temp_path {d}/tmp/uwsgi;",
-            f"  scgi_temp_path {d}/tmp/scgi;",
-            "  server_names_hash_bucket_size 128;",
+            *nginx_conf.head(d, f"for Gateway {self.cfg.gateway}"),
             "  variables_hash_bucket_size 128;", "  variables_hash_max_size 4096;",
             "  proxy_headers_hash_bucket_size 128;", "  proxy_headers_hash_max_size 4096;",
             "  proxy_connect_timeout 2s;",

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from netlab.errors import InputError
-from netlab.fields import Fields, Where, label_selector
+from netlab.fields import Fields, Where, label_selector, schema_int
 from netlab.model import LabelSelector, Source
 from netlab.policy.engine import (
     Decision,
@@ -229,16 +229,7 @@ def _enum(f: Fields, key: str, values: tuple[str, ...], hint: str = "") -> str:
     return value
 
 
-def _int(f: Fields, key: str, lo: int, hi: int) -> int:
-    """A required integer within the schema's minimum and maximum."""
-    value = f.raw(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise f.error(key, f"must be an integer, not {value!r}")
-    if value < lo:
-        raise f.error(key, f"Invalid value: {value}: should be greater than or equal to {lo}")
-    if value > hi:
-        raise f.error(key, f"Invalid value: {value}: should be less than or equal to {hi}")
-    return value
+_int = schema_int  # a required integer within the schema's minimum and maximum
 
 
 def _items(f: Fields, key: str, hi: int, required: bool = False,

@@ -26,7 +26,7 @@ PURE = ("netlab.errors", "netlab.names", "netlab.fields", "netlab.loader", "netl
         "netlab.plan", "netlab.compile", "netlab.intents", "netlab.views", "netlab.targets",
         "netlab.policy", "netlab.features", "netlab.nft", "netlab.kernel.port",
         "netlab.scheduling", "netlab.jobs", "netlab.cni", "netlab.gateway",
-        "netlab.expect_fields")
+        "netlab.expect_fields", "netlab.nginx_conf")
 NOT_FOR_PURE = ("netlab.kernel", "netlab.lab", "netlab.converge", "netlab.state",
                 "netlab.probe", "netlab.trace", "netlab.capture", "netlab.check",
                 "netlab.expectations", "netlab.cli", "netlab.graph", "netlab.http_client",
