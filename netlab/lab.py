@@ -623,7 +623,8 @@ class Lab:
           - `to`: that proxy ("ingress", or "gateway/[NS/]NAME"), its LoadBalancer address
             from outside the cluster, its ClusterIP from a pod;
           - an IP address in the URL (http://[2001:db8:18::c8]/ for IPv6);
-          - else the ingress controller.
+          - else the Gateway with a listener on the URL's port whose hostname matches its
+            host most specifically, else the ingress controller (`_http_frontend`).
         `family`: the proxy's address of that family (None: its Service's primary family).
         `data`: a body (the caller chooses the method: POST is curl's default with one).
         `cacert`/`insecure`: verify the certificate against a CA file, or (the default) only
