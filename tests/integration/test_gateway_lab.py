@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,26 @@ spec:
     hints = lab.http_hints("http://web.example.com/missing/x")
     assert any(h.startswith("HTTPRoute default/web: ResolvedRefs False (BackendNotFound)")
                for h in hints), hints
+
+
+HTTPS = Path(__file__).parents[2] / "scenarios" / "gateway-https"
+
+
+def test_https_listeners_present_their_certificate_by_sni(netlab_lab):
+    """Two HTTPS listeners on 443, a certificate each (Secrets in the Gateway's namespace):
+    the one presented follows the SNI, verifies against itself as CA for its host and fails
+    for the other; HTTP on 80 redirects to HTTPS."""
+    lab = netlab_lab(HTTPS / "lab.yaml")
+    for host, other in (("shop.example.com", "blog.example.com"),
+                        ("blog.example.com", "shop.example.com")):
+        r = lab.http(f"https://{host}/")
+        assert r.status == 200 and r.certificate_names == [host], r
+        assert r.answered_by == f"default/{host.split('.')[0]}", r
+        assert r.seen_headers.get("x-forwarded-proto") == "https"
+        ok = lab.http(f"https://{host}/", cacert=str(HTTPS / "certs" / f"{host}.crt"))
+        assert ok.status == 200 and not ok.error, ok
+        bad = lab.http(f"https://{host}/", cacert=str(HTTPS / "certs" / f"{other}.crt"))
+        assert bad.status is None and "certificate verification failed" in (bad.error or "")
+    r = lab.http("http://shop.example.com/cart?item=7")
+    assert r.status in (301, 302) and r.headers.get("Location", "").startswith(
+        "https://shop.example.com/cart?item=7"), r
