@@ -306,10 +306,6 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
     warnings += ingress_warnings + gateway_warnings
     for f in (*ingress_files, *gateway_files):
         files[f.cert if isinstance(f, Certificate) else f.path] = f
-    for f in bgp.render_files(plan, {n.name: tuple(a.cidr.split("/")[0] for a in
-                                                   loadbalancer.announced(plan, n))
-                                     for n in plan.nodes}):
-        files[f.path] = f
     policies = list(m.network_policies.values())
     rules = {n.netns: [*kubeproxy.render_tables(plan, n),
                        *netpol.render_tables(plan, n, policies,
@@ -321,8 +317,12 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
                 if plan.cluster.proxy_mode == "iptables" else {})
     attached, cni_warnings = cni.attachments(plan)
     warnings += cni_warnings + _cni_port_warnings(plan)
-    announced = {n.netns: [Announced(a, names.NODE_UNDERLAY_IFACE)
-                           for a in loadbalancer.announced(plan, n)] for n in plan.nodes}
+    held = {n.name: loadbalancer.announced(plan, n) for n in plan.nodes}
+    announced = {n.netns: [Announced(a, names.NODE_UNDERLAY_IFACE) for a in held[n.name]]
+                 for n in plan.nodes}
+    for f in bgp.render_files(plan, {node: tuple(a.cidr.split("/")[0] for a in addresses)
+                                     for node, addresses in held.items()}):
+        files[f.path] = f
     ready: dict[tuple[str, str], ReadyWhen] = {}
     processes: dict[str, list[Process]] = {}
     raw = underlay.render_processes(plan) + bgp.render_processes(plan)

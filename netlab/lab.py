@@ -301,10 +301,9 @@ class Lab:
         out: dict[str, list[BgpSession]] = {}
         lab_dir = str(names.lab_dir(self.name))
         for speaker in bgp.speakers(plan):
-            netns = (names.host_netns(self.name, "external") if speaker == bgp.EXTERNAL
-                     else plan.node(speaker).netns)
-            r = procs.run_in(netns_path(netns), ["birdc", "-s", bgp.socket_path(
-                lab_dir, speaker), "show", "protocols"])
+            sock = bgp.socket_path(lab_dir, speaker)
+            r = procs.run_in(netns_path(bgp.netns(plan, speaker)),
+                             ["birdc", "-s", sock, "show", "protocols"])
             out[speaker] = [BgpSession(speaker, *row) for row in
                             bgp.parse_protocols(r.stdout)] if r.returncode == 0 else []
         return out

@@ -8,6 +8,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -178,24 +179,17 @@ def parse_resolve(text: str) -> tuple[str, str] | None:
     return f"{m.group(1).strip('[]').lower()}:{int(m.group(2))}", str(address)
 
 
-def _headers_option(values: list[str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
+def _pairs_option(values: list[str], parse: Callable[[str], tuple[str, str] | None],
+                  option: str, form: str) -> dict[str, str]:
+    """A repeatable KEY/VALUE option (-H, --resolve) as a mapping, the later winning; exit 2
+    naming the option and its form for a malformed one."""
+    out: dict[str, str] = {}
     for text in values:
-        parsed = parse_header(text)
+        parsed = parse(text)
         if parsed is None:
-            raise InputError(f"-H/--header {text!r}: the form is {HEADER_FORM}")
-        headers[parsed[0]] = parsed[1]
-    return headers
-
-
-def _resolve_option(values: list[str]) -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for text in values:
-        parsed = parse_resolve(text)
-        if parsed is None:
-            raise InputError(f"--resolve {text!r}: the form is {RESOLVE_FORM}")
-        pins[parsed[0]] = parsed[1]
-    return pins
+            raise InputError(f"{option} {text!r}: the form is {form}")
+        out[parsed[0]] = parsed[1]
+    return out
 
 
 def _data_option(value: str) -> bytes:
@@ -332,8 +326,8 @@ def http(url: Annotated[str, typer.Argument(help="http[s]://HOST[:PORT]/PATH[?QU
       netlab http -6 http://foo.bar.com/
     """
     fmt = parse_output(output, DOCUMENT)
-    headers = _headers_option(header or [])
-    pins = _resolve_option(resolve or [])
+    headers = _pairs_option(header or [], parse_header, "-H/--header", HEADER_FORM)
+    pins = _pairs_option(resolve or [], parse_resolve, "--resolve", RESOLVE_FORM)
     target = _to_option(to) if to is not None else None
     body = _data_option(data) if data is not None else None
     if body is not None and not any(k.lower() == "content-type" for k in headers):

@@ -168,7 +168,8 @@ def render_external(plan: Plan) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _netns(plan: Plan, speaker: str) -> str:
+def netns(plan: Plan, speaker: str) -> str:
+    """The network namespace a speaker's BIRD runs in."""
     if speaker == EXTERNAL:
         return names.host_netns(plan.lab, "external")
     return plan.node(speaker).netns
@@ -189,14 +190,14 @@ def render_files(plan: Plan, announced: dict[str, tuple[str, ...]]) -> list[File
             render_config(plan, plan.node(speaker), announced.get(speaker, ())
                           if plan.cluster.bgp_external else ())
         out.append(File(f"{d}/bird.conf", text.encode(),
-                        Reload(_netns(plan, speaker), ("bird", "-p", "-c", "{}"),
+                        Reload(netns(plan, speaker), ("bird", "-p", "-c", "{}"),
                                f"{d}/bird.pid")))
     return out
 
 
 def render_processes(plan: Plan) -> list[Process]:
     """One BIRD per speaker, in its namespace."""
-    return [Process(_owner(s), "bird", _netns(plan, s), (COMMAND, s)) for s in speakers(plan)]
+    return [Process(_owner(s), "bird", netns(plan, s), (COMMAND, s)) for s in speakers(plan)]
 
 
 def parse_protocols(text: str) -> list[tuple[str, str, str]]:

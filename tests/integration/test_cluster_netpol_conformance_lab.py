@@ -72,8 +72,7 @@ class Applied:
         changed += [{"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": ns, "labels": labels}}
                     for ns, labels in replay.namespaces.items()
-                    if self.namespaces.get(ns, replay.namespaces[ns]) != labels
-                    or ns not in self.namespaces]
+                    if self.namespaces.get(ns) != labels]
         if changed:
             self.lab.apply(manifests=changed)
         self.objects = copy.deepcopy(replay.objects)
