@@ -10,8 +10,13 @@
    namespaces, goal <= 2x. PSS (shared pages split between the processes that map them) is
    printed beside RSS, which counts the interpreter's shared pages once per process.
 2. 400 pods running `sleep 3600`: `up` against the same raw floor (goal <= 3x), processes
-   per pod, and their memory; beside it a second floor, the raw one plus one process
-   started in each pod namespace (`nsenter --net=... sleep 3600`, killed again by pid).
+   per pod, and their memory; `down` against the raw delete (goal <= 2x). Beside each a
+   second floor: the raw one plus, in each pod namespace, one `sleep` in a PID and mount
+   namespace of its own (`unshare --fork --pid --mount --mount-proc`: what a sandbox costs
+   the kernel, without its files): the time to start them, and for `down` the time until
+   they have all left the namespaces after SIGKILL (the raw delete has no process to end).
+Every timed step starts on a quiet machine (up_pods.settle: the kernel frees deleted
+namespaces in the background, seconds after a big `down`).
 Processes are listed by what they run (`sleep infinity` is a pod sandbox's pause process).
 A warm-up lab of 8 pods, not counted, comes first.
 3. A readiness change reaching the Service rules: a Service over 10 pods running
@@ -47,11 +52,13 @@ import os
 import random
 import re
 import signal
+import statistics
 import subprocess
 import time
 from pathlib import Path
 
-from up_pods import RAW, raw_down, raw_up  # the raw `ip -batch` floor, shared with bench/up_pods.py
+# the raw `ip -batch` floor and the wait for a quiet machine, shared with bench/up_pods.py
+from up_pods import RAW, raw_down, raw_up, settle
 
 from netlab import Lab, down, names
 from netlab.kernel import destroy_lab
@@ -145,17 +152,34 @@ def census(lab: str) -> tuple[int, float, float, str]:
 # --- 1 and 2: up, memory, down ------------------------------------------------------------
 
 
-def raw_with_processes(n: int) -> float:
-    """The raw floor's namespaces, then one `sleep 3600` started in each pod namespace
-    (nsenter execs it: one process per pod), killed again by pid: the time to start them."""
+def raw_with_processes(n: int) -> tuple[float, float]:
+    """The raw floor's namespaces, then in each pod namespace one process in a PID and mount
+    namespace of its own with /proc mounted (`unshare --fork --pid --mount --mount-proc
+    sleep`: a sandbox's kernel objects without its files), killed again by process group:
+    (the time to start them, the time until every one of them has left the namespaces)."""
     started: list[subprocess.Popen] = []
+    t_kill = 0.0
     try:
         t0 = time.perf_counter()
         for i in range(n):
             started.append(subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/netlab.{RAW}.pod.p{i}", "sleep", "3600"],
+                ["nsenter", f"--net=/run/netns/netlab.{RAW}.pod.p{i}", "unshare", "--fork",
+                 "--pid", "--mount", "--mount-proc", "sleep", "3600"],
                 stdin=subprocess.DEVNULL, start_new_session=True))
-        return time.perf_counter() - t0
+        spawn = time.perf_counter() - t0
+        time.sleep(1.0)  # every sleep started
+        settle()
+        inodes = {os.stat(p).st_ino for p in names.NETNS_DIR.glob(f"netlab.{RAW}.pod.*")}
+        pids = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit()
+                and _netns_inode(d.name) in inodes]
+        t0 = time.perf_counter()
+        for p in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+        while pids:
+            pids = [pid for pid in pids if _netns_inode(str(pid)) in inodes]
+        t_kill = time.perf_counter() - t0
+        return spawn, t_kill
     finally:
         for p in started:
             p.kill()
@@ -163,47 +187,75 @@ def raw_with_processes(n: int) -> float:
             p.wait()
 
 
+def _netns_inode(pid: str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
 def up_down(kind: str, n: int, text: str, goal_mb: float | None,
-            processes: bool = False) -> None:
-    spawn = None
-    try:
-        raw_up_s = raw_up(n)
-        if processes:
-            spawn = raw_with_processes(n)
-        raw_down_s = raw_down(n)
-    finally:
-        destroy_lab(RAW)
-    try:
-        t0 = time.perf_counter()
-        lab = Lab.up(manifests=[text], name=LAB)
-        nl_up = time.perf_counter() - t0
-        pods = lab.pods("default")
-        assert len(pods) == n, len(pods)
-        time.sleep(2.0)  # let the DNS server and the containers finish starting
-        nproc, rss, pss, what = census(LAB)
-        t0 = time.perf_counter()
-        down(LAB)
-        nl_down = time.perf_counter() - t0
-    finally:
-        down(LAB)
+            processes: bool = False, rounds: int = 3) -> None:
+    """`rounds` rounds, each the raw floor then netlab (interleaved, so a drift of the
+    machine reaches both); medians are compared, the range of each is printed."""
+    raw_ups, raw_downs, nl_ups, nl_downs = [], [], [], []
+    spawn = kill = None
+    census_row = None
+    for r in range(rounds):
+        try:
+            raw_ups.append(raw_up(n))
+            if processes and r == 0:
+                spawn, kill = raw_with_processes(n)
+            raw_downs.append(raw_down(n))
+        finally:
+            destroy_lab(RAW)
+        try:
+            settle()
+            t0 = time.perf_counter()
+            lab = Lab.up(manifests=[text], name=LAB)
+            nl_ups.append(time.perf_counter() - t0)
+            pods = lab.pods("default")
+            assert len(pods) == n, len(pods)
+            if r == 0:
+                time.sleep(2.0)  # let the DNS server and the containers finish starting
+                census_row = census(LAB)
+            settle()
+            t0 = time.perf_counter()
+            down(LAB)
+            nl_downs.append(time.perf_counter() - t0)
+        finally:
+            down(LAB)
     left = lab_processes(LAB)
-    print(f"{kind} x{n} on {NODES} nodes", flush=True)
-    print(f"  up    raw {raw_up_s:7.3f}s  netlab {nl_up:7.3f}s  {nl_up / raw_up_s:5.2f}x  "
+    assert census_row is not None
+    nproc, rss, pss, what = census_row
+    raw_up_s, nl_up = statistics.median(raw_ups), statistics.median(nl_ups)
+    raw_down_s, nl_down = statistics.median(raw_downs), statistics.median(nl_downs)
+
+    def spread(xs: list[float]) -> str:
+        return f"[{min(xs):.3f}-{max(xs):.3f}]"
+
+    print(f"{kind} x{n} on {NODES} nodes, medians of {rounds} rounds [range]", flush=True)
+    print(f"  up    raw {raw_up_s:7.3f}s {spread(raw_ups)}  netlab {nl_up:7.3f}s "
+          f"{spread(nl_ups)}  {nl_up / raw_up_s:5.2f}x  "
           f"(goal <= 3x: {'met' if nl_up <= 3 * raw_up_s else 'NOT met'})  "
           f"{1000 * nl_up / n:.2f} ms/pod")
     if spawn is not None:
-        print(f"        raw + one `nsenter sleep` per pod namespace {raw_up_s + spawn:7.3f}s "
-              f"(the {n} processes alone {spawn:.3f}s, {1000 * spawn / n:.2f} ms each): "
-              f"netlab {nl_up / (raw_up_s + spawn):.2f}x that")
+        print(f"        raw + one sandboxed `sleep` per pod (unshare: PID and mount namespace) "
+              f"{raw_up_s + spawn:7.3f}s (those alone {spawn:.3f}s, {1000 * spawn / n:.2f} ms "
+              f"each): netlab {nl_up / (raw_up_s + spawn):.2f}x that")
     mem_goal = ("" if goal_mb is None else
                 f"  (goal <= {goal_mb:.0f} MB: {'met' if rss <= goal_mb else 'NOT met'})")
     print(f"  mem   {nproc} processes ({nproc / n:.3f} per pod), RSS {rss:7.1f} MB, "
           f"PSS {pss:7.1f} MB{mem_goal}")
     print(f"        {what}")
-    print(f"  down  raw {raw_down_s:7.3f}s  netlab {nl_down:7.3f}s  "
-          f"{nl_down / raw_down_s:5.2f}x  "
+    print(f"  down  raw {raw_down_s:7.3f}s {spread(raw_downs)}  netlab {nl_down:7.3f}s "
+          f"{spread(nl_downs)}  {nl_down / raw_down_s:5.2f}x  "
           f"(goal <= 2x: {'met' if nl_down <= 2 * raw_down_s else 'NOT met'})"
           f"{f'  LEFT {len(left)} processes' if left else ''}", flush=True)
+    if kill is not None:
+        print(f"        raw delete + killing those sandboxed sleeps {raw_down_s + kill:7.3f}s "
+              f"(the kill alone {kill:.3f}s): netlab {nl_down / (raw_down_s + kill):.2f}x that",
+              flush=True)
 
 
 # --- 3: readiness to Service rules --------------------------------------------------------

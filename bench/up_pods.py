@@ -34,18 +34,43 @@ def manifests(n: int) -> str:
 
 def netlab_run(n: int) -> tuple[float, float]:
     text = manifests(n)
+    settle()
     t0 = time.perf_counter()
     lab = Lab.up(manifests=[text], name="nlbench")
     t1 = time.perf_counter()
     assert len(lab.pods("default")) == n  # plus the cluster DNS add-on in kube-system
+    settle()
     t2 = time.perf_counter()
     down("nlbench")
     t3 = time.perf_counter()
     return t1 - t0, t3 - t2
 
 
+def settle(timeout: float = 15.0) -> float:
+    """Wait until the machine is quiet (under 10% of its CPUs busy over 200 ms): the kernel
+    frees deleted network namespaces in a worker long after `ip netns del` or `down` has
+    returned (seconds for a thousand), and a measurement made meanwhile pays for the
+    previous one's teardown. Every timed step starts after it. The time waited."""
+    def ticks() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # all, idle + iowait
+
+    t0 = time.perf_counter()
+    total, idle = ticks()
+    while time.perf_counter() - t0 < timeout:
+        time.sleep(0.2)
+        total2, idle2 = ticks()
+        busy = 1 - (idle2 - idle) / max(1, total2 - total)
+        total, idle = total2, idle2
+        if busy < 0.10:
+            break
+    return time.perf_counter() - t0
+
+
 def raw_up(n: int) -> float:
     """Make the baseline's namespaces, veths and bridge ports; the time it took."""
+    settle()
     with tempfile.TemporaryDirectory() as tmp:
         node_ns = [f"netlab.{RAW}.node.n{j}" for j in range(NODES)]
         files = []
@@ -72,6 +97,7 @@ def raw_down(n: int) -> float:
     """Delete the baseline's namespaces (which raw_up made for n pods); the time it took."""
     names = lab_netns(RAW)
     assert len(names) == n + NODES, len(names)
+    settle()
     t0 = time.perf_counter()
     subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {x}\n" for x in names),
                    text=True, check=True)

@@ -195,12 +195,13 @@ class Converger:
         self._undo.append(lambda: self._stop_pods(new, keys))
 
         def prepare() -> None:
-            """Once the namespaces exist, the agent makes the pods' sandboxes while their
-            interfaces, addresses and routes are made here (an optimisation: its failure
-            fails nothing, the sandboxes are then made with the containers)."""
+            """Once the namespaces exist, the agent makes the pods' sandboxes and opens their
+            responder's sockets while their interfaces, addresses and routes are made here
+            (an optimisation: its failure fails nothing, they are then made with the
+            containers)."""
             with contextlib.suppress(KernelError):
-                self.port.prepare_sandboxes({k: new.workloads[k] for k in keys
-                                             if k in new.workloads})
+                self.port.prepare_pods({k: new.workloads[k] for k in keys
+                                        if k in new.workloads})
         self.port.create(intents, self._tick("pods", len(intents)), namespaces_made=prepare)
 
     def _attach(self, new: DesiredLab, keys: Sequence[str]) -> DesiredLab:

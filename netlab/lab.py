@@ -55,6 +55,7 @@ from netlab.kernel import (
     commands,
     destroy_lab,
     lab_netns,
+    make_lab_dir,
     netns_path,
     procs,
     uts_path,
@@ -146,6 +147,7 @@ class Lab:
             raise LabExistsError(f"lab {lab_name!r} is already up: use `netlab apply --lab "
                                  f"{lab_name}` to change it, or `netlab down {lab_name}` first")
         st = state.LabState(lab_name)
+        make_lab_dir(lab_name)  # before state.locked's first file: a tmpfs of its own
         with state.locked(lab_name):
             summary = _create(st, desired, docs, progress)
         lab = cls(lab_name, owned=True)
@@ -990,7 +992,7 @@ def down(name: str) -> bool:
     Returns False if there was nothing of it."""
     require_root()
     names.check_lab_name(name)
-    if name not in all_labs():
+    if not names.lab_dir(name).is_dir() and not lab_netns(name):
         return False
     destroy_lab(name, state.recorded(name))
     return True

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 _LINUX = ("Kernel", "NftTrace", "all_labs", "destroy_lab", "lab_mounts", "lab_netns",
-          "lab_pids", "netns_path", "raise_fd_limit", "uts_path")
+          "lab_pids", "make_lab_dir", "netns_path", "raise_fd_limit", "uts_path")
 _SUBMODULES = ("cni", "commands", "fake", "linux", "ns", "port", "procs", "rtnl", "sandbox",
                "sockets")
 

@@ -249,8 +249,8 @@ class FakeKernel:
     def prepare(self) -> None:
         pass
 
-    def prepare_sandboxes(self, desired: dict[str, Workload]) -> None:
-        self._call("prepare_sandboxes")
+    def prepare_pods(self, desired: dict[str, Workload]) -> None:
+        self._call("prepare_pods")
         self.prepared += sorted(desired)
 
     def workloads(self, desired: dict[str, Workload]) -> dict[tuple[str, str], Started]:

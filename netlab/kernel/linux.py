@@ -35,7 +35,10 @@ from netlab.intents import (
     ReadyWhen,
     Workload,
 )
-from netlab.kernel import ns, procs, rtnl  # submodules
+
+# rtnl (pyroute2: ~0.1 s to import) is imported where it is used: the lab's agent, whose
+# start `up` waits for, converges rules and files but makes no links.
+from netlab.kernel import ns, procs  # submodules
 from netlab.kernel.port import Started
 
 Progress = Callable[[int], None]
@@ -73,8 +76,8 @@ class Kernel:
         self._socks: OrderedDict[str, socket.socket] = OrderedDict()
         raise_fd_limit()
         ns.ensure_shared_dir(names.NETNS_DIR)
-        ns.ensure_state_tmpfs(names.STATE_ROOT)
-        (names.lab_dir(lab) / "uts").mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_lab_dir(lab)
+        (names.lab_dir(lab) / "uts").mkdir(exist_ok=True, mode=0o700)
         self.root = names.lab_dir(lab)
 
     # --- CNI mode ----------------------------------------------------------------------
@@ -151,6 +154,7 @@ class Kernel:
             old.close()
 
     def _socket(self, netns: str) -> socket.socket:
+        from netlab.kernel import rtnl
         if netns in self._socks:
             self._socks.move_to_end(netns)
             return self._socks[netns]
@@ -216,6 +220,7 @@ class Kernel:
 
     def create_netns(self, intent: Netns, home: tuple[int, int] | None = None) -> None:
         """`home`: fds of this thread's network and UTS namespaces (see ns.create)."""
+        from netlab.kernel import rtnl
         path = netns_path(intent.name)
         uts = uts_path(self.lab, intent.name) if intent.hostname else None
         try:
@@ -232,6 +237,7 @@ class Kernel:
         self._remember(intent.name, sock)
 
     def _send(self, batch: list[Intent]) -> None:
+        from netlab.kernel import rtnl
         netns = batch[0].netns
         peer_fds: dict[str, int] = {}
         try:
@@ -251,6 +257,8 @@ class Kernel:
         from pyroute2.netlink.rtnl import RTM_DELLINK
         from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
+        from netlab.kernel import rtnl
+
         msgs = []
         for name, index in indices:
             m = ifinfmsg()
@@ -264,6 +272,8 @@ class Kernel:
 
     def delete_addresses(self, netns: str, addresses: Sequence[Address]) -> None:
         from pyroute2.netlink.rtnl import RTM_DELADDR
+
+        from netlab.kernel import rtnl
 
         msgs = []
         for a in addresses:
@@ -405,8 +415,8 @@ class Kernel:
     def prepare(self) -> None:
         pass  # netlab.runtime.client.LabPort starts the lab's agent here
 
-    def prepare_sandboxes(self, desired: dict[str, Workload]) -> None:
-        pass  # the lab's agent makes sandboxes (netlab.runtime.client.LabPort)
+    def prepare_pods(self, desired: dict[str, Workload]) -> None:
+        pass  # the lab's agent prepares pods (netlab.runtime.client.LabPort)
 
     def stop(self, processes: Sequence[Started], netns: Sequence[str] = ()) -> None:
         inodes = {i for i in (ns.inode(netns_path(n)) for n in netns) if i}
@@ -503,6 +513,14 @@ class NftTrace:
 
 
 # --- finding and destroying what a lab owns ----------------------------------------------
+
+
+def make_lab_dir(lab: str) -> Path:
+    """The lab's state dir (/run/netlab/LAB), a tmpfs of its own inside netlab's (see
+    ns.ensure_lab_tmpfs); made before the lab's first file."""
+    ns.ensure_state_tmpfs(names.STATE_ROOT)
+    ns.ensure_lab_tmpfs(names.lab_dir(lab))
+    return names.lab_dir(lab)
 
 
 def lab_netns(lab: str) -> list[str]:
@@ -608,19 +626,25 @@ def destroy_lab(lab: str, recorded: Sequence[procs.Started] = ()) -> None:
             if ".pod." in name:
                 ns.remove_bound(netns_path(name))
         _cni_teardown(lab)
-    # The UTS namespace files and the namespace files are unmounted, then `rm` deletes the
-    # state dir (much faster than Python's rmtree over a few thousand entries). Not at the
-    # same time: every umount bumps the kernel's mount seqlock, which sends rm's concurrent
-    # path lookups into retries (a 1000-pod lab's unmounts took 4x longer beside rm).
-    # (Unmounting while the processes die, or from several threads, measured slower too.)
-    for point in sorted(lab_mounts(lab), reverse=True):
-        if not point.startswith(f"{names.NETNS_DIR}/"):
-            ns.umount(point)
+    lab_dir = names.lab_dir(lab)
+    own_mount = os.path.ismount(lab_dir)
+    if not own_mount:  # a lab dir made before it was a tmpfs of its own: its mounts one by one
+        for point in sorted(lab_mounts(lab), reverse=True):
+            if not point.startswith(f"{names.NETNS_DIR}/"):
+                ns.umount(point)
     # Node namespaces hold the pod veths' host ends; removing pods first keeps each
     # namespace's teardown small. Order does not matter for correctness.
+    # (Unmounting while the processes die, or from several threads, measured slower.)
     for name in sorted(netns_names, key=lambda n: ".pod." not in n):
-        ns.remove_bound(netns_path(name))
-    if names.lab_dir(lab).exists():
+        ns.remove_bound(f"{names.NETNS_DIR}/{name}")
+    if own_mount:  # the state, pods' files and UTS namespace files in one lazy unmount
+        ns.detach_tree(lab_dir)
+        with contextlib.suppress(OSError):
+            lab_dir.rmdir()
+    # Otherwise `rm` deletes the state dir (much faster than Python's rmtree over a few
+    # thousand entries), after the unmounts: every umount bumps the kernel's mount seqlock,
+    # which sends rm's concurrent path lookups into retries.
+    if lab_dir.exists():
         with contextlib.suppress(OSError):
             subprocess.run(["rm", "-rf", "--one-file-system", "--", str(names.lab_dir(lab))],
                            stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -81,6 +81,26 @@ def ensure_state_tmpfs(path: Path) -> None:
     mount("", str(path), "none", MS_SHARED | MS_REC)
 
 
+def ensure_lab_tmpfs(path: Path) -> None:
+    """A lab's state dir is a tmpfs of its own, so `down` detaches it, with every UTS
+    namespace file bound in it, in one lazy unmount: one mount teardown instead of an
+    unmount per UTS file and an unlink per file (about 5,000 for 400 sandboxed pods).
+    A dir that already holds files (a lab made before this layout) is left as it is."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.path.ismount(path) or next(os.scandir(path), None) is not None:
+        return
+    mount("netlab", str(path), "tmpfs", 0, "mode=0700")
+
+
+def detach_tree(path: Path) -> None:
+    """Lazily unmount the mount at `path` and every mount under it (MNT_DETACH detaches the
+    whole subtree; the memory is freed once no process uses it)."""
+    for _ in range(8):  # a mount stacked on it by a racing `up` comes off too
+        if not os.path.ismount(path):
+            return
+        umount(str(path))
+
+
 @contextlib.contextmanager
 def entered(netns_path: str) -> Iterator[None]:
     """Run the body with this thread in the network namespace at `netns_path`."""
@@ -139,11 +159,11 @@ def create(netns_path: Path, uts_path: Path | None = None, hostname: str | None 
             setns(home[1], CLONE_NEWUTS)
 
 
-def remove_bound(path: Path) -> None:
+def remove_bound(path: Path | str) -> None:
     """Unmount and remove a namespace file (the namespace dies with its last user)."""
     umount(str(path))
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        os.unlink(path)
 
 
 def inode(path: Path) -> int | None:

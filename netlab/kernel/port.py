@@ -107,10 +107,11 @@ class KernelPort(Protocol):
     def release(self, owners: Sequence[str]) -> None:
         """The agent stops supervising these pods and serving them (before they go)."""
 
-    def prepare_sandboxes(self, desired: dict[str, Workload]) -> None:
-        """These pods' namespaces exist: their sandboxes may be made now, in the background,
-        while the rest of the lab is built; `workloads` then finds them ready. Best effort:
-        a sandbox not made here is made when its first container starts."""
+    def prepare_pods(self, desired: dict[str, Workload]) -> None:
+        """These pods' namespaces exist: their sandboxes may be made, and their built-in
+        responder's sockets opened, now, in the background, while the rest of the lab is
+        built; `workloads` then finds them ready. Best effort: what is not made here is made
+        when `workloads` starts the pod."""
 
     # --- processes ----------------------------------------------------------------------
     def stop(self, processes: Sequence[Started], netns: Sequence[str] = ()) -> None:

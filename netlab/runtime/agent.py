@@ -121,6 +121,15 @@ def workload_from_json(d: dict[str, Any]) -> Workload:
                     d.get("podIP", ""), d.get("netns", ""), sandbox)
 
 
+def _serves_ahead(w: Workload) -> bool:
+    """A pod whose responder's sockets `prepare` may open before `apply`: nothing holds it
+    back (init containers) and it answers as itself (no fixed replies; not a host, whose
+    responder has another name, nor a node)."""
+    return (w.serve is not None and not w.serve.replies and "/" in w.owner
+            and not w.owner.startswith(("host/", "node/"))
+            and not any(p.init for p in w.processes))
+
+
 def container_policy(p: Process, pod_policy: str) -> str:
     """The restart policy a container runs under: a sidecar always restarts; an init
     container is restarted when it fails unless the pod's policy is Never, and never once
@@ -199,6 +208,8 @@ class Agent:
         self.preparing: dict[str, Future] = {}
         self.preparing_lock = threading.Lock()
         self.preparer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox")
+        # responder sockets being opened ahead (`prepare`): apply waits for them first
+        self.serving_ahead: list[Future] = []
         # pods whose built-in responder waits for their init containers to complete
         self.serve_after_init: dict[str, Serve] = {}
         # containers without a command (the responder stands for them) that a probe
@@ -219,6 +230,7 @@ class Agent:
                 self._stop(self.containers.pop((owner, container), None))
             for owner in diff.unserve:
                 self._unserve(owner)
+            self._collect_served_ahead()
             serving = [s for s in diff.serve if not self._initializing(desired[s.pod])]
             for serve in diff.serve:
                 if serve in serving:
@@ -236,6 +248,8 @@ class Agent:
                 self._start_pods(list(by_pod.values()))
             finally:
                 self.disk_mounts = None
+            for owner in set(self.hub.pods()) - set(self.served):  # opened ahead, not wanted
+                self.hub.remove(owner)
             for owner in diff.unserve:
                 self._virtual_exited(owner)
             for serve in serving:  # a container without a command runs from now on
@@ -352,14 +366,35 @@ class Agent:
                                       disk_mounts=disk_mounts)
 
     def prepare(self, desired: dict[str, Workload]) -> None:
-        """Make these pods' sandboxes in the background (their namespaces exist; the CLI
-        is still building their interfaces): `apply` then finds them made."""
-        disk = sandbox.host_disk_mounts()
+        """Make these pods' sandboxes, and open their built-in responder's sockets, in the
+        background (their namespaces exist; the CLI is still building their interfaces):
+        `apply` then finds them made, and only names what serves them."""
+        sandboxed = {o: w for o, w in desired.items()
+                     if w.sandbox is not None and any(p.sandboxed for p in w.processes)}
+        disk = sandbox.host_disk_mounts() if sandboxed else None
+        served = [w.serve for w in desired.values() if _serves_ahead(w)]
         with self.preparing_lock:
-            for owner, w in desired.items():
+            for owner, w in sandboxed.items():
                 if owner not in self.preparing and owner not in self.sandboxes:
                     self.preparing[owner] = self.preparer.submit(
                         self._make_sandbox, owner, w, disk)
+            if served:
+                self.serving_ahead.append(self.preparer.submit(self._serve_ahead, served))
+
+    def _serve_ahead(self, serves: list[Serve]) -> None:
+        for serve in serves:
+            if serve.pod not in self.served:
+                self.hub.add(serve.pod, serve.hostname, netns_path(serve.netns), serve.ports)
+
+    def _collect_served_ahead(self) -> None:
+        """Wait for the sockets being opened ahead (a failure is met again by `_serve`)."""
+        with self.preparing_lock:
+            futures, self.serving_ahead = self.serving_ahead, []
+        for f in futures:
+            try:
+                f.result()
+            except (OSError, RuntimeError) as e:
+                self.log(f"responder sockets opened ahead: {e}")
 
     def _prepared(self, owner: str) -> None:
         """A sandbox made ahead for `owner` joins the others (an error making it is logged:

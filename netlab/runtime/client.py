@@ -105,9 +105,10 @@ class LabPort(Kernel):
             workload_to_json(w) for w in desired.values()]})
         return {(o, c): Started(pid, start) for o, c, pid, start in reply["running"]}
 
-    def prepare_sandboxes(self, desired: dict[str, Workload]) -> None:
+    def prepare_pods(self, desired: dict[str, Workload]) -> None:
         wanted = [workload_to_json(w) for w in desired.values()
-                  if w.sandbox is not None and any(p.sandboxed for p in w.processes)]
+                  if w.serve is not None
+                  or (w.sandbox is not None and any(p.sandboxed for p in w.processes))]
         if wanted:
             ensure_agent(self.lab)
             request(self.lab, {"op": "prepare", "workloads": wanted})

@@ -441,6 +441,7 @@ def test_ten_up_down_cycles_leave_nothing(netlab_lab, netlab_lab_name):
     for i in range(10):
         t0 = time.monotonic()
         lab = netlab_lab(yaml=CYCLE_LAB, name=netlab_lab_name)
+        assert os.path.ismount(names.lab_dir(lab.name))  # a tmpfs of its own, detached by down
         pid = agent_pid(lab)
         if i % 3 == 0:  # real traffic now and then, through the Service once it is ready
             assert wait_until(lambda lab=lab: lab.service("web").endpoints, timeout=5)
@@ -451,3 +452,30 @@ def test_ten_up_down_cycles_leave_nothing(netlab_lab, netlab_lab_name):
         assert not alive(pid), f"cycle {i}: agent {pid} survived down"
     print(f"\n10 up/down cycles: {sum(times) / len(times):.2f} s per cycle "
           f"(max {max(times):.2f} s)")
+
+
+def test_sockets_opened_ahead_for_a_pod_not_applied_are_closed(netlab_lab):
+    """`prepare` opens a pod's responder sockets while the CLI builds its interfaces; a
+    pod that `workloads` then does not bring (a failed or changed `up`) is not served."""
+    import subprocess
+
+    from netlab.intents import Serve, Workload
+    from netlab.runtime.agent import workload_to_json
+    from netlab.runtime.client import request
+
+    lab = netlab_lab(yaml=cluster() + pod("web", ports=(8080,)) + CLIENT)
+    loads = json.loads((names.lab_dir(lab.name) / "agent" / "workloads.json").read_text())
+    web = next(w for w in loads if w["owner"] == "default/web")
+
+    def listening() -> bool:
+        out = subprocess.run(["nsenter", f"--net={netns_path(web['netns'])}", "ss", "-Hltn",
+                              "sport = :81"], capture_output=True, text=True, check=True)
+        return bool(out.stdout.strip())
+
+    ghost = Workload("default/ghost", serve=Serve("default/ghost", "ghost", web["netns"],
+                                                  ("tcp:81",)), netns=web["netns"])
+    request(lab.name, {"op": "prepare", "workloads": [workload_to_json(ghost)]})
+    assert wait_until(listening, timeout=5), "the socket opened ahead is not listening"
+    request(lab.name, {"op": "workloads", "workloads": loads})  # ghost is not among them
+    assert not listening()
+    assert lab.probe("client", "web", 8080).answered_by == "default/web"  # still served

@@ -217,7 +217,7 @@ def test_a_failed_update_leaves_the_lab_as_it_was(a: str, b: str):
                 assert fake.snapshot() == before, f"{op} #{n}"
                 assert st.plan == plan
             else:  # nft falls back to a whole reload; sandboxes made ahead are optional
-                assert op in ("nft", "prepare_sandboxes"), \
+                assert op in ("nft", "prepare_pods"), \
                     f"{op} #{n} failed without the update failing"
 
 
@@ -233,7 +233,7 @@ def test_a_failed_up_leaves_nothing(d: list[RawDoc]):
     for op, count in ops.calls.items():
         for n in sorted({1, count}):
             fake = FakeKernel(LAB, fail={op: n})
-            if op == "prepare_sandboxes":  # optional: the lab is built all the same
+            if op == "prepare_pods":  # optional: the lab is built all the same
                 Converger(fake, LabState(LAB)).converge(None, compile_lab(LAB, d), d)
                 assert fake.snapshot()["processes"] == ops.snapshot()["processes"]
                 continue
@@ -252,10 +252,10 @@ def test_sandboxes_are_asked_for_once_the_pod_namespaces_exist():
     seen: list[tuple[str, int, int]] = []
 
     class Watching(FakeKernel):
-        def prepare_sandboxes(self, desired):
+        def prepare_pods(self, desired):
             links = sum(len(n.links) for n in self.netns.values())
             seen.append((",".join(sorted(desired)), len(self.netns), links))
-            super().prepare_sandboxes(desired)
+            super().prepare_pods(desired)
 
     fake = Watching(LAB)
     desired = compile_lab(LAB, d)
