@@ -434,19 +434,12 @@ class Kernel:
             return False
         return not when.routes or not (set(when.routes) - self.route_prefixes(when.netns))
 
-    @staticmethod
-    def route_prefixes(netns: str) -> set[str]:
+    def route_prefixes(self, netns: str) -> set[str]:
         """The destinations of a namespace's main routing table, both families, as
-        prefixes ("10.244.1.0/24"), read over netlink from inside it."""
-        from pyroute2 import IPRoute
+        prefixes ("10.244.1.0/24"), dumped over its netlink socket."""
+        from netlab.kernel import rtnl
 
-        found = set()
-        with ns.entered(str(netns_path(netns))), IPRoute() as ipr:
-            for route in ipr.get_routes(table=254):
-                dst = route.get_attr("RTA_DST")
-                if dst:
-                    found.add(f"{dst}/{route['dst_len']}")
-        return found
+        return rtnl.route_destinations(self._socket(netns))
 
     def server_pid(self, netns: str, pidfile: str) -> int | None:
         try:

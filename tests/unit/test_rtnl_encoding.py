@@ -152,3 +152,29 @@ def test_ipv6_messages_are_templated_too():
     _same(batch, {})
     made = {k[0]: t for k, t in rtnl._templates.items()}
     assert all(made[k] is not None for k in ("address", "route", "neighbour", "link")), made
+
+
+def test_route_destinations_equal_what_ip_route_lists():
+    """One dump over a route netlink socket (what `up` polls for BGP's routes) finds the
+    main table's destinations, both families, as `ip route` lists them (read-only: this
+    namespace's own table)."""
+    import json
+    import shutil
+    import subprocess
+
+    if shutil.which("ip") is None:
+        pytest.skip("no ip(8)")
+    want = set()
+    for family in ("-4", "-6"):
+        out = subprocess.run(["ip", "-j", family, "route", "show", "table", "main"],
+                             capture_output=True, text=True, check=True).stdout
+        for r in json.loads(out or "[]"):
+            dst = r["dst"]
+            if dst != "default":
+                want.add(dst if "/" in dst else f"{dst}/{128 if ':' in dst else 32}")
+    sock = rtnl.open_socket()
+    try:
+        assert rtnl.route_destinations(sock) == want
+        assert rtnl.route_destinations(sock) == want  # the socket stays usable
+    finally:
+        sock.close()
