@@ -61,7 +61,7 @@ from pathlib import Path
 from up_pods import RAW, raw_down, raw_up, settle
 
 from netlab import Lab, down, names
-from netlab.kernel import destroy_lab
+from netlab.kernel import destroy_lab, lab_pids, procs
 
 NODES = 4
 LAB = "nlbench-agent"
@@ -91,30 +91,6 @@ def command_pods(n: int) -> str:
 # --- the lab's processes ------------------------------------------------------------------
 
 
-def lab_processes(lab: str) -> list[int]:
-    """The agent and every process inside one of the lab's network namespaces."""
-    inodes = set()
-    for p in names.NETNS_DIR.glob(f"{names.lab_prefix(lab)}*"):
-        with contextlib.suppress(OSError):
-            inodes.add(os.stat(p).st_ino)
-    pids = set()
-    try:
-        pid_file = names.lab_dir(lab) / names.AGENT_PID_FILE
-        pids.add(int(pid_file.read_text().split()[0]))
-    except (OSError, ValueError, IndexError):
-        pass
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            link = os.readlink(d / "ns" / "net")  # net:[INODE]
-        except OSError:
-            continue
-        if int(link[link.index("[") + 1:-1]) in inodes:
-            pids.add(int(d.name))
-    return sorted(pids)
-
-
 def memory(pid: int) -> tuple[int, int, str]:
     """(RSS kB, PSS kB, what it runs) of a process; (0, 0, "") if it is gone."""
     try:
@@ -137,7 +113,7 @@ def memory(pid: int) -> tuple[int, int, str]:
 def census(lab: str) -> tuple[int, float, float, str]:
     """(processes, RSS MB, PSS MB, what they are) of the whole lab."""
     agent_pid = int((names.lab_dir(lab) / names.AGENT_PID_FILE).read_text().split()[0])
-    rows = [(pid, *memory(pid)) for pid in lab_processes(lab)]
+    rows = [(pid, *memory(pid)) for pid in lab_pids(lab)]
     rows = [r for r in rows if r[3]]
     kinds: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     for pid, rss, _, what in rows:
@@ -170,14 +146,13 @@ def raw_with_processes(n: int) -> tuple[float, float]:
         time.sleep(1.0)  # every sleep started
         settle()
         inodes = {os.stat(p).st_ino for p in names.NETNS_DIR.glob(f"netlab.{RAW}.pod.*")}
-        pids = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit()
-                and _netns_inode(d.name) in inodes]
+        pids = procs.pids_in_netns(inodes)
         t0 = time.perf_counter()
         for p in started:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
         while pids:
-            pids = [pid for pid in pids if _netns_inode(str(pid)) in inodes]
+            pids = [pid for pid in pids if procs.netns_of(pid) in inodes]
         t_kill = time.perf_counter() - t0
         return spawn, t_kill
     finally:
@@ -185,13 +160,6 @@ def raw_with_processes(n: int) -> tuple[float, float]:
             p.kill()
         for p in started:
             p.wait()
-
-
-def _netns_inode(pid: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
-    except OSError:
-        return None
 
 
 def up_down(kind: str, n: int, text: str, goal_mb: float | None,
@@ -225,7 +193,7 @@ def up_down(kind: str, n: int, text: str, goal_mb: float | None,
             nl_downs.append(time.perf_counter() - t0)
         finally:
             down(LAB)
-    left = lab_processes(LAB)
+    left = lab_pids(LAB)
     assert census_row is not None
     nproc, rss, pss, what = census_row
     raw_up_s, nl_up = statistics.median(raw_ups), statistics.median(nl_ups)
@@ -303,17 +271,13 @@ def pod_status(lab: str) -> dict:
 def server_pid(lab: str, pod: str) -> int:
     """The pid of the pod's `python3 -m http.server` (found by its network namespace)."""
     ino = os.stat(names.NETNS_DIR / names.pod_netns(lab, "default", pod)).st_ino
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
+    for pid in procs.pids_in_netns({ino}):
         try:
-            if os.readlink(d / "ns" / "net") != f"net:[{ino}]":
-                continue
-            argv = (d / "cmdline").read_bytes().split(b"\0")
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if b"http.server" in argv:
-            return int(d.name)
+            return pid
     raise RuntimeError(f"no http.server in pod {pod}")
 
 

@@ -673,16 +673,8 @@ def _wait_gone(pids: list[int], inodes: set[int], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while pids and time.monotonic() < deadline:
         time.sleep(0.002)
-        pids = [pid for pid in pids if _netns_of(pid) in inodes]
+        pids = [pid for pid in pids if procs.netns_of(pid) in inodes]
     procs.kill_verified([], inodes, max(0.1, deadline - time.monotonic()))
-
-
-def _netns_of(pid: int) -> int | None:
-    """The inode of a process's network namespace; None once it has exited."""
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
-    except OSError:
-        return None
 
 
 def _starttime(pid: int) -> int | None:

@@ -105,18 +105,19 @@ def alive(pid: int, start: int) -> bool:
     return start != 0 and starttime(pid) == start
 
 
+def netns_of(pid: int | str) -> int | None:
+    """The inode of a process's network namespace; None once it has exited (a zombie has
+    left its namespaces) or if it cannot be read."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
 def pids_in_netns(inodes: set[int]) -> list[int]:
     """Every process whose network namespace is one of `inodes`."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry.name}/ns/net").st_ino in inodes:
-                found.append(int(entry.name))
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return found
+    return [int(e.name) for e in os.scandir("/proc")
+            if e.name.isdigit() and netns_of(e.name) in inodes]
 
 
 def kill_verified(recorded: list[Started], netns_inodes: set[int], timeout: float = 5.0) -> None:

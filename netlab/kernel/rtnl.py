@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -67,24 +67,31 @@ def route_destinations(sock: socket.socket, table: int = MAIN_TABLE) -> set[str]
     while True:
         n = sock.recv_into(received)
         buf = bytes(received[:n])
-        off = 0
-        while off + 16 <= n:
-            length, mtype, _flags, seq, _pid = struct.unpack_from("=IHHII", buf, off)
-            if length < 16:
-                break
-            if seq == _DUMP_SEQ:
-                if mtype == NLMSG_DONE:
-                    return found
-                if mtype == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", buf, off + 16)
-                    raise KernelError(f"route dump: {os.strerror(-code)}")
-                if mtype == RTM_NEWROUTE:
-                    m = rtmsg(buf[off:off + length])
-                    m.decode()
-                    dst = m.get_attr("RTA_DST")
-                    if dst and (m.get_attr("RTA_TABLE") or m["table"]) == table:
-                        found.add(f"{dst}/{m['dst_len']}")
-            off += (length + 3) & ~3
+        for off, length, mtype, seq in _answers(buf):
+            if seq != _DUMP_SEQ:
+                continue
+            if mtype == NLMSG_DONE:
+                return found
+            if mtype == NLMSG_ERROR:
+                (code,) = struct.unpack_from("=i", buf, off + 16)
+                raise KernelError(f"route dump: {os.strerror(-code)}")
+            if mtype == RTM_NEWROUTE:
+                m = rtmsg(buf[off:off + length])
+                m.decode()
+                dst = m.get_attr("RTA_DST")
+                if dst and (m.get_attr("RTA_TABLE") or m["table"]) == table:
+                    found.add(f"{dst}/{m['dst_len']}")
+
+
+def _answers(buf: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """(offset, length, type, sequence number) of each netlink message in one datagram."""
+    off = 0
+    while off + 16 <= len(buf):
+        length, mtype, _flags, seq, _pid = struct.unpack_from("=IHHII", buf, off)
+        if length < 16:  # malformed: nothing after it can be read
+            return
+        yield off, length, mtype, seq
+        off += (length + 3) & ~3
 
 
 def open_socket() -> socket.socket:
@@ -535,16 +542,13 @@ def send_batch(sock: socket.socket, messages: list[tuple[bytes, Intent]]) -> Non
         while not acked:
             n = sock.recv_into(received)
             buf = bytes(received[:n])
-            off = 0
-            while off + 16 <= n:
-                length, mtype, _flags, seq, _pid = struct.unpack_from("=IHHII", buf, off)
+            for off, length, mtype, seq in _answers(buf):
                 if mtype == NLMSG_ERROR and seq in owners:
                     acked = acked or seq == last
                     (code,) = struct.unpack_from("=i", buf, off + 16)
                     if code < 0 and first_error is None:
                         reason = _ext_ack_message(buf[off:off + length]) or os.strerror(-code)
                         first_error = KernelError(f"{owners[seq].text()}: {reason}")
-                off += (length + 3) & ~3 if length else len(buf)
     if first_error is not None:
         raise first_error
 
