@@ -121,6 +121,15 @@ def workload_from_json(d: dict[str, Any]) -> Workload:
                     d.get("podIP", ""), d.get("netns", ""), sandbox)
 
 
+def prepared_ahead(w: Workload) -> bool:
+    """What `prepare` does something for: a sandbox to make, or sockets to open."""
+    return _sandboxed(w) or _serves_ahead(w)
+
+
+def _sandboxed(w: Workload) -> bool:
+    return w.sandbox is not None and any(p.sandboxed for p in w.processes)
+
+
 def _serves_ahead(w: Workload) -> bool:
     """A pod whose responder's sockets `prepare` may open before `apply`: nothing holds it
     back (init containers) and it answers as itself (no fixed replies; not a host, whose
@@ -369,8 +378,7 @@ class Agent:
         """Make these pods' sandboxes, and open their built-in responder's sockets, in the
         background (their namespaces exist; the CLI is still building their interfaces):
         `apply` then finds them made, and only names what serves them."""
-        sandboxed = {o: w for o, w in desired.items()
-                     if w.sandbox is not None and any(p.sandboxed for p in w.processes)}
+        sandboxed = {o: w for o, w in desired.items() if _sandboxed(w)}
         disk = sandbox.host_disk_mounts() if sandboxed else None
         served = [w.serve for w in desired.values() if _serves_ahead(w)]
         with self.preparing_lock:

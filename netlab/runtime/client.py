@@ -16,7 +16,7 @@ from netlab.errors import KernelError
 from netlab.intents import Workload
 from netlab.kernel import Kernel, procs
 from netlab.kernel.port import Started
-from netlab.runtime.agent import agent_dir, socket_path, workload_to_json
+from netlab.runtime.agent import agent_dir, prepared_ahead, socket_path, workload_to_json
 
 START_TIMEOUT = 15.0
 PID_FILE = names.AGENT_PID_FILE
@@ -106,9 +106,7 @@ class LabPort(Kernel):
         return {(o, c): Started(pid, start) for o, c, pid, start in reply["running"]}
 
     def prepare_pods(self, desired: dict[str, Workload]) -> None:
-        wanted = [workload_to_json(w) for w in desired.values()
-                  if w.serve is not None
-                  or (w.sandbox is not None and any(p.sandboxed for p in w.processes))]
+        wanted = [workload_to_json(w) for w in desired.values() if prepared_ahead(w)]
         if wanted:
             ensure_agent(self.lab)
             request(self.lab, {"op": "prepare", "workloads": wanted})
