@@ -606,11 +606,17 @@ def destroy_lab(lab: str, recorded: Sequence[procs.Started] = ()) -> None:
         with contextlib.suppress(FileNotFoundError):
             inodes.add(os.stat(f"{names.NETNS_DIR}/{name}").st_ino)
     # the agent first, so it restarts nothing while the lab's processes are stopped
+    agent = None
     with contextlib.suppress(OSError, ValueError):
         pid, start = (int(x) for x in (names.lab_dir(lab) / names.AGENT_PID_FILE).read_text()
                       .split())
-        procs.kill_verified([procs.Started(pid, start)], set())
+        agent = procs.Started(pid, start)
+        procs.kill_verified([agent], set())
     _wait_gone(_kill_lab_processes(list(recorded), inodes), inodes)
+    if agent is not None:  # it runs in the host's namespaces: not among those waited for
+        deadline = time.monotonic() + 5.0
+        while procs.alive(agent.pid, agent.starttime) and time.monotonic() < deadline:
+            time.sleep(0.002)
     if cni_dir(lab).exists():
         # CNI mode: the pods' namespaces go first (their veths with them), then DEL runs with
         # an empty CNI_NETNS, as containerd passes it for a sandbox already gone: the plugins
