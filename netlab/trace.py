@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -377,7 +377,10 @@ def _ndp(pkt) -> tuple[str, str, str] | None:
 
 
 def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tuple[str, str]],
-            node_of: dict[str, str], src_label: str, dst_labels: set[str]) -> TraceResult:
+            node_of: dict[str, str], src_label: str, dst_labels: set[str],
+            wires: dict[str, str] | None = None) -> TraceResult:
+    """The walk from what was captured. `wires`: capture label -> the label of the other end
+    of its wire (wire_ends), so a packet's arrival is never placed before its departure."""
     from scapy.layers.inet import ICMP, IPerror
     from scapy.layers.l2 import ARP
 
@@ -454,6 +457,7 @@ def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tup
         hops.append(Hop(0, netns, iface, "out" if c.outgoing else "in", "arp", what, (),
                         round(t, 3)))
     hops.sort(key=lambda h: h.ms)
+    hops = _causal(hops, wires or {})
     start = hops[0].ms if hops else 0.0  # the ARP that precedes the first packet, if any
     result.hops = [Hop(i + 1, h.netns, h.iface, h.direction, h.kind, h.summary, h.changes,
                        round(h.ms - start, 3), h.encapsulated) for i, h in enumerate(hops)]
@@ -509,6 +513,50 @@ def analyse(result: TraceResult, captured: list[Captured], trace_lines: list[tup
     if result.delivered:
         result.verdict += ", reply came back" if result.reply else ", no reply came back"
     return result
+
+
+def _label(h: Hop) -> str:
+    return f"{h.netns}:{h.iface}"
+
+
+def _causal(hops: list[Hop], wires: dict[str, str]) -> list[Hop]:
+    """Hops in time order, but a packet's arrival at one end of a wire after its departure
+    from the other end. The two ends are captured by two sockets in two namespaces, and their
+    kernel timestamps are not taken at the same point of the path (a departure is stamped
+    when the frame is handed to the device, an arrival when the receive path or the reading
+    socket gets to it), so two hops microseconds apart can come out swapped. An arrival with
+    no unmatched departure before it, and one after it, is moved to just after that one."""
+    out = list(hops)
+    i = 0
+    while i < len(out):
+        h = out[i]
+        peer = wires.get(_label(h))
+        if h.direction == "in" and peer is not None:
+            same = (h.kind, h.summary)
+            sent = sum(1 for g in out[:i] if g.direction == "out" and _label(g) == peer
+                       and (g.kind, g.summary) == same)
+            got = sum(1 for g in out[:i] if g.direction == "in" and _label(g) == _label(h)
+                      and (g.kind, g.summary) == same)
+            if got >= sent:
+                j = next((k for k in range(i + 1, len(out)) if out[k].direction == "out"
+                          and _label(out[k]) == peer and (out[k].kind, out[k].summary) == same),
+                         None)
+                if j is not None:
+                    out.insert(j + 1, replace(h, ms=max(h.ms, out[j].ms)))
+                    del out[i]
+                    continue  # a hop moved up into place i: look at it
+        i += 1
+    return out
+
+
+def wire_ends(plan: Plan) -> dict[str, str]:
+    """The two ends of each veth the walk is captured on, both ways: a node's or outside
+    host's eth0 and its port on the underlay switch, a pod's eth0 and its node's veth."""
+    pairs = [(f"node/{n.name}:eth0", f"underlay:{n.name}") for n in plan.nodes]
+    pairs += [(f"host/{h}:eth0", f"underlay:{h}") for h in names.HOSTS]
+    pairs += [(f"pod/{p.key}:eth0", f"node/{p.node}:{p.veth}") for p in plan.pods.values()
+              if not p.host_network and p.veth]
+    return {**dict(pairs), **{b: a for a, b in pairs}}
 
 
 def capture_points(plan: Plan) -> tuple[list[CapturePoint], dict[str, str]]:
@@ -593,7 +641,7 @@ def run(plan: Plan, src: str, dst: str, src_netns: Path, address: str, port: int
     result = (TraceResult(src, dst, address, l4_port, protocol, None, flow_label=ip_id) if v6
               else TraceResult(src, dst, address, l4_port, protocol, ip_id))
     analyse(result, captured, lines, {n.netns: n.name for n in plan.nodes}, src_label,
-            dst_labels)
+            dst_labels, wire_ends(plan))
     if pcap_dir is not None:
         walked = {f"{h.netns}:{h.iface}" for h in result.hops}
         result.pcaps = [str(p) for p in cap.write_pcaps(Path(pcap_dir),
