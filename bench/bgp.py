@@ -69,6 +69,8 @@ def main(rounds: int) -> None:
               f"host-gw {hg:.2f}s, bgp {bgp:.2f}s = {bgp / hg:.2f}x   (goal <= 2x: "
               f"{'met' if bgp / hg <= 2 else 'NOT met'}); routes missing when bgp's up "
               f"returned: {missing} (of {NODES * (NODES - 1)} per round)")
+        print("  each bgp up: " + " ".join(f"{t:.2f}" for t in sorted(times["bgp"]))
+              + "s; host-gw: " + " ".join(f"{t:.2f}" for t in sorted(times["host-gw"])) + "s")
 
 
 if __name__ == "__main__":

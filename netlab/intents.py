@@ -283,7 +283,10 @@ class ReadyWhen:
     """When a process just started counts as ready: its log (lab-relative) shows `lines`
     "listening on"/"cannot listen on" lines, or, with lines=0, the file is not empty; and
     `netns`'s main routing table holds every prefix of `routes` (a routing daemon's:
-    backend bgp's BIRD is ready once it brought the other nodes' pod blocks)."""
+    backend bgp's BIRD is ready once it brought the other nodes' pod blocks). While they are
+    awaited, the unix sockets `wake` (lab-relative: daemons' control sockets) are connected
+    to now and then, which wakes a daemon sitting on work it scheduled itself (BIRD before
+    2.14 can leave its BGP UPDATEs pending until its next timer: see features/bgp.py)."""
 
     pod: str
     container: str
@@ -291,6 +294,7 @@ class ReadyWhen:
     lines: int
     netns: str = ""
     routes: tuple[str, ...] = ()
+    wake: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

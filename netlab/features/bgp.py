@@ -222,11 +222,19 @@ def expected_routes(plan: Plan, speaker: str) -> tuple[str, ...]:
 def resolve(plan: Plan, lab_dir: str, p: Process) -> tuple[Process, ReadyWhen]:
     """bird in the foreground (-f) on the speaker's configuration, its control socket and
     pid file in the lab's state; ready once the kernel table holds every route BGP must
-    bring (so `up` returns with the routes present)."""
+    bring (so `up` returns with the routes present).
+
+    Meanwhile every speaker's control socket is connected to now and then (`wake`): BIRD
+    before 2.14 (Debian 12 has 2.0.12) decides whether to sleep before it runs the events
+    that its work events schedule, so the UPDATEs a session's first route feed schedules can
+    wait for the speaker's next timer, up to a keepalive period, in about half of the `up`s
+    measured; a connection wakes its loop and they go out (fixed upstream by "IO: Fix race
+    condition in event processing", BIRD commit 6a242b3)."""
     speaker = p.argv[1]
     d = f"{lab_dir}/{directory(speaker)}"
     argv = ("bird", "-f", "-c", f"{d}/bird.conf", "-s", f"{d}/bird.ctl",
             "-P", f"{d}/bird.pid")
     return (Process(p.pod, p.container, p.netns, argv, p.env, p.binds, p.workdir),
             ReadyWhen(p.pod, p.container, f"{directory(speaker)}/bird.pid", 0,
-                      netns=p.netns, routes=expected_routes(plan, speaker)))
+                      netns=p.netns, routes=expected_routes(plan, speaker),
+                      wake=tuple(f"{directory(s)}/bird.ctl" for s in speakers(plan))))

@@ -40,6 +40,7 @@ from netlab.intents import (
 # start `up` waits for, converges rules and files but makes no links.
 from netlab.kernel import ns, procs  # submodules
 from netlab.kernel.port import Started
+from netlab.kernel.sockets import knock
 
 Progress = Callable[[int], None]
 
@@ -74,6 +75,7 @@ class Kernel:
     def __init__(self, lab: str) -> None:
         self.lab = lab
         self._socks: OrderedDict[str, socket.socket] = OrderedDict()
+        self._woken: dict[str, float] = {}  # unix socket -> when _wake last connected to it
         raise_fd_limit()
         ns.ensure_shared_dir(names.NETNS_DIR)
         make_lab_dir(lab)
@@ -432,7 +434,20 @@ class Kernel:
                 return False
         elif text.count("listening on ") + text.count("cannot listen on ") < when.lines:
             return False
-        return not when.routes or not (set(when.routes) - self.route_prefixes(when.netns))
+        if not when.routes or not (set(when.routes) - self.route_prefixes(when.netns)):
+            return True
+        self._wake(when.wake)
+        return False
+
+    def _wake(self, paths: Sequence[str], every: float = 0.02) -> None:
+        """Connect to these unix sockets (lab-relative) and hang up, each at most once per
+        `every` seconds: a daemon's loop wakes for the connection (ReadyWhen.wake)."""
+        now = time.monotonic()
+        for path in paths:
+            if now - self._woken.get(path, 0.0) < every:
+                continue
+            self._woken[path] = now
+            knock(self.root / path)
 
     def route_prefixes(self, netns: str) -> set[str]:
         """The destinations of a namespace's main routing table, both families, as

@@ -16,6 +16,14 @@ from pathlib import Path
 from netlab.kernel import ns
 
 
+def knock(path: Path | str) -> None:
+    """Connect to a unix stream socket and hang up: the listening daemon's event loop wakes
+    for it. Nothing happens if nobody listens there."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.setblocking(False)
+        s.connect(str(path))
+
+
 @contextlib.contextmanager
 def inside(netns: Path | str) -> Iterator[Callable[..., socket.socket]]:
     with ns.entered(str(netns)):

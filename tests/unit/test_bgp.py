@@ -95,6 +95,10 @@ def test_nothing_between_nodes_is_written_by_netlab_and_bird_is_waited_for():
                                 "fd00:10:244:2::/64"}
     (p,) = desired.workloads["node/node-1"].processes
     assert p.argv[:2] == ("bird", "-f") and "-s" in p.argv
+    # while waiting, every speaker's control socket is woken (BIRD < 2.14's lost wake-up):
+    # a stuck sender is another node than the one whose routes are missing
+    assert when.wake == ("bgp/node-1/bird.ctl", "bgp/node-2/bird.ctl", "bgp/node-3/bird.ctl")
+    assert p.argv[p.argv.index("-s") + 1].endswith("/" + when.wake[0])
 
 
 def test_the_lb_address_goes_to_the_external_router_only():
