@@ -11,7 +11,7 @@ from netlab.capture import Captured
 from netlab.compile import compile_lab
 from netlab.loader import read_text
 
-EXT, NODE, POD = "172.18.0.254", "172.18.0.2", "10.244.0.5"
+EXT, NODE = "172.18.0.254", "172.18.0.2"
 MARK = 4242
 WIRES = {"host/external:eth0": "underlay:external", "underlay:external": "host/external:eth0",
          "node/node-1:eth0": "underlay:node-1", "underlay:node-1": "node/node-1:eth0"}
@@ -29,7 +29,8 @@ def syn_ack() -> Ether:
     return frame(IP(src=NODE, dst=EXT, id=7) / TCP(sport=30080, dport=40001, flags="SA"))
 
 
-def walk_of(cap: list[Captured], wires: dict[str, str] | None = WIRES) -> list[tuple]:
+def walk_of(cap: list[Captured], wires: dict[str, str] | None = WIRES
+            ) -> tuple[list[tuple], trace.TraceResult]:
     r = trace.analyse(trace.TraceResult("external", "node/node-1", NODE, 30080, "tcp", MARK),
                       cap, [], {}, "host/external:eth0", {"node/node-1:eth0"}, wires)
     return [(h.netns, h.iface, h.direction, h.kind) for h in r.hops], r
