@@ -15,9 +15,10 @@ cd "$(dirname "$0")/.."
 # containernetworking-plugins: the CNI reference plugins (/usr/lib/cni) for the lab's CNI
 # mode; iptables: the portmap plugin runs it (inside node namespaces only); bird2: the BGP
 # speaker of backend bgp (inside node namespaces only; its own service is masked below).
+# gcc, libc6-dev: the pods' sandbox helper (netlab/kernel/pause_helper.c), built on first use.
 PACKAGES=(iproute2 nftables libpcap0.8 iputils-ping util-linux procps python3-venv dnsutils
           nginx-light openssl wrk conntrack graphviz ruby containernetworking-plugins iptables
-          bird2)
+          bird2 gcc libc6-dev)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/setup.sh must run as root (it installs packages): sudo $0" >&2

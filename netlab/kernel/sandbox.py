@@ -41,8 +41,8 @@ PID namespace; instead the caller's thread sets its pid_namespace_for_children f
 it forks (`pid_namespace`, used by `popen`), and the child, already in the pod's PID namespace,
 execs nsenter -> unshare -> sh -> the command: one process per container, the caller's child
 (so the caller can wait for its exit code). The pause is started the same way in a new PID
-namespace, by a helper process (PAUSE_HELPER: one fork and a few dozen mount(2) calls per
-pod, no process per mount). Its SIGCHLD is ignored (ignored signals survive execve), so the
+namespace, by a helper process (pause_helper.c: one fork and a few dozen mount(2) calls
+per pod, no process per mount). Its SIGCHLD is ignored (ignored signals survive execve), so the
 kernel reaps the orphans reparented to it as Kubernetes' pause does (wait(2): SIG_IGN on
 SIGCHLD => no zombies); the helper ignores it too, so the pause itself is reaped when it ends.
 Killing the pause SIGKILLs every process of the namespace (the kernel does, when a PID
@@ -55,13 +55,12 @@ user namespace.
 from __future__ import annotations
 
 import contextlib
-import json
+import hashlib
 import os
 import select
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -69,6 +68,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from netlab import names
 from netlab.errors import KernelError
 from netlab.kernel import ns, procs
 
@@ -83,216 +83,58 @@ DISK_FS = ("ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "exfat", "f2fs", "zfs
            "virtiofs", "nfs", "nfs4", "cifs", "fuseblk")
 SKIP_TREES = ("/proc", "/sys", "/dev", "/run", "/tmp")
 
-# The sandbox helper: a small Python process started by exec (never forked from the caller,
-# which may be multi-threaded), single-threaded, that makes pause processes on request. For
-# each it unshares a new PID namespace for its children and forks one: the child, PID 1 of
-# that namespace, enters the pod's network (and UTS) namespace, unshares its mount, IPC (and
-# UTS) namespaces with private propagation, makes the pod's mounts with mount(2) (one system
-# call each, no process per mount), pivot_root's into the overlay, drops the old root and
-# execs `sleep infinity` with SIGCHLD ignored. The helper ignores SIGCHLD too, so the kernel
-# reaps its pauses when they end. Requests are JSON lines on stdin, answers lines on stdout:
-# "ok PID" once the pause has exec'd (its close-on-exec status pipe closed with nothing
-# written), or "err MESSAGE". It exits at end of input or after IDLE seconds without one.
-# Request: {"net", "uts" (or null), "root", "hostname", "staging", "sleep", "timeout",
-# "args": [S path | B src dst | M name size | H name ...]}.
-PAUSE_HELPER = r"""
-import ctypes, json, os, select, signal, stat, sys
-
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                       ctypes.c_char_p]
-libc.syscall.argtypes = [ctypes.c_long, ctypes.c_char_p, ctypes.c_char_p]
-PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "ppc64": 203,
-              "s390x": 217, "loongarch64": 41}[os.uname().machine]
-RDONLY, NOSUID, NODEV, NOEXEC, REMOUNT, BIND, REC, PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 262144
-KEEP = NOSUID | NODEV | NOEXEC | 1024 | 2048 | 4096  # and noatime, nodiratime, relatime
-NEWNS, NEWUTS, NEWIPC, NEWPID, NEWNET = 0x20000, 0x4000000, 0x8000000, 0x20000000, 0x40000000
-STAGING = "/run/.netlab/volumes"
-DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
-           ("urandom", 1, 9), ("tty", 5, 0))
-LINKS = (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"))
-
-
-def check(rc, what):
-    if rc != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"{what}: {os.strerror(e)}")
-
-
-def enc(s):
-    return None if s is None else s.encode()
-
-
-def mount(src, dst, fstype, flags, data=None):
-    check(libc.mount(enc(src), enc(dst), enc(fstype), flags, enc(data)), f"mount {dst}")
-
-
-def read_only(dst):  # mount -o remount,bind,ro, keeping the mount's other flags
-    mount(None, dst, None, REMOUNT | BIND | RDONLY | (os.statvfs(dst).f_flag & KEEP))
-
-
-def setns(path, kind):  # path: in the host's mount namespace (HOST: its root)
-    fd = os.open(path.lstrip("/"), os.O_RDONLY | os.O_CLOEXEC, dir_fd=HOST)
-    try:
-        check(libc.setns(fd, kind), f"setns {path}")
-    finally:
-        os.close(fd)
-
-
-def setup(q):
-    os.umask(0)
-    setns(q["net"], NEWNET)
-    if q["uts"]:
-        setns(q["uts"], NEWUTS)
-    check(libc.unshare(NEWNS | NEWIPC | (0 if q["uts"] else NEWUTS)), "unshare")
-    r, h = q["root"], q["hostname"]
-    m = r + "/merged"
-    if not q["uts"]:
-        check(libc.sethostname(h.encode(), len(h.encode())), "sethostname")
-    mount("overlay", m, "overlay", 0, f"lowerdir=/,upperdir={r}/upper,workdir={r}/work")
-    if h:
-        fd = os.open(m + "/etc/hostname", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, (h + "\n").encode())
-        os.close(fd)
-    for d in ("proc", "sys", "dev", "tmp", "run"):
-        os.makedirs(f"{m}/{d}", 0o755, exist_ok=True)
-    mount("proc", m + "/proc", "proc", NOSUID | NODEV | NOEXEC)
-    for p in ("sys", "sysrq-trigger", "irq", "bus"):
-        p = f"{m}/proc/{p}"
-        if os.path.lexists(p):
-            mount(p, p, None, BIND)
-            read_only(p)
-    mount("sysfs", m + "/sys", "sysfs", RDONLY | NOSUID | NODEV | NOEXEC)
-    mount("tmpfs", m + "/tmp", "tmpfs", NOSUID | NODEV, "mode=1777")
-    mount("tmpfs", m + "/run", "tmpfs", NOSUID | NODEV, "mode=755")
-    dev = m + "/dev"
-    mount("tmpfs", dev, "tmpfs", NOSUID, "mode=755,size=4m")
-    for name, major, minor in DEVICES:
-        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-    os.mkdir(dev + "/pts", 0o755)
-    os.mkdir(dev + "/shm", 0o755)
-    mount("devpts", dev + "/pts", "devpts", NOSUID | NOEXEC,
-          "newinstance,ptmxmode=0666,mode=620")
-    mount("shm", dev + "/shm", "tmpfs", NOSUID | NODEV, "mode=1777")
-    for name, target in LINKS:
-        os.symlink(target, f"{dev}/{name}")
-    if q["staging"]:
-        os.makedirs(m + STAGING, 0o755)
-        mount(r + "/../volumes", m + STAGING, None, BIND)
-    a = q["args"]
-    i = 0
-    while i < len(a):
-        op = a[i]
-        if op == "S":
-            mount(a[i + 1], m + a[i + 1], None, BIND)
-            read_only(m + a[i + 1])
-            i += 2
-        elif op == "B":
-            dst = m + a[i + 2]
-            if not os.path.lexists(dst):
-                os.makedirs(os.path.dirname(dst), 0o755, exist_ok=True)
-                os.close(os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644))
-            mount(a[i + 1], dst, None, BIND)
-            i += 3
-        elif op == "M":
-            mount("tmpfs", f"{m}{STAGING}/{a[i + 1]}", "tmpfs", NOSUID | NODEV,
-                  "mode=1777" + a[i + 2])
-            i += 3
-        elif op == "H":
-            read_only(f"{m}{STAGING}/{a[i + 1]}")
-            i += 2
-        else:
-            raise ValueError(f"bad argument {op}")
-    os.chdir(m)
-    check(libc.syscall(PIVOT_ROOT, b".", b"."), "pivot_root")
-    check(libc.umount2(b".", 2), "umount the old root")  # MNT_DETACH
-    os.chdir("/")
-    os.umask(0o022)
-    os.setsid()
-    null = os.open("/dev/null", os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores them; exec keeps that
-    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-    os.execv(q["sleep"], ["sleep", "infinity"])  # SIGCHLD stays ignored
-
-
-def start(q, here):
-    rd, wr = os.pipe()  # close-on-exec: EOF with nothing written = the pause exec'd
-    try:
-        check(libc.unshare(NEWPID), "unshare pid")
-        try:
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    os.close(rd)
-                    setup(q)
-                except BaseException as e:
-                    os.write(wr, str(e).encode(errors="replace") or b"failed")
-                finally:
-                    os._exit(1)
-        finally:
-            check(libc.setns(here, NEWPID), "setns back")
-        os.close(wr)
-        wr = -1
-        out = b""
-        while select.select([rd], [], [], q["timeout"])[0]:
-            chunk = os.read(rd, 4096)
-            if not chunk:
-                break
-            out += chunk
-        else:
-            os.kill(pid, signal.SIGKILL)
-            return "err timed out"
-        if out:
-            return "err " + out.decode(errors="replace")
-        return f"ok {pid}"
-    finally:
-        os.close(rd)
-        if wr >= 0:
-            os.close(wr)
-
-
-# This helper's own mount namespace, which every pause copies: the host's without the
-# namespace files (/run/netns/*, UTS files), one mount per lab pod or node. unshare(NEWNS)
-# copies every mount and pivot_root's detach of the old root walks them all again, so a
-# copy of the host's table would cost O(pods) per pod. Paths in requests are opened
-# through HOST, the host's root: a walk from it follows the host's mounts, so namespace
-# files made after this helper started are found (as through /proc/PID/root).
-def template():
-    global HOST
-    HOST = os.open("/", os.O_PATH | os.O_CLOEXEC)
-    check(libc.unshare(NEWNS), "unshare")
-    mount(None, "/", None, REC | PRIVATE)
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for p in reversed(points):
-        if p.startswith("/run/netns/") or "/uts/" in p:
-            libc.umount2(p.encode(), 2)  # MNT_DETACH; a failure only leaves it there
-
-
-def main():
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the pauses
-    template()
-    here = os.open("/proc/self/ns/pid", os.O_RDONLY)
-    idle = float(sys.argv[2])
-    while select.select([0], [], [], idle)[0]:
-        line = sys.stdin.buffer.readline()
-        if not line:
-            break
-        try:
-            answer = start(json.loads(line), here)
-        except Exception as e:
-            answer = f"err {e}"
-        sys.stdout.write(answer.replace("\n", " ") + "\n")
-        sys.stdout.flush()
-
-
-main()
-"""
+# The sandbox helper (pause_helper.c, built on first use by `helper_binary`): one small
+# native process, started by exec (never forked from the caller, which may be
+# multi-threaded), that makes pause processes on request, each with one fork and a few
+# dozen mount(2) calls; its comment says how, and why it is not Python.
+HELPER_SOURCE = Path(__file__).with_name("pause_helper.c")
+CC_FLAGS = ("-O2",)
 HELPER_IDLE = 5.0  # seconds without a request before a helper exits
+
+
+def encode_request(fields: Sequence[str]) -> bytes:
+    """A request as pause_helper.c reads it: the number of fields, then each, NUL-ended."""
+    if any("\0" in f for f in fields):
+        raise KernelError(f"a NUL byte in a sandbox request field: {fields!r}")
+    return "".join(f"{x}\0" for x in (str(len(fields)), *fields)).encode()
+
+
+_built: dict[str, str] = {}
+
+
+def helper_binary() -> str:
+    """The sandbox helper's executable, compiled from pause_helper.c with the system's C
+    compiler the first time it is needed (a fraction of a second, once per boot and
+    version of the source): <state root>/.pause-helper/<hash of source and flags>/
+    netlab-pause-helper, on netlab's tmpfs (`ps` shows netlab-pause-helper). Two
+    processes building at once each write a file of their own and rename it into place."""
+    source = HELPER_SOURCE.read_bytes()
+    digest = hashlib.sha256(source + " ".join(CC_FLAGS).encode()).hexdigest()[:16]
+    if digest in _built:
+        return _built[digest]
+    ns.ensure_state_tmpfs(names.STATE_ROOT)
+    path = names.STATE_ROOT / ".pause-helper" / digest / "netlab-pause-helper"
+    if not os.access(path, os.X_OK):
+        cc = shutil.which(os.environ.get("CC", "cc"), path=BASE_ENV.get("PATH"))
+        if cc is None:
+            raise KernelError(f"netlab builds its sandbox helper from {HELPER_SOURCE} with a C "
+                              "compiler, and there is none (cc): install one "
+                              "(apt-get install gcc libc6-dev; scripts/setup.sh does)")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            done = subprocess.run([cc, *CC_FLAGS, "-o", str(tmp), str(HELPER_SOURCE)],
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  env=BASE_ENV, check=False)
+            if done.returncode != 0:
+                raise KernelError(f"cannot build the sandbox helper ({cc} {HELPER_SOURCE}): "
+                                  f"{(done.stderr or done.stdout).strip()[-2000:]}")
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    _built[digest] = str(path)
+    return str(path)
 
 # Runs in a copy of the pause's mount namespace. Arguments: WORKDIR STAGED (1: the pod has
 # volumes, staged at /run/.netlab/volumes) then SRC DST RO ... -- ARGV...
@@ -453,27 +295,25 @@ def _prepare_volumes(vol_dir: Path, volumes: Sequence[VolumeLike]) -> list[str]:
 
 
 class _Helper:
-    """One running sandbox helper (PAUSE_HELPER), our child, used by one thread at a time."""
+    """One running sandbox helper (pause_helper.c), our child, used by one thread at a
+    time."""
 
     def __init__(self) -> None:
-        # The program comes in the environment (taken out of it at once, so the pauses do
-        # not inherit it): `ps` shows a short command line.
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c",
-             "import os; exec(os.environ.pop('NETLAB_PAUSE_HELPER'))", "netlab-pause-helper",
-             str(HELPER_IDLE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            env={**BASE_ENV, "NETLAB_PAUSE_HELPER": PAUSE_HELPER}, close_fds=True)
+            ["netlab-pause-helper", str(HELPER_IDLE)], executable=helper_binary(),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=BASE_ENV, close_fds=True)
         self.used = time.monotonic()
 
     def fresh(self) -> bool:
         """Alive, and far enough from its idle exit to be given a request."""
         return self.proc.poll() is None and time.monotonic() - self.used < HELPER_IDLE / 2
 
-    def ask(self, request: dict, timeout: float) -> str:
+    def ask(self, request: Sequence[str], timeout: float) -> str:
+        """One request (its fields, see pause_helper.c): the helper's answer line."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.used = time.monotonic()
         try:
-            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.write(encode_request(request))
             self.proc.stdin.flush()
         except OSError as e:
             self.close()
@@ -571,9 +411,8 @@ def create_sandbox(lab: str, pod_dir: Path, netns: Path, uts: Path | None, hostn
         _remove_dirs(root, vol_dir)
         raise
     sleep = shutil.which("sleep", path=BASE_ENV.get("PATH")) or "/bin/sleep"
-    request = {"net": str(netns), "uts": None if uts is None else str(uts),
-               "root": str(root), "hostname": hostname, "staging": bool(volumes),
-               "sleep": sleep, "timeout": timeout, "args": args}
+    request = [str(netns), "" if uts is None else str(uts), str(root), hostname,
+               "1" if volumes else "0", sleep, str(int(timeout * 1000)), *args]
     try:
         with _helper() as helper:
             answer = helper.ask(request, timeout + 5)

@@ -348,6 +348,17 @@ def test_a_sandbox_that_cannot_be_set_up_says_why_and_leaves_nothing(pods):
     assert sandbox_mounts_anywhere(pods.lab) == []
 
 
+def test_a_mount_that_fails_names_its_target_and_the_kernels_reason(pods):
+    d = names.STATE_ROOT / pods.lab / "pods" / "default.badbind"
+    d.mkdir(parents=True)
+    with pytest.raises(Exception, match=r"mount \S*/merged/etc/nlsbx-x: No such file"):
+        sbx.create_sandbox(pods.lab, d, pods.netns, None, "badbind",
+                           (("/nonexistent/nlsbx-source", "/etc/nlsbx-x"),))
+    assert sorted(p.name for p in d.iterdir()) == []
+    assert sandbox_mounts_anywhere(pods.lab) == []
+    assert pods.sandbox("good").alive()  # the helper goes on making sandboxes
+
+
 def test_a_namespace_made_after_the_helper_started_is_found(pods):
     """The helper works in a template mount namespace without the host's namespace files
     (/run/netns/*), and opens a request's paths through the host's root: a network
