@@ -97,16 +97,17 @@ static char *cat(const char *a, const char *b) {  /* a fresh string; the child e
     return s;
 }
 
-static void mkdirs(const char *path, mode_t mode) {  /* mkdir -p */
-    char *p = cat(path, "");
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(p, mode) != 0 && errno != EEXIST) fail("mkdir %s", p);
-        *s = '/';
+static void mkdirs(const char *path, mode_t mode) {  /* mkdir -p: the leaf first */
+    if (mkdir(path, mode) == 0 || errno == EEXIST) return;
+    if (errno != ENOENT) fail("mkdir %s", path);
+    char *parent = cat(path, "");
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = 0;
+        mkdirs(parent, mode);
     }
-    if (mkdir(p, mode) != 0 && errno != EEXIST) fail("mkdir %s", p);
-    free(p);
+    free(parent);
+    if (mkdir(path, mode) != 0 && errno != EEXIST) fail("mkdir %s", path);
 }
 
 static int lexists(const char *path) {

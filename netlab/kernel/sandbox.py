@@ -32,15 +32,17 @@ network namespace) and delete the lab dir.
 
 Each container gets a mount namespace of its own, copied from the pause's, with its
 volumeMounts bound from /run/.netlab/volumes and that staging dir unmounted (volume mounts are
-per container in Kubernetes). Namespaces are entered through /proc/<pause pid>/ns/*, after
-checking the pid still has the recorded start time; nothing is bind-mounted to keep them.
+per container in Kubernetes). Namespaces are entered through the pause (/proc/<pid>/ns/* or
+a pidfd), after checking the pid still has the recorded start time; nothing is bind-mounted
+to keep them.
 
 PID namespaces: a process never changes its own (pid_namespaces(7)); setns(CLONE_NEWPID) only
 places the caller's *future children*. So an exec chain cannot move a process into the pod's
-PID namespace; instead the caller's thread sets its pid_namespace_for_children for the moment
-it forks (`pid_namespace`, used by `popen`), and the child, already in the pod's PID namespace,
-execs nsenter -> unshare -> sh -> the command: one process per container, the caller's child
-(so the caller can wait for its exit code). The pause is started the same way in a new PID
+PID namespace; instead a launcher thread of the caller enters the pod's namespaces, PID
+namespace for its children included, for the moment it forks (`start_container`), and the
+child, already in all of them, execs the command (or unshare -> sh -> the command, for a
+container with a mount namespace of its own): one process per container, the caller's
+child (so the caller can wait for its exit code). The pause is started in a new PID
 namespace, by a helper process (pause_helper.c: one fork and a few dozen mount(2) calls
 per pod, no process per mount). Its SIGCHLD is ignored (ignored signals survive execve), so the
 kernel reaps the orphans reparented to it as Kubernetes' pause does (wait(2): SIG_IGN on
@@ -64,6 +66,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -243,24 +246,6 @@ def _mounts_under(prefix: str) -> list[str]:
 
 def _on_same_fs_as_root(path: Path) -> bool:
     return os.stat(path).st_dev == os.stat("/").st_dev
-
-
-@contextlib.contextmanager
-def pid_namespace(sandbox: Sandbox | None) -> Iterator[None]:
-    """Children forked by this thread inside the body are in the sandbox's PID namespace
-    (None: in a new PID namespace, whose first child is its init)."""
-    with open("/proc/thread-self/ns/pid") as here:
-        if sandbox is None:
-            ns.unshare(CLONE_NEWPID)
-        else:
-            with open(f"/proc/{sandbox.pause()}/ns/pid") as there:
-                if os.fstat(there.fileno()).st_ino != sandbox.pid_ns:
-                    raise KernelError(f"pid {sandbox.pid} is not the pause of {sandbox.pod_dir}")
-                ns.setns(there.fileno(), CLONE_NEWPID)
-        try:
-            yield
-        finally:
-            ns.setns(here.fileno(), CLONE_NEWPID)
 
 
 def _prepare_volumes(vol_dir: Path, volumes: Sequence[VolumeLike]) -> list[str]:
@@ -443,19 +428,16 @@ def _mount_args(sandbox: Sandbox, mounts: Sequence[MountLike]) -> list[str]:
 
 def container_argv(sandbox: Sandbox, mounts: Sequence[MountLike], argv: Sequence[str],
                    workdir: str | None = None, alone: bool = False) -> list[str]:
-    """The command line that becomes the container's one process, in the pod's network,
-    UTS, IPC and a mount namespace of its own (the pod's plus `mounts`). Run it as a child
-    forked inside `pid_namespace(sandbox)` (see `popen`), so that it is in the pod's PID
-    namespace: nsenter, unshare and sh each exec the next, the last one `argv`.
-
-    `alone`: the pod's only container. With no volumes and no working dir, it then stays in
-    the pod's mount namespace: its own copy would be identical with nobody to tell them
-    apart, and costs an exec (unshare) per container start."""
-    head = ["nsenter", f"--target={sandbox.pause()}", "--net", "--uts", "--ipc", "--mount",
-            "--"]
+    """The command line `start_container` runs inside the pod's namespaces: `argv` itself
+    if `alone` (the pod's only container) with no volumes and no working dir, which then
+    stays in the pod's mount namespace (its own copy would be identical with nobody to tell
+    them apart, and costs an exec per container start); else unshare (a mount namespace of
+    the container's own: the pod's plus `mounts`) and the set-up shell, each exec'ing the
+    next, the last one `argv`."""
+    sandbox.pause()  # gone: KernelError
     if alone and not sandbox.volumes and not mounts and not workdir:
-        return [*head, *argv]
-    return [*head, *_container_setup(sandbox, mounts, argv, workdir, "netlab-container")]
+        return list(argv)
+    return _container_setup(sandbox, mounts, argv, workdir, "netlab-container")
 
 
 def _container_setup(sandbox: Sandbox, mounts: Sequence[MountLike], argv: Sequence[str],
@@ -485,11 +467,60 @@ def exec_argv(sandbox: Sandbox, mounts: Sequence[MountLike], argv: Sequence[str]
             "--", *_container_setup(sandbox, mounts, argv, workdir, "netlab-exec")]
 
 
-def popen(sandbox: Sandbox, argv: Sequence[str], env: dict[str, str] | None = None,
-          **kwargs) -> subprocess.Popen:
-    """Start `argv` (from container_argv) as a child in the sandbox's PID namespace."""
-    with pid_namespace(sandbox):
-        return subprocess.Popen(list(argv), env={**BASE_ENV, **(env or {})}, **kwargs)
+def start_container(sandbox: Sandbox, argv: Sequence[str], env: dict[str, str] | None = None,
+                    **kwargs) -> subprocess.Popen:
+    """Start `argv` (from container_argv) as the caller's child in the pod's network, UTS,
+    IPC, mount and PID namespaces: one of the launcher threads enters them all with one
+    setns(2) on a pidfd of the pause, forks the child there (it inherits them; its root and
+    working dir are the pod's), and returns to the process's own. No nsenter: one exec less
+    per container start (400 containers: 0.12 s against 0.28 s). `kwargs` go to Popen (open
+    files for its output: opened before, in the host's mount namespace)."""
+    return _launchers.submit(_spawn_inside, sandbox, list(argv),
+                             {**BASE_ENV, **(env or {})}, kwargs).result()
+
+
+# setns(2) into a mount namespace is refused to a thread that shares its filesystem context
+# (root, cwd) with others (EINVAL), as all of a process's threads do until one unshares it
+# (CLONE_FS). The launcher threads do; they are never the main thread, whose namespaces are
+# the process's (/proc/PID/ns, and what a pidfd of the process enters) and must stay so.
+CLONE_FS = 0x200
+POD_NAMESPACES = ns.CLONE_NEWNS | ns.CLONE_NEWNET | ns.CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
+_launcher_state = threading.local()
+
+
+def _launcher_init() -> None:
+    ns.unshare(CLONE_FS)
+    _launcher_state.home = os.pidfd_open(os.getpid())  # the process's own namespaces
+    _launcher_state.broken = None
+
+
+_launchers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-launcher",
+                                initializer=_launcher_init)
+
+
+def _spawn_inside(sandbox: Sandbox, argv: list[str], env: dict[str, str],
+                  kwargs: dict) -> subprocess.Popen:
+    if _launcher_state.broken:
+        raise KernelError(f"this launcher thread could not return to the agent's namespaces "
+                          f"({_launcher_state.broken}); the agent must be restarted")
+    pid = sandbox.pause()
+    fd = os.pidfd_open(pid)
+    try:
+        # the pidfd is the pause's (not a reused pid) if the pause is still alive after it
+        # was opened, with the pid namespace it was made with
+        if not sandbox.alive() or os.stat(f"/proc/{pid}/ns/pid").st_ino != sandbox.pid_ns:
+            raise KernelError(f"pid {pid} is not the pause of {sandbox.pod_dir}")
+        ns.setns(fd, POD_NAMESPACES)
+        try:
+            return subprocess.Popen(argv, env=env, **kwargs)
+        finally:
+            try:
+                ns.setns(_launcher_state.home, POD_NAMESPACES)
+            except OSError as e:
+                _launcher_state.broken = str(e)
+                raise
+    finally:
+        os.close(fd)
 
 
 def pids(sandbox: Sandbox) -> list[int]:

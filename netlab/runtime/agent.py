@@ -452,7 +452,7 @@ class Agent:
                 sb = self._sandbox(p.pod)
                 with open(log, "ab") as out, open(os.devnull) as null:
                     alone = sum(q.sandboxed for q in self.loads[p.pod].processes) == 1
-                    c.popen = sandbox.popen(
+                    c.popen = sandbox.start_container(
                         sb, sandbox.container_argv(sb, p.mounts, p.argv, alone=alone),
                         dict(p.env),
                         stdin=null, stdout=out, stderr=out, start_new_session=True,

@@ -86,7 +86,7 @@ class Pods:
 
     def start(self, s: sbx.Sandbox, script: str, mounts=(), workdir=None) -> subprocess.Popen:
         argv = sbx.container_argv(s, mounts, ["/bin/sh", "-c", script], workdir)
-        p = sbx.popen(s, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        p = sbx.start_container(s, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.children.append(p)
         return p
 
@@ -384,7 +384,7 @@ def test_a_sole_container_without_volumes_stays_in_the_pods_mount_namespace(pods
     s = pods.sandbox("solo")
     argv = sbx.container_argv(s, (), ["sleep", "60"], alone=True)
     assert "unshare" not in argv  # one exec less per container start
-    p = sbx.popen(s, argv)
+    p = sbx.start_container(s, argv)
     pods.children.append(p)
     time.sleep(0.2)
     assert os.stat(f"/proc/{p.pid}/ns/mnt").st_ino == os.stat(f"/proc/{s.pid}/ns/mnt").st_ino
@@ -392,3 +392,30 @@ def test_a_sole_container_without_volumes_stays_in_the_pods_mount_namespace(pods
     assert Path(f"/proc/{p.pid}/cmdline").read_text() == "sleep\x0060\0"
     # not alone, or with volumes: a mount namespace of its own, as before
     assert "unshare" in sbx.container_argv(s, (), ["sleep", "60"])
+
+
+def test_start_container_leaves_the_caller_in_its_own_namespaces(pods):
+    """The launcher threads enter a pod's namespaces only for the moment they fork: the
+    caller, and the next container started (another pod's), are where they belong."""
+    kinds = ("mnt", "net", "uts", "ipc", "pid", "pid_for_children")
+
+    def namespaces(pid: int | str) -> dict[str, int]:
+        return {k: os.stat(f"/proc/{pid}/ns/{k}").st_ino for k in kinds}
+
+    before = namespaces("self")
+    a, b = pods.sandbox("a"), pods.sandbox("b")
+    children = []
+    for s in (a, b, a, b):
+        p = sbx.start_container(s, sbx.container_argv(s, (), ["sleep", "60"], alone=True))
+        pods.children.append(p)
+        children.append((s, p))
+    assert namespaces("self") == before
+    for s, p in children:
+        pause = namespaces(s.pid)
+        child = namespaces(p.pid)
+        assert {k: child[k] for k in ("mnt", "net", "uts", "ipc")} == \
+            {k: pause[k] for k in ("mnt", "net", "uts", "ipc")}
+        assert child["pid"] == s.pid_ns and child["pid"] != before["pid"]
+        assert os.readlink(f"/proc/{p.pid}/root") == "/"  # the pod's root, seen from it
+        assert Path(f"/proc/{p.pid}/root/etc/hostname").read_text() == \
+            f"{Path(s.pod_dir).name.removeprefix('default.')}\n"
