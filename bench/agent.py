@@ -14,10 +14,12 @@
    second floor: the raw one plus, in each pod namespace, one `sleep` in a PID and mount
    namespace of its own (`unshare --fork --pid --mount --mount-proc`: what a sandbox costs
    the kernel, without its files): the time to start them, and for `down` the time until
-   they have all left the namespaces after SIGKILL (the raw delete has no process to end).
+   they have all left the namespaces after SIGKILL (the raw delete has no process to end);
+   and for `down` a third: the raw delete plus killing two plain `sleep`s per pod (a pod's
+   pause and container, without any namespace of their own: the least ending them costs).
 Every timed step starts on a quiet machine (up_pods.settle: the kernel frees deleted
 namespaces in the background, seconds after a big `down`).
-Processes are listed by what they run (`sleep infinity` is a pod sandbox's pause process).
+Processes are listed by what they run (`pause` is a pod sandbox's pause process).
 A warm-up lab of 8 pods, not counted, comes first.
 3. A readiness change reaching the Service rules: a Service over 10 pods running
    `python3 -m http.server 9000`, readinessProbe tcpSocket 9000 every 1 s (failureThreshold
@@ -40,6 +42,7 @@ torn down in finally blocks. Only processes this benchmark started are killed (b
 
     sudo .venv/bin/python bench/agent.py
     sudo .venv/bin/python bench/agent.py --only command   # one part: serving, command, ready
+    sudo .venv/bin/python bench/agent.py --rounds 7       # more rounds per comparison
 """
 
 from __future__ import annotations
@@ -128,20 +131,23 @@ def census(lab: str) -> tuple[int, float, float, str]:
 # --- 1 and 2: up, memory, down ------------------------------------------------------------
 
 
-def raw_with_processes(n: int) -> tuple[float, float]:
-    """The raw floor's namespaces, then in each pod namespace one process in a PID and mount
-    namespace of its own with /proc mounted (`unshare --fork --pid --mount --mount-proc
-    sleep`: a sandbox's kernel objects without its files), killed again by process group:
-    (the time to start them, the time until every one of them has left the namespaces)."""
+def raw_with_processes(n: int, sandboxed: bool = True, per_pod: int = 1
+                       ) -> tuple[float, float]:
+    """The raw floor's namespaces, then in each pod namespace `per_pod` processes, killed
+    again by process group: (the time to start them, the time until every one of them has
+    left the namespaces). sandboxed: each in a PID and mount namespace of its own with
+    /proc mounted (`unshare --fork --pid --mount --mount-proc sleep`: a sandbox's kernel
+    objects without its files); else a plain `sleep` (the least a process costs to end)."""
     started: list[subprocess.Popen] = []
     t_kill = 0.0
+    sandbox = ["unshare", "--fork", "--pid", "--mount", "--mount-proc"] if sandboxed else []
     try:
         t0 = time.perf_counter()
         for i in range(n):
-            started.append(subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/netlab.{RAW}.pod.p{i}", "unshare", "--fork",
-                 "--pid", "--mount", "--mount-proc", "sleep", "3600"],
-                stdin=subprocess.DEVNULL, start_new_session=True))
+            for _ in range(per_pod):
+                started.append(subprocess.Popen(
+                    ["nsenter", f"--net=/run/netns/netlab.{RAW}.pod.p{i}", *sandbox, "sleep",
+                     "3600"], stdin=subprocess.DEVNULL, start_new_session=True))
         spawn = time.perf_counter() - t0
         time.sleep(1.0)  # every sleep started
         settle()
@@ -167,13 +173,14 @@ def up_down(kind: str, n: int, text: str, goal_mb: float | None,
     """`rounds` rounds, each the raw floor then netlab (interleaved, so a drift of the
     machine reaches both); medians are compared, the range of each is printed."""
     raw_ups, raw_downs, nl_ups, nl_downs = [], [], [], []
-    spawn = kill = None
+    spawn = kill = plain_kill = None
     census_row = None
     for r in range(rounds):
         try:
             raw_ups.append(raw_up(n))
             if processes and r == 0:
                 spawn, kill = raw_with_processes(n)
+                plain_kill = raw_with_processes(n, sandboxed=False, per_pod=2)[1]
             raw_downs.append(raw_down(n))
         finally:
             destroy_lab(RAW)
@@ -224,6 +231,11 @@ def up_down(kind: str, n: int, text: str, goal_mb: float | None,
         print(f"        raw delete + killing those sandboxed sleeps {raw_down_s + kill:7.3f}s "
               f"(the kill alone {kill:.3f}s): netlab {nl_down / (raw_down_s + kill):.2f}x that",
               flush=True)
+    if plain_kill is not None:
+        print(f"        raw delete + killing two plain `sleep`s per pod (no namespace of their "
+              f"own) {raw_down_s + plain_kill:7.3f}s (the kill alone {plain_kill:.3f}s, "
+              f"{plain_kill / raw_down_s:.2f}x the raw delete): netlab "
+              f"{nl_down / (raw_down_s + plain_kill):.2f}x that", flush=True)
 
 
 # --- 3: readiness to Service rules --------------------------------------------------------
@@ -378,7 +390,10 @@ def main() -> None:
     ap.add_argument("--only", choices=("serving", "command", "ready"),
                     help="run only this part (after the warm-up): serving pods (400 and "
                          "1000), command pods (400 x sleep 3600) or readiness")
-    only = ap.parse_args().only
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of each up/down comparison (medians are compared)")
+    args = ap.parse_args()
+    only, rounds = args.only, args.rounds
     destroy_lab(RAW)
     down(LAB)
     down(RLAB)
@@ -392,11 +407,12 @@ def main() -> None:
         down(LAB)
     if only in (None, "serving"):
         up_down("serving pods (containerPort, agent's responder)", 400, serving_pods(400),
-                400.0)
+                400.0, rounds=rounds)
         up_down("serving pods (containerPort, agent's responder)", 1000, serving_pods(1000),
-                None)
+                None, rounds=rounds)
     if only in (None, "command"):
-        up_down("command pods (sleep 3600)", 400, command_pods(400), None, processes=True)
+        up_down("command pods (sleep 3600)", 400, command_pods(400), None, processes=True,
+                rounds=rounds)
     if only in (None, "ready"):
         readiness()
 

@@ -17,6 +17,7 @@ from typing import Any
 from netlab import names, scheduling
 from netlab.errors import InputError
 from netlab.jobs import JobPlan, PodOutcome, job_pods, plan_job, plan_jobs
+from netlab.jsonable import plain
 from netlab.model import Cluster, Manifests, Pod, PodSpec, Workload
 
 K8S_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes' generated names
@@ -293,7 +294,7 @@ class Plan:
         return self.underlay_gateway6 if family == "IPv6" else self.underlay_gateway
 
     def to_json(self) -> dict:
-        data = _plain(self)
+        data = plain(self)
         data["cluster"].pop("source", None)
         return data
 
@@ -339,27 +340,6 @@ class Plan:
                    underlay_gateway6=data.get("underlay_gateway6", ""),
                    external_ip6=data.get("external_ip6", ""),
                    internet_ip6=data.get("internet_ip6", ""))
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _plain(v: Any) -> Any:
-    """A dataclass as JSON-ready data, like dataclasses.asdict but without its deep copies
-    (a state file of 1,000 Services is written on every change)."""
-    cls = type(v)
-    if cls in (str, int, float, bool, type(None)):
-        return v
-    if is_dataclass(v):
-        names = _FIELDS.get(cls)
-        if names is None:
-            names = _FIELDS[cls] = tuple(f.name for f in fields(v))
-        return {n: _plain(getattr(v, n)) for n in names}
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    return v
 
 
 def _hash(obj: object, n: int) -> str:

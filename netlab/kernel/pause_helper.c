@@ -4,20 +4,24 @@
  * unshares a new PID namespace for its children and forks one: the child, PID 1 of that
  * namespace, enters the pod's network (and UTS) namespace, unshares its mount, IPC (and
  * UTS) namespaces with private propagation, makes the pod's mounts with mount(2),
- * pivot_root's into the overlay, drops the old root and execs `sleep infinity` with SIGCHLD
- * ignored. The helper ignores SIGCHLD too, so the kernel reaps its pauses when they end.
+ * pivot_root's into the overlay, drops the old root and becomes the pause: named "pause",
+ * every file but /dev/null on 0-2 closed, it waits for signals forever with SIGCHLD ignored
+ * (as Kubernetes' pause does: the kernel reaps the orphans it inherits). The helper ignores
+ * SIGCHLD too, so the kernel reaps its pauses when they end.
  *
  * Native code because a pause is made per pod and a pod's `up` waits for it: the same steps
  * from a forked Python process cost ~4.5 ms of CPU each (the fork's copy-on-write faults,
  * the interpreter's work, an execve tearing down its address space), this ~1 ms, nearly all
- * of it the kernel's mounts.
+ * of it the kernel's mounts. No exec of a pause program either: an exec costs more than the
+ * rest of the pause's setup together (the dynamic loader; glibc's CPU feature probing runs
+ * cpuid, which traps in a VM).
  *
  * Protocol, on stdin: a request is a count N then N fields, each ended by a NUL byte:
- *   net uts root hostname staging sleep timeout_ms ARGS...
+ *   net uts root hostname staging timeout_ms ARGS...
  * (uts "" = a new UTS namespace named hostname; staging "1" = bind ROOT/../volumes at
  * /run/.netlab/volumes; ARGS: S path | B src dst | M name sizeopt | H name, as
- * sandbox.py builds them). One line answers each: "ok PID" once the pause has exec'd (its
- * close-on-exec status pipe closed with nothing written) or "err MESSAGE". The helper exits
+ * sandbox.py builds them). One line answers each: "ok PID" once the pause is ready (it
+ * closed its end of the status pipe with nothing written) or "err MESSAGE". The helper exits
  * at the end of its input, or after IDLE seconds (argv[1]) without a request.
  *
  * Its own mount namespace, which every pause copies, is the host's without the namespace
@@ -37,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -116,7 +121,7 @@ static int lexists(const char *path) {
 }
 
 struct request {
-    char *net, *uts, *root, *hostname, *staging, *sleep_bin;
+    char *net, *uts, *root, *hostname, *staging;
     long timeout_ms;
     char **args;
     int nargs;
@@ -128,6 +133,25 @@ static const struct { const char *name; int major, minor; } DEVICES[] = {
 static const char *LINKS[][2] = {
     {"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
     {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
+
+static char *args_start, *args_end;  /* the helper's command line (main's argv) */
+
+/* The pause: PID 1 of the pod's PID namespace, holding its namespaces until it is killed.
+ * Its name and command line read "pause" (ps in the pod, and on the host, show it so). */
+static void become_pause(void) {
+    prctl(PR_SET_NAME, "pause", 0, 0, 0);
+    /* The command line is the memory of the helper's arguments: "pause" and its NUL written
+     * over them, and their last byte made non-NUL, which makes the kernel show the
+     * arguments as one string up to the first NUL (setproctitle's convention; pointing
+     * them elsewhere with PR_SET_MM needs CAP_SYS_RESOURCE, which containers often drop). */
+    if (args_end - args_start > 7) {
+        memset(args_start, 0, args_end - args_start);
+        memcpy(args_start, "pause", 6);
+        args_end[-1] = ' ';
+    }
+    closefrom(3);  /* the status pipe among them: the helper reads its end, ready */
+    for (;;) pause();  /* SIGCHLD stays ignored: orphans are reaped by the kernel */
+}
 
 static void setup(struct request *q) {
     umask(0);
@@ -241,9 +265,7 @@ static void setup(struct request *q) {
     for (int fd = 0; fd < 3; fd++)
         if (dup2(null, fd) < 0) fail("dup2");
     if (null > 2) close(null);
-    char *argv[] = {"sleep", "infinity", NULL};
-    execv(q->sleep_bin, argv);  /* SIGCHLD stays ignored */
-    fail("exec %s", q->sleep_bin);
+    become_pause();
 }
 
 /* The pause for request q: "ok PID" or "err ..." in answer. */
@@ -390,6 +412,8 @@ static long field(char *buf, size_t *used, int wait_ms) {
 }
 
 int main(int argc, char **argv) {
+    args_start = argv[0];
+    args_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
     signal(SIGCHLD, SIG_IGN);  /* the kernel reaps the pauses */
     template();
     int here = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
@@ -406,7 +430,7 @@ int main(int argc, char **argv) {
         long at = field(buf, &used, idle_ms);  /* the idle wait: only before a request */
         if (at < 0) return 0;
         long count = atol(buf + at);
-        if (count < 7 || count > MAX_FIELDS) {
+        if (count < 6 || count > MAX_FIELDS) {
             fprintf(stderr, "netlab-pause-helper: bad request (%ld fields)\n", count);
             return 1;
         }
@@ -414,8 +438,8 @@ int main(int argc, char **argv) {
             if ((offsets[i] = field(buf, &used, -1)) < 0) return 0;
         char *f[MAX_FIELDS];
         for (long i = 0; i < count; i++) f[i] = buf + offsets[i];
-        struct request q = {f[0], f[1], f[2], f[3], f[4], f[5], atol(f[6]), f + 7,
-                            (int)count - 7};
+        struct request q = {f[0], f[1], f[2], f[3], f[4], atol(f[5]), f + 6,
+                            (int)count - 6};
         start(&q, here, answer, sizeof answer);
         printf("%s\n", answer);
         fflush(stdout);

@@ -1,7 +1,8 @@
 """Pod sandboxes: a pod's own root filesystem, /proc, /tmp and PID namespace, and the exec
 chains that put a container's command into it as exactly one process.
 
-A sandbox is held by one tiny *pause* process (coreutils `sleep infinity`), PID 1 of the
+A sandbox is held by one tiny *pause* process (named "pause": the sandbox helper's forked
+child, which waits for signals forever; no program is exec'd for it), PID 1 of the
 pod's PID namespace, inside the pod's network, UTS, IPC and mount namespaces. Its mount
 namespace is the pod's template:
 
@@ -44,11 +45,11 @@ child, already in all of them, execs the command (or unshare -> sh -> the comman
 container with a mount namespace of its own): one process per container, the caller's
 child (so the caller can wait for its exit code). The pause is started in a new PID
 namespace, by a helper process (pause_helper.c: one fork and a few dozen mount(2) calls
-per pod, no process per mount). Its SIGCHLD is ignored (ignored signals survive execve), so the
-kernel reaps the orphans reparented to it as Kubernetes' pause does (wait(2): SIG_IGN on
-SIGCHLD => no zombies); the helper ignores it too, so the pause itself is reaped when it ends.
-Killing the pause SIGKILLs every process of the namespace (the kernel does, when a PID
-namespace's init dies).
+per pod, no process per mount, no exec). Its SIGCHLD is ignored (inherited from the
+helper), so the kernel reaps the orphans reparented to it as Kubernetes' pause does
+(wait(2): SIG_IGN on SIGCHLD => no zombies); the helper ignores it too, so the pause
+itself is reaped when it ends. Killing the pause SIGKILLs every process of the namespace
+(the kernel does, when a PID namespace's init dies).
 
 Not a security boundary: the pod's processes are root with every capability, in the host's
 user namespace.
@@ -395,9 +396,8 @@ def create_sandbox(lab: str, pod_dir: Path, netns: Path, uts: Path | None, hostn
     except (OSError, KernelError):
         _remove_dirs(root, vol_dir)
         raise
-    sleep = shutil.which("sleep", path=BASE_ENV.get("PATH")) or "/bin/sleep"
     request = [str(netns), "" if uts is None else str(uts), str(root), hostname,
-               "1" if volumes else "0", sleep, str(int(timeout * 1000)), *args]
+               "1" if volumes else "0", str(int(timeout * 1000)), *args]
     try:
         with _helper() as helper:
             answer = helper.ask(request, timeout + 5)
@@ -470,32 +470,44 @@ def exec_argv(sandbox: Sandbox, mounts: Sequence[MountLike], argv: Sequence[str]
 def start_container(sandbox: Sandbox, argv: Sequence[str], env: dict[str, str] | None = None,
                     **kwargs) -> subprocess.Popen:
     """Start `argv` (from container_argv) as the caller's child in the pod's network, UTS,
-    IPC, mount and PID namespaces: one of the launcher threads enters them all with one
-    setns(2) on a pidfd of the pause, forks the child there (it inherits them; its root and
-    working dir are the pod's), and returns to the process's own. No nsenter: one exec less
-    per container start (400 containers: 0.12 s against 0.28 s). `kwargs` go to Popen (open
-    files for its output: opened before, in the host's mount namespace)."""
-    return _launchers.submit(_spawn_inside, sandbox, list(argv),
-                             {**BASE_ENV, **(env or {})}, kwargs).result()
+    IPC, mount and PID namespaces: a launcher thread (this one, if `launcher_thread` made
+    it one; else one of a pool) enters them all with one setns(2) on a pidfd of the pause,
+    forks the child there (it inherits them; its root and working dir are the pod's), and
+    returns to the process's own. No nsenter: one exec less per container start (400
+    containers: 0.12 s against 0.28 s). `kwargs` go to Popen (open files for its output:
+    opened before, in the host's mount namespace)."""
+    full_env = {**BASE_ENV, **(env or {})}
+    if getattr(_launcher_state, "ready", False):
+        return _spawn_inside(sandbox, list(argv), full_env, kwargs)
+    return _launchers.submit(_spawn_inside, sandbox, list(argv), full_env, kwargs).result()
 
 
 # setns(2) into a mount namespace is refused to a thread that shares its filesystem context
 # (root, cwd) with others (EINVAL), as all of a process's threads do until one unshares it
-# (CLONE_FS). The launcher threads do; they are never the main thread, whose namespaces are
-# the process's (/proc/PID/ns, and what a pidfd of the process enters) and must stay so.
+# (CLONE_FS). Launcher threads do; they are never the main thread, whose namespaces are the
+# process's (/proc/PID/ns, and what a pidfd of the process enters) and must stay so.
 CLONE_FS = 0x200
 POD_NAMESPACES = ns.CLONE_NEWNS | ns.CLONE_NEWNET | ns.CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
 _launcher_state = threading.local()
+_home_lock = threading.Lock()
+_home: dict[int, int] = {}  # pid -> a pidfd of it: the namespaces a launcher returns to
 
 
-def _launcher_init() -> None:
+def launcher_thread() -> None:
+    """Make the calling thread a launcher (an initializer for a ThreadPoolExecutor whose
+    threads call `start_container`: they then start containers themselves)."""
+    if threading.current_thread() is threading.main_thread():
+        raise KernelError("the main thread cannot enter pods' namespaces: its namespaces are "
+                          "the process's")
+    with _home_lock:
+        if os.getpid() not in _home:  # (a forked child has a home of its own)
+            _home[os.getpid()] = os.pidfd_open(os.getpid())
     ns.unshare(CLONE_FS)
-    _launcher_state.home = os.pidfd_open(os.getpid())  # the process's own namespaces
-    _launcher_state.broken = None
+    _launcher_state.ready, _launcher_state.broken = True, None
 
 
 _launchers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-launcher",
-                                initializer=_launcher_init)
+                                initializer=launcher_thread)
 
 
 def _spawn_inside(sandbox: Sandbox, argv: list[str], env: dict[str, str],
@@ -515,7 +527,7 @@ def _spawn_inside(sandbox: Sandbox, argv: list[str], env: dict[str, str],
             return subprocess.Popen(argv, env=env, **kwargs)
         finally:
             try:
-                ns.setns(_launcher_state.home, POD_NAMESPACES)
+                ns.setns(_home[os.getpid()], POD_NAMESPACES)
             except OSError as e:
                 _launcher_state.broken = str(e)
                 raise

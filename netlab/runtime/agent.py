@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from netlab.errors import KernelError
 from netlab.features.volumes import PodVolume
 from netlab.intents import Probes, Process, SandboxSpec, Serve, Workload
 from netlab.jobs import PodOutcome
+from netlab.jsonable import plain
 from netlab.kernel import Kernel, netns_path, procs, raise_fd_limit, sandbox, uts_path
 from netlab.kernel.port import Started
 from netlab.model import Probe, VolumeMount
@@ -72,9 +73,9 @@ def workload_to_json(w: Workload) -> dict[str, Any]:
                                           for path, (data, mode) in v.files.items()}}
                                for v in w.sandbox.volumes]}
     return {"owner": w.owner, "restartPolicy": w.restart_policy,
-            "processes": [asdict(p) for p in w.processes],
-            "serve": asdict(w.serve) if w.serve else None, "backoff": list(w.backoff),
-            "containers": list(w.containers), "probes": [asdict(p) for p in w.probes],
+            "processes": plain(w.processes),
+            "serve": plain(w.serve), "backoff": list(w.backoff),
+            "containers": list(w.containers), "probes": plain(w.probes),
             "podIP": w.pod_ip, "netns": w.netns, "sandbox": sandbox}
 
 
@@ -486,7 +487,9 @@ class Agent:
             for containers in pods:
                 start(containers)
             return
-        with ThreadPoolExecutor(max_workers=min(16, len(pods))) as pool:
+        # each thread starts its pods' containers itself (sandbox.start_container)
+        with ThreadPoolExecutor(max_workers=min(16, len(pods)),
+                                initializer=sandbox.launcher_thread) as pool:
             list(pool.map(start, pods))
 
     def _kill(self, c: Container) -> None:

@@ -60,7 +60,7 @@ def test_pods_are_sandboxed(netlab_lab, tmp_path):
     ps = lab.exec("writer", ["ps", "-eo", "pid,args"], container="r").stdout.splitlines()[1:]
     commands = sorted(line.split(None, 1)[1] for line in ps)
     # the pause, container w (its sh and that sh's sleep), container r, and ps itself
-    assert commands == sorted(["sleep infinity", f"sh -c echo from-w > /data/note; echo x > "
+    assert commands == sorted(["pause", f"sh -c echo from-w > /data/note; echo x > "
                                f"{marker}; sleep 3600", "sleep 3600", "sleep 3600",
                                "ps -eo pid,args"]), commands
     # configMap files are read-only; env valueFrom is resolved
