@@ -103,19 +103,26 @@ def encode_request(fields: Sequence[str]) -> bytes:
     return "".join(f"{x}\0" for x in (str(len(fields)), *fields)).encode()
 
 
-_built: dict[str, str] = {}
+_built: dict[str, str] = {}  # digest -> the executable
+_build_lock = threading.Lock()
 
 
 def helper_binary() -> str:
     """The sandbox helper's executable, compiled from pause_helper.c with the system's C
     compiler the first time it is needed (a fraction of a second, once per boot and
     version of the source): <state root>/.pause-helper/<hash of source and flags>/
-    netlab-pause-helper, on netlab's tmpfs (`ps` shows netlab-pause-helper). Two
-    processes building at once each write a file of their own and rename it into place."""
+    netlab-pause-helper, on netlab's tmpfs (`ps` shows netlab-pause-helper). Threads of
+    one process build it once; two processes building at once each write a file of their
+    own and rename it into place."""
     source = HELPER_SOURCE.read_bytes()
     digest = hashlib.sha256(source + " ".join(CC_FLAGS).encode()).hexdigest()[:16]
-    if digest in _built:
+    with _build_lock:
+        if digest not in _built:
+            _built[digest] = _build(digest)
         return _built[digest]
+
+
+def _build(digest: str) -> str:
     ns.ensure_state_tmpfs(names.STATE_ROOT)
     path = names.STATE_ROOT / ".pause-helper" / digest / "netlab-pause-helper"
     if not os.access(path, os.X_OK):
@@ -137,7 +144,6 @@ def helper_binary() -> str:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-    _built[digest] = str(path)
     return str(path)
 
 # Runs in a copy of the pause's mount namespace. Arguments: WORKDIR STAGED (1: the pod has
