@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -63,3 +65,17 @@ def test_a_source_that_does_not_compile_gives_the_compilers_message(state_root, 
     with pytest.raises(KernelError, match=r"(?s)cannot build the sandbox helper.*undeclared"):
         sbx.helper_binary()
     assert not list((state_root / ".pause-helper").rglob("*tmp"))  # no half-built file
+
+
+def test_threads_asking_at_once_build_it_once(state_root, monkeypatch):
+    calls = []
+
+    def build(digest: str) -> str:
+        calls.append(digest)
+        time.sleep(0.05)  # long enough for the other threads to ask meanwhile
+        return f"/built/{digest}"
+
+    monkeypatch.setattr(sbx, "_build", build)
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(lambda _: sbx.helper_binary(), range(4)))
+    assert len(calls) == 1 and len(set(paths)) == 1
