@@ -117,7 +117,7 @@ def helper_binary() -> str:
     source = HELPER_SOURCE.read_bytes()
     digest = hashlib.sha256(source + " ".join(CC_FLAGS).encode()).hexdigest()[:16]
     with _build_lock:
-        if digest not in _built:
+        if digest not in _built or not os.access(_built[digest], os.X_OK):  # (removed?)
             _built[digest] = _build(digest)
         return _built[digest]
 

@@ -73,9 +73,17 @@ def test_threads_asking_at_once_build_it_once(state_root, monkeypatch):
     def build(digest: str) -> str:
         calls.append(digest)
         time.sleep(0.05)  # long enough for the other threads to ask meanwhile
-        return f"/built/{digest}"
+        path = state_root / digest
+        path.touch(mode=0o755)
+        return str(path)
 
     monkeypatch.setattr(sbx, "_build", build)
     with ThreadPoolExecutor(4) as pool:
         paths = list(pool.map(lambda _: sbx.helper_binary(), range(4)))
     assert len(calls) == 1 and len(set(paths)) == 1
+
+
+def test_a_helper_removed_meanwhile_is_built_again(state_root):
+    path = sbx.helper_binary()
+    os.unlink(path)
+    assert sbx.helper_binary() == path and os.access(path, os.X_OK)
