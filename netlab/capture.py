@@ -38,6 +38,12 @@ class CapturePoint:
     names: tuple[tuple[str, str], ...] = ()
 
 
+def interface_label(owner: str, ifname: str) -> str:
+    """The label of a captured interface: OWNER:IFNAME (node/node-1:eth0, pod/default/a:eth0;
+    underlay:node-1 for node-1's port on the underlay switch)."""
+    return f"{owner}:{ifname}"
+
+
 @dataclass
 class Captured:
     label: str
@@ -140,7 +146,8 @@ class Capture:
                     pkt.time = ts
                     point: CapturePoint = key.data
                     if point.iface == "*":
-                        label = dict(point.names).get(addr[0]) or f"{point.label}:{addr[0]}"
+                        label = (dict(point.names).get(addr[0])
+                                 or interface_label(point.label, addr[0]))
                     else:
                         label = point.label
                     c = Captured(label, ts, addr[2] == PACKET_OUTGOING, pkt)

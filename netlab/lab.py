@@ -29,7 +29,7 @@ from netlab import check as check_mod
 from netlab import dns_client, http_client, names, state, targets
 from netlab import probe as probe_mod
 from netlab import trace as trace_mod
-from netlab.capture import Capture, CapturePoint
+from netlab.capture import Capture, CapturePoint, interface_label
 from netlab.check import CheckReport, Explanation
 from netlab.compile import (
     DesiredLab,
@@ -775,13 +775,14 @@ class Lab:
         for target in targets_:
             if target == "underlay":
                 points += [CapturePoint(netns_path(names.fabric_netns(self.name)), n.fabric_port,
-                                        f"underlay:{n.name}") for n in plan.nodes]
+                                        interface_label("underlay", n.name))
+                           for n in plan.nodes]
                 continue
             ref, _, iface = target.partition(":")
             t = targets.parse(ref)
             label = ref if t.kind == "node" else targets.pod(plan, t.name).key
             points.append(CapturePoint(netns_path(targets.netns(plan, t)), iface or "eth0",
-                                       f"{label}:{iface or 'eth0'}"))
+                                       interface_label(label, iface or "eth0")))
         return Capture(points, bpf)
 
     # --- commands inside the lab ------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab import names, targets
-from netlab.capture import Capture, Captured, CapturePoint
+from netlab.capture import Capture, Captured, CapturePoint, interface_label
 from netlab.errors import InputError
 from netlab.kernel import NftTrace, netns_path
 from netlab.kernel.sockets import inside
@@ -549,13 +549,23 @@ def _causal(hops: list[Hop], wires: dict[str, str]) -> list[Hop]:
     return out
 
 
+def _eth0(owner: str) -> str:
+    """The label of a pod's, node's or outside host's eth0 (node/node-1:eth0)."""
+    return interface_label(owner, names.POD_IFACE)
+
+
+def _switch_port(name: str) -> str:
+    """The label of a node's or outside host's port on the underlay switch."""
+    return interface_label("underlay", name)
+
+
 def wire_ends(plan: Plan) -> dict[str, str]:
     """The two ends of each veth the walk is captured on, both ways: a node's or outside
     host's eth0 and its port on the underlay switch, a pod's eth0 and its node's veth."""
-    pairs = [(f"node/{n.name}:eth0", f"underlay:{n.name}") for n in plan.nodes]
-    pairs += [(f"host/{h}:eth0", f"underlay:{h}") for h in names.HOSTS]
-    pairs += [(f"pod/{p.key}:eth0", f"node/{p.node}:{p.veth}") for p in plan.pods.values()
-              if not p.host_network and p.veth]
+    pairs = [(_eth0(f"node/{n.name}"), _switch_port(n.name)) for n in plan.nodes]
+    pairs += [(_eth0(f"host/{h}"), _switch_port(h)) for h in names.HOSTS]
+    pairs += [(_eth0(f"pod/{p.key}"), interface_label(f"node/{p.node}", p.veth))
+              for p in plan.pods.values() if not p.host_network and p.veth]
     return {**dict(pairs), **{b: a for a, b in pairs}}
 
 
@@ -565,29 +575,30 @@ def capture_points(plan: Plan) -> tuple[list[CapturePoint], dict[str, str]]:
     interface each address lives on."""
     points: list[CapturePoint] = []
     by_ip: dict[str, str] = {}
-    ports = [(n.fabric_port, f"underlay:{n.name}") for n in plan.nodes]
-    ports += [(names.host_port(h), f"underlay:{h}") for h in names.HOSTS]
+    ports = [(n.fabric_port, _switch_port(n.name)) for n in plan.nodes]
+    ports += [(names.host_port(h), _switch_port(h)) for h in names.HOSTS]
     points.append(CapturePoint(netns_path(names.fabric_netns(plan.lab)), "*", "underlay",
                                tuple(ports)))
     for n in plan.nodes:
         points.append(CapturePoint(netns_path(n.netns), "*", f"node/{n.name}"))
         for ip in (n.underlay_ip, n.underlay_ip6):
             if ip:
-                by_ip[ip] = f"node/{n.name}:eth0"
+                by_ip[ip] = _eth0(f"node/{n.name}")
     for host in names.HOSTS:
         points.append(CapturePoint(netns_path(names.host_netns(plan.lab, host)), "eth0",
-                                   f"host/{host}:eth0"))
+                                   _eth0(f"host/{host}")))
     for ip, host in ((plan.external_ip, "external"), (plan.internet_ip, "internet"),
                      (plan.external_ip6, "external"), (plan.internet_ip6, "internet")):
         if ip:
-            by_ip[ip] = f"host/{host}:eth0"
+            by_ip[ip] = _eth0(f"host/{host}")
     for p in plan.pods.values():
         if p.host_network:  # its node's interfaces, captured as the node's
             continue
-        points.append(CapturePoint(netns_path(p.netns), "eth0", f"pod/{p.key}:eth0"))
+        points.append(CapturePoint(netns_path(p.netns), names.POD_IFACE,
+                                   _eth0(f"pod/{p.key}")))
         for ip in (p.ip, p.ip6):
             if ip:
-                by_ip[ip] = f"pod/{p.key}:eth0"
+                by_ip[ip] = _eth0(f"pod/{p.key}")
     return points, by_ip
 
 
@@ -595,13 +606,13 @@ def source(plan: Plan, t: targets.Target, family: str = "IPv4") -> tuple[str, st
     """(address the packet leaves from, label of the interface it leaves by), in `family`."""
     if t.kind == "host":  # the internet host sends from its underlay side
         ip = plan.external(family) if t.name == "external" else plan.gateway(family)
-        label = f"host/{t.name}:eth0"
+        label = _eth0(f"host/{t.name}")
     elif t.kind == "node":
         node = targets.node(plan, t.name)
-        ip, label = node.address(family), f"node/{node.name}:eth0"
+        ip, label = node.address(family), _eth0(f"node/{node.name}")
     else:
         pod = targets.pod(plan, t.name)
-        ip, label = pod.address(family), f"pod/{pod.key}:eth0"
+        ip, label = pod.address(family), _eth0(f"pod/{pod.key}")
     if not ip:
         raise InputError(f"{t.text} has no {family} address: lab {plan.lab} has only "
                          f"{' and '.join(plan.cluster.families)}")
