@@ -12,7 +12,11 @@ on both, each its own socket). Replies, as one JSON object naming the pod, hostn
 protocol, client and server (an IPv6 address in brackets, as net.JoinHostPort writes it):
   TCP/SCTP  a line (or silence, for LINE_WAIT): a JSON line back, then close; an HTTP
             request (headers and a body of up to MAX_BODY bytes within HTTP_WAIT) gets an
-            HTTP/1.1 response: /hostname, /clientip, /echo?msg=..., anything else the JSON,
+            HTTP/1.1 response, and the connection stays open for the next request (HTTP/1.1
+            keep-alive, as Go's server and nginx do; closed after KEEPALIVE_WAIT idle, or
+            when the request says `Connection: close`, is HTTP/1.0 without `keep-alive`,
+            has a chunked body, or is refused): /hostname, /clientip, /echo?msg=...,
+            anything else the JSON,
             with what the request said, as the Gateway API conformance echo server reports
             it: method, path, uri (path and query), query, host and headers (a header sent
             on several lines joined with ","). Like that server it adds the response headers
@@ -43,6 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 HTTP_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ")
 LINE_WAIT = 0.2  # a client that says nothing gets its answer after this
 HTTP_WAIT = 2.0  # an HTTP request not complete by then (headers, body) gets no answer
+KEEPALIVE_WAIT = 60.0  # a kept-alive HTTP connection idle this long is closed
 MAX_BODY = 64 * 1024  # a larger request body is refused (413) instead of read
 WRITE_WAIT = 1.0  # a client that does not read its answer is dropped after this
 LOG_MAX = 4 * 1024 * 1024  # a pod's request log starts over past this (kubelet rotates too)
@@ -125,15 +130,45 @@ def _body_length(headers: dict[str, str]) -> int | None:
 
 
 def _http_response(status: str, pod: str, body: bytes, ctype: str,
-                   extra: list[tuple[str, str]] | None = None) -> bytes:
+                   extra: list[tuple[str, str]] | None = None, keep: bool = False,
+                   head: bool = False) -> bytes:
+    """An HTTP/1.1 response; `keep`: the connection stays open for the next request;
+    `head`: the answer to a HEAD request (its headers only, Content-Length as for GET)."""
     more = "".join(f"{k}: {v}\r\n" for k, v in extra or ())
     return (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-            f"Connection: close\r\nX-Netlab-Pod: {pod}\r\n{more}\r\n").encode() + body
+            f"Connection: {'keep-alive' if keep else 'close'}\r\nX-Netlab-Pod: {pod}\r\n"
+            f"{more}\r\n").encode() + (b"" if head else body)
+
+
+def keeps_alive(data: bytes) -> bool:
+    """Whether the connection of this complete HTTP request stays open after its answer
+    (RFC 9112 section 9.3): HTTP/1.1 unless it says `Connection: close`, HTTP/1.0 only if
+    it says `Connection: keep-alive`; never after a body this server does not read exactly
+    (chunked, too large, a bad Content-Length): its rest would be read as a request."""
+    if not data.startswith(HTTP_METHODS):
+        return False
+    request, headers = _http_head(data)
+    length = _body_length(headers)
+    if length is None or length > MAX_BODY or "transfer-encoding" in headers:
+        return False
+    tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+    version = request[2] if len(request) > 2 else "HTTP/1.0"
+    if version == "HTTP/1.1":
+        return "close" not in tokens
+    return version == "HTTP/1.0" and "keep-alive" in tokens
+
+
+def request_length(data: bytes) -> int:
+    """How many bytes of `data` the first request takes (a complete HTTP request: its
+    headers and the body they announce); what follows is the next request."""
+    end = data.find(b"\r\n\r\n") + 4
+    return end + (_body_length(_http_head(data)[1]) or 0)
 
 
 def stream_reply(pod: str, hostname: str, proto: str, client: tuple, server: tuple,
-                 data: bytes) -> bytes:
-    """What a TCP/SCTP client that sent `data` gets back (then the connection closes)."""
+                 data: bytes, keep: bool = False) -> bytes:
+    """What a TCP/SCTP client that sent `data` gets back (then the connection closes, unless
+    `keep`: keeps_alive(data) said it stays open)."""
     info = answer(pod, hostname, proto, client, server)
     if not data.startswith(HTTP_METHODS):
         return (json.dumps(info) + "\n").encode()
@@ -160,7 +195,8 @@ def stream_reply(pod: str, hostname: str, proto: str, client: tuple, server: tup
     else:
         body, ctype = (json.dumps(info) + "\n").encode(), "application/json"
     echo = headers.get("x-echo-set-header")
-    return _http_response("200 OK", pod, body, ctype, echo_set_headers(echo) if echo else None)
+    return _http_response("200 OK", pod, body, ctype, echo_set_headers(echo) if echo else None,
+                          keep=keep, head=request[0] == "HEAD")
 
 
 def stream_complete(data: bytes) -> bool:
@@ -273,8 +309,8 @@ class _Listener:
 
 
 class _Conn:
-    __slots__ = ("buf", "closed", "deadline", "local", "out", "peer", "pod", "proto", "reply",
-                 "sock", "t0")
+    __slots__ = ("buf", "closed", "deadline", "keep", "local", "out", "peer", "pod", "proto",
+                 "reply", "served", "sock", "t0")
 
     def __init__(self, pod: _Pod, proto: str, sock: socket.socket, peer: tuple, local: tuple,
                  now: float, reply: bytes | None = None) -> None:
@@ -285,6 +321,8 @@ class _Conn:
         self.t0 = now
         self.deadline = now + LINE_WAIT
         self.closed = False
+        self.keep = False  # the answer being sent leaves the connection open
+        self.served = 0  # HTTP requests answered on it (kept alive)
 
 
 class ResponderHub:
@@ -516,7 +554,9 @@ class ResponderHub:
         except OSError:
             chunk = b""
         conn.buf += chunk
-        if not chunk or stream_complete(conn.buf):
+        if not chunk and conn.served and not conn.buf:
+            self._close(conn)  # the client ended a kept-alive connection
+        elif not chunk or stream_complete(conn.buf):
             self._answer(conn)
 
     def _answer(self, conn: _Conn) -> None:
@@ -524,13 +564,14 @@ class ResponderHub:
         if conn.reply is not None:
             out = conn.reply if conn.buf.startswith(HTTP_METHODS) else BAD_REQUEST
         else:
+            # the rest of a closed connection's request (no more to come) is not kept for
+            conn.keep = keeps_alive(conn.buf) and stream_complete(conn.buf)
             out = stream_reply(pod.name, pod.hostname, conn.proto, conn.peer, conn.local,
-                               conn.buf)
+                               conn.buf, conn.keep)
             if pod.log is not None and out.startswith(b"HTTP/1.1 200"):
                 pod.log.write(request_log_line(conn.buf, conn.peer))
         conn.out = memoryview(out)
-        self._send(conn)
-        if not conn.closed:  # the socket's buffer is full: wait until the client reads
+        if self._send(conn):  # the socket's buffer is full: wait until the client reads
             try:
                 self._sel.modify(conn.sock, WRITE, conn)
             except (OSError, KeyError, ValueError):
@@ -539,24 +580,48 @@ class ResponderHub:
             conn.deadline = time.monotonic() + WRITE_WAIT
             self._timer(conn)
 
-    def _send(self, conn: _Conn) -> None:
+    def _send(self, conn: _Conn) -> bool:
+        """Send what is left of the answer; True if the socket's buffer is full (the rest
+        waits), else the answer is out: the connection is closed or waits for the next
+        request."""
         assert conn.out is not None
         try:
             while conn.out:
                 conn.out = conn.out[conn.sock.send(conn.out):]
         except BlockingIOError:
-            return
+            return True
         except OSError:
-            pass
-        self._close(conn)
+            conn.keep = False
+        if conn.keep:
+            self._next_request(conn)
+        else:
+            self._close(conn)
+        return False
 
+    def _next_request(self, conn: _Conn) -> None:
+        """A kept-alive connection, its answer sent, waits for the next request: what the
+        client sent after the last one (pipelined) is that request's start."""
+        now = time.monotonic()
+        conn.buf = conn.buf[request_length(conn.buf):]
+        conn.out, conn.keep, conn.t0 = None, False, now
+        conn.served += 1
+        conn.deadline = now + (HTTP_WAIT if conn.buf else KEEPALIVE_WAIT)
+        try:
+            self._sel.modify(conn.sock, READ, conn)
+        except (OSError, KeyError, ValueError):
+            self._close(conn)
+            return
+        self._timer(conn)
+        if conn.buf and stream_complete(conn.buf):
+            self._answer(conn)  # the next one is here already
     def _expire(self, now: float) -> None:
         timers = self._timers
         while timers and timers[0][0] <= now:
             deadline, _, conn = heapq.heappop(timers)
             if conn.closed or deadline != conn.deadline:
                 continue  # answered, closed or rescheduled since
-            if conn.out is not None:  # the client did not read its answer
+            # the client did not read its answer; or kept alive and idle since the last
+            if conn.out is not None or (conn.served and not conn.buf):
                 self._close(conn)
             elif not conn.buf.startswith(HTTP_METHODS):
                 self._answer(conn)  # a silent (or line-less) client

@@ -274,8 +274,9 @@ def _http(lab: Lab, src: str, address: str, port: int, path: str) -> str:
 
     with ns.entered(str(netns_path(lab.plan.pods[f"default/{src}"].netns))):
         sock = socket.create_connection((address, port), timeout=2)
-    with sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: web\r\nUser-Agent: test\r\n\r\n".encode())
+    with sock:  # read to the end: the responder keeps an HTTP/1.1 connection open otherwise
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: web\r\nUser-Agent: test\r\n"
+                     "Connection: close\r\n\r\n".encode())
         data = b""
         while chunk := sock.recv(4096):
             data += chunk
@@ -290,6 +291,29 @@ def test_responder_speaks_http(web_lab):
     reply = _http(web_lab, "c1", web_lab.pod("web-1").ip, 8080, "/")
     assert '"pod": "default/web-1"' in reply and f'"client": "{web_lab.pod("c1").ip}:' in reply
     assert "X-Netlab-Pod: default/web-1" in reply
+
+
+def test_a_kept_alive_connection_through_a_service_stays_with_its_endpoint(web_lab):
+    """HTTP/1.1 keep-alive through the ClusterIP: the requests of one connection go to one
+    pod (kube-proxy balances connections, not requests), each answered on it."""
+    import socket
+
+    from netlab.kernel import netns_path, ns
+
+    with ns.entered(str(netns_path(web_lab.plan.pods["default/c1"].netns))):
+        sock = socket.create_connection((web_lab.service("web").cluster_ip, 80), timeout=5)
+    answered = []
+    with sock, sock.makefile("rb") as f:
+        for _ in range(5):
+            sock.sendall(b"GET /hostname HTTP/1.1\r\nHost: web\r\n\r\n")
+            assert f.readline() == b"HTTP/1.1 200 OK\r\n"
+            headers = {}
+            while (line := f.readline().rstrip(b"\r\n")):
+                k, _, v = line.decode().partition(":")
+                headers[k.lower()] = v.strip()
+            assert headers["connection"] == "keep-alive"
+            answered.append(f.read(int(headers["content-length"])).decode().strip())
+    assert len(set(answered)) == 1 and answered[0] in ("web-1", "web-2"), answered
 
 
 def test_responder_can_be_turned_off(netlab_lab, mode):

@@ -70,8 +70,19 @@ def pods(hub: ResponderHub) -> tuple[Pod, Pod]:
     return a, b
 
 
+def response_complete(out: bytes) -> bool:
+    """An HTTP response whose headers and Content-Length bytes of body have all arrived."""
+    head, sep, body = out.partition(b"\r\n\r\n")
+    if not out.startswith(b"HTTP/") or not sep:
+        return False
+    lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n")
+               if line.lower().startswith(b"content-length:")]
+    return bool(lengths) and len(body) >= int(lengths[0])
+
+
 def ask(port: int, data: bytes = b"", timeout: float = 5) -> tuple[bytes, str]:
-    """Send `data`, read to EOF; (the answer, the client's address as the server sees it)."""
+    """Send `data`, read to EOF, or to the end of an HTTP response on a connection kept
+    alive; (the answer, the client's address as the server sees it)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         client = addr(s)
         if data:
@@ -79,6 +90,8 @@ def ask(port: int, data: bytes = b"", timeout: float = 5) -> tuple[bytes, str]:
         out = b""
         while chunk := s.recv(65536):
             out += chunk
+            if b"Connection: keep-alive" in out and response_complete(out):
+                break
     return out, client
 
 
@@ -112,7 +125,7 @@ def test_http_paths(pods):
     status, headers, body, _ = http(a.tcp, "/hostname")
     assert status == "HTTP/1.1 200 OK" and body == b"a-host\n"
     assert headers["content-type"] == "text/plain" and headers["x-netlab-pod"] == "ns1/a"
-    assert headers["connection"] == "close"
+    assert headers["connection"] == "keep-alive"  # HTTP/1.1: open for the next request
     _, _, body, client = http(b.tcp, "/clientip")
     assert body == f"{client}\n".encode()
     _, _, body, _ = http(b.tcp, "/echo?msg=hi%20there")
@@ -142,7 +155,7 @@ def test_a_request_body_is_read_before_the_answer(pods):
     body = bytes(range(256)) * 256  # 64 KiB, the most that is read
     assert len(body) == MAX_BODY
     head = (f"POST /upload?k=v HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-            "\r\n").encode()
+            "Connection: close\r\n\r\n").encode()  # read to the end below
     with socket.create_connection(("127.0.0.1", pods[0].tcp), timeout=5) as s:
         s.sendall(head)
         time.sleep(LINE_WAIT + 0.2)  # headers alone are not the whole request: no answer yet
@@ -330,7 +343,7 @@ def test_concurrent_clients_wait_for_nobody(pods):
     assert {x["pod"] for x in answers} == {"ns1/a", "ns2/b"} and len(answers) == 200
     slow.settimeout(5)
     got = b""
-    while chunk := slow.recv(1 << 20):
+    while not got.endswith(big.encode()) and (chunk := slow.recv(1 << 20)):
         got += chunk
     assert got.endswith(big.encode())
     stuck.settimeout(5)
@@ -445,3 +458,114 @@ def test_ipv6_addresses_in_answers_are_bracketed_and_parsed_back():
     # in6_pktinfo (IPV6_PKTINFO = 50): the address the datagram came to, then the ifindex
     data = socket.inet_pton(socket.AF_INET6, "fd00:10:244:1::2") + bytes(4)
     assert pktinfo_dst([(socket.IPPROTO_IPV6, 50, data)]) == "fd00:10:244:1::2"
+
+
+# --- HTTP keep-alive ---------------------------------------------------------------------------
+
+def read_response(f) -> tuple[str, dict[str, str], bytes]:
+    """One HTTP response from a connection that may stay open (`f`: its buffered reader),
+    read by its Content-Length; a HEAD answer has none of the body it announces."""
+    status = f.readline().decode().rstrip("\r\n")
+    assert status, "closed before a response"
+    headers = {}
+    while (line := f.readline().decode().rstrip("\r\n")):
+        k, _, v = line.partition(":")
+        headers[k.lower()] = v.strip()
+    return status, headers, b"" if f.head else f.read(int(headers["content-length"]))
+
+
+class Conn:
+    """A client connection: its socket and a buffered reader of its answers."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.reader = self.sock.makefile("rb")
+        self.reader.head = False
+
+    def send(self, data: bytes) -> None:
+        self.reader.head = data.startswith(b"HEAD ")
+        self.sock.sendall(data)
+
+    def response(self) -> tuple[str, dict[str, str], bytes]:
+        return read_response(self.reader)
+
+    def closed(self) -> bool:
+        return self.reader.read(1) == b""
+
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+def test_an_http_11_connection_serves_request_after_request(pods, tmp_path, hub):
+    port = free_port()
+    hub.add("ns/k", "k", None, [f"tcp:{port}"], log=tmp_path / "k.log")
+    with Conn(port) as c:
+        for path in ("/hostname", "/echo?msg=two", "/x"):
+            c.send(f"GET {path} HTTP/1.1\r\nHost: k\r\n\r\n".encode())
+            status, headers, body = c.response()
+            assert status == "HTTP/1.1 200 OK" and headers["connection"] == "keep-alive"
+        assert json.loads(body)["client"] == addr(c.sock)  # the same connection all along
+        c.send(b"POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\na=1")
+        assert json.loads(c.response()[2])["method"] == "POST"
+        c.send(b"GET /last HTTP/1.1\r\nConnection: close\r\n\r\n")
+        status, headers, _ = c.response()
+        assert headers["connection"] == "close" and c.closed()
+    logged = (tmp_path / "k.log").read_text().splitlines()
+    assert [line.split()[5] for line in logged] == ["/hostname", "/echo?msg=two", "/x", "/p",
+                                                    "/last"]
+
+
+def test_pipelined_requests_are_answered_in_order(pods):
+    with Conn(pods[0].tcp) as c:
+        c.send(b"GET /echo?msg=1 HTTP/1.1\r\n\r\nPOST /echo?msg=2 HTTP/1.1\r\n"
+               b"Content-Length: 4\r\n\r\nbodyGET /echo?msg=3 HTTP/1.1\r\n\r\n")
+        assert [c.response()[2] for _ in range(3)] == [b"1", b"2", b"3"]
+
+
+def test_http_10_closes_unless_it_asks_to_keep_alive(pods):
+    with Conn(pods[0].tcp) as c:
+        c.send(b"GET / HTTP/1.0\r\n\r\n")
+        assert c.response()[1]["connection"] == "close" and c.closed()
+    with Conn(pods[0].tcp) as c:
+        c.send(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+        assert c.response()[1]["connection"] == "keep-alive"
+        c.send(b"GET /hostname HTTP/1.0\r\n\r\n")
+        assert c.response()[2] == b"a-host\n" and c.closed()
+
+
+def test_head_gets_the_headers_only_and_the_connection_goes_on(pods):
+    with Conn(pods[0].tcp) as c:
+        c.send(b"HEAD /hostname HTTP/1.1\r\n\r\n")
+        status, headers, _ = c.response()
+        assert status == "HTTP/1.1 200 OK" and headers["content-length"] == "7"  # "a-host\n"
+        c.send(b"GET /hostname HTTP/1.1\r\n\r\n")  # a body after HEAD's would come first
+        assert c.response() [0::2] == ("HTTP/1.1 200 OK", b"a-host\n")
+
+
+def test_a_body_it_does_not_read_exactly_closes_the_connection(pods):
+    for request in (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                    b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+                    f"POST / HTTP/1.1\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode()):
+        with Conn(pods[0].tcp) as c:
+            c.send(request)
+            assert c.response()[1]["connection"] == "close" and c.closed()
+
+
+def test_an_idle_kept_connection_is_closed_without_a_word(pods, monkeypatch):
+    monkeypatch.setattr(responder_hub, "KEEPALIVE_WAIT", 0.3)
+    with Conn(pods[0].tcp) as c:
+        c.send(b"GET / HTTP/1.1\r\n\r\n")
+        c.response()
+        t0 = time.monotonic()
+        assert c.closed()  # no JSON line for a silent client: it was served already
+        assert 0.25 <= time.monotonic() - t0 < 2
+    with Conn(pods[0].tcp) as c:
+        c.send(b"GET / HTTP/1.1\r\n\r\n")
+        c.response()
+        c.sock.shutdown(socket.SHUT_WR)  # the client is done: closed at once, nothing sent
+        t0 = time.monotonic()
+        assert c.closed() and time.monotonic() - t0 < 0.25
