@@ -317,11 +317,15 @@ def _nginx_conf(d: Path, upstreams: dict[str, list[str]],
         "  proxy_set_header X-Forwarded-Proto $scheme;",
         "  proxy_set_header X-Forwarded-Port $server_port;",
         "  proxy_connect_timeout 2s;",
+        # connections to backends are kept and reused, as ingress-nginx does by default
+        # (upstream-keepalive-connections 320, HTTP/1.1 without a Connection header)
+        "  proxy_http_version 1.1;",
+        '  proxy_set_header Connection "";',
     ]
     for name, servers in sorted(upstreams.items()):
         if servers:
             lines.append(f"  upstream {name} {{ " + " ".join(f"server {s};" for s in servers)
-                         + " }")
+                         + " keepalive 320; }")
         else:  # no endpoints: nginx needs a server; a closed one, so requests get 502/503
             lines.append(f"  upstream {name} {{ server 127.0.0.1:1 down; }}")
     cert_for: dict[str, TLSHost] = {}
