@@ -366,7 +366,8 @@ def render(plan: Plan, m: Manifests) -> DesiredLab:
         loads[k] = Workload(k, tuple(processes.get(k, ())), policy.get(k, "Always"),
                             serves.get(k), backoff,
                             tuple(c.name for c in spec.long_running) if spec else (), probes,
-                            pod.ip if pod else "", pod.netns if pod else "", sandboxes.get(k))
+                            pod.ip if pod else "", pod.netns if pod else "", sandboxes.get(k),
+                            pod.spec_hash if pod else "")
     return DesiredLab(plan.lab, plan, m, network, pods, files, rules, announced, loads,
                       ready, warnings=warnings, cni=attached, iptables=iptables)
 

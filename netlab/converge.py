@@ -103,9 +103,12 @@ class Converger:
                 self.port.prepare()
                 self._network(new)
             if old is not None and gone:
-                self._remove_pods(old, gone)
+                # the pods leave the state first, then the agent lets go of them: a reader
+                # (`get pods`) never sees a pod whose containers are no longer reported, as
+                # one that is being created
                 self.state.plan = _without(old.plan, gone)  # reality until new pods exist
                 self.save(self.state)
+                self._remove_pods(old, gone)
             cni = new.plan.cluster.cni
             if cni and made:  # the pods first: their addresses come from the plugins
                 self._create_pods(new, made)

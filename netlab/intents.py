@@ -231,6 +231,9 @@ class Workload:
     pod_ip: str = ""
     netns: str = ""
     sandbox: SandboxSpec | None = None  # for its sandboxed processes
+    # which pod of that name (its spec hash): the agent reports it with the pod's status, so
+    # a reader never takes the containers of a pod being replaced for its successor's
+    incarnation: str = ""
 
 
 @dataclass(frozen=True)

@@ -316,19 +316,21 @@ class Lab:
 
     def pods(self, namespace: str | None = None) -> list[PodInfo]:
         """Pods of one namespace, or of all namespaces when `namespace` is None."""
+        status = self._agent_status()  # before the state: see _info
         st = self._state()
         assert st.plan is not None
-        out = [self._info(st, p) for p in st.plan.pods.values()
+        out = [self._info(st, p, status) for p in st.plan.pods.values()
                if namespace is None or p.namespace == namespace]
         pending = [_pending_info(p) for p in st.plan.pending.values()
                    if namespace is None or p.namespace == namespace]
         return sorted(out + pending, key=lambda p: (p.namespace, p.name)) if pending else out
 
     def pod(self, ref: str) -> PodInfo:
+        status = self._agent_status()  # before the state: see _info
         st = self._state()
         assert st.plan is not None
         try:
-            return self._info(st, targets.pod(st.plan, ref))
+            return self._info(st, targets.pod(st.plan, ref), status)
         except PodNotFoundError:  # a Pending pod (no node accepts it)?
             name = ref.removeprefix("pod/")
             pending = st.plan.pending
@@ -354,12 +356,20 @@ class Lab:
                 return {}
         return self._status_cache[1]
 
-    def _info(self, st: state.LabState, p: PodPlan) -> PodInfo:
+    def _info(self, st: state.LabState, p: PodPlan, status: dict[str, Any]) -> PodInfo:
+        """The pod as the state plans it and as the agent's `status` (read before the state)
+        reports it. The converger drops a replaced pod from the state before the agent lets
+        go of it, and records its successor after the agent has it, so the status is never
+        behind the state about a pod it still reports; a status that is behind (the new pod
+        not given yet) names the old pod's incarnation, and is then not this pod's: it is
+        being created."""
         assert st.plan is not None
-        status = self._agent_status()
+        pod_status = status.get("pods", {}).get(p.key, {})
+        if pod_status.get("incarnation", p.spec_hash) not in ("", p.spec_hash):
+            status, pod_status = {}, {}
         reported = {c["container"]: c for c in status.get("containers", [])
                     if c["owner"] == p.key}
-        created = status.get("pods", {}).get(p.key, {}).get("created", 0.0)
+        created = pod_status.get("created", 0.0)
         served = p.key in status.get("responder", {})
         probes = status.get("probes", {})
         # before the agent reports on a container with a readiness probe, it is not ready

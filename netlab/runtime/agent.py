@@ -76,7 +76,8 @@ def workload_to_json(w: Workload) -> dict[str, Any]:
             "processes": plain(w.processes),
             "serve": plain(w.serve), "backoff": list(w.backoff),
             "containers": list(w.containers), "probes": plain(w.probes),
-            "podIP": w.pod_ip, "netns": w.netns, "sandbox": sandbox}
+            "podIP": w.pod_ip, "netns": w.netns, "sandbox": sandbox,
+            "incarnation": w.incarnation}
 
 
 def _hostname(w: Workload) -> str | None:
@@ -119,7 +120,7 @@ def workload_from_json(d: dict[str, Any]) -> Workload:
     return Workload(d["owner"], tuple(proc(p) for p in d["processes"]), d["restartPolicy"],
                     serve, tuple(d.get("backoff", (10.0, 300.0))),
                     tuple(d.get("containers", ())), tuple(probes(p) for p in d.get("probes", ())),
-                    d.get("podIP", ""), d.get("netns", ""), sandbox)
+                    d.get("podIP", ""), d.get("netns", ""), sandbox, d.get("incarnation", ""))
 
 
 def prepared_ahead(w: Workload) -> bool:
@@ -568,7 +569,8 @@ class Agent:
         data = {"agent": {"pid": os.getpid(), "starttime": procs.starttime(os.getpid()) or 0},
                 "containers": [c.to_json() for c in self.containers.values()],
                 "pods": {k: {"created": t, "ready": self.pod_ready.get(k, (True, ""))[0],
-                             "notReadyReason": self.pod_ready.get(k, (True, ""))[1]}
+                             "notReadyReason": self.pod_ready.get(k, (True, ""))[1],
+                             "incarnation": w.incarnation if (w := self.loads.get(k)) else ""}
                          for k, t in self.created.items()},
                 "probes": {f"{k[0]}/{k[1]}": {"started": cp.started, "ready": cp.ready,
                                                "reason": cp.reason, "awaiting": cp.awaiting}
@@ -994,12 +996,14 @@ class AgentPort(Kernel):
 
     def workloads(self, desired: dict[str, Workload]) -> dict[tuple[str, str], Started]:
         self.agent.apply(desired)
+        self.agent.supervise()  # its status written before the lab's state is (as `handle`)
         with self.agent.lock:
             return {c.key: Started(c.pid, c.starttime) for c in self.agent.containers.values()
                     if c.state == "running"}
 
     def release(self, owners: Sequence[str]) -> None:
         self.agent.release(list(owners))
+        self.agent.supervise()
 
 
 def main(argv: list[str] | None = None) -> None:
