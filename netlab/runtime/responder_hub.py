@@ -554,18 +554,20 @@ class ResponderHub:
         except OSError:
             chunk = b""
         conn.buf += chunk
+        complete = stream_complete(conn.buf)
         if not chunk and conn.served and not conn.buf:
             self._close(conn)  # the client ended a kept-alive connection
-        elif not chunk or stream_complete(conn.buf):
-            self._answer(conn)
+        elif not chunk or complete:
+            self._answer(conn, complete)
 
-    def _answer(self, conn: _Conn) -> None:
+    def _answer(self, conn: _Conn, complete: bool) -> None:
+        """Answer what the client sent (`complete`: a whole request, which may leave the
+        connection open; else what a client that went silent or away sent)."""
         pod = conn.pod
         if conn.reply is not None:
             out = conn.reply if conn.buf.startswith(HTTP_METHODS) else BAD_REQUEST
         else:
-            # the rest of a closed connection's request (no more to come) is not kept for
-            conn.keep = keeps_alive(conn.buf) and stream_complete(conn.buf)
+            conn.keep = complete and keeps_alive(conn.buf)
             out = stream_reply(pod.name, pod.hostname, conn.proto, conn.peer, conn.local,
                                conn.buf, conn.keep)
             if pod.log is not None and out.startswith(b"HTTP/1.1 200"):
@@ -613,7 +615,7 @@ class ResponderHub:
             return
         self._timer(conn)
         if conn.buf and stream_complete(conn.buf):
-            self._answer(conn)  # the next one is here already
+            self._answer(conn, True)  # the next one is here already
     def _expire(self, now: float) -> None:
         timers = self._timers
         while timers and timers[0][0] <= now:
@@ -624,7 +626,7 @@ class ResponderHub:
             if conn.out is not None or (conn.served and not conn.buf):
                 self._close(conn)
             elif not conn.buf.startswith(HTTP_METHODS):
-                self._answer(conn)  # a silent (or line-less) client
+                self._answer(conn, False)  # a silent (or line-less) client
             elif now - conn.t0 < HTTP_WAIT:
                 conn.deadline = conn.t0 + HTTP_WAIT
                 self._timer(conn)
